@@ -1,0 +1,136 @@
+"""The policy protocol every agent implements, and the registry that names them.
+
+A policy maps an observation to an action. It owns its random generator (seeded through
+``reset(seed=...)``) and never touches global random state. ``act_batch`` lets a rollout
+step many episodes together so that LLM-backed policies can batch their model calls; the
+default loops over ``act``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ld_envs.errors import unknown_name
+
+
+@runtime_checkable
+class PolicyLike(Protocol):
+    """Anything with ``act(obs)``: what the environments accept as an evader or opponent."""
+
+    def act(self, obs: Any) -> Any: ...
+
+
+class Policy:
+    """Base class of ld-gym policies.
+
+    Subclasses implement :meth:`act`; they may override :meth:`act_batch` to batch work
+    across episodes and :meth:`reset` to clear per-episode state (call ``super().reset``).
+    """
+
+    #: Short name used in tables (``make`` sets it to the registry name when left empty).
+    name: str = ""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.np_random = np.random.default_rng(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start a new episode; reseed the policy's own generator when ``seed`` is given."""
+        if seed is not None:
+            self.np_random = np.random.default_rng(seed)
+
+    def act(self, obs: Any) -> Any:
+        """Return the action for one observation."""
+        raise NotImplementedError
+
+    def act_batch(self, observations: Sequence[Any]) -> list[Any]:
+        """Return actions for several observations (of different episodes), in order."""
+        return [self.act(obs) for obs in observations]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+#: registry: policy name -> env family ("pursuit" / "twentyone") -> factory
+_REGISTRY: dict[str, dict[str, Callable[..., Policy]]] = {}
+
+
+def game_of(env_id: str) -> str:
+    """Map an env id to its game family: ``"pursuit"`` or ``"twentyone"``."""
+    from ld_envs import GAME_OF_ENV
+
+    try:
+        return GAME_OF_ENV[env_id]
+    except KeyError:
+        raise unknown_name("env id", env_id, list(GAME_OF_ENV)) from None
+
+
+def register(name: str, game: str) -> Callable[[Callable[..., Policy]], Callable[..., Policy]]:
+    """Decorator registering a policy factory under ``name`` for ``game``.
+
+    ``game`` is ``"pursuit"`` or ``"twentyone"``. The factory is called as
+    ``factory(env_id=..., **kwargs)``.
+    """
+
+    def deco(factory: Callable[..., Policy]) -> Callable[..., Policy]:
+        _REGISTRY.setdefault(name, {})[game] = factory
+        return factory
+
+    return deco
+
+
+def known_policies(env_id: str | None = None) -> list[str]:
+    """Names of registered policies (for one env id when given)."""
+    _load_builtin_policies()
+    if env_id is None:
+        return sorted(_REGISTRY)
+    game = game_of(env_id)
+    return sorted(n for n, by_game in _REGISTRY.items() if game in by_game)
+
+
+def make(name: str, env_id: str, **kwargs: Any) -> Policy:
+    """Build the policy registered as ``name`` for ``env_id``.
+
+    >>> make("scripted", "Pursuit-v0")          # doctest: +SKIP
+    >>> make("optimal", "TwentyOne-v0", opponent="dealer", open_cards=False)  # doctest: +SKIP
+
+    An unknown name fails listing the names known for that env.
+    """
+    _load_builtin_policies()
+    game = game_of(env_id)
+    factory = _REGISTRY.get(name, {}).get(game)
+    if factory is None:
+        raise unknown_name(f"policy for {env_id}", name, known_policies(env_id))
+    policy = factory(env_id=env_id, **kwargs)
+    if not policy.name:
+        policy.name = name
+    return policy
+
+
+_LOADED = False
+
+
+def _load_builtin_policies() -> None:
+    """Import the modules whose ``@register`` decorators fill the registry (once)."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    import importlib
+
+    for module in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:  # an optional extra is missing: its policies stay out
+            if exc.name is None or exc.name.split(".")[0] not in _OPTIONAL_DEPS:
+                raise
+
+
+#: modules that register policies (add yours here); heavy extras are imported lazily
+#: inside factories, or the module is skipped when an optional extra is missing
+_BUILTIN_MODULES = [
+    "ld_agents.pursuit_policies",
+]
+_OPTIONAL_DEPS = {"torch", "transformers", "peft", "stable_baselines3", "sb3_contrib", "vllm"}

