@@ -89,6 +89,7 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release processes, servers or memory held by the backend (safe to call twice)."""
+        return None
 
 
 _BACKENDS: dict[str, Callable[..., Backend]] = {}

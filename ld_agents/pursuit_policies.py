@@ -1,0 +1,200 @@
+"""Non-LLM policies for the pursuit game: random, scripted pursuers, and the evaders.
+
+Pursuer policies return a ``MultiDiscrete([14, 14, 14])`` action; evader policies return
+an index into ``EVADER_MOVES``. Both read the legal moves from ``obs["action_mask"]``
+(the env puts the right mask in each side's observation).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from itertools import permutations
+from typing import Any
+
+import numpy as np
+
+from ld_agents.base import Policy, register
+from ld_envs.errors import InvalidArgument
+from ld_envs.pursuit import (
+    DEFAULT_SIZE,
+    EVADER_MOVES,
+    MOVES,
+    NO_CHOICE,
+    Area,
+    Cell,
+    GreedyEvader,
+    RandomEvader,
+    enterable,
+    manhattan,
+    pursuer_move_legal,
+)
+
+SIDES = ("pursuers", "evader")
+
+Obs = dict[str, np.ndarray]
+
+
+def _check_side(side: str) -> str:
+    if side not in SIDES:
+        raise InvalidArgument(f"side must be one of {SIDES}, got {side!r}")
+    return side
+
+
+class RandomPursuers(Policy):
+    """Uniform random pursuers.
+
+    ``masked=True`` picks each pursuer's move among the moves legal now (a joint action can
+    still collide when two pursuers name one cell); ``masked=False`` picks among all 13
+    offsets blindly, so it makes illegal choices and exercises the violation rule.
+    """
+
+    def __init__(self, masked: bool = True, seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.masked = masked
+
+    def act(self, obs: Obs) -> np.ndarray:
+        if not self.masked:
+            return self.np_random.integers(0, len(MOVES), size=3)
+        mask = obs["action_mask"]
+        action = np.empty(3, dtype=np.int64)
+        for i in range(3):
+            legal = np.flatnonzero(mask[i])
+            action[i] = legal[self.np_random.integers(len(legal))] if len(legal) else NO_CHOICE
+        return action
+
+
+def bfs_distances(goal: Cell, size: int, area: Area | None) -> list[list[int]]:
+    """Shortest 4-neighbour path length from every cell to ``goal`` around the area.
+
+    Unreachable cells (the area itself) get a large number. On an open board this equals
+    the Manhattan distance.
+    """
+    far = 10 * size * size
+    dist = [[far] * size for _ in range(size)]
+    dist[goal[0]][goal[1]] = 0
+    queue = deque([goal])
+    while queue:
+        x, y = queue.popleft()
+        d = dist[x][y] + 1
+        for dx, dy in EVADER_MOVES[1:]:
+            nx, ny = x + dx, y + dy
+            if 0 <= nx < size and 0 <= ny < size and dist[nx][ny] > d:
+                if area is not None and area[0] <= nx <= area[2] and area[1] <= ny <= area[3]:
+                    continue
+                dist[nx][ny] = d
+                queue.append((nx, ny))
+    return dist
+
+
+class ScriptedPursuers(Policy):
+    """A hand-written pursuer that encircles the evader.
+
+    Each step it picks three distinct "slots" among the evader's cell and its enterable
+    neighbours, assigns them to the pursuers so that the slowest pursuer arrives soonest
+    (then the total path length is smallest), and moves each pursuer, in order A, B, C, to
+    the legal target nearest its slot by path length around the restricted area. When a
+    pursuer is already at its slot it stays. The evader is pinned against the board's
+    edge and caught; against the greedy evader it succeeds on every benchmark start.
+    """
+
+    def __init__(self, size: int = DEFAULT_SIZE, seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.size = size
+        self._dist_cache: dict[tuple[Cell, Area | None], list[list[int]]] = {}
+
+    def _dist(self, goal: Cell, area: Area | None) -> Any:
+        if area is None:
+            return None  # Manhattan is exact on an open board
+        key = (goal, area)
+        table = self._dist_cache.get(key)
+        if table is None:
+            if len(self._dist_cache) > 4096:
+                self._dist_cache.clear()
+            table = self._dist_cache[key] = bfs_distances(goal, self.size, area)
+        return table
+
+    def _path_len(self, a: Cell, goal: Cell, area: Area | None) -> int:
+        table = self._dist(goal, area)
+        return manhattan(a, goal) if table is None else table[a[0]][a[1]]
+
+    def act(self, obs: Obs) -> np.ndarray:
+        pursuers: list[Cell] = [tuple(p) for p in obs["pursuers"].tolist()]
+        evader: Cell = tuple(obs["evader"].tolist())
+        area: Area | None = tuple(obs["restricted"].tolist()) if "restricted" in obs else None
+        size = self.size
+        slots = [
+            (evader[0] + dx, evader[1] + dy)
+            for dx, dy in EVADER_MOVES
+            if enterable((evader[0] + dx, evader[1] + dy), size, area)
+        ]
+        best: tuple[tuple[int, int], Sequence[Cell]] | None = None
+        for chosen in permutations(slots, 3):
+            steps = [
+                -(-self._path_len(p, s, area) // 2) for p, s in zip(pursuers, chosen, strict=True)
+            ]
+            key = (
+                max(steps),
+                sum(self._path_len(p, s, area) for p, s in zip(pursuers, chosen, strict=True)),
+            )
+            if best is None or key < best[0]:
+                best = (key, chosen)
+        assert best is not None
+        goals = best[1]
+
+        action = np.full(3, NO_CHOICE, dtype=np.int64)
+        cells = list(pursuers)
+        for i in range(3):
+            blocked = [cells[j] for j in range(3) if j != i]
+            origin = cells[i]
+            choice, choice_key = None, None
+            for k, (dx, dy) in enumerate(MOVES):
+                target = (origin[0] + dx, origin[1] + dy)
+                if not pursuer_move_legal(origin, target, size, area, blocked):
+                    continue
+                key = (self._path_len(target, goals[i], area), manhattan(target, evader), k)
+                if choice_key is None or key < choice_key:
+                    choice, choice_key = k, key
+            if choice is not None:
+                action[i] = choice
+                cells[i] = (origin[0] + MOVES[choice][0], origin[1] + MOVES[choice][1])
+        return action
+
+
+@register("random", "pursuit")
+def _random(
+    env_id: str,
+    side: str = "pursuers",
+    masked: bool = True,
+    seed: int | None = None,
+    size: int = DEFAULT_SIZE,
+    **_: Any,
+) -> Any:
+    if _check_side(side) == "evader":
+        return RandomEvader(seed=seed, size=size)
+    return RandomPursuers(masked=masked, seed=seed)
+
+
+@register("random_blind", "pursuit")
+def _random_blind(env_id: str, side: str = "pursuers", seed: int | None = None, **_: Any) -> Any:
+    if _check_side(side) != "pursuers":
+        raise InvalidArgument("random_blind plays the pursuers only; use 'random' for the evader")
+    return RandomPursuers(masked=False, seed=seed)
+
+
+@register("scripted", "pursuit")
+def _scripted(
+    env_id: str, side: str = "pursuers", seed: int | None = None, size: int = DEFAULT_SIZE, **_: Any
+) -> Any:
+    if _check_side(side) == "evader":
+        return GreedyEvader(seed=seed, size=size)
+    return ScriptedPursuers(size=size, seed=seed)
+
+
+@register("greedy", "pursuit")
+def _greedy(
+    env_id: str, side: str = "evader", seed: int | None = None, size: int = DEFAULT_SIZE, **_: Any
+) -> Any:
+    if _check_side(side) != "evader":
+        raise InvalidArgument("greedy is an evader; for pursuers use 'scripted'")
+    return GreedyEvader(seed=seed, size=size)

@@ -1,0 +1,739 @@
+"""The pursuit game of the Logic Distillation paper: three pursuers chase one evader.
+
+The rules live here as small pure functions (``legal_pursuer_targets``,
+``resolve_pursuers``, ``captured``, ...) that the env, the scripted and LD policies, the
+prompts and the tests all call; :class:`PursuitEnv` only holds state, draws from
+``self.np_random`` and renders.
+
+Cells are ``(x, y)`` tuples with ``0 <= x, y < size``; a restricted area is
+``(x0, y0, x1, y1)`` with inclusive corners, or ``None``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ld_envs.errors import InvalidAction, InvalidArgument, InvalidStart, unknown_name
+
+logger = logging.getLogger(__name__)
+
+Cell = tuple[int, int]
+Area = tuple[int, int, int, int]
+
+#: The 13 pursuer offsets with |dx| + |dy| <= 2; ``(0, 0)`` (stay) first.
+MOVES: list[Cell] = [
+    (0, 0),
+    (1, 0), (-1, 0), (0, 1), (0, -1),
+    (2, 0), (-2, 0), (0, 2), (0, -2),
+    (1, 1), (1, -1), (-1, 1), (-1, -1),
+]  # fmt: skip
+#: Action entry meaning "no readable choice": always illegal, counted as a violation.
+NO_CHOICE = 13
+N_PURSUER_ACTIONS = 14
+#: The evader's 5 moves (Manhattan distance <= 1); ``(0, 0)`` (stay) first.
+EVADER_MOVES: list[Cell] = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]
+PURSUER_NAMES = ("A", "B", "C")
+
+PURSUER_SPEED = 2
+EVADER_SPEED = 1
+#: Captured when every pursuer is at Manhattan distance < CAPTURE_DISTANCE of the evader.
+CAPTURE_DISTANCE = 2
+MAX_STEPS = 100
+#: More than this many violations in an episode ends it (failure with violation).
+MAX_VIOLATIONS = 7
+AREA_SIDE = 5
+DEFAULT_SIZE = 21
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's Figure 5 start: blue (3,8), (14,19), (17,2); orange (20,18).
+    "figure5": {"pursuers": [(3, 8), (14, 19), (17, 2)], "evader": (20, 18)},
+}
+
+OUTCOMES = ("success", "failure_without_violation", "failure_with_violation")
+
+_MOVE_INDEX: dict[Cell, int] = {m: i for i, m in enumerate(MOVES)}
+_EVADER_MOVE_INDEX: dict[Cell, int] = {m: i for i, m in enumerate(EVADER_MOVES)}
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def manhattan(a: Sequence[int], b: Sequence[int]) -> int:
+    """Manhattan distance |ax - bx| + |ay - by|."""
+    return abs(a[0] - b[0]) + abs(a[1] - b[1])
+
+
+def on_board(cell: Sequence[int], size: int) -> bool:
+    """True when ``cell`` lies on the ``size`` x ``size`` board."""
+    return 0 <= cell[0] < size and 0 <= cell[1] < size
+
+
+def in_area(cell: Sequence[int], area: Area | None) -> bool:
+    """True when ``cell`` lies in the restricted area (never when there is none)."""
+    if area is None:
+        return False
+    return area[0] <= cell[0] <= area[2] and area[1] <= cell[1] <= area[3]
+
+
+def area_from_corner(corner: Sequence[int], side: int = AREA_SIDE) -> Area:
+    """The ``side`` x ``side`` block whose lowest corner is ``corner``."""
+    x0, y0 = int(corner[0]), int(corner[1])
+    return (x0, y0, x0 + side - 1, y0 + side - 1)
+
+
+def area_touches_edge(area: Area, size: int) -> bool:
+    """True when the block lies on or against the board's edge (or off it)."""
+    return area[0] <= 0 or area[1] <= 0 or area[2] >= size - 1 or area[3] >= size - 1
+
+
+def enterable(cell: Sequence[int], size: int, area: Area | None) -> bool:
+    """True when a piece may stand on ``cell`` (on the board, outside the area)."""
+    return on_board(cell, size) and not in_area(cell, area)
+
+
+def pursuer_move_legal(
+    origin: Cell, target: Cell | None, size: int, area: Area | None, blocked: Sequence[Cell]
+) -> bool:
+    """Whether a pursuer at ``origin`` may move to ``target``.
+
+    Legal: within Manhattan distance ``PURSUER_SPEED`` (staying counts), on the board,
+    outside the restricted area and not onto a cell in ``blocked`` (the other pursuers'
+    cells). The evader's cell is allowed: a pursuer may share it.
+    """
+    if target is None:
+        return False
+    return (
+        manhattan(origin, target) <= PURSUER_SPEED
+        and enterable(target, size, area)
+        and tuple(target) not in blocked
+    )
+
+
+def legal_pursuer_targets(
+    pursuers: Sequence[Cell], index: int, size: int, area: Area | None
+) -> list[Cell]:
+    """Cells pursuer ``index`` may move to with every other piece where it stands now.
+
+    Listed in ``MOVES`` order; this is the "selection" shown to LLM policies.
+    """
+    x, y = pursuers[index]
+    others = [tuple(p) for j, p in enumerate(pursuers) if j != index]
+    targets = ((x + dx, y + dy) for dx, dy in MOVES)
+    return [t for t in targets if enterable(t, size, area) and t not in others]
+
+
+def resolve_pursuers(
+    pursuers: Sequence[Cell], targets: Sequence[Cell | None], size: int, area: Area | None
+) -> tuple[list[Cell], list[bool]]:
+    """Apply one joint pursuer move, resolved in order A, B, C.
+
+    A is checked against B's and C's current cells, B against A's new cell and C's
+    current cell, C against both new cells. An illegal choice (``None`` included) leaves
+    that pursuer where it is. Returns the new cells and, per pursuer, whether its choice
+    was illegal (one violation each).
+    """
+    cells = [tuple(p) for p in pursuers]
+    illegal = [False, False, False]
+    for i in range(3):
+        blocked = [cells[j] for j in range(3) if j != i]
+        target = None if targets[i] is None else tuple(targets[i])
+        if pursuer_move_legal(cells[i], target, size, area, blocked):
+            cells[i] = target
+        else:
+            illegal[i] = True
+    return cells, illegal
+
+
+def evader_targets(
+    evader: Cell, pursuers: Sequence[Cell], size: int, area: Area | None
+) -> list[Cell | None]:
+    """Per entry of ``EVADER_MOVES``, the cell it reaches, or ``None`` when illegal.
+
+    The evader moves at most 1, stays on the board and outside the area, and never
+    steps onto a pursuer; staying is always legal, even when a pursuer shares its cell.
+    """
+    blocked = {tuple(p) for p in pursuers}
+    out: list[Cell | None] = [tuple(evader)]
+    for dx, dy in EVADER_MOVES[1:]:
+        t = (evader[0] + dx, evader[1] + dy)
+        out.append(t if enterable(t, size, area) and t not in blocked else None)
+    return out
+
+
+def captured(pursuers: Sequence[Cell], evader: Cell) -> bool:
+    """True when every pursuer is within Manhattan distance < 2 of the evader."""
+    return all(manhattan(p, evader) < CAPTURE_DISTANCE for p in pursuers)
+
+
+def encode_targets(pursuers: Sequence[Cell], targets: Sequence[Cell | None]) -> np.ndarray:
+    """Turn three target cells (``None`` = unreadable) into a ``MultiDiscrete`` action.
+
+    A target the 13 offsets cannot express becomes ``NO_CHOICE``.
+    """
+    if len(targets) != 3:
+        raise InvalidAction(f"expected 3 targets (A, B, C), got {len(targets)}: {targets!r}")
+    action = np.full(3, NO_CHOICE, dtype=np.int64)
+    for i, (p, t) in enumerate(zip(pursuers, targets, strict=True)):
+        if t is not None:
+            action[i] = _MOVE_INDEX.get((int(t[0]) - p[0], int(t[1]) - p[1]), NO_CHOICE)
+    return action
+
+
+def decode_action(pursuers: Sequence[Cell], action: Sequence[int]) -> list[Cell | None]:
+    """The three target cells an action names (``None`` for ``NO_CHOICE``)."""
+    return [
+        None if a == NO_CHOICE else (p[0] + MOVES[a][0], p[1] + MOVES[a][1])
+        for p, a in zip(pursuers, action, strict=True)
+    ]
+
+
+def steps_lower_bound(pursuers: Sequence[Cell], evader: Cell) -> int:
+    """Fewest steps any pursuer strategy needs to capture an evader that stays still.
+
+    Pursuer i must end within distance 1 of the evader and covers at most 2 per step,
+    so it needs ceil((d_i - 1) / 2) steps; the slowest pursuer sets the bound (at least
+    one step). An evader that flees can only lengthen this, so the tables report average
+    steps against it; one that walks into the pursuers could be caught sooner.
+    """
+    worst = max(manhattan(p, evader) for p in pursuers)
+    return max(1, -(-(worst - 1) // PURSUER_SPEED))
+
+
+def draw_area(rng: np.random.Generator, size: int, avoid: Sequence[Cell] = ()) -> Area:
+    """Draw a 5x5 restricted block that does not touch the edge and holds no ``avoid`` cell."""
+    lo, hi = 1, size - AREA_SIDE - 1  # x0 in [1, size-6] keeps x1 <= size-2
+    for _ in range(1000):
+        x0, y0 = (int(v) for v in rng.integers(lo, hi + 1, size=2))
+        area = area_from_corner((x0, y0))
+        if not any(in_area(c, area) for c in avoid):
+            return area
+    raise InvalidStart(f"no 5x5 restricted area on a {size}x{size} board avoids {list(avoid)}")
+
+
+def draw_start(rng: np.random.Generator, size: int, area: Area | None) -> tuple[list[Cell], Cell]:
+    """Draw distinct start cells outside the area, with no immediate capture."""
+    while True:
+        flat = rng.choice(size * size, size=4, replace=False)
+        cells = [(int(v) // size, int(v) % size) for v in flat]
+        if any(in_area(c, area) for c in cells):
+            continue
+        pursuers, evader = cells[:3], cells[3]
+        if not captured(pursuers, evader):
+            return pursuers, evader
+
+
+def validate_start(
+    pursuers: Sequence[Sequence[int]], evader: Sequence[int], size: int, area: Area | None
+) -> tuple[list[Cell], Cell]:
+    """Check a user-given start and return it as tuples; raise :class:`InvalidStart`."""
+    try:
+        ps = [(int(p[0]), int(p[1])) for p in pursuers]
+        ev = (int(evader[0]), int(evader[1]))
+    except (TypeError, IndexError, ValueError) as exc:
+        raise InvalidStart(
+            f"a start is three pursuer cells [(x, y)] * 3 and one evader cell (x, y); got "
+            f"pursuers={pursuers!r}, evader={evader!r}"
+        ) from exc
+    if len(ps) != 3 or any(len(p) != 2 for p in pursuers):
+        raise InvalidStart(f"expected 3 pursuer cells (x, y), got {pursuers!r}")
+    for name, c in [*zip(PURSUER_NAMES, ps, strict=True), ("evader", ev)]:
+        if not on_board(c, size):
+            raise InvalidStart(
+                f"{name} start {c} is off the {size}x{size} board (0 <= x, y < {size})"
+            )
+        if in_area(c, area):
+            raise InvalidStart(f"{name} start {c} lies in the restricted area {area}")
+    if len(set([*ps, ev])) != 4:
+        raise InvalidStart(f"start cells must be distinct, got pursuers={ps}, evader={ev}")
+    if captured(ps, ev):
+        raise InvalidStart(f"start {ps} vs {ev} is already a capture")
+    return ps, ev
+
+
+# --------------------------------------------------------------------------- fast tables
+# Per (size, area): for every cell, a bit set of the moves that stay on the board and out
+# of the area. The env combines it with the other pieces' cells each step; rows of the
+# int8 mask are looked up from the bit set instead of being rebuilt.
+
+_PURSUER_ROWS = np.zeros((1 << 13, N_PURSUER_ACTIONS), dtype=np.int8)
+for _bits in range(1 << 13):
+    _PURSUER_ROWS[_bits, :13] = [(_bits >> k) & 1 for k in range(13)]
+_EVADER_ROWS = np.array([[(b >> k) & 1 for k in range(5)] for b in range(32)], dtype=np.int8)
+
+
+def _static_bits(size: int, area: Area | None, moves: Sequence[Cell]) -> list[list[int]]:
+    xs, ys = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    bits = np.zeros((size, size), dtype=np.int64)
+    for k, (dx, dy) in enumerate(moves):
+        tx, ty = xs + dx, ys + dy
+        ok = (tx >= 0) & (tx < size) & (ty >= 0) & (ty < size)
+        if area is not None:
+            ok &= ~((tx >= area[0]) & (tx <= area[2]) & (ty >= area[1]) & (ty <= area[3]))
+        bits |= ok.astype(np.int64) << k
+    return bits.tolist()
+
+
+def pursuer_action_mask(pursuers: Sequence[Cell], size: int, area: Area | None) -> np.ndarray:
+    """The (3, 14) int8 mask: ``mask[i, a]`` is 1 when pursuer i's move a is legal with
+    every other piece where it stands now. ``NO_CHOICE`` is always 0."""
+    mask = np.zeros((3, N_PURSUER_ACTIONS), dtype=np.int8)
+    for i in range(3):
+        for t in legal_pursuer_targets(pursuers, i, size, area):
+            mask[i, _MOVE_INDEX[(t[0] - pursuers[i][0], t[1] - pursuers[i][1])]] = 1
+    return mask
+
+
+# --------------------------------------------------------------------------- evaders
+
+
+class GreedyEvader:
+    """Built-in evader that runs from the pursuers.
+
+    Objective: among its legal moves, maximise (1) the Manhattan distance to the nearest
+    pursuer, then (2) the sum of distances to all three pursuers, then (3) the number of
+    legal moves it will have from the new cell (so it avoids corners). Remaining ties are
+    broken uniformly from its own generator, which the env seeds from the episode seed.
+    """
+
+    name = "greedy"
+
+    def __init__(self, seed: int | None = None, size: int = DEFAULT_SIZE) -> None:
+        self.np_random = np.random.default_rng(seed)
+        self.size = size
+
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.np_random = np.random.default_rng(seed)
+
+    def act(self, obs: dict[str, np.ndarray]) -> int:
+        pursuers = [tuple(p) for p in obs["pursuers"].tolist()]
+        ex, ey = obs["evader"].tolist()
+        mask = obs["action_mask"].tolist()
+        area = tuple(obs["restricted"].tolist()) if "restricted" in obs else None
+        size = self.size
+        best: list[int] = []
+        best_key: tuple[int, int, int] | None = None
+        for k, (dx, dy) in enumerate(EVADER_MOVES):
+            if not mask[k]:
+                continue
+            cell = (ex + dx, ey + dy)
+            dists = [abs(cell[0] - p[0]) + abs(cell[1] - p[1]) for p in pursuers]
+            freedom = sum(
+                1
+                for mx, my in EVADER_MOVES[1:]
+                if enterable((cell[0] + mx, cell[1] + my), size, area)
+            )
+            key = (min(dists), sum(dists), freedom)
+            if best_key is None or key > best_key:
+                best, best_key = [k], key
+            elif key == best_key:
+                best.append(k)
+        if len(best) == 1:
+            return best[0]
+        return best[int(self.np_random.integers(len(best)))]
+
+    def act_batch(self, observations: Sequence[dict[str, np.ndarray]]) -> list[int]:
+        return [self.act(o) for o in observations]
+
+
+class RandomEvader:
+    """Built-in evader that picks uniformly among its legal moves (staying included)."""
+
+    name = "random"
+
+    def __init__(self, seed: int | None = None, size: int = DEFAULT_SIZE) -> None:
+        self.np_random = np.random.default_rng(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.np_random = np.random.default_rng(seed)
+
+    def act(self, obs: dict[str, np.ndarray]) -> int:
+        legal = np.flatnonzero(obs["action_mask"])
+        return int(legal[int(self.np_random.integers(len(legal)))])
+
+    def act_batch(self, observations: Sequence[dict[str, np.ndarray]]) -> list[int]:
+        return [self.act(o) for o in observations]
+
+
+EVADERS: dict[str, type] = {"greedy": GreedyEvader, "random": RandomEvader}
+
+
+# --------------------------------------------------------------------------- env
+
+
+class PursuitEnv(gym.Env):
+    """Three pursuers chase one evader on a square board (Logic Distillation, Fig. 5).
+
+    ## Description
+    Three pursuers (A, B, C) move up to 2 cells (Manhattan) per step; the evader, a policy
+    given to the env, moves up to 1. The pursuers win when every one of them is within
+    Manhattan distance 1 of the evader. The agent controls all three pursuers with one
+    joint action per step; illegal choices are counted, and more than 7 end the episode.
+    ``PursuitRestricted-v0`` adds a 5x5 block that no piece may enter (the paper's
+    "emergency", Table 2).
+
+    ## Action Space
+    ``MultiDiscrete([14, 14, 14])``: one entry per pursuer A, B, C. Entries 0-12 index the
+    13 offsets of ``MOVES`` (|dx| + |dy| <= 2, ``(0, 0)`` first); 13 (``NO_CHOICE``) means
+    "no readable choice" and is always illegal. ``encode_targets`` turns target cells into
+    an action. Moves resolve in order A, B, C: A is checked against B's and C's current
+    cells, B against A's new cell and C's current cell, C against both new cells. A pursuer
+    may move onto the evader's cell (otherwise a cornered evader could never be caught) but
+    never onto another pursuer. An illegal choice (too far, off the board, into the
+    restricted area, onto a pursuer, ``NO_CHOICE``) leaves that pursuer where it is and
+    counts one violation.
+
+    ## Observation Space
+    ``Dict`` with
+    - ``"pursuers"``: int64 (3, 2), rows A, B, C as (x, y);
+    - ``"evader"``: int64 (2,), (x, y);
+    - ``"action_mask"``: int8 (3, 14), the same mask as ``info["action_mask"]``;
+    - ``"restricted"`` (restricted variant only): int64 (4,), (x0, y0, x1, y1) inclusive.
+
+    The evader policy receives the same keys from its side, with ``"action_mask"`` an int8
+    (5,) mask over ``EVADER_MOVES`` and replies with an index into ``EVADER_MOVES``.
+
+    ## Starting State
+    Drawn from the seed: distinct cells, outside the restricted area, not already a
+    capture. ``reset(options={"pursuers": [(x, y)] * 3, "evader": (x, y)})`` sets one;
+    ``options={"preset": "figure5"}`` loads the paper's Figure 5 start (blue (3, 8),
+    (14, 19), (17, 2); orange (20, 18)). In the restricted variant the block is drawn per
+    episode (holding no start cell and not touching the edge) unless fixed by the
+    ``restricted`` argument or ``options={"restricted": (x0, y0)}``.
+
+    ## Rewards
+    -0.1 per violation; +1 on capture; -1 when the violations end the episode.
+
+    ## Episode End
+    A step is the pursuers' move followed by the evader's reply. After the pursuers' move:
+    more than 7 violations ends it (``"failure_with_violation"``, checked before capture),
+    then a capture ends it (``"success"``). After the evader's move: a capture ends it
+    (``"success"``); otherwise at step 100 the episode is truncated
+    (``"failure_without_violation"``).
+
+    ## Information
+    ``"action_mask"`` (int8 (3, 14)), ``"violations"`` (running count), ``"outcome"``
+    (``None`` while running), ``"steps"``, ``"evader_violations"`` (illegal evader choices:
+    the evader then stays where it is; the episode goes on).
+
+    ## Arguments
+    ``gym.make("Pursuit-v0", render_mode=None, evader="greedy", size=21)``; ``evader`` is
+    ``"greedy"``, ``"random"`` or any object with ``act(obs)`` (an LLM policy included);
+    ``restricted``: ``None`` (no area), ``"random"`` (drawn per episode; the default of
+    ``PursuitRestricted-v0``) or a corner ``(x0, y0)``. ``max_steps`` (100) and
+    ``max_violations`` (7) follow the paper.
+
+    ## References
+    Chen et al., "Logic Distillation: Learning from Code Function by Function for
+    Decision-making Tasks", IJCAI 2025, section 4.2 and Tables 1-2.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["human", "rgb_array", "ansi"],
+        "render_fps": 4,
+    }
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        evader: str | Any = "greedy",
+        size: int = DEFAULT_SIZE,
+        restricted: str | Sequence[int] | None = None,
+        max_steps: int = MAX_STEPS,
+        max_violations: int = MAX_VIOLATIONS,
+    ) -> None:
+        if not isinstance(size, (int, np.integer)) or size < 8:
+            raise InvalidArgument(
+                f"size must be an int >= 8 (three pursuers and a 5x5 area off the edge "
+                f"need room; the paper's Figure 5 start needs 21), got {size!r}"
+            )
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise InvalidArgument(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}"
+            )
+        if max_steps < 1 or max_violations < 0:
+            raise InvalidArgument(
+                f"max_steps must be >= 1 and max_violations >= 0, got {max_steps}, {max_violations}"
+            )
+        self.size = int(size)
+        self.render_mode = render_mode
+        self.max_steps = max_steps
+        self.max_violations = max_violations
+        self._fixed_area: Area | None = None
+        if restricted is None:
+            self.has_area = False
+        elif isinstance(restricted, str):
+            if restricted != "random":
+                raise InvalidArgument(
+                    f"restricted must be None, 'random' or a corner (x0, y0), got {restricted!r}"
+                )
+            self.has_area = True
+        else:
+            self.has_area = True
+            self._fixed_area = self._check_area(restricted)
+        self.evader = self._make_evader(evader)
+
+        n = self.size
+        obs_spaces: dict[str, spaces.Space] = {
+            "pursuers": spaces.Box(0, n - 1, shape=(3, 2), dtype=np.int64),
+            "evader": spaces.Box(0, n - 1, shape=(2,), dtype=np.int64),
+            "action_mask": spaces.Box(0, 1, shape=(3, N_PURSUER_ACTIONS), dtype=np.int8),
+        }
+        if self.has_area:
+            obs_spaces["restricted"] = spaces.Box(0, n - 1, shape=(4,), dtype=np.int64)
+        self.observation_space = spaces.Dict(obs_spaces)
+        self.action_space = spaces.MultiDiscrete([N_PURSUER_ACTIONS] * 3)
+
+        self.area: Area | None = self._fixed_area
+        self._tables_for: tuple[Area | None] | None = None
+        self.pursuers: list[Cell] = [(0, 0), (0, 1), (0, 2)]
+        self.evader_cell: Cell = (n - 1, n - 1)
+        self.steps = 0
+        self.violations = 0
+        self.evader_violations = 0
+        self.outcome: str | None = None
+        self.last_action: list[Cell | None] | None = None
+        self.history: list[tuple[list[Cell], Cell]] = []
+        self._renderer: Any = None
+
+    # ----------------------------------------------------------------- helpers
+
+    def _make_evader(self, evader: str | Any) -> Any:
+        if isinstance(evader, str):
+            if evader not in EVADERS:
+                raise unknown_name("evader", evader, list(EVADERS))
+            return EVADERS[evader](size=self.size)
+        if not callable(getattr(evader, "act", None)):
+            raise InvalidArgument(
+                f"evader must be 'greedy', 'random' or an object with act(obs), "
+                f"got {type(evader).__name__}"
+            )
+        return evader
+
+    def _check_area(self, corner: Sequence[int]) -> Area:
+        try:
+            area = area_from_corner(corner)
+        except (TypeError, IndexError, ValueError) as exc:
+            raise InvalidArgument(
+                f"restricted must be a corner (x0, y0) of the 5x5 block, got {corner!r}"
+            ) from exc
+        if area_touches_edge(area, self.size):
+            raise InvalidArgument(
+                f"restricted area {area} touches the edge of the {self.size}x{self.size} "
+                f"board; x0 and y0 must lie in [1, {self.size - AREA_SIDE - 1}] so that no "
+                f"pocket cell leaves the evader uncatchable"
+            )
+        return area
+
+    def _build_tables(self) -> None:
+        key = (self.area,)
+        if self._tables_for == key:
+            return
+        self._pbits = _static_bits(self.size, self.area, MOVES)
+        self._ebits = _static_bits(self.size, self.area, EVADER_MOVES)
+        self._tables_for = key
+
+    def _pursuer_mask(self) -> np.ndarray:
+        ps = self.pursuers
+        rows = []
+        for i in range(3):
+            x, y = ps[i]
+            b = self._pbits[x][y]
+            for j in range(3):
+                if j != i:
+                    k = _MOVE_INDEX.get((ps[j][0] - x, ps[j][1] - y))
+                    if k is not None:
+                        b &= ~(1 << k)
+            rows.append(b)
+        return _PURSUER_ROWS[rows]
+
+    def _evader_mask(self) -> np.ndarray:
+        ex, ey = self.evader_cell
+        b = self._ebits[ex][ey] | 1
+        for px, py in self.pursuers:
+            k = _EVADER_MOVE_INDEX.get((px - ex, py - ey))
+            if k:  # a pursuer on the evader's own cell (k == 0) never blocks staying
+                b &= ~(1 << k)
+        return _EVADER_ROWS[b]
+
+    def _obs(self, mask: np.ndarray) -> dict[str, np.ndarray]:
+        obs = {
+            "pursuers": np.array(self.pursuers, dtype=np.int64),
+            "evader": np.array(self.evader_cell, dtype=np.int64),
+            "action_mask": mask,
+        }
+        if self.has_area:
+            obs["restricted"] = np.array(self.area, dtype=np.int64)
+        return obs
+
+    def _info(self, mask: np.ndarray) -> dict[str, Any]:
+        return {
+            "action_mask": mask,
+            "violations": self.violations,
+            "outcome": self.outcome,
+            "steps": self.steps,
+            "evader_violations": self.evader_violations,
+        }
+
+    # ----------------------------------------------------------------- API
+
+    def action_masks(self) -> np.ndarray:
+        """The current action mask flattened to (42,), as sb3-contrib's MaskablePPO reads it."""
+        return self._pursuer_mask().reshape(-1)
+
+    def encode_targets(self, cells: Sequence[Cell | None]) -> np.ndarray:
+        """Turn three target cells (``None`` = unreadable) into an action for this state."""
+        return encode_targets(self.pursuers, cells)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"pursuers", "evader", "restricted", "preset"}
+        if unknown:
+            raise InvalidArgument(
+                f"unknown reset option(s) {sorted(unknown)}; known: preset, pursuers, "
+                f"evader, restricted"
+            )
+        if "preset" in options:
+            name = options.pop("preset")
+            if name not in PRESETS:
+                raise unknown_name("preset", name, list(PRESETS))
+            for k, v in PRESETS[name].items():
+                options.setdefault(k, v)
+        if ("pursuers" in options) != ("evader" in options):
+            raise InvalidStart("reset options must give both 'pursuers' and 'evader', or neither")
+        given = options.get("pursuers") is not None
+
+        area: Area | None = None
+        if options.get("restricted") is not None:
+            if not self.has_area:
+                raise InvalidArgument(
+                    "this env has no restricted area; use PursuitRestricted-v0 (or "
+                    "restricted='random' / a corner) to place one"
+                )
+            area = self._check_area(options["restricted"])
+        elif self.has_area:
+            area = self._fixed_area
+            if area is None:  # drawn per episode, clear of a given start
+                avoid = [*options["pursuers"], options["evader"]] if given else []
+                area = draw_area(self.np_random, self.size, [tuple(c) for c in avoid])
+        self.area = area
+        self._build_tables()
+
+        if given:
+            self.pursuers, self.evader_cell = validate_start(
+                options["pursuers"], options["evader"], self.size, area
+            )
+        else:
+            self.pursuers, self.evader_cell = draw_start(self.np_random, self.size, area)
+
+        if hasattr(self.evader, "reset"):
+            self.evader.reset(seed=int(self.np_random.integers(2**31 - 1)))
+        self.steps = 0
+        self.violations = 0
+        self.evader_violations = 0
+        self.outcome = None
+        self.last_action = None
+        self.history = [(list(self.pursuers), self.evader_cell)]
+        mask = self._pursuer_mask()
+        if self.render_mode == "human":
+            self.render()
+        return self._obs(mask), self._info(mask)
+
+    def _parse_action(self, action: Any) -> list[int]:
+        try:
+            values = action.tolist() if isinstance(action, np.ndarray) else list(action)
+        except TypeError:
+            values = None
+        if (
+            values is None
+            or len(values) != 3
+            or not all(isinstance(v, (int, np.integer)) and 0 <= v <= NO_CHOICE for v in values)
+        ):
+            raise InvalidAction(
+                f"a Pursuit action is 3 ints in [0, {NO_CHOICE}] (A, B, C; {NO_CHOICE} = "
+                f"no readable choice), e.g. env.unwrapped.encode_targets(cells); got {action!r}"
+            )
+        return [int(v) for v in values]
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self.outcome is not None:
+            raise InvalidAction("the episode has ended; call reset() before step()")
+        values = self._parse_action(action)
+        targets = decode_action(self.pursuers, values)
+        self.last_action = targets
+        self.pursuers, illegal = resolve_pursuers(self.pursuers, targets, self.size, self.area)
+        new_violations = sum(illegal)
+        self.violations += new_violations
+        self.steps += 1
+        reward = -0.1 * new_violations
+        terminated = truncated = False
+
+        if self.violations > self.max_violations:
+            self.outcome, terminated = "failure_with_violation", True
+            reward -= 1.0
+        elif captured(self.pursuers, self.evader_cell):
+            self.outcome, terminated = "success", True
+            reward += 1.0
+        else:
+            self._evader_turn()
+            if captured(self.pursuers, self.evader_cell):
+                self.outcome, terminated = "success", True
+                reward += 1.0
+            elif self.steps >= self.max_steps:
+                self.outcome, truncated = "failure_without_violation", True
+        self.history.append((list(self.pursuers), self.evader_cell))
+        mask = self._pursuer_mask()
+        if self.render_mode == "human":
+            self.render()
+        return self._obs(mask), reward, terminated, truncated, self._info(mask)
+
+    def evader_observation(self) -> dict[str, np.ndarray]:
+        """What the evader policy sees now: the board and its (5,) int8 move mask."""
+        return self._obs(self._evader_mask())
+
+    def _evader_turn(self) -> None:
+        obs = self.evader_observation()
+        choice = self.evader.act(obs)
+        try:
+            k = int(choice)
+        except (TypeError, ValueError):
+            k = -1
+        if 0 <= k < len(EVADER_MOVES) and obs["action_mask"][k]:
+            dx, dy = EVADER_MOVES[k]
+            self.evader_cell = (self.evader_cell[0] + dx, self.evader_cell[1] + dy)
+        else:  # illegal or unreadable: the evader stays where it is
+            self.evader_violations += 1
+
+    def render(self) -> Any:
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() called without a render_mode; pass render_mode='rgb_array', "
+                "'human' or 'ansi' to gym.make"
+            )
+            return None
+        from ld_envs import pursuit_render
+
+        if self.render_mode == "ansi":
+            return pursuit_render.ansi(self)
+        if self._renderer is None:
+            self._renderer = pursuit_render.PursuitRenderer(self.size, self.render_mode)
+        return self._renderer.draw(self)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

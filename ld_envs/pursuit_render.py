@@ -1,0 +1,116 @@
+"""Rendering of the pursuit game: pygame frames (``rgb_array``/``human``) and a text board.
+
+Board coordinates have ``y`` growing upwards, as in the paper's Figure 5: cell ``(x, y)``
+is drawn in column ``x`` and row ``size - 1 - y`` from the top. pygame is imported lazily.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ld_envs.pursuit import PURSUER_NAMES, in_area
+
+if TYPE_CHECKING:
+    from ld_envs.pursuit import Cell, PursuitEnv
+
+CELL_PX = 28
+HEADER_PX = 36
+BACKGROUND = (250, 250, 246)
+GRID = (214, 214, 208)
+AREA = (120, 120, 120)
+PURSUER = (31, 119, 180)  # blue, as in the paper
+EVADER = (255, 127, 14)  # orange, as in the paper
+TEXT = (30, 30, 30)
+LABEL = (255, 255, 255)
+
+
+def cell_center(cell: Cell, size: int) -> tuple[int, int]:
+    """Pixel (column, row) of the centre of board cell ``(x, y)`` in an ``rgb_array`` frame."""
+    x, y = cell
+    return x * CELL_PX + CELL_PX // 2, HEADER_PX + (size - 1 - y) * CELL_PX + CELL_PX // 2
+
+
+def ansi(env: PursuitEnv) -> str:
+    """A text board: ``A``/``B``/``C`` pursuers, ``E`` evader, ``#`` restricted, ``.`` free.
+
+    A pursuer sharing the evader's cell is shown in lower case.
+    """
+    size = env.size
+    grid = [["#" if in_area((x, y), env.area) else "." for x in range(size)] for y in range(size)]
+    ex, ey = env.evader_cell
+    grid[ey][ex] = "E"
+    for name, (x, y) in zip(PURSUER_NAMES, env.pursuers, strict=True):
+        grid[y][x] = name.lower() if (x, y) == (ex, ey) else name
+    rows = ["".join(r) for r in reversed(grid)]  # y grows upwards
+    header = f"step {env.steps}  violations {env.violations}  outcome {env.outcome}"
+    return "\n".join([header, *rows]) + "\n"
+
+
+class PursuitRenderer:
+    """Draws a :class:`PursuitEnv` with pygame, to an array or a window."""
+
+    def __init__(self, size: int, mode: str) -> None:
+        import os
+
+        if mode == "rgb_array":
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        import pygame
+
+        if mode == "human":
+            pygame.display.init()
+        pygame.font.init()  # not pygame.init(): no audio device is wanted
+        self.pygame = pygame
+        self.size = size
+        self.mode = mode
+        self.shape = (size * CELL_PX, HEADER_PX + size * CELL_PX)
+        self.surface = pygame.Surface(self.shape)
+        self.font = pygame.font.Font(None, 22)
+        self.label_font = pygame.font.Font(None, 20)
+        self.window: Any = None
+        self.clock: Any = None
+
+    def draw(self, env: PursuitEnv) -> np.ndarray | None:
+        pg, s, n = self.pygame, self.surface, self.size
+        s.fill(BACKGROUND)
+        for k in range(n + 1):
+            pg.draw.line(s, GRID, (k * CELL_PX, HEADER_PX), (k * CELL_PX, HEADER_PX + n * CELL_PX))
+            pg.draw.line(
+                s, GRID, (0, HEADER_PX + k * CELL_PX), (n * CELL_PX, HEADER_PX + k * CELL_PX)
+            )
+        if env.area is not None:
+            x0, y0, x1, y1 = env.area
+            left, top = x0 * CELL_PX, HEADER_PX + (n - 1 - y1) * CELL_PX
+            rect = (left, top, (x1 - x0 + 1) * CELL_PX, (y1 - y0 + 1) * CELL_PX)
+            pg.draw.rect(s, AREA, rect)
+        radius = CELL_PX // 2 - 3
+        pg.draw.circle(s, EVADER, cell_center(env.evader_cell, n), radius)
+        for name, cell in zip(PURSUER_NAMES, env.pursuers, strict=True):
+            centre = cell_center(cell, n)
+            # a pursuer on the evader's cell is drawn smaller so both stay visible
+            r = radius - 4 if cell == env.evader_cell else radius
+            pg.draw.circle(s, PURSUER, centre, r)
+            text = self.label_font.render(name, True, LABEL)
+            s.blit(text, text.get_rect(center=centre))
+        header = f"step {env.steps}   violations {env.violations}"
+        if env.outcome:
+            header += f"   {env.outcome}"
+        s.blit(self.font.render(header, True, TEXT), (6, 10))
+
+        if self.mode == "human":
+            if self.window is None:
+                self.window = pg.display.set_mode(self.shape)
+                pg.display.set_caption("ld-gym pursuit")
+                self.clock = pg.time.Clock()
+            self.window.blit(s, (0, 0))
+            pg.event.pump()
+            pg.display.update()
+            self.clock.tick(env.metadata["render_fps"])
+            return None
+        return np.transpose(np.array(pg.surfarray.pixels3d(s)), axes=(1, 0, 2)).copy()
+
+    def close(self) -> None:
+        if self.window is not None:
+            self.pygame.display.quit()
+            self.window = None
