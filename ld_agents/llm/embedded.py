@@ -168,12 +168,9 @@ def _build_dequantized(gguf: Path, digest: str, out: Path) -> None:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         del model
-        (tmp / BUILD_MARKER).write_text(
-            json.dumps(
-                {"source": str(gguf), "sha256": digest, "built": time.strftime("%Y-%m-%d %H:%M:%S")},
-                indent=1,
-            )
-        )
+        built = time.strftime("%Y-%m-%d %H:%M:%S")
+        marker = {"source": str(gguf), "sha256": digest, "built": built}
+        (tmp / BUILD_MARKER).write_text(json.dumps(marker, indent=1))
         if out.exists():  # a stale folder without marker (older crash): replace it
             shutil.rmtree(out)
         os.replace(tmp, out)
