@@ -132,5 +132,6 @@ def _load_builtin_policies() -> None:
 #: inside factories, or the module is skipped when an optional extra is missing
 _BUILTIN_MODULES = [
     "ld_agents.pursuit_policies",
+    "ld_agents.raw",
 ]
 _OPTIONAL_DEPS = {"torch", "transformers", "peft", "stable_baselines3", "sb3_contrib", "vllm"}

@@ -143,3 +143,19 @@ def make_backend(spec: str, **options: object) -> Backend:
     backend = _BACKENDS[scheme](target, **{**query, **options})
     backend.spec = spec
     return backend
+
+
+_SHARED: dict[str, Backend] = {}
+
+
+def get_backend(spec: str | Backend) -> Backend:
+    """A backend for ``spec``, shared by every caller in this process.
+
+    Policies on both sides of a game (raw pursuers and a raw evader) name the same model;
+    this loads it once. A :class:`Backend` instance is returned as it is.
+    """
+    if isinstance(spec, Backend):
+        return spec
+    if spec not in _SHARED:
+        _SHARED[spec] = make_backend(spec)
+    return _SHARED[spec]

@@ -1,0 +1,141 @@
+"""Prompt templates (``assets/prompts/``) filled from observations, and answer parsing.
+
+The embedded model is a base model with no chat template, so every prompt is a plain
+completion that ends with ``Answer:``; chat endpoints receive the same text as one user
+message. The state text lists the legal target cells (the paper's "selection"), computed
+by the same rule functions as the env. Parsing is lenient; what cannot be read becomes
+``None`` (pursuit: ``NO_CHOICE`` for the env to count).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ld_envs.errors import InvalidArgument
+from ld_envs.pursuit import (
+    EVADER_MOVES,
+    MAX_STEPS,
+    MAX_VIOLATIONS,
+    MOVES,
+    PURSUER_NAMES,
+    Area,
+    Cell,
+)
+
+
+def assets_dir() -> Path:
+    """The project's ``assets/`` folder (``LD_GYM_ASSETS`` overrides it)."""
+    env = os.environ.get("LD_GYM_ASSETS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "assets"
+
+
+@functools.cache
+def template(name: str) -> str:
+    """Load ``assets/prompts/<name>.txt``."""
+    path = assets_dir() / "prompts" / f"{name}.txt"
+    if not path.is_file():
+        raise InvalidArgument(f"prompt template {name!r} not found at {path}")
+    return path.read_text(encoding="utf-8")
+
+
+def fmt_cell(cell: Sequence[int]) -> str:
+    return f"({int(cell[0])}, {int(cell[1])})"
+
+
+def _area(obs: dict[str, np.ndarray]) -> Area | None:
+    return tuple(int(v) for v in obs["restricted"]) if "restricted" in obs else None  # type: ignore[return-value]
+
+
+def area_rule(area: Area | None) -> str:
+    """The restricted-area clause of the rules (empty when there is no area)."""
+    if area is None:
+        return ""
+    x0, y0, x1, y1 = area
+    return template("area_rule").rstrip("\n").format(x0=x0, y0=y0, x1=x1, y1=y1)
+
+
+def pursuer_targets_from_mask(obs: dict[str, np.ndarray]) -> list[list[Cell]]:
+    """Per pursuer, the target cells its mask allows now, in ``MOVES`` order."""
+    out = []
+    for (x, y), row in zip(obs["pursuers"].tolist(), obs["action_mask"].tolist(), strict=True):
+        out.append([(x + MOVES[k][0], y + MOVES[k][1]) for k in range(len(MOVES)) if row[k]])
+    return out
+
+
+def pursuit_pursuers_prompt(obs: dict[str, np.ndarray], size: int) -> str:
+    """The raw pursuers' prompt: rules, state and each pursuer's legal target cells."""
+    targets = pursuer_targets_from_mask(obs)
+    lines = [
+        f"Pursuer {name} is at {fmt_cell(p)}. It may move to: "
+        + ", ".join(fmt_cell(t) for t in cells)
+        for name, p, cells in zip(PURSUER_NAMES, obs["pursuers"].tolist(), targets, strict=True)
+    ]
+    return template("pursuit_pursuers").format(
+        size=size,
+        max_xy=size - 1,
+        area_rule=area_rule(_area(obs)),
+        max_steps=MAX_STEPS,
+        max_violations=MAX_VIOLATIONS,
+        evader=fmt_cell(obs["evader"]),
+        pursuer_lines="\n".join(lines),
+    )
+
+
+def evader_targets_from_mask(obs: dict[str, np.ndarray]) -> list[Cell]:
+    """The evader's legal target cells, in ``EVADER_MOVES`` order (stay first)."""
+    ex, ey = obs["evader"].tolist()
+    return [
+        (ex + dx, ey + dy)
+        for (dx, dy), ok in zip(EVADER_MOVES, obs["action_mask"].tolist(), strict=True)
+        if ok
+    ]
+
+
+def pursuit_evader_prompt(obs: dict[str, np.ndarray], size: int) -> str:
+    """The raw evader's prompt: rules, the pursuers' cells and its legal target cells."""
+    lines = [
+        f"Pursuer {name} is at {fmt_cell(p)}."
+        for name, p in zip(PURSUER_NAMES, obs["pursuers"].tolist(), strict=True)
+    ]
+    return template("pursuit_evader").format(
+        size=size,
+        max_xy=size - 1,
+        area_rule=area_rule(_area(obs)),
+        max_steps=MAX_STEPS,
+        evader=fmt_cell(obs["evader"]),
+        pursuer_lines="\n".join(lines),
+        targets=", ".join(fmt_cell(t) for t in evader_targets_from_mask(obs)),
+    )
+
+
+_NUM = r"(-?\d{1,3})"
+_PAIR = rf"\(?\s*{_NUM}\s*,\s*{_NUM}\s*\)?"
+_LABELLED = re.compile(rf"\b([ABC])\b\s*(?::|->|=|moves? to|goes to|to)?\s*{_PAIR}")
+_ANY_PAIR = re.compile(_PAIR)
+
+
+def parse_pursuer_answer(text: str) -> list[Cell | None]:
+    """Read three target cells from a free-text answer (``None`` where unreadable).
+
+    Labelled cells (``A: (3, 4)``) win; otherwise the first three ``(x, y)`` pairs are
+    taken in order A, B, C.
+    """
+    labelled: dict[str, Cell] = {}
+    for m in _LABELLED.finditer(text):
+        labelled.setdefault(m.group(1), (int(m.group(2)), int(m.group(3))))
+    if labelled:
+        return [labelled.get(name) for name in PURSUER_NAMES]
+    pairs: list[Cell | None] = [(int(a), int(b)) for a, b in _ANY_PAIR.findall(text)[:3]]
+    return pairs + [None] * (3 - len(pairs))
+
+
+def parse_cell(text: str) -> Cell | None:
+    """Read the first ``(x, y)`` pair of an answer, or ``None``."""
+    m = _ANY_PAIR.search(text)
+    return (int(m.group(1)), int(m.group(2))) if m else None

@@ -1,0 +1,165 @@
+"""Raw LLM policies: the model reads rules, state and legal choices and answers in free text.
+
+These are the paper's "S-LLM" rows (the embedded small model) and, on a larger model
+behind an endpoint or a local path, its "L-LLM" teacher rows (``teacher``). The answer is
+generated (never scored), then parsed leniently; what cannot be read is an illegal choice
+that the environment counts (pursuit: ``NO_CHOICE``; the evader: an unreadable move, so it
+stays). ``act_batch`` sends the prompts of many episodes to the backend in one call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ld_agents.base import Policy, register
+from ld_agents.llm.base import Backend, GenerationRequest, get_backend
+from ld_agents.prompts import (
+    parse_cell,
+    parse_pursuer_answer,
+    pursuit_evader_prompt,
+    pursuit_pursuers_prompt,
+)
+from ld_envs.errors import InvalidArgument
+from ld_envs.pursuit import DEFAULT_SIZE, EVADER_MOVES, encode_targets
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "hf:embedded"
+STOP = ("\n\n", "\nQuestion", "\nYou control", "\nCurrent state")
+
+
+class LLMPolicy(Policy):
+    """Shared plumbing of LLM-backed policies: the backend, generation and cost counters."""
+
+    max_new_tokens = 40
+
+    def __init__(
+        self,
+        model: str | Backend = DEFAULT_MODEL,
+        seed: int | None = None,
+        max_new_tokens: int | None = None,
+    ) -> None:
+        super().__init__(seed)
+        self.backend = get_backend(model)
+        if max_new_tokens is not None:
+            if max_new_tokens < 1:
+                raise InvalidArgument(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+            self.max_new_tokens = max_new_tokens
+        self.decisions = 0
+        self.unreadable = 0
+        self.seconds = 0.0
+        #: the last prompts and answers, for debugging and rendering
+        self.last_exchange: list[tuple[str, str]] = []
+
+    def generate(self, prompts: Sequence[str]) -> list[str]:
+        """Generate one answer per prompt in one batched backend call."""
+        start = time.perf_counter()
+        requests = [
+            GenerationRequest(p, until=STOP, max_new_tokens=self.max_new_tokens) for p in prompts
+        ]
+        answers = self.backend.generate_until(requests)
+        self.seconds += time.perf_counter() - start
+        self.decisions += len(prompts)
+        self.last_exchange = list(zip(prompts, answers, strict=True))
+        return answers
+
+    def cost_counters(self) -> dict[str, float]:
+        """Cumulative cost since construction: decisions, backend counters, wall seconds."""
+        return {
+            "decisions": self.decisions,
+            "unreadable": self.unreadable,
+            "policy_seconds": self.seconds,
+            **self.backend.stats.snapshot(),
+        }
+
+    def act(self, obs: Any) -> Any:
+        return self.act_batch([obs])[0]
+
+
+class RawPursuers(LLMPolicy):
+    """The three pursuers, one free-text answer naming the three target cells (the paper)."""
+
+    def __init__(
+        self,
+        model: str | Backend = DEFAULT_MODEL,
+        size: int = DEFAULT_SIZE,
+        seed: int | None = None,
+        max_new_tokens: int | None = None,
+    ) -> None:
+        super().__init__(model, seed, max_new_tokens)
+        self.size = size
+
+    def act_batch(self, observations: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
+        answers = self.generate([pursuit_pursuers_prompt(o, self.size) for o in observations])
+        actions = []
+        for obs, text in zip(observations, answers, strict=True):
+            cells = parse_pursuer_answer(text)
+            self.unreadable += sum(c is None for c in cells)
+            pursuers = [tuple(p) for p in obs["pursuers"].tolist()]
+            actions.append(encode_targets(pursuers, cells))
+        return actions
+
+
+class RawEvader(LLMPolicy):
+    """The evader as the raw model (the paper's Table 1 set-up): it names one cell."""
+
+    max_new_tokens = 12
+
+    def __init__(
+        self,
+        model: str | Backend = DEFAULT_MODEL,
+        size: int = DEFAULT_SIZE,
+        seed: int | None = None,
+        max_new_tokens: int | None = None,
+    ) -> None:
+        super().__init__(model, seed, max_new_tokens)
+        self.size = size
+
+    def act_batch(self, observations: Sequence[dict[str, np.ndarray]]) -> list[int]:
+        answers = self.generate([pursuit_evader_prompt(o, self.size) for o in observations])
+        moves = []
+        for obs, text in zip(observations, answers, strict=True):
+            cell = parse_cell(text)
+            ex, ey = obs["evader"].tolist()
+            offset = None if cell is None else (cell[0] - ex, cell[1] - ey)
+            if offset in EVADER_MOVES:
+                moves.append(EVADER_MOVES.index(offset))
+            else:  # unreadable or out of reach: an illegal choice, the evader stays
+                self.unreadable += 1
+                moves.append(-1)
+        return moves
+
+
+@register("raw", "pursuit")
+def _raw_pursuit(
+    env_id: str,
+    side: str = "pursuers",
+    model: str | Backend = DEFAULT_MODEL,
+    size: int = DEFAULT_SIZE,
+    seed: int | None = None,
+    **kwargs: Any,
+) -> Policy:
+    if side == "evader":
+        return RawEvader(model=model, size=size, seed=seed, **kwargs)
+    if side != "pursuers":
+        raise InvalidArgument(f"side must be 'pursuers' or 'evader', got {side!r}")
+    return RawPursuers(model=model, size=size, seed=seed, **kwargs)
+
+
+def _teacher_model(model: str | Backend | None) -> str | Backend:
+    if model is None:
+        raise InvalidArgument(
+            "the teacher is the raw policy on a larger model: pass model='openai:URL?model=NAME', "
+            "'vllm:/path' or 'hf:/path' (e.g. --model on the command line)"
+        )
+    return model
+
+
+@register("teacher", "pursuit")
+def _teacher_pursuit(env_id: str, model: str | Backend | None = None, **kwargs: Any) -> Policy:
+    return _raw_pursuit(env_id, model=_teacher_model(model), **kwargs)
