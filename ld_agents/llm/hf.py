@@ -1,0 +1,749 @@
+"""The Hugging Face transformers backend (scheme ``hf``), CPU or GPU.
+
+Spec strings::
+
+    hf:embedded                         the embedded Gemma-3-270M (see ld_agents.llm.embedded)
+    hf:/path/to/folder                  any local Hugging Face causal-LM folder
+    hf:/path/to/model.gguf              a GGUF file (de-quantized once into the cache)
+    hf:embedded?dtype=bfloat16&device=cpu&adapter=/path/to/lora&batch_size=32
+
+Options: ``dtype`` (``float32`` default, ``bfloat16``, ``float16``), ``device`` (``auto``
+default: CUDA when available, else CPU), ``adapter`` (a peft LoRA folder, merged into the
+weights on load), ``batch_size`` (rows per forward, default 32), ``prefix_cache_tokens``
+(budget of the key-value prefix cache, default 16384 tokens).
+
+**Prompts are plain completions.** The embedded model is the *base* Gemma-3-270M, not an
+instruction-tuned model, and its GGUF carries no chat template, so no template is applied:
+the context string is fed as it is (after the tokenizer's BOS token) and the model continues
+it. Write prompts as documents that the answer completes (``...\\nAnswer: (``).
+
+**Exact scoring, fast.** ``loglikelihood`` returns the summed log-probability of each
+continuation's tokens, where (as in lm-evaluation-harness) the continuation's tokens are
+those of ``tokenize(context + continuation)`` beyond the longest common prefix with
+``tokenize(context)``. Its default ``method="cached"`` is exact and takes these shortcuts:
+
+* requests sharing a context are grouped: the context runs once, and its continuations run
+  as one batch on its key-value cache (repeated along the batch);
+* the final layer (262k rows for Gemma) is applied only at the positions whose next token is
+  scored, once per distinct token prefix (13 cells "(3, 8)", "(3, 9)"... share "(3, ");
+* contexts' key-value states go into an LRU **prefix cache** keyed by token ids: a later
+  context reuses the longest cached token prefix (e.g. the rules part shared by every
+  decision of a game) and runs only its new tokens. :meth:`HFBackend.cache_prefix` pins a
+  static prefix (rules, manual) so it is never evicted;
+* single-token continuations (labelled choices: ``choice_logprobs(ctx, [" A", " B"])``)
+  need one forward of the context and the next-token log-softmax read at the labels.
+
+The other methods (``naive``: one full forward per request with every position's logits;
+``keep``: one forward per request with ``logits_to_keep``; ``batch``: all requests in one
+right-padded batch) exist as references for tests and ``benchmarks/llm_speed.py``.
+
+Generation (``generate_until``) is greedy, batched (``batch_size`` rows, left-padded after
+the rows' shared token prefix, which comes from the prefix cache), stops at any stop string
+(excluded from the result), at EOS, or after ``max_new_tokens``. Past the model's sliding
+window (512 tokens for Gemma-3) padding inside a batch shifts which tokens a sliding layer
+sees, so batched output can differ slightly from unbatched output for such long prompts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ld_agents.llm.base import Backend, GenerationRequest, register_backend
+from ld_envs.errors import BackendError, InvalidArgument
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = ("float32", "bfloat16", "float16")
+_OPTIONS = ("dtype", "device", "adapter", "batch_size", "prefix_cache_tokens")
+_METHODS = ("cached", "naive", "keep", "batch")
+
+
+@dataclass
+class _Request:
+    """A tokenised scoring request: score ``ids[start:]`` given ``ids[:start]``."""
+
+    ids: list[int]
+    start: int
+
+
+@dataclass
+class _PrefixState:
+    """Key-value states (full length, every layer) and final hidden states of a token prefix."""
+
+    ids: tuple[int, ...]
+    keys: list[Any]  # per layer, tensor [1, kv_heads, n, head_dim]
+    values: list[Any]
+    hidden: Any  # tensor [n, d_model], after the final norm
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.ids)
+
+
+class _PrefixStore:
+    """LRU of prefix states keyed by token ids, bounded by a total token budget."""
+
+    def __init__(self, max_tokens: int) -> None:
+        self.max_tokens = max_tokens
+        self._entries: OrderedDict[tuple[int, ...], _PrefixState] = OrderedDict()
+        self._pinned: set[tuple[int, ...]] = set()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self, pinned: bool = False) -> None:
+        keep = {} if pinned else {k: self._entries[k] for k in self._pinned}
+        self._entries = OrderedDict(keep)
+        if pinned:
+            self._pinned.clear()
+
+    def longest(self, ids: Sequence[int]) -> tuple[_PrefixState | None, int]:
+        """The entry sharing the longest token prefix with ``ids``, and that length."""
+        best, best_n = None, 0
+        for key, state in self._entries.items():
+            m = min(len(key), len(ids))
+            if m <= best_n:
+                continue
+            n = _common_prefix(key, ids, m)
+            if n > best_n:
+                best, best_n = state, n
+        if best is not None:
+            self._entries.move_to_end(best.ids)
+        return best, best_n
+
+    def put(self, state: _PrefixState, pin: bool = False) -> None:
+        self._entries[state.ids] = state
+        self._entries.move_to_end(state.ids)
+        if pin:
+            self._pinned.add(state.ids)
+        total = sum(len(k) for k in self._entries)
+        for key in list(self._entries):
+            if total <= self.max_tokens:
+                break
+            if key in self._pinned or key == state.ids:
+                continue
+            total -= len(key)
+            del self._entries[key]
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int | None = None) -> int:
+    """Length of the common prefix of two token sequences (at most ``limit``)."""
+    m = min(len(a), len(b)) if limit is None else limit
+    i = 0
+    while i < m and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _resolve_target(target: str) -> Path:
+    """Map an ``hf:`` target to a local Hugging Face folder (building caches as needed)."""
+    from ld_agents.llm import embedded
+
+    if target == "embedded":
+        return embedded.embedded_model_dir()
+    path = Path(target).expanduser()
+    if target.endswith(".gguf"):
+        if not path.is_file():
+            raise InvalidArgument(
+                f"GGUF file {target!r} does not exist; pass an existing .gguf file, a local "
+                "Hugging Face folder, or 'embedded'"
+            )
+        return embedded.dequantized_dir(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InvalidArgument(
+                f"folder {target!r} holds no config.json: not a Hugging Face model folder "
+                "(save one with model.save_pretrained(folder))"
+            )
+        return path
+    if path.exists():
+        raise InvalidArgument(
+            f"{target!r} is a file but not a .gguf file; pass a .gguf file, a Hugging Face "
+            "folder, or 'embedded'"
+        )
+    looks_like_path = os.sep in target or target.startswith((".", "~"))
+    if looks_like_path:
+        raise InvalidArgument(
+            f"model path {target!r} does not exist; pass an existing Hugging Face folder, a "
+            ".gguf file, or 'embedded'"
+        )
+    raise InvalidArgument(
+        f"unknown hf target {target!r}: expected 'embedded', a local Hugging Face folder or a "
+        ".gguf file (models are never downloaded from a hub; save one locally first)"
+    )
+
+
+class HFBackend(Backend):
+    """A causal LM through transformers: exact batched scoring and greedy generation.
+
+    See the module docstring for the spec options, the plain-completion prompt convention and
+    the fast scoring paths.
+    """
+
+    def __init__(
+        self,
+        target: str = "embedded",
+        *,
+        dtype: str = "float32",
+        device: str = "auto",
+        adapter: str | None = None,
+        batch_size: int | str = 32,
+        prefix_cache_tokens: int | str = 16384,
+    ) -> None:
+        super().__init__()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if dtype not in _DTYPES:
+            raise InvalidArgument(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+        self.batch_size = _positive_int("batch_size", batch_size)
+        cache_tokens = _positive_int("prefix_cache_tokens", prefix_cache_tokens)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise InvalidArgument(f"device {device!r} asked for, but CUDA is not available")
+        if device != "cpu" and not device.startswith("cuda"):
+            raise InvalidArgument(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+        adapter_dir = None
+        if adapter:
+            adapter_dir = Path(adapter).expanduser()
+            if not (adapter_dir / "adapter_config.json").is_file():
+                raise InvalidArgument(
+                    f"adapter {adapter!r} is not a peft adapter folder (no adapter_config.json)"
+                )
+
+        t0 = time.perf_counter()
+        folder = _resolve_target(target)
+        self.model_dir = folder
+        self.device = torch.device(device)
+        self.dtype = getattr(torch, dtype)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        load_dtype = torch.float32 if adapter_dir is not None else self.dtype
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=load_dtype)
+        if adapter_dir is not None:
+            from peft import PeftModel
+
+            # merged in float32 (exact up to rounding), then cast: inference pays no LoRA cost
+            model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+            model = model.to(self.dtype)
+        self.model = model.to(self.device).eval()
+        self.adapter = str(adapter_dir) if adapter_dir is not None else None
+        self.body = self.model.get_decoder()
+        self.head = self.model.get_output_embeddings()
+        self.config = self.model.config.get_text_config(decoder=True)
+        self.max_length = int(getattr(self.config, "max_position_embeddings", 0) or 1 << 30)
+        self.load_seconds = time.perf_counter() - t0
+
+        tok = self.tokenizer
+        plain = tok("a", add_special_tokens=False)["input_ids"]
+        special = tok("a")["input_ids"]
+        self._bos: int | None = None
+        if tok.bos_token_id is not None and special[:1] == [tok.bos_token_id] != plain[:1]:
+            self._bos = int(tok.bos_token_id)
+        start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self._start_id = int(start) if start is not None else 0
+        self._pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else self._start_id)
+        eos = self.model.generation_config.eos_token_id
+        eos = tok.eos_token_id if eos is None else eos
+        self._eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        self._store = _PrefixStore(cache_tokens)
+        self._kv_ok = self._check_cache_layers()
+        self._softcap = getattr(self.config, "final_logit_softcapping", None)
+        self._check_head()
+        logger.info(
+            "loaded %s (%s, %s%s) in %.1f s",
+            folder,
+            dtype,
+            self.device,
+            f", adapter {self.adapter}" if self.adapter else "",
+            self.load_seconds,
+        )
+
+    # ------------------------------------------------------------------ set-up checks
+    def _check_cache_layers(self) -> bool:
+        """Whether this model's KV cache has only plain or sliding layers (prefix reuse)."""
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+        layers = DynamicCache(config=self.model.config).layers
+        kinds = (DynamicLayer, DynamicSlidingWindowLayer)
+        ok = bool(layers) and all(type(layer) in kinds for layer in layers)
+        if not ok:
+            logger.warning("prefix key-value reuse disabled: unsupported cache layers")
+        return ok
+
+    def _check_head(self) -> None:
+        """Check that our own output head reproduces the model's logits."""
+        import torch
+
+        ids = torch.tensor([[self._start_id, self._encode(["Hello"])[0][-1]]], device=self.device)
+        with torch.inference_mode():
+            ref = self.model(input_ids=ids).logits[0].float()
+            hidden = self.body(input_ids=ids).last_hidden_state[0]
+            ours = self._logits(hidden).float()
+        err = (ref - ours).abs().max().item()
+        if err > 1e-3 * max(1.0, ref.abs().max().item()):
+            raise BackendError(
+                f"{self.model_dir}: the output layer is not a plain linear head (logits differ "
+                f"by {err:.3g}); HFBackend supports causal LMs whose logits are lm_head(hidden), "
+                "optionally soft-capped"
+            )
+
+    # ------------------------------------------------------------------ primitives
+    def _logits(self, hidden: Any) -> Any:
+        """The output layer on some final hidden states (soft-capped where the model is)."""
+        import torch
+
+        logits = self.head(hidden)
+        if self._softcap:
+            logits = torch.tanh(logits / self._softcap) * self._softcap
+        return logits
+
+    def _log_softmax_rows(self, hidden: Any, chunk: int = 64) -> Any:
+        """float32 log-softmax of the logits of a few hidden rows [U, d] -> [U, V]."""
+        import torch
+
+        out = []
+        for i in range(0, hidden.shape[0], chunk):
+            rows = hidden[i : i + chunk]
+            out.append(torch.log_softmax(self._logits(rows).float(), dim=-1))
+            self.stats.extra["logit_rows"] = self.stats.extra.get("logit_rows", 0) + rows.shape[0]
+        return torch.cat(out) if len(out) > 1 else out[0]
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of texts, BOS first where the tokenizer adds one."""
+        enc = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        head = [self._bos] if self._bos is not None else []
+        return [head + list(ids) for ids in enc]
+
+    def _check_length(self, n: int, what: str) -> None:
+        if n > self.max_length:
+            raise BackendError(
+                f"{what} is {n} tokens long, longer than the model's context of "
+                f"{self.max_length} tokens; shorten the prompt"
+            )
+
+    def _requests(self, requests: Sequence[tuple[str, str]]) -> list[_Request]:
+        """Tokenise (context, continuation) pairs at the boundary, as lm-eval does."""
+        for item in requests:
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise InvalidArgument(
+                    f"loglikelihood wants (context, continuation) pairs of strings, got {item!r}"
+                )
+        contexts = self._encode([c for c, _ in requests])
+        fulls = self._encode([c + x for c, x in requests])
+        out = []
+        for ctx, full in zip(contexts, fulls, strict=True):
+            if not ctx:  # no BOS and an empty context: condition on the start token
+                ctx, full = [self._start_id], [self._start_id, *full]
+            start = _common_prefix(ctx, full)
+            if start == 0:
+                ctx, full, start = [self._start_id], [self._start_id, *full], 1
+            self._check_length(len(full), "a scoring request (context + continuation)")
+            out.append(_Request(full, start))
+        return out
+
+    def _count(self, passes: int, tokens: int, seconds: float) -> None:
+        self.stats.forward_passes += passes
+        self.stats.tokens_processed += tokens
+        self.stats.seconds += seconds
+
+    # ------------------------------------------------------------------ key-value cache
+    def _cache_from(self, state: _PrefixState | None, n: int, batch: int, record: bool) -> Any:
+        """A DynamicCache holding the first ``n`` tokens of ``state``, repeated ``batch`` times.
+
+        ``record`` keeps every token in sliding-window layers (so the states can be stored and
+        cropped later); otherwise those layers keep only their window.
+        """
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicSlidingWindowLayer
+
+        cache = DynamicCache(config=self.model.config)
+        for i, layer in enumerate(cache.layers):
+            sliding = isinstance(layer, DynamicSlidingWindowLayer)
+            if sliding and record:
+                layer.activate_past_recording()
+            if state is None or n == 0:
+                continue
+            k, v = state.keys[i][:, :, :n], state.values[i][:, :, :n]
+            layer.lazy_initialization(k, v)
+            if sliding:
+                layer.cumulative_length = n
+                if not record:
+                    k, v = (
+                        k[:, :, -(layer.sliding_window - 1) :],
+                        v[:, :, -(layer.sliding_window - 1) :],
+                    )
+            if batch > 1:
+                k, v = k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)
+            layer.keys, layer.values = k, v
+        return cache
+
+    def _prefill(self, ids: Sequence[int], pin: bool = False) -> _PrefixState:
+        """Key-value and hidden states of a token prefix, reusing the longest cached one."""
+        import torch
+
+        ids = tuple(ids)
+        state, n = self._store.longest(ids)
+        if state is not None and n == len(ids):
+            self.stats.extra["prefix_tokens_reused"] = (
+                self.stats.extra.get("prefix_tokens_reused", 0) + n
+            )
+            if state.n_tokens == n:
+                if pin:
+                    self._store.put(state, pin=True)
+                return state
+            cropped = _PrefixState(
+                ids,
+                [k[:, :, :n] for k in state.keys],
+                [v[:, :, :n] for v in state.values],
+                state.hidden[:n],
+            )
+            self._store.put(cropped, pin=pin)
+            return cropped
+        if n:
+            self.stats.extra["prefix_tokens_reused"] = (
+                self.stats.extra.get("prefix_tokens_reused", 0) + n
+            )
+        cache = self._cache_from(state, n, 1, record=True)
+        hiddens = [state.hidden[:n]] if state is not None and n else []
+        t0 = time.perf_counter()
+        chunk = 1024
+        with torch.inference_mode():
+            for i in range(n, len(ids), chunk):
+                piece = torch.tensor([ids[i : i + chunk]], device=self.device)
+                out = self.body(input_ids=piece, cache=cache, use_cache=True)
+                hiddens.append(out.last_hidden_state[0])
+                self._count(1, piece.shape[1], 0.0)
+        self.stats.seconds += time.perf_counter() - t0
+        new = _PrefixState(
+            ids,
+            [layer.keys for layer in cache.layers],
+            [layer.values for layer in cache.layers],
+            torch.cat(hiddens) if len(hiddens) > 1 else hiddens[0],
+        )
+        self._store.put(new, pin=pin)
+        return new
+
+    def cache_prefix(self, text: str) -> int:
+        """Pin the key-value states of ``text`` (a static prompt start: rules, manual).
+
+        Every later context that starts with the same tokens reuses them and runs only its
+        remaining tokens (exact: the states are those a full forward would compute). Returns
+        the number of tokens cached. The prefix should end at a token boundary that later
+        prompts share (end it with a newline, say).
+        """
+        ids = self._encode([text])[0] or [self._start_id]
+        self._check_length(len(ids), "the prefix")
+        if not self._kv_ok:
+            return 0
+        return self._prefill(ids, pin=True).n_tokens
+
+    def clear_prefix_cache(self, pinned: bool = True) -> None:
+        """Drop cached prefix states (the pinned ones too unless ``pinned=False``)."""
+        self._store.clear(pinned=pinned)
+
+    # ------------------------------------------------------------------ scoring
+    def loglikelihood(
+        self, requests: Sequence[tuple[str, str]], *, method: str = "cached"
+    ) -> list[float]:
+        """Summed log-probability of each continuation given its context, in request order.
+
+        ``method``: ``cached`` (default; exact, fastest), or the references ``naive``,
+        ``keep`` and ``batch`` (see the module docstring). All agree within float rounding.
+        """
+        if method not in _METHODS:
+            raise InvalidArgument(f"method must be one of {', '.join(_METHODS)}, got {method!r}")
+        if not requests:
+            return []
+        reqs = self._requests(requests)
+        if method == "naive":
+            return [self._score_naive(r, keep=False) for r in reqs]
+        if method == "keep":
+            return [self._score_naive(r, keep=True) for r in reqs]
+        if method == "batch" or not self._kv_ok:
+            return self._score_batch(reqs)
+        return self._score_cached(reqs)
+
+    def choice_logprobs(self, context: str, choices: Sequence[str]) -> list[float]:
+        """Log-probabilities of options after one context: one forward of the context.
+
+        Options that are single tokens after the context (labels such as ``" A"``, ``" 3"``)
+        cost one forward of the context and one row of the output layer; longer options run
+        as one batch on the context's key-value cache. Exact (equal to ``loglikelihood``).
+        """
+        return self.loglikelihood([(context, c) for c in choices])
+
+    def _score_naive(self, req: _Request, keep: bool) -> float:
+        """One full forward over context + continuation (all logits, or only needed ones)."""
+        import torch
+
+        n_cont = len(req.ids) - req.start
+        if n_cont == 0:
+            return 0.0
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            ids = torch.tensor([req.ids], device=self.device)
+            keep_n = n_cont + 1 if keep else 0
+            logits = self.model(input_ids=ids, logits_to_keep=keep_n, use_cache=False).logits[0]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            rows = logp[-n_cont - 1 : -1]
+            target = ids[0, req.start :]
+            score = rows.gather(1, target[:, None]).sum().item()
+        rows_computed = logits.shape[0]
+        self.stats.extra["logit_rows"] = self.stats.extra.get("logit_rows", 0) + rows_computed
+        self._count(1, len(req.ids), time.perf_counter() - t0)
+        return score
+
+    def _score_batch(self, reqs: list[_Request]) -> list[float]:
+        """All requests in right-padded batches, the output layer only where scored."""
+        import torch
+
+        scores = [0.0] * len(reqs)
+        todo = [i for i, r in enumerate(reqs) if len(r.ids) > r.start]
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for b in range(0, len(todo), self.batch_size):
+                chunk = todo[b : b + self.batch_size]
+                width = max(len(reqs[i].ids) for i in chunk)
+                batch = torch.full((len(chunk), width), self._pad_id, dtype=torch.long)
+                for row, i in enumerate(chunk):
+                    batch[row, : len(reqs[i].ids)] = torch.tensor(reqs[i].ids)
+                hidden = self.body(input_ids=batch.to(self.device), use_cache=False)
+                hidden = hidden.last_hidden_state
+                self._count(1, sum(len(reqs[i].ids) for i in chunk), 0.0)
+                rows, index, targets = [], [], []
+                for row, i in enumerate(chunk):
+                    r = reqs[i]
+                    for t in range(r.start, len(r.ids)):
+                        rows.append((row, t - 1))
+                        index.append(i)
+                        targets.append(r.ids[t])
+                sel = hidden[[p[0] for p in rows], [p[1] for p in rows]]
+                logp = self._log_softmax_rows(sel)
+                vals = logp[torch.arange(len(rows)), torch.tensor(targets, device=self.device)]
+                for i, v in zip(index, vals.tolist(), strict=True):
+                    scores[i] += v
+        self.stats.seconds += time.perf_counter() - t0
+        return scores
+
+    def _score_cached(self, reqs: list[_Request]) -> list[float]:
+        """Group by context: context once (prefix cache), continuations batched on its cache."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, r in enumerate(reqs):
+            groups.setdefault(tuple(r.ids[: r.start]), []).append(i)
+        scores = [0.0] * len(reqs)
+        for ctx, members in groups.items():
+            state = self._prefill(ctx)
+            for i, v in zip(
+                members, self._score_on_state(state, [reqs[i] for i in members]), strict=True
+            ):
+                scores[i] = v
+        return scores
+
+    def _score_on_state(self, state: _PrefixState, reqs: list[_Request]) -> list[float]:
+        """Score continuations after a prefix state (all ``r.ids[:n] == state.ids``)."""
+        import torch
+
+        n = state.n_tokens
+        suffixes = [tuple(r.ids[n:]) for r in reqs]
+        # every scored token is predicted from a distinct token prefix (suffix[:t]);
+        # compute each distinct prefix's output row once
+        prefix_row: dict[tuple[int, ...], int] = {}
+        for s in suffixes:
+            for t in range(len(s)):
+                prefix_row.setdefault(s[:t], len(prefix_row))
+        # body rows: the suffixes without their last token, minus those another one extends
+        bodies = sorted({s[:-1] for s in suffixes if len(s) > 1}, key=len, reverse=True)
+        kept: list[tuple[int, ...]] = []
+        for s in bodies:
+            if not any(k[: len(s)] == s for k in kept):
+                kept.append(s)
+        t0 = time.perf_counter()
+        hidden_rows: list[Any] = [None] * len(prefix_row)
+        if () in prefix_row:
+            hidden_rows[prefix_row[()]] = state.hidden[n - 1]
+        with torch.inference_mode():
+            for b in range(0, len(kept), self.batch_size):
+                chunk = kept[b : b + self.batch_size]
+                width = max(len(s) for s in chunk)
+                batch = torch.full((len(chunk), width), self._pad_id, dtype=torch.long)
+                for row, s in enumerate(chunk):
+                    batch[row, : len(s)] = torch.tensor(s)
+                cache = self._cache_from(state, n, len(chunk), record=False)
+                out = self.body(input_ids=batch.to(self.device), cache=cache, use_cache=True)
+                hidden = out.last_hidden_state
+                self._count(1, sum(len(s) for s in chunk), 0.0)
+                for row, s in enumerate(chunk):
+                    for t in range(1, len(s) + 1):
+                        u = prefix_row.get(s[:t])
+                        if u is not None and hidden_rows[u] is None:
+                            hidden_rows[u] = hidden[row, t - 1]
+            logp = self._log_softmax_rows(torch.stack(hidden_rows))
+            pairs = [(prefix_row[s[:t]], s[t]) for s in suffixes for t in range(len(s))]
+            vals = logp[[p[0] for p in pairs], [p[1] for p in pairs]].tolist()
+        self.stats.seconds += time.perf_counter() - t0
+        scores, k = [], 0
+        for s in suffixes:
+            scores.append(math.fsum(vals[k : k + len(s)]))
+            k += len(s)
+        return scores
+
+    # ------------------------------------------------------------------ generation
+    def generate_until(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        """Greedy continuations, batched, in request order (stop strings excluded)."""
+        reqs = [r if isinstance(r, GenerationRequest) else _as_request(r) for r in requests]
+        if not reqs:
+            return []
+        ids = self._encode([r.context for r in reqs])
+        for i, row in enumerate(ids):
+            if not row:
+                ids[i] = [self._start_id]
+            self._check_length(len(ids[i]), "the prompt")
+        order = sorted(range(len(reqs)), key=lambda i: -len(ids[i]))
+        results: list[str] = [""] * len(reqs)
+        for b in range(0, len(order), self.batch_size):
+            chunk = order[b : b + self.batch_size]
+            texts = self._generate_batch([ids[i] for i in chunk], [reqs[i] for i in chunk])
+            for i, text in zip(chunk, texts, strict=True):
+                results[i] = text
+        return results
+
+    def _generate_batch(self, ids: list[list[int]], reqs: list[GenerationRequest]) -> list[str]:
+        """Greedy decoding of one batch: shared prefix from the cache, rows left-padded."""
+        import torch
+
+        t0 = time.perf_counter()
+        bsz = len(ids)
+        shared = min(len(x) for x in ids) - 1
+        for x in ids[1:]:
+            shared = _common_prefix(ids[0], x, shared)
+        state = self._prefill(ids[0][:shared]) if self._kv_ok and shared > 0 else None
+        n = shared if state is not None else 0
+        suffixes = [x[n:] for x in ids]
+        width = max(len(s) for s in suffixes)
+        pads = [width - len(s) for s in suffixes]
+        input_ids = torch.full((bsz, width), self._pad_id, dtype=torch.long)
+        mask = torch.ones((bsz, n + width), dtype=torch.long)
+        for row, s in enumerate(suffixes):
+            input_ids[row, pads[row] :] = torch.tensor(s)
+            mask[row, n : n + pads[row]] = 0
+        pos = (n + torch.arange(width)[None, :] - torch.tensor(pads)[:, None]).clamp(min=0)
+        limits = [
+            min(r.max_new_tokens, self.max_length - len(x)) for r, x in zip(reqs, ids, strict=True)
+        ]
+        generated: list[list[int]] = [[] for _ in range(bsz)]
+        texts: list[str | None] = [None] * bsz
+        active = list(range(bsz))  # original row of each live batch row
+        with torch.inference_mode():
+            cache = self._cache_from(state, n, bsz, record=False)
+            dev = self.device
+            out = self.body(
+                input_ids=input_ids.to(dev),
+                attention_mask=mask.to(dev),
+                position_ids=pos.to(dev),
+                cache=cache,
+                use_cache=True,
+            )
+            self._count(1, sum(len(s) for s in suffixes), 0.0)
+            last_pos = pos[:, -1].to(dev)
+            mask = mask.to(dev)
+            hidden = out.last_hidden_state[:, -1]
+            while active:
+                logits = self._logits(hidden)
+                self.stats.extra["logit_rows"] = (
+                    self.stats.extra.get("logit_rows", 0) + logits.shape[0]
+                )
+                nxt = logits.float().argmax(dim=-1)
+                keep: list[int] = []
+                for j, row in enumerate(active):
+                    tok = int(nxt[j])
+                    done = tok in self._eos_ids
+                    if not done:
+                        generated[row].append(tok)
+                        self.stats.tokens_generated += 1
+                        text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
+                        cut = _find_stop(text, reqs[row].until)
+                        if cut is not None:
+                            texts[row], done = text[:cut], True
+                        elif len(generated[row]) >= limits[row]:
+                            texts[row], done = text, True
+                    if done:
+                        if texts[row] is None:
+                            texts[row] = self.tokenizer.decode(
+                                generated[row], skip_special_tokens=True
+                            )
+                    else:
+                        keep.append(j)
+                if not keep:
+                    break
+                if len(keep) < len(active):
+                    idx = torch.tensor(keep, device=dev)
+                    cache.batch_select_indices(idx)
+                    nxt, mask, last_pos = nxt[idx], mask[idx], last_pos[idx]
+                    active = [active[j] for j in keep]
+                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+                last_pos = last_pos + 1
+                out = self.body(
+                    input_ids=nxt[:, None],
+                    attention_mask=mask,
+                    position_ids=last_pos[:, None],
+                    cache=cache,
+                    use_cache=True,
+                )
+                self._count(1, len(active), 0.0)
+                hidden = out.last_hidden_state[:, -1]
+        self.stats.seconds += time.perf_counter() - t0
+        return [t or "" for t in texts]
+
+    def close(self) -> None:
+        """Drop the prefix cache and the model (safe to call twice)."""
+        self._store.clear(pinned=True)
+        for name in ("model", "body", "head"):
+            if hasattr(self, name):
+                delattr(self, name)
+
+
+def _find_stop(text: str, until: Sequence[str]) -> int | None:
+    """Index of the earliest stop string in ``text``, or None."""
+    hits = [i for i in (text.find(s) for s in until if s) if i >= 0]
+    return min(hits) if hits else None
+
+
+def _as_request(item: object) -> GenerationRequest:
+    if isinstance(item, str):
+        return GenerationRequest(item)
+    raise InvalidArgument(f"generate_until wants GenerationRequest objects, got {item!r}")
+
+
+def _positive_int(name: str, value: int | str) -> int:
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        out = 0
+    if out < 1:
+        raise InvalidArgument(f"{name} must be a positive integer, got {value!r}")
+    return out
+
+
+@register_backend("hf")
+def _make_hf(target: str, **options: Any) -> HFBackend:
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise InvalidArgument(
+            f"unknown hf backend option(s) {', '.join(unknown)}; known: {', '.join(_OPTIONS)}"
+        )
+    return HFBackend(target, **options)
+
+
+__all__ = ["HFBackend"]
