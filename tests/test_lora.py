@@ -1,0 +1,123 @@
+"""LoRA training shared by KD and LD: real short runs on the embedded model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from ld_agents.lora import (
+    ADAPTER_DIR,
+    RUN_FILE,
+    LoraTrainConfig,
+    RunMismatch,
+    check_adapter,
+    check_examples,
+    train_lora,
+)
+from ld_envs.errors import InvalidArgument
+
+EXAMPLES = [
+    {
+        "prompt": f"Pursuer A is at ({i}, {i + 1}). The evader is at (10, 10). Answer:",
+        "answer": f" A: ({i + 1}, {i + 1})",
+    }
+    for i in range(8)
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir():
+    from ld_agents.llm.embedded import embedded_model_dir
+
+    return embedded_model_dir()
+
+
+@pytest.fixture(scope="module")
+def trained(model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lora") / "run"
+    config = LoraTrainConfig(
+        output_dir=str(out),
+        max_steps=4,
+        batch_size=4,
+        save_steps=2,
+        logging_steps=1,
+        learning_rate=5e-4,
+        progress=False,
+    )
+    return out, config, train_lora(model_dir, EXAMPLES, config)
+
+
+@pytest.mark.llm
+def test_short_run_lowers_the_loss(trained):
+    """Four steps on repeated data lower the answer loss."""
+    _, _, record = trained
+    curve = [p["loss"] for p in record["loss_curve"]]
+    assert len(curve) == 4 and curve[-1] < curve[0]
+    assert record["status"] == "done" and record["global_step"] == 4
+
+
+@pytest.mark.llm
+def test_training_changes_the_adapter_weights(trained):
+    """LoRA B matrices start at zero; after training they are not."""
+    from safetensors.torch import load_file
+
+    out, _, _ = trained
+    weights = load_file(str(out / ADAPTER_DIR / "adapter_model.safetensors"))
+    b = [t for name, t in weights.items() if "lora_B" in name]
+    assert b and any(float(t.abs().max()) > 0 for t in b)
+
+
+@pytest.mark.llm
+def test_rerun_resumes_from_checkpoint_without_more_steps(trained, model_dir):
+    """The same run again resumes from its last checkpoint and does not train further."""
+    _, config, first = trained
+    again = train_lora(model_dir, EXAMPLES, config)
+    assert again["resumed"] and again["global_step"] == first["global_step"]
+
+
+@pytest.mark.llm
+def test_folder_of_another_run_is_refused(trained, model_dir):
+    """Other data in the same output folder is refused, naming what differs."""
+    _, config, _ = trained
+    with pytest.raises(RunMismatch, match="data"):
+        train_lora(model_dir, EXAMPLES[:4], config)
+
+
+@pytest.mark.llm
+def test_adapter_for_another_base_model_is_refused(trained, model_dir, tmp_path):
+    """An adapter whose record names another base model fails check_adapter."""
+    out, _, _ = trained
+    check_adapter(out / ADAPTER_DIR, model_dir)  # its own base: fine
+    copy = tmp_path / "adapter"
+    shutil.copytree(out / ADAPTER_DIR, copy)
+    record = json.loads((copy / RUN_FILE).read_text())
+    record["base_model"] = "0000000000000000"
+    (copy / RUN_FILE).write_text(json.dumps(record))
+    with pytest.raises(RunMismatch, match="trained on base model 0000000000000000"):
+        check_adapter(copy, model_dir)
+
+
+@pytest.mark.parametrize(
+    ("rows", "match"),
+    [
+        ([], "empty"),
+        ([{"prompt": "x"}], "row 0 must be a mapping with 'prompt' and 'answer'"),
+        ([{"prompt": "x", "answer": "y"}, "text"], "row 1"),
+        ([{"prompt": "x", "answer": "  "}], "non-empty"),
+    ],
+)
+def test_empty_or_malformed_data_is_refused(rows, match):
+    """Bad training data fails with the row and what is expected."""
+    with pytest.raises(InvalidArgument, match=match):
+        check_examples(rows)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("r", 0), ("dropout", 1.5), ("dtype", "float16"), ("max_steps", 0)]
+)
+def test_config_validation_names_the_field(field, value):
+    """LoraTrainConfig refuses out-of-range fields by name."""
+    with pytest.raises(InvalidArgument, match=f"LoraTrainConfig.{field}"):
+        LoraTrainConfig(output_dir="x", **{field: value})
