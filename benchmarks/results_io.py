@@ -1,0 +1,238 @@
+"""The on-disk form of a sweep: an append-only ``episodes.jsonl`` and a ``sweep.json`` manifest.
+
+Durability rules (what makes resume safe):
+
+* every finished episode is one JSON line; lines are appended with a single ``os.write`` of
+  whole lines on an ``O_APPEND`` descriptor, then ``fsync``; a crash can therefore tear at
+  most the last line, never interleave or half-write an earlier one;
+* on load, a torn last line (no trailing newline, e.g. after ``kill -9``) is cut off the
+  file, so its episode runs again and is appended cleanly;
+* a corrupt line anywhere else (not JSON, or missing a field) is reported with its line
+  number and skipped; every other line is kept; a repeated (policy, episode) keeps the
+  first line;
+* the manifest is written to a temporary file in the same folder, fsynced, and moved over
+  the old one with ``os.replace`` (atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+EPISODES_FILE = "episodes.jsonl"
+MANIFEST_FILE = "sweep.json"
+
+#: fields every episode line must hold (others are free: start, summary, ...)
+REQUIRED_FIELDS = ("policy", "episode", "env_seed", "outcome", "steps", "violations", "reward")
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_records` found besides the good records."""
+
+    #: (1-based line number, reason) of each corrupt line that was skipped
+    corrupt: list[tuple[int, str]] = field(default_factory=list)
+    #: bytes of a torn last line that were cut off the file (0 when none)
+    torn_bytes: int = 0
+    #: (line number, policy, episode) of repeated lines that were ignored
+    duplicates: list[tuple[int, str, int]] = field(default_factory=list)
+
+    def messages(self, path: Path | str) -> list[str]:
+        """Human-readable warnings, one per problem."""
+        out = [
+            f"{path}: line {n} is corrupt ({why}); skipped, every other line kept"
+            for n, why in self.corrupt
+        ]
+        out += [
+            f"{path}: line {n} repeats policy {p!r} episode {e}; the first line is kept"
+            for n, p, e in self.duplicates
+        ]
+        if self.torn_bytes:
+            out.append(
+                f"{path}: the last line was torn ({self.torn_bytes} bytes without a newline, "
+                f"an interrupted write); it was dropped and its episode will run again"
+            )
+        return out
+
+
+def _check_record(obj: Any) -> str | None:
+    """Why a parsed line is not a valid episode record (``None`` when it is)."""
+    if not isinstance(obj, dict):
+        return f"expected a JSON object, got {type(obj).__name__}"
+    missing = [k for k in REQUIRED_FIELDS if k not in obj]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    if not isinstance(obj["policy"], str):
+        return "field 'policy' is not a string"
+    if not isinstance(obj["episode"], int) or isinstance(obj["episode"], bool):
+        return "field 'episode' is not an integer"
+    return None
+
+
+def load_records(path: Path | str, repair: bool = True) -> tuple[list[dict[str, Any]], LoadReport]:
+    """Read every valid episode record of a results file, in file order.
+
+    With ``repair`` a torn last line is truncated away on disk (so that later appends
+    start on a fresh line). Problems are returned in the :class:`LoadReport` and logged as
+    warnings; they never raise.
+    """
+    path = Path(path)
+    report = LoadReport()
+    if not path.exists():
+        return [], report
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        report.torn_bytes = len(data) - cut
+        data = data[:cut]
+        if repair:
+            with open(path, "r+b") as fh:
+                fh.truncate(cut)
+                fh.flush()
+                os.fsync(fh.fileno())
+    records: list[dict[str, Any]] = []
+    seen: set[tuple[str, int]] = set()
+    for lineno, raw in enumerate(data.split(b"\n")[:-1], start=1):
+        if not raw.strip():
+            report.corrupt.append((lineno, "empty line"))
+            continue
+        try:
+            obj = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            report.corrupt.append((lineno, f"not JSON: {exc}"))
+            continue
+        why = _check_record(obj)
+        if why is not None:
+            report.corrupt.append((lineno, why))
+            continue
+        key = (obj["policy"], obj["episode"])
+        if key in seen:
+            report.duplicates.append((lineno, *key))
+            continue
+        seen.add(key)
+        records.append(obj)
+    for message in report.messages(path):
+        logger.warning(message)
+    return records, report
+
+
+class RecordWriter:
+    """Appends episode records to a results file, whole lines at a time, durably."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def append(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Write the records as whole lines with one ``os.write``, then fsync."""
+        if self._fd is None:
+            raise ValueError(f"RecordWriter for {self.path} is closed")
+        blob = b"".join(encode_record(r) for r in records)
+        if not blob:
+            return
+        view = memoryview(blob)
+        while view:  # a regular file takes it in one call; loop for the contract's sake
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the file (safe to call twice)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def encode_record(record: Mapping[str, Any]) -> bytes:
+    """One record as a compact JSON line (keys sorted, newline-terminated)."""
+    line = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    if "\n" in line:  # json.dumps escapes newlines in strings; this guards the invariant
+        raise AssertionError("an encoded record contains a newline")
+    return line.encode() + b"\n"
+
+
+def write_json_atomic(path: Path | str, obj: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_text_atomic(path: Path | str, text: str) -> None:
+    """Write text to ``path`` through a temporary file and ``os.replace``."""
+    write_bytes_atomic(path, text.encode())
+
+
+def write_bytes_atomic(path: Path | str, data: bytes) -> None:
+    """Write bytes to ``path`` through a fsynced temporary file and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_manifest(folder: Path | str) -> dict[str, Any] | None:
+    """The folder's ``sweep.json`` (``None`` when there is none)."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.exists():
+        return None
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        from ld_envs.errors import SweepMismatch
+
+        raise SweepMismatch(
+            f"{path} is not valid JSON ({exc}); it is not an ld-gym sweep manifest. Use "
+            f"another --out folder, or delete the file if the folder is yours to reuse"
+        ) from exc
+    if not isinstance(obj, dict):
+        from ld_envs.errors import SweepMismatch
+
+        raise SweepMismatch(f"{path} does not hold a sweep manifest (a JSON object)")
+    return obj
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str:
+    """The project's git commit (``-dirty`` when the tree has changes; ``unknown`` without git)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = head.stdout.strip()
+    return commit + ("-dirty" if dirty.stdout.strip() else "")
