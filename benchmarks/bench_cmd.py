@@ -143,7 +143,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _takes(name: str, env_id: str, key: str) -> bool:
     """Whether policy ``name``'s factory names the argument ``key`` (not just **kwargs)."""
-    from benchmarks.sweep import _factory
+    from benchmarks.rollout import _factory
 
     try:
         return key in inspect.signature(_factory(name, env_id)).parameters

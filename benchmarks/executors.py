@@ -1,0 +1,115 @@
+"""Where chunks run: this process, local worker processes, or Ray.
+
+Every executor runs the same :func:`benchmarks.rollout.run_chunk` on the same
+:class:`~benchmarks.rollout.ChunkTask` and hands the records to the parent's ``sink``,
+which alone writes the results file; so the records are the same on every executor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from benchmarks.rollout import ChunkTask, run_chunk
+from ld_envs.errors import InvalidArgument
+
+EXECUTORS = ("serial", "process", "ray")
+
+
+def _ignore_sigint() -> None:
+    """Worker initializer: Ctrl-C is the parent's to handle (it stops the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def execute(
+    tasks: Sequence[ChunkTask],
+    executor: str,
+    workers: int,
+    sink: Callable[[list[dict[str, Any]]], None],
+) -> None:
+    """Run every task on ``executor`` and pass each batch of records to ``sink``.
+
+    ``serial`` passes records one episode at a time, as they end; ``process`` and ``ray``
+    pass a chunk's records when the chunk ends. An error or Ctrl-C stops the workers and
+    propagates; whatever reached ``sink`` before stays written.
+    """
+    if executor == "serial" or not tasks:
+        for task in tasks:
+            run_chunk(task, on_record=lambda rec: sink([rec]))
+    elif executor == "process":
+        _execute_processes(tasks, workers, sink)
+    elif executor == "ray":
+        _execute_ray(tasks, workers, sink)
+    else:  # guarded by RunOptions
+        raise AssertionError(executor)
+
+
+def _execute_processes(
+    tasks: Sequence[ChunkTask], workers: int, sink: Callable[[list[dict[str, Any]]], None]
+) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # spawn, not fork: LLM backends (torch, vLLM) and threads do not survive a fork
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_ignore_sigint
+    )
+    clean = False
+    try:
+        pending = {pool.submit(run_chunk, t) for t in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                sink(fut.result())
+        clean = True
+    finally:
+        if not clean:  # error or Ctrl-C: stop the workers now; written lines stay
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+        pool.shutdown(wait=clean, cancel_futures=True)
+
+
+def _execute_ray(
+    tasks: Sequence[ChunkTask], workers: int, sink: Callable[[list[dict[str, Any]]], None]
+) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise InvalidArgument(
+            "executor 'ray' needs Ray: pip install 'ld-gym[ray]' (or use --executor process)"
+        ) from None
+    started = False
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(logging_level=logging.WARNING)  # connect to the running cluster
+        else:
+            ray.init(
+                num_cpus=workers,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            )
+        started = True
+    remote = ray.remote(num_cpus=1, max_retries=0)(run_chunk)
+    refs = [remote.remote(t) for t in tasks]
+    clean = False
+    try:
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                sink(ray.get(ref))
+        clean = True
+    finally:
+        if not clean:
+            for ref in refs:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()

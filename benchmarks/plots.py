@@ -1,0 +1,338 @@
+"""Figures: the paper's Figure 5 for any policy, bar charts of the tables, episode GIFs.
+
+* :func:`plot_trajectories` draws one pursuit episode on the board as the paper's Figure 5
+  does: the three pursuers' paths as green, red and grey dashed lines (A, B, C), the
+  evader's in orange, every cell a piece passed through shaded in its colour, darker the
+  more often it was passed; starts as dots, ends as crosses; the restricted area hatched.
+* :func:`plot_table_bars` draws a sweep's table as bar charts with 95% error bars.
+* :func:`save_gif` writes the ``rgb_array`` frames of an episode as an animated GIF.
+
+:func:`play_episode` replays one episode (a preset start such as ``figure5``, or episode
+``i`` of a sweep with the sweep's seeds) and returns its trace. Matplotlib runs on the
+Agg backend; every file is written atomically (temporary file, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.results_io import write_bytes_atomic
+from benchmarks.rollout import PolicySpec, build_env, build_opponent, build_policy
+from ld_envs.errors import InvalidArgument
+
+logger = logging.getLogger(__name__)
+
+#: Figure 5's colours: pursuers A, B, C green, red, grey (dashed); the evader orange
+PURSUER_COLOURS = ("#2ca02c", "#d62728", "#7f7f7f")
+EVADER_COLOUR = "#ff7f0e"
+START_COLOUR = "#1f77b4"  # the paper's blue dots
+AREA_COLOUR = "#555555"
+BAR_COLOURS = {
+    "success": "#2ca02c",
+    "failure_without_violation": "#7f7f7f",
+    "failure_with_violation": "#d62728",
+    "win": "#2ca02c",
+    "loss": "#d62728",
+    "draw": "#7f7f7f",
+}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig: Any, path: Path | str, dpi: int = 110) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    _pyplot().close(fig)
+    write_bytes_atomic(path, buf.getvalue())
+    return path
+
+
+# ---------------------------------------------------------------------------- episodes
+
+
+@dataclass
+class EpisodeTrace:
+    """One played episode: positions per step, outcome, and frames when rendered."""
+
+    env_id: str
+    policy: str
+    #: (pursuer cells A, B, C; evader cell) after reset and after every step
+    history: list[tuple[list[tuple[int, int]], tuple[int, int]]]
+    size: int
+    area: tuple[int, int, int, int] | None
+    outcome: str | None
+    steps: int
+    violations: int
+    frames: list[np.ndarray] = field(default_factory=list)
+
+
+def play_episode(
+    env_id: str,
+    policy: PolicySpec | str,
+    env_kwargs: Mapping[str, Any] | None = None,
+    *,
+    preset: str | None = None,
+    episode: int | None = None,
+    sweep_seed: int = 0,
+    seed: int = 0,
+    render: bool = False,
+) -> EpisodeTrace:
+    """Play one pursuit episode and return its trace.
+
+    ``preset`` (e.g. ``"figure5"``) sets the start, the env reset with ``seed``; or
+    ``episode`` replays episode ``i`` of a sweep seeded ``sweep_seed`` (the same start,
+    evader and policy seeds as the sweep's non-batching rollout). ``render`` keeps the
+    ``rgb_array`` frames for :func:`save_gif`.
+    """
+    from benchmarks.rollout import episode_seed, game_hooks, policy_seed
+
+    spec = policy if isinstance(policy, PolicySpec) else PolicySpec(policy)
+    env_kwargs = dict(env_kwargs or {})
+    if game_hooks(env_id).opponent_key != "evader":
+        raise InvalidArgument(f"trajectories are drawn for the pursuit envs, not {env_id}")
+    if preset is not None and episode is not None:
+        raise InvalidArgument("give a preset start or a sweep episode, not both")
+    agent = build_policy(spec, env_id, env_kwargs)
+    env = build_env(
+        env_id,
+        env_kwargs,
+        build_opponent(env_id, env_kwargs),
+        render_mode="rgb_array" if render else None,
+    )
+    try:
+        if episode is not None:
+            obs, info = env.reset(seed=episode_seed(sweep_seed, episode))
+            agent.reset(seed=policy_seed(sweep_seed, episode))
+        else:
+            options = {"preset": preset} if preset else None
+            obs, info = env.reset(seed=seed, options=options)
+            agent.reset(seed=seed)
+        frames = [env.render()] if render else []
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(agent.act(obs))
+            done = terminated or truncated
+            if render:
+                frames.append(env.render())
+        u = env.unwrapped
+        return EpisodeTrace(
+            env_id=env_id,
+            policy=spec.label,
+            history=[([tuple(p) for p in ps], tuple(e)) for ps, e in u.history],
+            size=u.size,
+            area=None if u.area is None else tuple(u.area),
+            outcome=info.get("outcome"),
+            steps=int(info.get("steps", 0)),
+            violations=int(info.get("violations", 0)),
+            frames=frames,
+        )
+    finally:
+        env.close()
+
+
+# ---------------------------------------------------------------------------- figure 5
+
+
+def plot_trajectories(trace: EpisodeTrace, path: Path | str, title: str | None = None) -> Path:
+    """The paper's Figure 5 for one episode (see the module docstring); returns the path."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import Rectangle
+
+    plt = _pyplot()
+    n = trace.size
+    fig, ax = plt.subplots(figsize=(6.4, 6.8))
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_ylim(-0.5, n - 0.5)
+    ax.set_aspect("equal")
+    ax.set_xticks(range(0, n, 2 if n > 12 else 1))
+    ax.set_yticks(range(0, n, 2 if n > 12 else 1))
+    ax.set_xticks(np.arange(-0.5, n, 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, n, 1), minor=True)
+    ax.grid(which="minor", color="#e4e4e0", linewidth=0.6)
+    ax.tick_params(which="minor", length=0)
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+
+    if trace.area is not None:
+        x0, y0, x1, y1 = trace.area
+        ax.add_patch(
+            Rectangle(
+                (x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1,
+                facecolor="#bdbdbd", edgecolor=AREA_COLOUR, hatch="//", linewidth=1.2,
+                label="restricted area", zorder=1,
+            )
+        )  # fmt: skip
+
+    paths = [[ps[i] for ps, _ in trace.history] for i in range(3)]
+    evader_path = [e for _, e in trace.history]
+    # shading: each piece's visited cells, alpha growing with the number of passages
+    pieces = [*zip(paths, PURSUER_COLOURS, strict=True), (evader_path, EVADER_COLOUR)]
+    for cells, colour in pieces:
+        counts = Counter(cells)
+        top = max(counts.values())
+        for (x, y), c in counts.items():
+            alpha = 0.12 + 0.5 * (c / top if top > 1 else 0.0)
+            ax.add_patch(
+                Rectangle(
+                    (x - 0.5, y - 0.5), 1, 1, facecolor=to_rgba(colour, alpha),
+                    edgecolor="none", zorder=2,
+                )
+            )  # fmt: skip
+    for i, (cells, colour) in enumerate(zip(paths, PURSUER_COLOURS, strict=True)):
+        xs, ys = zip(*cells, strict=True)
+        ax.plot(xs, ys, linestyle="--", color=colour, linewidth=2.0, zorder=4,
+                label=f"pursuer {'ABC'[i]}")  # fmt: skip
+        ax.scatter([xs[0]], [ys[0]], s=70, color=START_COLOUR, edgecolor="white", zorder=6)
+        ax.annotate("ABC"[i], (xs[0], ys[0]), xytext=(5, 5), textcoords="offset points",
+                    fontsize=9, color=colour, weight="bold", zorder=7)  # fmt: skip
+        ax.scatter([xs[-1]], [ys[-1]], s=60, marker="X", color=colour, edgecolor="black",
+                   linewidth=0.6, zorder=6)  # fmt: skip
+    exs, eys = zip(*evader_path, strict=True)
+    ax.plot(exs, eys, linestyle="-", color=EVADER_COLOUR, linewidth=1.6, zorder=4, label="evader")
+    ax.scatter([exs[0]], [eys[0]], s=80, color=EVADER_COLOUR, edgecolor="white", zorder=6)
+    # the evader's end as a ring under the pursuers' crosses (a pursuer may share its cell)
+    ax.scatter([exs[-1]], [eys[-1]], s=260, marker="o", facecolor="none",
+               edgecolor=EVADER_COLOUR, linewidth=2.2, zorder=5)  # fmt: skip
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=5, fontsize=7.5, frameon=False)
+    outcome = (trace.outcome or "running").replace("_", " ")
+    fig.suptitle(
+        title
+        or f"{trace.env_id}, {trace.policy}: {outcome} in {trace.steps} steps"
+        f"{f', {trace.violations} violations' if trace.violations else ''}",
+        fontsize=10,
+    )
+    ax.set_title(
+        "dots: starts; crosses (pursuers) and ring (evader): ends; darker cells: passed more often",
+        fontsize=7.5, color="#555555",
+    )  # fmt: skip
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------- GIF
+
+
+def save_gif(frames: Sequence[np.ndarray], path: Path | str, fps: float = 4.0) -> Path:
+    """Write ``rgb_array`` frames as a looping GIF (the last frame held a little longer)."""
+    import imageio.v3 as iio
+
+    if not frames:
+        raise InvalidArgument("no frames to write; play the episode with render=True")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    step_ms = 1000.0 / fps
+    durations = [step_ms] * (len(frames) - 1) + [step_ms * 4]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".gif", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o644)
+    try:
+        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=durations, loop=0)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+# ---------------------------------------------------------------------------- bars
+
+
+def plot_table_bars(
+    manifest: Mapping[str, Any], records: Sequence[Mapping[str, Any]], path: Path | str
+) -> Path:
+    """A sweep's table as bar charts with 95% error bars; returns the path.
+
+    Pursuit: outcome rates per policy (Wilson intervals) and average steps of success
+    (Student-t intervals) with the mean lower bound as a marker. 21 points: victory / loss
+    / draw rates and mean reward, with the exact optimum's expected reward as a line.
+    """
+    from benchmarks import tables
+    from ld_agents.base import game_of
+
+    plt = _pyplot()
+    policies = [p["label"] for p in manifest["policies"]]
+    groups = {p: [r for r in records if r["policy"] == p] for p in policies}
+    policies = [p for p in policies if groups[p]]
+    if not policies:
+        raise InvalidArgument("no finished episodes to plot")
+    game = game_of(manifest["env_id"])
+    fig, (ax1, ax2) = plt.subplots(
+        1, 2, figsize=(4.0 + 1.6 * len(policies), 4.2), gridspec_kw={"width_ratios": [2, 1]}
+    )
+    x = np.arange(len(policies))
+    if game == "pursuit":
+        rows = [tables.pursuit_row(p, groups[p]) for p in policies]
+        metrics = [
+            ("success", "success"),
+            ("failure_without_violation", "fail w/o violation"),
+            ("failure_with_violation", "fail w/ violation"),
+        ]
+        second = [r.steps_success for r in rows]
+        second_label = "average steps of success"
+        bounds = [r.lower_bound_success.value for r in rows]
+    else:
+        rows = [tables.twentyone_row(p, groups[p], None) for p in policies]
+        metrics = [("win", "victory"), ("loss", "loss"), ("draw", "draw")]
+        second = [r.reward for r in rows]
+        second_label = "mean reward"
+        bounds = []
+    width = 0.8 / len(metrics)
+    for k, (attr, label) in enumerate(metrics):
+        ests = [getattr(r, attr) for r in rows]
+        vals = np.array([100 * e.value for e in ests])
+        err = np.array([[100 * (e.value - e.lo), 100 * (e.hi - e.value)] for e in ests]).T
+        ax1.bar(x + (k - 1) * width, vals, width, yerr=err, capsize=3, label=label,
+                color=BAR_COLOURS[attr], edgecolor="black", linewidth=0.5)  # fmt: skip
+    ax1.set_xticks(x, policies, rotation=20 if len(policies) > 3 else 0)
+    ax1.set_ylim(0, 105)
+    ax1.set_ylabel("% of episodes (95% Wilson interval)")
+    ax1.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, frameon=False)
+    ax1.set_title(f"{manifest['env_id']}: outcomes", fontsize=10)
+
+    vals = np.array([0.0 if math.isnan(e.value) else e.value for e in second])
+    err = np.array(
+        [[0.0, 0.0] if math.isnan(e.lo) else [e.value - e.lo, e.hi - e.value] for e in second]
+    ).T
+    ax2.bar(x, vals, 0.6, yerr=err, capsize=3, color="#9ecae1", edgecolor="black", linewidth=0.5)
+    if bounds:
+        ok = [i for i, b in enumerate(bounds) if not math.isnan(b)]
+        if ok:
+            ax2.scatter(x[ok], [bounds[i] for i in ok], marker="_", s=400, color="black",
+                        zorder=5, label="mean lower bound")  # fmt: skip
+            ax2.legend(fontsize=8)
+    if game != "pursuit":
+        ax2.axhline(0, color="black", linewidth=0.6)
+        opt = tables.exact_optimum(manifest.get("env_kwargs", {}))
+        if opt is not None:
+            ax2.axhline(opt.expected_reward, color="#2ca02c", linestyle="--",
+                        label=f"optimum (exact) {opt.expected_reward:+.3f}")  # fmt: skip
+            ax2.legend(fontsize=8)
+    for i, e in enumerate(second):
+        if math.isnan(e.value):
+            ax2.text(x[i], 0, "n/a", ha="center", va="bottom", fontsize=8)
+    ax2.set_xticks(x, policies, rotation=20 if len(policies) > 3 else 0)
+    ax2.set_title(second_label + " (95%)", fontsize=10)
+    fig.tight_layout()
+    return _save_figure(fig, path)

@@ -1,0 +1,510 @@
+"""Playing a chunk of episodes of one policy: seeds, game hooks, lanes, records.
+
+A :class:`ChunkTask` names some episodes of one policy of a sweep; :func:`run_chunk`
+plays them anywhere (this process, a worker process, a Ray worker) and returns their
+records. See :mod:`benchmarks.sweep` for how episodes, seeds and chunks fit together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ld_envs.errors import InvalidArgument, unknown_name
+
+# ---------------------------------------------------------------------------- seeds
+
+
+def _derive(seed: int, *key: int) -> int:
+    """A 31-bit seed from ``seed`` and a key path (numpy's SeedSequence spawn keys)."""
+    state = np.random.SeedSequence(seed, spawn_key=key).generate_state(1, dtype=np.uint32)
+    return int(state[0] >> 1)
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """The env seed of episode ``episode`` of a sweep seeded ``seed`` (same for every policy)."""
+    return _derive(seed, 0, episode)
+
+
+def policy_seed(seed: int, episode: int) -> int:
+    """The seed a non-batching policy is reset with at the start of episode ``episode``."""
+    return _derive(seed, 1, episode)
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The seed a batching policy is reset with at the start of chunk ``chunk``."""
+    return _derive(seed, 2, chunk)
+
+
+# ---------------------------------------------------------------------------- specs
+
+
+def _json_roundtrip(value: Any, what: str) -> Any:
+    """``value`` as it reads back from JSON; raise :class:`InvalidArgument` if it cannot."""
+    try:
+        return json.loads(json.dumps(value, sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(
+            f"{what} must be JSON data (str, number, bool, None, list, dict) so that the "
+            f"sweep's manifest can record it; got {value!r} ({exc})"
+        ) from None
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """One policy of a sweep: a registry name, its keyword arguments and a table label."""
+
+    #: registry name passed to ``ld_agents.make`` (``scripted``, ``random``, ``raw``, ...)
+    name: str
+    #: keyword arguments for ``ld_agents.make`` (e.g. ``{"model": "hf:embedded"}``); JSON data
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    #: the name in results and tables; defaults to ``name`` (give one to run a policy twice)
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InvalidArgument(f"PolicySpec.name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.kwargs, Mapping):
+            raise InvalidArgument(
+                f"PolicySpec.kwargs must be a mapping of keyword arguments, got {self.kwargs!r}"
+            )
+        object.__setattr__(self, "kwargs", _json_roundtrip(dict(self.kwargs), "policy kwargs"))
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
+        if not isinstance(self.label, str) or any(c in self.label for c in "\n\r,"):
+            raise InvalidArgument(
+                f"PolicySpec.label must be a string without commas, got {self.label!r}"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kwargs": dict(self.kwargs), "label": self.label}
+
+
+# ---------------------------------------------------------------------------- games
+
+
+@dataclass(frozen=True)
+class GameHooks:
+    """What a sweep needs to know about one game family."""
+
+    #: env kwarg naming the other side (pursuit: ``evader``; 21 points: ``opponent``)
+    opponent_key: str
+    #: names the env builds itself
+    builtin_opponents: tuple[str, ...]
+    #: kwargs for ``ld_agents.make`` when a registered policy plays the other side
+    opponent_make_kwargs: Mapping[str, Any]
+    #: env kwargs that are also passed to every policy factory that accepts them
+    shared_kwargs: tuple[str, ...]
+    #: extra fields of an episode record, read from the unwrapped env after reset
+    start_fields: Callable[[Any], dict[str, Any]]
+    #: ``info`` keys copied into the record at the episode's end
+    info_fields: tuple[str, ...] = ()
+
+    @property
+    def opponent_kwargs_key(self) -> str:
+        return f"{self.opponent_key}_kwargs"
+
+    def check_env_kwargs(self, env_id: str, env_kwargs: dict[str, Any]) -> None:
+        from ld_agents.base import known_policies
+
+        opponent = env_kwargs.get(self.opponent_key)
+        if opponent is not None:
+            if not isinstance(opponent, str):
+                raise InvalidArgument(
+                    f"env kwarg {self.opponent_key!r} must be a name in a sweep, got {opponent!r}"
+                )
+            known = sorted({*self.builtin_opponents, *known_policies(env_id)})
+            if opponent not in known:
+                raise unknown_name(self.opponent_key, opponent, known)
+        extra = env_kwargs.get(self.opponent_kwargs_key)
+        if extra is not None and not isinstance(extra, dict):
+            raise InvalidArgument(f"env kwarg {self.opponent_kwargs_key!r} must be a JSON object")
+        if extra and (opponent is None or opponent in self.builtin_opponents):
+            raise InvalidArgument(
+                f"{self.opponent_kwargs_key} is only used when {self.opponent_key} names a "
+                f"registered policy (not a built-in: {', '.join(self.builtin_opponents)})"
+            )
+
+
+def _pursuit_start(env: Any) -> dict[str, Any]:
+    from ld_envs.pursuit import steps_lower_bound
+
+    return {
+        "start": {
+            "pursuers": [list(p) for p in env.pursuers],
+            "evader": list(env.evader_cell),
+            "restricted": None if env.area is None else list(env.area),
+        },
+        "steps_lower_bound": steps_lower_bound(env.pursuers, env.evader_cell),
+    }
+
+
+def _twentyone_start(env: Any) -> dict[str, Any]:
+    from ld_envs.twenty_one import card_name
+
+    return {
+        "start": {
+            "agent": [card_name(c) for c in env.agent_cards],
+            "opponent": [card_name(c) for c in env.opponent_cards],
+        }
+    }
+
+
+_HOOKS: dict[str, GameHooks] = {
+    "pursuit": GameHooks(
+        opponent_key="evader",
+        builtin_opponents=("greedy", "random"),
+        opponent_make_kwargs={"side": "evader"},
+        shared_kwargs=("size",),
+        start_fields=_pursuit_start,
+        info_fields=("evader_violations",),
+    ),
+    "twentyone": GameHooks(
+        opponent_key="opponent",
+        builtin_opponents=("dealer", "random"),
+        opponent_make_kwargs={},  # 21-point players see their own side's observation
+        shared_kwargs=("opponent", "open_cards"),
+        start_fields=_twentyone_start,
+        info_fields=("agent_total", "opponent_total", "opponent_invalid"),
+    ),
+}
+
+
+def game_hooks(env_id: str) -> GameHooks:
+    from ld_agents.base import game_of
+
+    return _HOOKS[game_of(env_id)]
+
+
+def _accepts(factory: Callable[..., Any], key: str) -> bool:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return key in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _factory(name: str, env_id: str) -> Callable[..., Any]:
+    from ld_agents import base
+
+    base._load_builtin_policies()
+    return base._REGISTRY[name][base.game_of(env_id)]
+
+
+def build_policy(spec: PolicySpec, env_id: str, env_kwargs: Mapping[str, Any]) -> Any:
+    """``ld_agents.make`` with the spec's kwargs, plus env kwargs the policy must share.
+
+    Pursuit policies get the board ``size``; 21-point policies the ``opponent`` (when a
+    built-in name) and ``open_cards``, so that e.g. the exact optimum answers the opponent
+    the env plays. The spec's own kwargs win.
+    """
+    from ld_agents.base import make
+
+    hooks = game_hooks(env_id)
+    factory = _factory(spec.name, env_id)
+    kwargs: dict[str, Any] = {}
+    for key in hooks.shared_kwargs:
+        if key not in env_kwargs:
+            continue
+        value = env_kwargs[key]
+        if key == hooks.opponent_key and value not in hooks.builtin_opponents:
+            continue
+        params = inspect.signature(factory).parameters
+        if key in params:  # only factories that name the argument (not a catch-all **kwargs)
+            kwargs[key] = value
+    kwargs.update(spec.kwargs)
+    policy = make(spec.name, env_id, **kwargs)
+    if spec.label != spec.name and getattr(policy, "name", spec.name) == spec.name:
+        with contextlib.suppress(AttributeError):
+            policy.name = spec.label
+    return policy
+
+
+def build_env(
+    env_id: str, env_kwargs: Mapping[str, Any], opponent: Any = None, **extra: Any
+) -> Any:
+    """``gym.make`` for a sweep: sweep-only kwargs removed, a prepared opponent put in."""
+    import gymnasium as gym
+
+    import ld_envs  # noqa: F401  (registers the ids)
+
+    hooks = game_hooks(env_id)
+    kwargs = {k: v for k, v in env_kwargs.items() if k != hooks.opponent_kwargs_key}
+    if opponent is not None:
+        kwargs[hooks.opponent_key] = opponent
+    try:
+        return gym.make(env_id, **kwargs, **extra)
+    except TypeError as exc:
+        raise InvalidArgument(
+            f"{env_id} rejected the env kwargs {dict(env_kwargs)}: {exc}"
+        ) from None
+
+
+def build_opponent(env_id: str, env_kwargs: Mapping[str, Any]) -> Any:
+    """The registered policy named as the other side, or ``None`` for a built-in."""
+    from ld_agents.base import make
+
+    hooks = game_hooks(env_id)
+    name = env_kwargs.get(hooks.opponent_key)
+    if name is None or name in hooks.builtin_opponents:
+        return None
+    kwargs = dict(hooks.opponent_make_kwargs)
+    factory = _factory(name, env_id)
+    for key in hooks.shared_kwargs:
+        if key in env_kwargs and key != hooks.opponent_key and _accepts(factory, key):
+            kwargs[key] = env_kwargs[key]
+    kwargs.update(env_kwargs.get(hooks.opponent_kwargs_key) or {})
+    return make(name, env_id, **kwargs)
+
+
+# ---------------------------------------------------------------------------- rollout
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One unit of work: some episodes of one policy (picklable; runs anywhere)."""
+
+    env_id: str
+    env_kwargs: Mapping[str, Any]
+    policy: PolicySpec
+    seed: int
+    chunk: int
+    #: every episode index of the chunk (a batching policy plays them all)
+    episodes: tuple[int, ...]
+    #: the episodes whose records are wanted (the rest are already on disk)
+    wanted: tuple[int, ...]
+    commit: str
+
+
+def wants_batching(policy: Any) -> bool:
+    """Whether a policy steps many episodes together (see the module docstring)."""
+    flag = getattr(policy, "batch_episodes", None)
+    if isinstance(flag, bool):
+        return flag
+    from ld_agents.base import Policy
+
+    return isinstance(policy, Policy) and type(policy).act_batch is not Policy.act_batch
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe copy (numpy scalars and arrays become Python values)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class _Counters:
+    """Per-episode deltas of a policy's cumulative ``cost_counters()``."""
+
+    def __init__(self, policy: Any) -> None:
+        fn = getattr(policy, "cost_counters", None)
+        self.fn: Callable[[], Mapping[str, Any]] | None = fn if callable(fn) else None
+        self.last: dict[str, float] = self._read()
+
+    def _read(self) -> dict[str, float]:
+        if self.fn is None:
+            return {}
+        return {k: float(v) for k, v in self.fn().items() if _numeric(v)}
+
+    def delta(self) -> dict[str, float]:
+        now = self._read()
+        out = {k: v - self.last.get(k, 0.0) for k, v in now.items()}
+        self.last = now
+        return out
+
+
+def _add(acc: dict[str, float], delta: Mapping[str, float], share: float = 1.0) -> None:
+    for k, v in delta.items():
+        acc[k] = acc.get(k, 0.0) + v * share
+
+
+@dataclass
+class _Lane:
+    episode: int
+    env: Any
+    obs: Any = None
+    reward: float = 0.0
+    steps: int = 0
+    wall: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    done: bool = False
+
+
+def _record(task: ChunkTask, lane: _Lane, pseed: int, batched: bool) -> dict[str, Any]:
+    info = lane.info
+    rec: dict[str, Any] = {
+        "policy": task.policy.label,
+        "name": task.policy.name,
+        "episode": lane.episode,
+        "env_seed": episode_seed(task.seed, lane.episode),
+        "policy_seed": pseed,
+        "chunk": task.chunk,
+        "batched": batched,
+        "outcome": info.get("outcome"),
+        "steps": int(info.get("steps", lane.steps)),
+        "violations": int(info.get("violations", 0)),
+        "reward": round(float(lane.reward), 9),
+        "wall_s": round(lane.wall, 6),
+        "commit": task.commit,
+    }
+    for key in game_hooks(task.env_id).info_fields:
+        if key in info:
+            rec[key] = _plain(info[key])
+    rec.update(lane.extras)
+    if lane.cost:
+        rec["cost"] = {k: round(v, 6) for k, v in lane.cost.items()}
+    if lane.summary:
+        rec["summary"] = _plain(lane.summary)
+    return rec
+
+
+def _summary(policy: Any) -> dict[str, Any] | None:
+    fn = getattr(policy, "episode_summary", None)
+    if not callable(fn):
+        return None
+    out = fn()
+    if not isinstance(out, Mapping):
+        raise InvalidArgument(
+            f"policy {getattr(policy, 'name', policy)!r}: episode_summary() must return a "
+            f"dict, got {type(out).__name__}"
+        )
+    return dict(out)
+
+
+def run_chunk(
+    task: ChunkTask, on_record: Callable[[dict[str, Any]], None] | None = None
+) -> list[dict[str, Any]]:
+    """Play a chunk and return the records of its wanted episodes, in the order they end.
+
+    ``on_record`` (serial executor) is called with each record as its episode ends.
+    """
+    policy = build_policy(task.policy, task.env_id, task.env_kwargs)
+    opponent = build_opponent(task.env_id, task.env_kwargs)
+    hooks = game_hooks(task.env_id)
+    out: list[dict[str, Any]] = []
+
+    def emit(rec: dict[str, Any]) -> None:
+        out.append(rec)
+        if on_record is not None:
+            on_record(rec)
+
+    if wants_batching(policy):
+        _run_batched(task, policy, opponent, hooks, emit)
+    else:
+        _run_sequential(task, policy, opponent, hooks, emit)
+    return out
+
+
+def _run_sequential(
+    task: ChunkTask, policy: Any, opponent: Any, hooks: GameHooks, emit: Callable[[dict], None]
+) -> None:
+    env = build_env(task.env_id, task.env_kwargs, opponent)
+    counters = _Counters(policy)
+    try:
+        for ep in task.wanted:
+            pseed = policy_seed(task.seed, ep)
+            lane = _Lane(ep, env)
+            t0 = time.perf_counter()
+            obs, info = env.reset(seed=episode_seed(task.seed, ep))
+            policy.reset(seed=pseed)
+            lane.extras = hooks.start_fields(env.unwrapped)
+            counters.delta()
+            done = False
+            while not done:
+                action = policy.act(obs)
+                obs, reward, terminated, truncated, info = env.step(action)
+                lane.reward += float(reward)
+                lane.steps += 1
+                done = terminated or truncated
+            lane.wall = time.perf_counter() - t0
+            lane.info = info
+            lane.cost = counters.delta()
+            lane.summary = _summary(policy) or {}
+            emit(_record(task, lane, pseed, batched=False))
+    finally:
+        env.close()
+
+
+def _run_batched(
+    task: ChunkTask, policy: Any, opponent: Any, hooks: GameHooks, emit: Callable[[dict], None]
+) -> None:
+    wanted = set(task.wanted)
+    pseed = chunk_seed(task.seed, task.chunk)
+    lanes = [_Lane(ep, build_env(task.env_id, task.env_kwargs, opponent)) for ep in task.episodes]
+    try:
+        for lane in lanes:
+            t0 = time.perf_counter()
+            lane.obs, lane.info = lane.env.reset(seed=episode_seed(task.seed, lane.episode))
+            lane.extras = hooks.start_fields(lane.env.unwrapped)
+            lane.wall = time.perf_counter() - t0
+        policy.reset(seed=pseed)
+        counters = _Counters(policy)
+        base_summary = _summary(policy)
+        last_summary = dict(base_summary or {})
+        active = list(lanes)
+        while active:
+            t0 = time.perf_counter()
+            actions = policy.act_batch([lane.obs for lane in active])
+            share = (time.perf_counter() - t0) / len(active)
+            if len(actions) != len(active):
+                raise InvalidArgument(
+                    f"policy {task.policy.label!r}: act_batch returned {len(actions)} actions "
+                    f"for {len(active)} observations"
+                )
+            cost = counters.delta()
+            summary = _summary(policy) if base_summary is not None else None
+            for lane, action in zip(active, actions, strict=True):
+                _add(lane.cost, cost, 1.0 / len(active))
+                if summary is not None:
+                    _merge_summary(lane.summary, summary, last_summary, len(active))
+                t1 = time.perf_counter()
+                lane.obs, reward, terminated, truncated, lane.info = lane.env.step(action)
+                lane.reward += float(reward)
+                lane.steps += 1
+                lane.done = terminated or truncated
+                lane.wall += share + time.perf_counter() - t1
+            if summary is not None:
+                last_summary = summary
+            for lane in active:
+                if lane.done and lane.episode in wanted:
+                    emit(_record(task, lane, pseed, batched=True))
+            active = [lane for lane in active if not lane.done]
+    finally:
+        for lane in lanes:
+            lane.env.close()
+
+
+def _merge_summary(
+    acc: dict[str, Any], now: Mapping[str, Any], before: Mapping[str, Any], n: int
+) -> None:
+    """Numeric fields: add this call's change split over ``n`` episodes; others: latest."""
+    for k, v in now.items():
+        if _numeric(v) and _numeric(before.get(k, 0)):
+            acc[k] = acc.get(k, 0) + (float(v) - float(before.get(k, 0))) / n
+        else:
+            acc[k] = v
