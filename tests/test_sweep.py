@@ -1,0 +1,459 @@
+"""Benchmark sweeps: seeds, records, resume after kill -9 / Ctrl-C, mismatches, executors, CLI."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from benchmarks.results_io import EPISODES_FILE, MANIFEST_FILE, load_records
+from benchmarks.sweep import (
+    PolicySpec,
+    RunOptions,
+    SweepSpec,
+    episode_seed,
+    load_sweep,
+    policy_seed,
+    record_key,
+    run_sweep,
+)
+from ld_agents import base
+from ld_agents.base import Policy
+from ld_agents.cli import main
+from ld_envs.errors import InvalidArgument, SweepMismatch, UnknownName
+from ld_envs.pursuit import steps_lower_bound
+
+CHILD = Path(__file__).with_name("sweep_child.py")
+SERIAL = RunOptions(progress=False)
+
+
+def spec(*names: str, episodes: int = 6, seed: int = 0, chunk: int = 3, **env: Any) -> SweepSpec:
+    return SweepSpec(
+        "Pursuit-v0", [PolicySpec(n) for n in names], episodes, seed, env, chunk_size=chunk
+    )
+
+
+def keys(records: list[dict]) -> list[tuple]:
+    return sorted(record_key(r) for r in records)
+
+
+def lines(folder: Path) -> list[str]:
+    path = folder / EPISODES_FILE
+    return path.read_text().splitlines(keepends=True) if path.exists() else []
+
+
+@pytest.fixture
+def registered() -> Iterator[list[str]]:
+    """Register test-only policies; remove them afterwards."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        base._REGISTRY.pop(name, None)
+
+
+class Batcher(Policy):
+    """A batching test policy: random legal moves, logs its batch sizes, reports costs."""
+
+    batch_sizes: list[int]
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.batch_sizes = []
+        self.calls = 0
+
+    def act_batch(self, observations: list[Any]) -> list[np.ndarray]:
+        self.batch_sizes.append(len(observations))
+        self.calls += len(observations)
+        out = []
+        for obs in observations:
+            legal = [np.flatnonzero(row) for row in obs["action_mask"]]
+            out.append(np.array([row[self.np_random.integers(len(row))] for row in legal]))
+        return out
+
+    def act(self, obs: Any) -> Any:
+        return self.act_batch([obs])[0]
+
+    def cost_counters(self) -> dict[str, float]:
+        return {"decisions": self.calls}
+
+    def episode_summary(self) -> dict[str, Any]:
+        return {"decisions_so_far": self.calls, "mode": "test"}
+
+
+# --------------------------------------------------------------------------- seeds, records
+
+
+def test_episode_seeds_are_stable_and_distinct():
+    """Episode seeds depend only on (sweep seed, episode) and differ between episodes."""
+    seeds = [episode_seed(0, i) for i in range(200)]
+    assert seeds == [episode_seed(0, i) for i in range(200)]
+    assert len(set(seeds)) == 200
+    assert episode_seed(1, 0) != episode_seed(0, 0)
+    assert policy_seed(0, 0) != episode_seed(0, 0)
+
+
+def test_every_policy_meets_the_same_starts(tmp_path):
+    """Episode i has the same env seed and start for every policy."""
+    result = run_sweep(spec("scripted", "random", "random_blind"), tmp_path, SERIAL)
+    starts: dict[int, set[str]] = {}
+    for r in result.records:
+        starts.setdefault(r["episode"], set()).add(json.dumps([r["env_seed"], r["start"]]))
+    assert sorted(starts) == list(range(6))
+    assert all(len(s) == 1 for s in starts.values())
+    assert len({next(iter(s)) for s in starts.values()}) == 6  # and starts differ by episode
+
+
+def test_records_hold_the_documented_fields(tmp_path):
+    """One line per episode with outcome, steps, violations, reward, commit and the bound."""
+    result = run_sweep(spec("scripted", "random_blind"), tmp_path, SERIAL)
+    assert len(lines(tmp_path)) == 12
+    for r in result.records:
+        for key in ("policy", "episode", "env_seed", "outcome", "steps", "violations",
+                    "reward", "wall_s", "commit", "start", "steps_lower_bound"):  # fmt: skip
+            assert key in r
+        start = r["start"]
+        bound = steps_lower_bound([tuple(p) for p in start["pursuers"]], tuple(start["evader"]))
+        assert r["steps_lower_bound"] == bound
+    blind = [r for r in result.records if r["policy"] == "random_blind"]
+    assert any(r["outcome"] == "failure_with_violation" and r["violations"] > 7 for r in blind)
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    assert manifest["env_id"] == "Pursuit-v0" and manifest["episodes"] == 6
+    assert [p["label"] for p in manifest["policies"]] == ["scripted", "random_blind"]
+
+
+def test_sweep_records_match_a_bare_loop(tmp_path):
+    """A sweep's episode equals playing the env by hand with the documented seeds."""
+    import gymnasium as gym
+
+    import ld_agents
+
+    result = run_sweep(spec("random", episodes=3), tmp_path, SERIAL)
+    env = gym.make("Pursuit-v0")
+    policy = ld_agents.make("random", "Pursuit-v0")
+    for r in result.records:
+        obs, _ = env.reset(seed=episode_seed(0, r["episode"]))
+        policy.reset(seed=policy_seed(0, r["episode"]))
+        total, done = 0.0, False
+        while not done:
+            obs, reward, term, trunc, info = env.step(policy.act(obs))
+            total, done = total + reward, term or trunc
+        assert (info["outcome"], info["steps"], info["violations"]) == (
+            r["outcome"], r["steps"], r["violations"],
+        )  # fmt: skip
+        assert r["reward"] == pytest.approx(total)
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def test_rerun_runs_nothing_and_keeps_the_file(tmp_path):
+    """Running a finished sweep again plays no episode and leaves the file as it was."""
+    run_sweep(spec("scripted"), tmp_path, SERIAL)
+    before = (tmp_path / EPISODES_FILE).read_bytes()
+    again = run_sweep(spec("scripted"), tmp_path, SERIAL)
+    assert again.ran == 0 and len(again.records) == 6
+    assert (tmp_path / EPISODES_FILE).read_bytes() == before
+
+
+def test_adding_a_policy_runs_only_the_new_one(tmp_path):
+    """A new policy joins an existing sweep; the old policy's episodes are not replayed."""
+    run_sweep(spec("scripted"), tmp_path, SERIAL)
+    result = run_sweep(spec("scripted", "random"), tmp_path, SERIAL)
+    assert result.ran == 6
+    assert result.policies == ["scripted", "random"]
+    assert len(lines(tmp_path)) == 12
+
+
+def test_torn_last_line_is_dropped_and_rewritten(tmp_path):
+    """A last line cut short (kill -9 mid-write) is removed and its episode run again."""
+    full = run_sweep(spec("random"), tmp_path, SERIAL).records
+    text = lines(tmp_path)
+    (tmp_path / EPISODES_FILE).write_text("".join(text[:-1]) + text[-1][:25])
+    result = run_sweep(spec("random"), tmp_path, SERIAL)
+    assert result.report.torn_bytes == 25 and result.ran == 1
+    assert all(line.endswith("}\n") for line in lines(tmp_path))
+    assert keys(result.records) == keys(full)
+
+
+def test_corrupt_line_is_reported_with_its_number_and_the_rest_kept(tmp_path):
+    """A corrupt middle line is reported by line number; the other lines are kept."""
+    run_sweep(spec("scripted"), tmp_path, SERIAL)
+    text = lines(tmp_path)
+    text[2] = '{"policy": "scripted", "episo\n'
+    (tmp_path / EPISODES_FILE).write_text("".join(text))
+    records, report = load_records(tmp_path / EPISODES_FILE)
+    assert [n for n, _ in report.corrupt] == [3]
+    assert len(records) == 5
+    assert "line 3" in report.messages(tmp_path / EPISODES_FILE)[0]
+    result = run_sweep(spec("scripted"), tmp_path, SERIAL)
+    assert result.ran == 1 and sorted(r["episode"] for r in result.records) == list(range(6))
+
+
+def test_batched_resume_replays_the_whole_chunk_identically(tmp_path, registered):
+    """A batching policy's chunk is re-run whole on resume; records equal the first run."""
+    base.register("batcher", "pursuit")(lambda env_id, seed=None, **_: Batcher(seed))
+    registered.append("batcher")
+    first = run_sweep(spec("batcher", chunk=3), tmp_path / "a", SERIAL).records
+    text = lines(tmp_path / "a")
+    (tmp_path / "a" / EPISODES_FILE).write_text("".join(text[:4]))  # chunk 1 half done
+    resumed = run_sweep(spec("batcher", chunk=3), tmp_path / "a", SERIAL)
+    assert resumed.ran == 2
+    assert keys(resumed.records) == keys(first)
+    assert all(r["batched"] for r in first)
+
+
+def test_batching_policy_gets_the_running_episodes_together(tmp_path, registered):
+    """act_batch receives every running episode of the chunk; costs are shared out."""
+    made: list[Batcher] = []
+
+    def factory(env_id: str, seed: int | None = None, **_: Any) -> Batcher:
+        made.append(Batcher(seed))
+        return made[-1]
+
+    base.register("batcher", "pursuit")(factory)
+    registered.append("batcher")
+    result = run_sweep(spec("batcher", episodes=4, chunk=4), tmp_path, SERIAL)
+    sizes = made[0].batch_sizes
+    assert sizes[0] == 4 and sizes == sorted(sizes, reverse=True)
+    decisions = sum(r["cost"]["decisions"] for r in result.records)
+    assert decisions == pytest.approx(made[0].calls)
+    assert all(r["summary"]["mode"] == "test" for r in result.records)
+
+
+def test_sequential_policy_summary_and_costs_are_per_episode(tmp_path, registered):
+    """A non-batching policy's cost_counters() delta and episode_summary() land per record."""
+
+    class Counting(Policy):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def act(self, obs: Any) -> np.ndarray:
+            self.calls += 1
+            return np.zeros(3, dtype=np.int64)  # everyone stays
+
+        def cost_counters(self) -> dict[str, float]:
+            return {"calls": self.calls}
+
+        def episode_summary(self) -> dict[str, Any]:
+            return {"note": np.int64(7)}
+
+    base.register("counting", "pursuit")(lambda env_id, **_: Counting())
+    registered.append("counting")
+    result = run_sweep(spec("counting", episodes=2), tmp_path, SERIAL)
+    for r in result.records:
+        assert r["cost"]["calls"] == r["steps"]
+        assert r["summary"] == {"note": 7}
+
+
+def test_registered_evader_plays_like_the_builtin(tmp_path):
+    """evader='scripted' (make(..., side='evader')) replays the built-in greedy evader."""
+    builtin = run_sweep(spec("random", evader="greedy"), tmp_path / "a", SERIAL).records
+    named = run_sweep(spec("random", evader="scripted"), tmp_path / "b", SERIAL).records
+    assert keys(builtin) == keys(named)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"seed": 1}, "seed"), ({"episodes": 7}, "episodes"),
+     ({"env": {"evader": "random"}}, "env_kwargs")],
+)  # fmt: skip
+def test_folder_of_another_sweep_fails_naming_the_difference(tmp_path, change, field):
+    """A folder holding another sweep raises SweepMismatch naming what differs."""
+    run_sweep(spec("scripted"), tmp_path, SERIAL)
+    kwargs: dict[str, Any] = {"episodes": 6, "seed": 0}
+    kwargs.update({k: v for k, v in change.items() if k != "env"})
+    other = spec("scripted", **kwargs, **change.get("env", {}))
+    with pytest.raises(SweepMismatch, match=field):
+        run_sweep(other, tmp_path, SERIAL)
+
+
+def test_other_env_in_folder_is_a_mismatch(tmp_path):
+    """The same folder cannot hold a Pursuit-v0 and a PursuitRestricted-v0 sweep."""
+    run_sweep(spec("scripted"), tmp_path, SERIAL)
+    other = SweepSpec("PursuitRestricted-v0", [PolicySpec("scripted")], 6, 0, chunk_size=3)
+    with pytest.raises(SweepMismatch, match="env_id"):
+        run_sweep(other, tmp_path, SERIAL)
+
+
+def test_same_label_with_other_kwargs_is_a_mismatch(tmp_path):
+    """Re-running a label with different policy kwargs fails instead of mixing results."""
+    run_sweep(spec("random"), tmp_path, SERIAL)
+    changed = SweepSpec("Pursuit-v0", [PolicySpec("random", {"masked": False})], 6, 0, chunk_size=3)
+    with pytest.raises(SweepMismatch, match="random"):
+        run_sweep(changed, tmp_path, SERIAL)
+
+
+def test_folder_in_use_by_a_running_sweep_is_refused(tmp_path):
+    """A second sweep cannot write into a folder another running sweep holds."""
+    fd = os.open(tmp_path / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(SweepMismatch, match="in use"):
+            run_sweep(spec("scripted"), tmp_path, SERIAL)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "text"),
+    [
+        (lambda: spec("clever"), UnknownName, "scripted"),
+        (lambda: SweepSpec("Chess-v0", [PolicySpec("scripted")]), UnknownName, "Pursuit-v0"),
+        (lambda: spec("scripted", episodes=0), InvalidArgument, "episodes must be >= 1"),
+        (lambda: spec("scripted", "scripted"), InvalidArgument, "twice"),
+        (lambda: spec("scripted", evader="fox"), UnknownName, "greedy"),
+        (lambda: RunOptions(executor="dask"), UnknownName, "ray"),
+        (lambda: RunOptions(workers=0), InvalidArgument, "workers"),
+        (lambda: PolicySpec("raw", {"model": object()}), InvalidArgument, "JSON"),
+    ],
+)
+def test_bad_settings_fail_with_a_clear_message(make, error, text):
+    """Unknown names list the known ones; out-of-range numbers name the field."""
+    with pytest.raises(error, match=text):
+        make()
+
+
+# --------------------------------------------------------------------------- executors
+
+
+@pytest.mark.parametrize("executor", ["process", "ray"])
+def test_executors_give_the_serial_records(tmp_path, executor):
+    """Local processes and a local 2-CPU Ray instance reproduce the serial records."""
+    if executor == "ray":
+        pytest.importorskip("ray")
+    small = spec("scripted", "random", episodes=5, chunk=2)
+    serial = run_sweep(small, tmp_path / "serial", SERIAL).records
+    other = run_sweep(
+        small, tmp_path / executor, RunOptions(executor=executor, workers=2, progress=False)
+    )
+    assert other.ran == 10
+    assert keys(other.records) == keys(serial)
+    assert len(lines(tmp_path / executor)) == 10
+
+
+# --------------------------------------------------------------------------- interruption
+
+
+def _child(out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, str(CHILD), "bench", "Pursuit-v0", "--policies", "scripted,slow_random",
+        "--episodes", "24", "--chunk-size", "6", "--seed", "5", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def _reference(tmp_path: Path, registered: list[str]) -> list[tuple]:
+    import sweep_child
+
+    registered.append("slow_random")
+    base.register("slow_random", "pursuit")(sweep_child._slow_random)
+    sweep_child.DELAY = 0.0
+    ref = SweepSpec(
+        "Pursuit-v0", [PolicySpec("scripted"), PolicySpec("slow_random")], 24, 5, chunk_size=6
+    )
+    return keys(run_sweep(ref, tmp_path / "reference", SERIAL).records)
+
+
+def _interrupt_midway(out: Path, sig: int) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CI": "1", "SLOW_RANDOM_DELAY": "0.001"}
+    proc = subprocess.Popen(_child(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 120
+    while len(lines(out)) < 30:  # all 24 scripted episodes and some slow_random ones
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path, registered):
+    """kill -9 mid-sweep, rerun the same command: every episode once, as if never killed."""
+    out = tmp_path / "killed"
+    killed = _interrupt_midway(out, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    done_before = len(lines(out))
+    assert 30 <= done_before < 48
+    with open(out / EPISODES_FILE, "a") as fh:  # as if the kill had landed mid-write
+        fh.write('{"policy": "slow_random", "epi')
+    resumed = subprocess.run(
+        _child(out, "--no-progress"), capture_output=True, text=True, timeout=120,
+        env={**os.environ, "CI": "1", "SLOW_RANDOM_DELAY": "0"},
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "torn" in resumed.stderr
+    final = load_sweep(out).records
+    assert len(lines(out)) == 48 == len(final)
+    assert keys(final) == _reference(tmp_path, registered)
+
+
+def test_ctrl_c_midway_exits_130_then_resume_equals_an_uninterrupted_run(tmp_path, registered):
+    """Ctrl-C stops the sweep with exit 130 and no traceback; a rerun completes it exactly."""
+    out = tmp_path / "interrupted"
+    stopped = _interrupt_midway(out, signal.SIGINT)
+    assert stopped.returncode == 130
+    assert b"interrupted" in stopped.stderr and b"Traceback" not in stopped.stderr
+    assert len(lines(out)) < 48
+    resumed = subprocess.run(
+        _child(out), capture_output=True, text=True, timeout=120,
+        env={**os.environ, "CI": "1", "SLOW_RANDOM_DELAY": "0"},
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert keys(load_sweep(out).records) == _reference(tmp_path, registered)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_bench_prints_the_table_and_saves_it(tmp_path, capsys):
+    """ld-gym bench runs the sweep, prints the table, and writes Markdown and CSV."""
+    rc = main(["bench", "Pursuit-v0", "--policies", "scripted,random", "--episodes", "4",
+               "--out", str(tmp_path), "--no-progress", "--paired", "scripted,random"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "scripted" in out and "100.0% [51.0, 100.0]" in out
+    assert "Paired comparisons" in out
+    for name in ("table.md", "table.csv", "paired.csv", EPISODES_FILE, MANIFEST_FILE):
+        assert (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "text"),
+    [
+        (["--policies", "clever"], "unknown policy for Pursuit-v0 'clever'; known:"),
+        (["--policies", "scripted", "--episodes", "0"], "episodes must be >= 1"),
+        (["--policies", "scripted", "--evader", "fox"], "unknown evader 'fox'"),
+        (["--policies", "scripted", "--paired", "scripted,ghost"], "no policy 'ghost'"),
+        (["--policies", "scripted", "--paper-family", "GPT"], "unknown paper model family"),
+    ],
+)
+def test_cli_bad_input_exits_1_with_a_message_and_no_traceback(tmp_path, capsys, argv, text):
+    """Bad input prints one clear error line and exits 1, without a traceback."""
+    rc = main(["bench", "Pursuit-v0", "--episodes", "2", "--out", str(tmp_path), *argv])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert text in err and "Traceback" not in err
+
+
+def test_cli_unknown_env_and_mismatched_folder_exit_1(tmp_path, capsys):
+    """An unknown env id and a folder of another sweep both exit 1 with the reason."""
+    assert main(["bench", "Chess-v0", "--policies", "scripted", "--out", str(tmp_path)]) == 1
+    assert "unknown env id 'Chess-v0'" in capsys.readouterr().err
+    common = ["bench", "Pursuit-v0", "--policies", "scripted", "--out", str(tmp_path)]
+    assert main([*common, "--episodes", "2", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main([*common, "--episodes", "3"]) == 1
+    assert "episodes: the folder has 2, this run asks for 3" in capsys.readouterr().err
