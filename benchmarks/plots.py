@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 PURSUER_COLOURS = ("#2ca02c", "#d62728", "#7f7f7f")
 EVADER_COLOUR = "#ff7f0e"
 START_COLOUR = "#1f77b4"  # the paper's blue dots
-AREA_COLOUR = "#555555"
+AREA_COLOUR = "#555555"  # the restricted area: edge and hatch
+AREA_FACE = "#c6c6dc"  # its fill (a bluish grey no blend of the pieces produces)
 BAR_COLOURS = {
     "success": "#2ca02c",
     "failure_without_violation": "#7f7f7f",
@@ -179,7 +180,7 @@ def plot_trajectories(trace: EpisodeTrace, path: Path | str, title: str | None =
         ax.add_patch(
             Rectangle(
                 (x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1,
-                facecolor="#bdbdbd", edgecolor=AREA_COLOUR, hatch="//", linewidth=1.2,
+                facecolor=AREA_FACE, edgecolor=AREA_COLOUR, hatch="//", linewidth=1.2,
                 label="restricted area", zorder=1,
             )
         )  # fmt: skip
