@@ -133,5 +133,6 @@ def _load_builtin_policies() -> None:
 _BUILTIN_MODULES = [
     "ld_agents.pursuit_policies",
     "ld_agents.raw",
+    "ld_agents.kd",
 ]
 _OPTIONAL_DEPS = {"torch", "transformers", "peft", "stable_baselines3", "sb3_contrib", "vllm"}

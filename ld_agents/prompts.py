@@ -37,11 +37,11 @@ def assets_dir() -> Path:
 
 @functools.cache
 def template(name: str) -> str:
-    """Load ``assets/prompts/<name>.txt``."""
+    """Load ``assets/prompts/<name>.txt`` (without its final newline)."""
     path = assets_dir() / "prompts" / f"{name}.txt"
     if not path.is_file():
         raise InvalidArgument(f"prompt template {name!r} not found at {path}")
-    return path.read_text(encoding="utf-8")
+    return path.read_text(encoding="utf-8").removesuffix("\n")
 
 
 def fmt_cell(cell: Sequence[int]) -> str:
@@ -57,7 +57,7 @@ def area_rule(area: Area | None) -> str:
     if area is None:
         return ""
     x0, y0, x1, y1 = area
-    return template("area_rule").rstrip("\n").format(x0=x0, y0=y0, x1=x1, y1=y1)
+    return template("area_rule").format(x0=x0, y0=y0, x1=x1, y1=y1)
 
 
 def pursuer_targets_from_mask(obs: dict[str, np.ndarray]) -> list[list[Cell]]:

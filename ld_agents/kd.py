@@ -1,0 +1,266 @@
+"""Knowledge distillation (the paper's KD rows): teacher traces -> LoRA student.
+
+1. :func:`collect_traces` plays a teacher on seeded starts kept apart from the benchmark
+   starts and records (prompt, answer) pairs: the raw prompt the student will see, and the
+   teacher's answer. An LLM teacher's answer is its own generated text; a non-LLM teacher
+   (e.g. ``scripted``) has its action rendered as the answer text and is labelled a
+   *stand-in teacher* in the trace metadata and everywhere the traces are used.
+2. :func:`train_kd` fine-tunes LoRA adapters on the traces (``ld_agents.lora``).
+3. The ``kd`` policy is the raw policy (same prompts, same lenient parsing, free
+   generation) on the base model with the adapter merged.
+
+The paper used 221 starts and 103,355 teacher outputs for pursuit; here the scale is a
+parameter (``n_starts``) and the shipped adapters record what they used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import ld_envs  # noqa: F401  (registers the ids)
+from ld_agents.base import Policy, game_of, register
+from ld_agents.llm.base import Backend
+from ld_agents.prompts import assets_dir, fmt_cell, pursuit_pursuers_prompt
+from ld_agents.raw import LLMPolicy, RawPursuers
+from ld_envs.errors import InvalidArgument
+from ld_envs.pursuit import DEFAULT_SIZE, PURSUER_NAMES, decode_action
+
+logger = logging.getLogger(__name__)
+
+#: SeedSequence spawn key of trace starts (the sweeps use 0, 1, 2), so trace starts and
+#: benchmark starts come from different streams.
+TRACE_SEED_KEY = 7
+
+
+def trace_seed(seed: int, start: int) -> int:
+    """The env seed of trace start ``start`` for trace seed ``seed``."""
+    state = np.random.SeedSequence(seed, spawn_key=(TRACE_SEED_KEY, start))
+    return int(state.generate_state(1, dtype=np.uint32)[0] >> 1)
+
+
+def pursuers_answer_text(targets: Sequence[Sequence[int] | None]) -> str:
+    """The answer text of a pursuer decision, in the prompt's requested form."""
+    parts = [
+        f"{n}: {fmt_cell(t)}" for n, t in zip(PURSUER_NAMES, targets, strict=True) if t is not None
+    ]
+    return " " + "; ".join(parts)
+
+
+@dataclass
+class TraceSet:
+    """Teacher traces: (prompt, answer) rows and what produced them."""
+
+    rows: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``traces.jsonl`` and ``meta.json`` atomically; return the folder."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write(folder / "traces.jsonl", "".join(json.dumps(r) + "\n" for r in self.rows))
+        _atomic_write(folder / "meta.json", json.dumps(self.meta, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> TraceSet:
+        """Read a folder written by :meth:`save`; malformed lines are named."""
+        folder = Path(folder)
+        path = folder / "traces.jsonl"
+        if not path.is_file():
+            raise InvalidArgument(
+                f"{folder} holds no traces.jsonl (write one with `ld-gym traces`)"
+            )
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidArgument(f"{path}:{n} is not valid JSON ({exc.msg})") from None
+            rows.append(row)
+        meta_path = folder / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        return cls(rows, meta)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for r in self.rows:
+            h.update(json.dumps([r["prompt"], r["answer"]]).encode())
+        return h.hexdigest()[:16]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _benchmark_starts(env_id: str, sweep_seed: int, episodes: int, env_kwargs: dict) -> set:
+    from benchmarks.sweep import episode_seed
+
+    env = gym.make(env_id, **env_kwargs)
+    starts = set()
+    for i in range(episodes):
+        obs, _ = env.reset(seed=episode_seed(sweep_seed, i))
+        starts.add(_start_key(obs))
+    return starts
+
+
+def _start_key(obs: dict[str, np.ndarray]) -> tuple:
+    return tuple(obs["pursuers"].reshape(-1).tolist()) + tuple(obs["evader"].tolist())
+
+
+def collect_traces(
+    teacher: Policy,
+    env_id: str,
+    n_starts: int,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    benchmark_seed: int = 0,
+    benchmark_episodes: int = 200,
+) -> TraceSet:
+    """Play ``teacher`` from ``n_starts`` seeded starts and record every decision.
+
+    Starts equal to one of the benchmark's (sweep seed ``benchmark_seed``, its first
+    ``benchmark_episodes`` episodes) are skipped, so the student never trains on a test
+    start. All episodes step together through ``act_batch`` (LLM teachers batch).
+    """
+    if n_starts < 1:
+        raise InvalidArgument(f"n_starts must be >= 1, got {n_starts}")
+    if game_of(env_id) != "pursuit":
+        raise InvalidArgument(f"traces for {env_id} are not supported yet; supported: pursuit envs")
+    env_kwargs = dict(env_kwargs or {})
+    size = int(env_kwargs.get("size", DEFAULT_SIZE))
+    excluded = _benchmark_starts(env_id, benchmark_seed, benchmark_episodes, env_kwargs)
+    envs, observations, seeds = [], [], []
+    skipped = 0
+    k = 0
+    while len(envs) < n_starts:
+        env = gym.make(env_id, **env_kwargs)
+        s = trace_seed(seed, k)
+        k += 1
+        obs, _ = env.reset(seed=s)
+        if _start_key(obs) in excluded:
+            skipped += 1
+            continue
+        envs.append(env)
+        observations.append(obs)
+        seeds.append(s)
+    teacher.reset(seed=seed)
+    is_llm = isinstance(teacher, LLMPolicy)
+    rows: list[dict[str, Any]] = []
+    active = list(range(len(envs)))
+    steps = [0] * len(envs)
+    outcomes: dict[int, str] = {}
+    while active:
+        batch = [observations[i] for i in active]
+        actions = teacher.act_batch(batch)
+        exchanges = teacher.last_exchange if is_llm else None
+        still = []
+        for j, i in enumerate(active):
+            obs = observations[i]
+            if exchanges is not None:
+                prompt, answer = exchanges[j]
+            else:
+                prompt = pursuit_pursuers_prompt(obs, size)
+                pursuers = [tuple(p) for p in obs["pursuers"].tolist()]
+                answer = pursuers_answer_text(decode_action(pursuers, list(actions[j])))
+            rows.append(
+                {
+                    "prompt": prompt,
+                    "answer": answer,
+                    "start": i,
+                    "env_seed": seeds[i],
+                    "step": steps[i],
+                }
+            )
+            obs, _, term, trunc, info = envs[i].step(actions[j])
+            observations[i] = obs
+            steps[i] += 1
+            if term or trunc:
+                outcomes[i] = info["outcome"]
+            else:
+                still.append(i)
+        active = still
+    name = getattr(teacher, "name", type(teacher).__name__)
+    meta = {
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "teacher": name,
+        "teacher_kind": "llm" if is_llm else "stand-in (non-LLM policy rendered as answer text)",
+        "teacher_model": getattr(getattr(teacher, "backend", None), "spec", None),
+        "seed": seed,
+        "seed_key": TRACE_SEED_KEY,
+        "n_starts": n_starts,
+        "skipped_benchmark_starts": skipped,
+        "excluded_benchmark": {"seed": benchmark_seed, "episodes": benchmark_episodes},
+        "decisions": len(rows),
+        "teacher_outcomes": {o: list(outcomes.values()).count(o) for o in set(outcomes.values())},
+    }
+    traces = TraceSet(rows, meta)
+    traces.meta["fingerprint"] = traces.fingerprint()
+    logger.info("collected %d decisions from %d starts (teacher %s)", len(rows), n_starts, name)
+    return traces
+
+
+def train_kd(
+    traces: TraceSet, output_dir: str | Path, model: str = "embedded", **config: Any
+) -> dict[str, Any]:
+    """LoRA-fine-tune the base model on the traces; return the run record."""
+    from ld_agents.llm.hf import _resolve_target
+    from ld_agents.lora import LoraTrainConfig, train_lora
+
+    model_dir = _resolve_target(model)
+    cfg = LoraTrainConfig(output_dir=str(output_dir), extra={"traces": traces.meta}, **config)
+    return train_lora(model_dir, traces.rows, cfg)
+
+
+def default_adapter(env_id: str) -> Path:
+    """The shipped KD adapter for a game (``assets/adapters/kd-<game>/``)."""
+    return assets_dir() / "adapters" / f"kd-{game_of(env_id)}"
+
+
+def kd_backend_spec(adapter: str | Path, model: str = "embedded", dtype: str = "float32") -> str:
+    """The model spec of the base model with the KD adapter (checked against the base)."""
+    from ld_agents.llm.hf import _resolve_target
+    from ld_agents.lora import check_adapter
+
+    adapter = Path(adapter)
+    if not (adapter / "adapter_config.json").is_file():
+        raise InvalidArgument(
+            f"no KD adapter at {adapter}; train one with `ld-gym train-kd` or pass adapter=DIR"
+        )
+    check_adapter(adapter, _resolve_target(model))
+    return f"hf:{model}?adapter={adapter}&dtype={dtype}"
+
+
+@register("kd", "pursuit")
+def _kd_pursuit(
+    env_id: str,
+    adapter: str | Path | None = None,
+    model: str | Backend | None = None,
+    size: int = DEFAULT_SIZE,
+    seed: int | None = None,
+    side: str = "pursuers",
+    **kwargs: Any,
+) -> Policy:
+    if side != "pursuers":
+        raise InvalidArgument("the KD student plays the pursuers; use 'raw' for an LLM evader")
+    if isinstance(model, Backend):
+        backend: str | Backend = model
+    else:
+        base = "embedded" if model in (None, "hf:embedded") else str(model).removeprefix("hf:")
+        backend = kd_backend_spec(adapter or default_adapter(env_id), base)
+    return RawPursuers(model=backend, size=size, seed=seed, **kwargs)
