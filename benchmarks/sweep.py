@@ -204,6 +204,8 @@ class SweepResult:
     ran: int
     report: LoadReport
     seconds: float
+    #: of ``seconds``, the time spent in fsync after each append
+    sync_seconds: float = 0.0
 
     @property
     def policies(self) -> list[str]:
@@ -377,7 +379,8 @@ def run_sweep(
             finally:
                 if bar is not None:
                     bar.close()
-    return SweepResult(folder, manifest, records, ran, report, time.perf_counter() - t0)
+            synced = writer.sync_seconds
+    return SweepResult(folder, manifest, records, ran, report, time.perf_counter() - t0, synced)
 
 
 def load_sweep(folder: Path | str) -> SweepResult:
