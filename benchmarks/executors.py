@@ -11,6 +11,8 @@ import contextlib
 import logging
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,9 +22,21 @@ from ld_envs.errors import InvalidArgument
 EXECUTORS = ("serial", "process", "ray")
 
 
-def _ignore_sigint() -> None:
-    """Worker initializer: Ctrl-C is the parent's to handle (it stops the workers)."""
+def _worker_init(parent: int) -> None:
+    """Worker initializer: leave Ctrl-C to the parent, and exit when the parent dies.
+
+    The parent stops its workers on Ctrl-C or an error; after ``kill -9`` it cannot, so
+    each worker checks once a second that its parent is still there.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ld-gym-parent-watch", daemon=True).start()
 
 
 def execute(
@@ -57,7 +71,10 @@ def _execute_processes(
     # spawn, not fork: LLM backends (torch, vLLM) and threads do not survive a fork
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_ignore_sigint
+        max_workers=min(workers, len(tasks)),
+        mp_context=ctx,
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
     )
     clean = False
     try:

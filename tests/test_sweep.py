@@ -415,7 +415,62 @@ def test_ctrl_c_midway_exits_130_then_resume_equals_an_uninterrupted_run(tmp_pat
     assert keys(load_sweep(out).records) == _reference(tmp_path, registered)
 
 
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_sigkill_of_a_process_pool_sweep_leaves_no_workers_and_resumes(tmp_path):
+    """kill -9 of a sweep on local processes: its workers exit; the rerun completes it."""
+    out = tmp_path / "pool"
+    argv = ["bench", "PursuitRestricted-v0", "--policies", "random", "--episodes", "80",
+            "--chunk-size", "5", "--workers", "2", "--no-progress", "--out", str(out)]  # fmt: skip
+    cmd = [sys.executable, "-m", "ld_agents.cli", *argv]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(lines(out)) < 20:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    workers = _children(proc.pid)
+    assert workers
+    proc.kill()
+    proc.communicate()
+    assert len(lines(out)) < 80
+    deadline = time.monotonic() + 15
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers)
+    assert subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0
+    reference = SweepSpec("PursuitRestricted-v0", [PolicySpec("random")], 80, 0, chunk_size=5)
+    expected = run_sweep(reference, tmp_path / "reference", SERIAL).records
+    assert keys(load_sweep(out).records) == keys(expected)
+
+
 # --------------------------------------------------------------------------- command line
+
+
+def test_progress_bar_off_in_ci_and_when_asked(monkeypatch):
+    """Progress bars: off with CI set or when switched off, on when asked for."""
+    from benchmarks.sweep import progress_enabled
+
+    monkeypatch.setenv("CI", "1")
+    assert progress_enabled(None) is False
+    assert progress_enabled(False) is False and progress_enabled(True) is True
 
 
 def test_cli_bench_prints_the_table_and_saves_it(tmp_path, capsys):
