@@ -134,5 +134,7 @@ _BUILTIN_MODULES = [
     "ld_agents.pursuit_policies",
     "ld_agents.raw",
     "ld_agents.kd",
+    "ld_agents.twenty_one_policies",
+    "ld_agents.optimal",
 ]
 _OPTIONAL_DEPS = {"torch", "transformers", "peft", "stable_baselines3", "sb3_contrib", "vllm"}

@@ -535,9 +535,7 @@ class TwentyOneEnv(gym.Env):
         if action.__class__ is not int:
             action = _parse_action(action)
         elif action != 0 and action != 1:
-            raise InvalidAction(
-                f"a TwentyOne action is 0 (stand) or 1 (hit), got {action!r}"
-            )
+            raise InvalidAction(f"a TwentyOne action is 0 (stand) or 1 (hit), got {action!r}")
         if self.outcome is not None:
             raise InvalidAction("the episode has ended; call reset() before step()")
         stood = self.stood
