@@ -263,6 +263,28 @@ def test_registered_evader_plays_like_the_builtin(tmp_path):
     assert keys(builtin) == keys(named)
 
 
+def test_twentyone_policies_meet_the_same_decks(tmp_path):
+    """21 points: game i deals the same opening hands to every policy."""
+    small = SweepSpec("TwentyOne-v0", [PolicySpec("dealer"), PolicySpec("random")], 6, 3)
+    result = run_sweep(small, tmp_path, SERIAL)
+    hands: dict[int, set[str]] = {}
+    for r in result.records:
+        assert r["outcome"] in ("win", "loss", "draw") and r["reward"] in (1.0, -1.0, 0.0)
+        assert r["steps"] >= 1 and "agent_total" in r
+        hands.setdefault(r["episode"], set()).add(json.dumps(r["start"]))
+    assert all(len(h) == 1 for h in hands.values()) and len(hands) == 6
+
+
+def test_optimal_answers_the_opponent_the_env_plays():
+    """The exact optimum is built for the sweep's opponent and card visibility."""
+    from benchmarks.rollout import build_policy
+
+    kwargs = {"opponent": "random", "open_cards": True}
+    policy = build_policy(PolicySpec("optimal"), "TwentyOne-v0", kwargs)
+    assert (policy.opponent, policy.open_cards) == ("random", True)
+    assert build_policy(PolicySpec("optimal"), "TwentyOne-v0", {}).opponent == "dealer"
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -250,3 +250,23 @@ def test_report_saves_markdown_and_csv(tmp_path):
     assert "| a | 2 | 100.0% [" in md and "GLM4-9B (Small)" in md
     assert "incomplete: b" in md
     assert len(list(csv.reader(io.StringIO((tmp_path / "table.csv").read_text())))) == 3
+
+
+def test_21_point_report_takes_the_ceiling_from_the_solver():
+    """The 21-point report's exact row is ld_agents.optimal.solve's, and regret uses it."""
+    from ld_agents.optimal import solve
+
+    exact = solve("dealer", open_cards=False)
+    manifest = {
+        "env_id": "TwentyOne-v0",
+        "env_kwargs": {},
+        "seed": 0,
+        "episodes": 4,
+        "policies": [{"label": "d", "name": "dealer"}],
+    }
+    recs = [card_rec("d", i, r) for i, r in enumerate([1.0, 1.0, -1.0, 0.0])]
+    report = build_report(manifest, recs, family=None)
+    last = report.main.rows[-1]
+    assert last[:3] == ["optimal (exact)", "exact", f"{100 * exact.win:.2f}%"]
+    assert last[5] == f"{exact.expected_reward:+.4f}"
+    assert report.main.rows[0][6].startswith(f"{0.25 - exact.expected_reward:+.3f} [")
