@@ -7,7 +7,9 @@ Two measurements, in one run:
    :func:`benchmarks.sweep.run_sweep` (serial executor, no progress bar) into a fresh
    folder, which adds the manifest, the record building, one fsynced ``os.write`` per
    episode, the folder lock and the git commit look-up. The best of ``--repeats`` of each
-   is kept; the report gives the ratio and the overhead per episode in milliseconds.
+   is kept; the report gives the ratio and the overhead per episode in milliseconds, in
+   wall time and in CPU time of this process (``time.process_time``: on a shared machine
+   it is the steadier figure, since it leaves out waiting for the CPU and for fsync).
 2. **Baselines.** The wall time of a fresh 200-episode sweep of every non-LLM baseline
    registered for each env (``--baselines``).
 
@@ -45,6 +47,9 @@ class Overhead:
     sweep_s: float
     #: of ``sweep_s``, the time in fsync (one per episode; grows with disk contention)
     fsync_s: float
+    #: CPU seconds of this process (best of the repeats)
+    bare_cpu_s: float
+    sweep_cpu_s: float
 
     @property
     def ratio(self) -> float:
@@ -57,6 +62,14 @@ class Overhead:
     @property
     def ratio_without_fsync(self) -> float:
         return (self.sweep_s - self.fsync_s) / self.bare_s
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.sweep_cpu_s / self.bare_cpu_s
+
+    @property
+    def cpu_overhead_ms_per_episode(self) -> float:
+        return 1000 * (self.sweep_cpu_s - self.bare_cpu_s) / self.episodes
 
 
 def bare_loop(env_id: str, policy: str, episodes: int, seed: int = 0) -> tuple[float, list]:
@@ -89,11 +102,15 @@ def sweep_once(env_id: str, policies: list[str], episodes: int, seed: int = 0) -
 
 
 def measure_overhead(env_id: str, policy: str, episodes: int, repeats: int) -> Overhead:
-    bare, sweep, sync = [], [], []
+    bare, sweep, sync, bare_cpu, sweep_cpu = [], [], [], [], []
     for _ in range(repeats):  # interleaved, so that machine load hits both alike
+        c0 = time.process_time()
         seconds, outcomes = bare_loop(env_id, policy, episodes)
+        bare_cpu.append(time.process_time() - c0)
         bare.append(seconds)
+        c0 = time.process_time()
         seconds, result = sweep_once(env_id, [policy], episodes)
+        sweep_cpu.append(time.process_time() - c0)
         sweep.append(seconds)
         sync.append(result.sync_seconds)
         got = [
@@ -102,7 +119,9 @@ def measure_overhead(env_id: str, policy: str, episodes: int, repeats: int) -> O
         if env_id.startswith("Pursuit") and got != outcomes:
             raise AssertionError("the sweep and the bare loop played different episodes")
     best = min(range(repeats), key=lambda k: sweep[k])
-    return Overhead(env_id, policy, episodes, min(bare), sweep[best], sync[best])
+    return Overhead(
+        env_id, policy, episodes, min(bare), sweep[best], sync[best], min(bare_cpu), min(sweep_cpu)
+    )
 
 
 def baseline_sweeps(episodes: int) -> list[dict[str, Any]]:
@@ -150,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio {result.ratio:.2f}, overhead {result.overhead_ms_per_episode:.2f} ms/episode; "
         f"fsync {result.fsync_s:.3f} s of it, ratio without fsync {result.ratio_without_fsync:.2f}"
     )
+    print(
+        f"  CPU time: bare loop {result.bare_cpu_s:.3f} s, sweep {result.sweep_cpu_s:.3f} s, "
+        f"ratio {result.cpu_ratio:.2f}, overhead {result.cpu_overhead_ms_per_episode:.2f} "
+        f"ms/episode"
+    )
     out: dict[str, Any] = {
         "machine": platform.platform(),
         "python": platform.python_version(),
@@ -158,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             "ratio": result.ratio,
             "overhead_ms_per_episode": result.overhead_ms_per_episode,
             "ratio_without_fsync": result.ratio_without_fsync,
+            "cpu_ratio": result.cpu_ratio,
+            "cpu_overhead_ms_per_episode": result.cpu_overhead_ms_per_episode,
         },
     }
     if args.baselines:
