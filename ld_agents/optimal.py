@@ -69,7 +69,7 @@ _IDS_OF_CLASS: list[list[int]] = [
 
 @dataclass(frozen=True)
 class Solution:
-    """Exact outcome probabilities of the optimal policy from a fresh deal."""
+    """Exact outcome probabilities of an agent policy from a fresh deal."""
 
     win: float
     loss: float
@@ -77,6 +77,8 @@ class Solution:
     expected_reward: float
     opponent: str
     open_cards: bool
+    #: the agent policy: ``"optimal"`` for :func:`solve`, its name for :func:`evaluate`
+    agent: str = "optimal"
     #: agent decision states evaluated (memo size) and the seconds the solve took
     states: int = 0
     seconds: float = 0.0
@@ -212,6 +214,14 @@ def _dec(u: tuple[int, ...], k: int) -> tuple[int, ...]:
     return (*u[:k], u[k] - 1, *u[k + 1 :])
 
 
+def _classes_of(code: int) -> list[int]:
+    """The value classes of a hand code, in class order."""
+    out: list[int] = []
+    for k in range(9):
+        out += [k] * (code // _POW[k] % 3)
+    return out + [9] * (code // _POW[9])
+
+
 def _opponent_hands() -> list[list[int]]:
     """Every hand of >= 2 cards the opponent can act on (hard total <= 21), as classes."""
     out: list[list[int]] = []
@@ -259,13 +269,19 @@ class FastSolver:
     three, so sums over ``h`` reduce to prefix sums computed once per state.
     """
 
-    def __init__(self, opponent: Any, open_cards: bool, table: dict[int, float]) -> None:
+    def __init__(
+        self, opponent: Any, open_cards: bool, table: dict[int, float], agent: Any = None
+    ) -> None:
         self.open_cards = bool(open_cards)
         self.opponent = opponent
         self._p_hit = table
         self._opp: dict[int, tuple[list[float], int, int]] = {}
         self._values: dict[int, tuple[float, float, int]] = {}
         self._playouts: dict[int, tuple[float, float]] = {}
+        # with an agent policy the solver evaluates it instead of maximising
+        self._agent = agent
+        self._agent_model = None if agent is None else OpponentModel(agent, self.open_cards)
+        self._agent_p: dict[Any, float] = {}
 
     @property
     def n_states(self) -> int:
@@ -335,26 +351,24 @@ class FastSolver:
         hit = self._values.get(key)
         if hit is not None:
             return hit
-        bits = _BITS[like]
         total_w = 0
-        for h in bits:
+        for h in _BITS[like]:
             total_w += u[h]
-        t_agent = _ftotal(a[1], a[2])
-        if stood:
-            s_win = s_loss = 0.0
-            o_hard, o_ace = o[1], o[2]
-            for h in bits:
-                t = _ftotal(o_hard + h + 1, o_ace or h == 0)
-                if t_agent > t:
-                    s_win += u[h]
-                elif t_agent < t:
-                    s_loss += u[h]
-            s_win /= total_w
-            s_loss /= total_w
-        else:
-            s_win, s_loss = self._stand(a, o, like, u)
-        result = (s_win, s_loss, STAND)
         deck_n = sum(u) - 1
+        if self._agent is not None:  # evaluate the given agent policy
+            p = self._agent_hit_probability(a, o, stood, like, u) if deck_n > 0 else 0.0
+            win = loss = 0.0
+            if p < 1.0:
+                s_win, s_loss = self._stand_value(a, o, stood, like, u, total_w)
+                win, loss = (1.0 - p) * s_win, (1.0 - p) * s_loss
+            if p > 0.0:
+                h_win, h_loss = self._hit(a, o, stood, like, u, total_w, deck_n)
+                win, loss = win + p * h_win, loss + p * h_loss
+            result = (win, loss, HIT if p >= 0.5 else STAND)
+            self._values[key] = result
+            return result
+        s_win, s_loss = self._stand_value(a, o, stood, like, u, total_w)
+        result = (s_win, s_loss, STAND)
         if deck_n > 0:
             room = TARGET - a[1]  # a card of class c busts the agent iff c >= room
             p_bust = 0
@@ -369,6 +383,45 @@ class FastSolver:
                     result = (h_win, h_loss, HIT)
         self._values[key] = result
         return result
+
+    def _stand_value(
+        self, a: FHand, o: FHand, stood: bool, like: int, u: tuple[int, ...], total_w: int
+    ) -> tuple[float, float]:
+        """(win, loss) of standing now."""
+        if not stood:
+            return self._stand(a, o, like, u)
+        t_agent = _ftotal(a[1], a[2])
+        win = loss = 0
+        o_hard, o_ace = o[1], o[2]
+        for h in _BITS[like]:
+            t = _ftotal(o_hard + h + 1, o_ace or h == 0)
+            if t_agent > t:
+                win += u[h]
+            elif t_agent < t:
+                loss += u[h]
+        return win / total_w, loss / total_w
+
+    def _agent_hit_probability(
+        self, a: FHand, o: FHand, stood: bool, like: int, u: tuple[int, ...]
+    ) -> float:
+        """P(hit) of the evaluated agent policy, from the observation it would see."""
+        h = like.bit_length() - 1 if self.open_cards else 0
+        key = (a[0], o[0], stood, h)
+        p = self._agent_p.get(key)
+        if p is None:
+            if not self.open_cards:  # a placeholder for the face-down card (hidden anyway)
+                h = (like & -like).bit_length() - 1
+            obs = _obs_for(
+                _classes_of(a[0]),
+                (h, *_classes_of(o[0])),
+                False,
+                stood,
+                sum(u) - 1,
+                self.open_cards,
+            )
+            probs = self._agent.action_probs(obs)
+            p = self._agent_p[key] = float(probs[1])
+        return p
 
     def _hit(
         self,
@@ -961,43 +1014,87 @@ def solver_for(opponent: str | Any = "dealer", open_cards: bool = False) -> Any:
     return make_solver(opponent, open_cards)
 
 
-_SOLUTIONS: dict[tuple[str, bool], Solution] = {}
+_SOLUTIONS: dict[tuple[str, str, bool], Solution] = {}
+
+
+def _name(policy: str | Any) -> str:
+    return (
+        policy if isinstance(policy, str) else getattr(policy, "name", "") or type(policy).__name__
+    )
+
+
+def _run(solver: Any, agent: str, opponent: str, open_cards: bool) -> Solution:
+    start = time.perf_counter()
+    win, loss = solver.solve()
+    seconds = time.perf_counter() - start
+    logger.info(
+        "21 points, %s vs %s (open_cards=%s): %d states in %.2f s",
+        agent,
+        opponent,
+        open_cards,
+        solver.n_states,
+        seconds,
+    )
+    return Solution(
+        win=win,
+        loss=loss,
+        draw=1.0 - win - loss,
+        expected_reward=win - loss,
+        opponent=opponent,
+        open_cards=bool(open_cards),
+        agent=agent,
+        states=solver.n_states,
+        seconds=seconds,
+    )
 
 
 def solve(opponent: str | Any = "dealer", open_cards: bool = False) -> Solution:
     """Exact win / loss / draw probabilities and expected reward of the best response.
 
-    Averaged exactly over every deal of the 26-card deck. Results for built-in opponents
-    are cached for the process.
+    Averaged exactly over every deal of the 26-card deck (no sampling). ``opponent`` is a
+    built-in name (``"dealer"``, ``"random"``) or a policy with ``action_probs(obs)``.
+    Results for built-in opponents are cached for the process (and the solver's table
+    is shared with ``OptimalPolicy`` / ``ld_agents.make("optimal", ...)``).
+
+    >>> solve("dealer").expected_reward  # doctest: +SKIP
+    0.0019994240284...
     """
-    name = opponent if isinstance(opponent, str) else type(opponent).__name__
-    cache_key = (opponent, bool(open_cards)) if isinstance(opponent, str) else None
+    cache_key = ("optimal", opponent, bool(open_cards)) if isinstance(opponent, str) else None
     if cache_key is not None and cache_key in _SOLUTIONS:
         return _SOLUTIONS[cache_key]
-    solver = solver_for(opponent, open_cards)
-    start = time.perf_counter()
-    win, loss = solver.solve()
-    seconds = time.perf_counter() - start
-    solution = Solution(
-        win=win,
-        loss=loss,
-        draw=1.0 - win - loss,
-        expected_reward=win - loss,
-        opponent=name,
-        open_cards=bool(open_cards),
-        states=solver.n_states,
-        seconds=seconds,
-    )
-    logger.info(
-        "solved 21 points vs %s (open_cards=%s): %s states in %.2f s",
-        name,
-        open_cards,
-        solution.states,
-        seconds,
-    )
+    solution = _run(solver_for(opponent, open_cards), "optimal", _name(opponent), open_cards)
     if cache_key is not None:
         _SOLUTIONS[cache_key] = solution
     return solution
+
+
+def evaluate(
+    agent: str | Any, opponent: str | Any = "dealer", open_cards: bool = False
+) -> Solution:
+    """Exact win / loss / draw probabilities of a fixed agent policy against an opponent.
+
+    ``agent`` is a registered 21-point policy name (``"dealer"``, ``"random"``,
+    ``"scripted"``) or a policy with ``action_probs(obs)`` whose probabilities depend on
+    card values as multisets (the agent's cards in any order), as every built-in one's do.
+    The opponent must be one :class:`FastSolver` handles (``dealer``, ``random``, or an
+    own-cards-only policy with 0/1 or constant hit probabilities).
+    """
+    agent_name = _name(agent)
+    if isinstance(agent, str):
+        from ld_agents.base import make
+
+        agent = make(agent, "TwentyOne-v0")
+    if isinstance(opponent, str) and opponent not in OPPONENTS:
+        raise unknown_name("opponent", opponent, list(OPPONENTS))
+    opp = OPPONENTS[opponent]() if isinstance(opponent, str) else opponent
+    table = fast_path_table(opp, bool(open_cards))
+    if table is None:
+        raise InvalidArgument(
+            f"exact evaluation needs an own-cards-only opponent with 0/1 or constant hit "
+            f"probabilities (dealer, random); got {_name(opponent)}"
+        )
+    solver = FastSolver(opp, open_cards, table, agent=agent)
+    return _run(solver, agent_name, _name(opponent), open_cards)
 
 
 class OptimalPolicy(Policy):
