@@ -54,4 +54,7 @@ from vllm import LLM, SamplingParams  # noqa: F401
 assert torch.__version__.startswith("2.13.0"), torch.__version__
 print(f"torch {torch.__version__}, transformers {transformers.__version__}, vllm {vllm.__version__}")
 PY
+# the recipe's stamp: .ci/vllm_tests.sh rebuilds when it is missing or differs
+cat "$ROOT/scripts/setup_vllm.sh" "$ROOT/constraints-cpu.txt" | sha256sum | cut -c1-16 \
+    > "$VENV/.ld-gym-setup"
 log "done: $VENV ($(du -sh "$VENV" | cut -f1))"
