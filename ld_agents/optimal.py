@@ -240,6 +240,15 @@ def _opponent_hands() -> list[list[int]]:
     return out
 
 
+def _own_cards_table(policy: Any, open_cards: bool) -> dict[int, float]:
+    """P(hit) of an own-cards-only policy for every hand it can act on, by hand code."""
+    model = OpponentModel(policy, open_cards)
+    return {
+        _fhand(classes)[0]: model.p_hit(_hand(classes), EMPTY_HAND, False, N_CARDS - len(classes))
+        for classes in _opponent_hands()
+    }
+
+
 def fast_path_table(policy: Any, open_cards: bool) -> dict[int, float] | None:
     """P(hit) per opponent hand code when :class:`FastSolver` applies, else None.
 
@@ -248,11 +257,7 @@ def fast_path_table(policy: Any, open_cards: bool) -> dict[int, float] | None:
     """
     if not getattr(policy, "own_cards_only", False):
         return None
-    model = OpponentModel(policy, open_cards)
-    table = {}
-    for classes in _opponent_hands():
-        hand = _hand(classes)
-        table[_fhand(classes)[0]] = model.p_hit(hand, EMPTY_HAND, False, N_CARDS - len(classes))
+    table = _own_cards_table(policy, open_cards)
     values = set(table.values())
     if values <= {0.0, 1.0} or len(values) == 1:
         return table
@@ -282,6 +287,12 @@ class FastSolver:
         self._agent = agent
         self._agent_model = None if agent is None else OpponentModel(agent, self.open_cards)
         self._agent_p: dict[Any, float] = {}
+        # an own-cards-only agent's probabilities come from its table of hands
+        self._agent_table = (
+            None
+            if agent is None or not getattr(agent, "own_cards_only", False)
+            else _own_cards_table(agent, self.open_cards)
+        )
 
     @property
     def n_states(self) -> int:
@@ -405,6 +416,8 @@ class FastSolver:
         self, a: FHand, o: FHand, stood: bool, like: int, u: tuple[int, ...]
     ) -> float:
         """P(hit) of the evaluated agent policy, from the observation it would see."""
+        if self._agent_table is not None:
+            return self._agent_table[a[0]] if a[1] <= TARGET else 0.0
         h = like.bit_length() - 1 if self.open_cards else 0
         key = (a[0], o[0], stood, h)
         p = self._agent_p.get(key)
