@@ -28,6 +28,7 @@ from types import ModuleType
 COMMANDS: dict[str, str] = {
     "bench": "benchmarks.bench_cmd",
     "plot": "benchmarks.plot_cmd",
+    "demo": "benchmarks.demo_cmd",
     # "validate": "ld_agents.<module>",   (function-base sandbox check; owner adds it)
     # "teach": "ld_agents.<module>",      (ask a teacher to write a function base)
     # "traces": "ld_agents.<module>",     (teacher traces for KD)

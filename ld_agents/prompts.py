@@ -114,6 +114,37 @@ def pursuit_evader_prompt(obs: dict[str, np.ndarray], size: int) -> str:
     )
 
 
+def _cards_text(codes: Sequence[int]) -> str:
+    from ld_envs.twenty_one import EMPTY, HIDDEN, card_name
+
+    names = ["one face down" if c == HIDDEN else card_name(c) for c in codes if c != EMPTY]
+    return ", ".join(names) if names else "none"
+
+
+def twentyone_prompt(obs: dict[str, np.ndarray]) -> str:
+    """The raw 21-point player's prompt: rules, both hands as seen, who stood, the deck."""
+    stood = [int(v) for v in obs["stood"]]
+    return template("twentyone_player").format(
+        own=_cards_text(obs["own"].tolist()),
+        own_total=int(obs["own_total"]),
+        opponent=_cards_text(obs["opponent"].tolist()),
+        opponent_total=int(obs["opponent_visible_total"]),
+        opponent_status="The opponent has stood." if stood[1] else "The opponent has not stood.",
+        deck_left=int(obs["deck_left"]),
+    )
+
+
+_HIT_STAND = re.compile(r"\b(hit|stand)\b", re.IGNORECASE)
+
+
+def parse_hit_stand(text: str) -> int | None:
+    """1 for hit, 0 for stand (the first of the two words in the answer), else ``None``."""
+    m = _HIT_STAND.search(text)
+    if m is None:
+        return None
+    return 1 if m.group(1).lower() == "hit" else 0
+
+
 _NUM = r"(-?\d{1,3})"
 _PAIR = rf"\(?\s*{_NUM}\s*,\s*{_NUM}\s*\)?"
 _LABELLED = re.compile(rf"\b([ABC])\b\s*(?::|->|=|moves? to|goes to|to)?\s*{_PAIR}")

@@ -20,9 +20,11 @@ from ld_agents.base import Policy, register
 from ld_agents.llm.base import Backend, GenerationRequest, get_backend
 from ld_agents.prompts import (
     parse_cell,
+    parse_hit_stand,
     parse_pursuer_answer,
     pursuit_evader_prompt,
     pursuit_pursuers_prompt,
+    twentyone_prompt,
 )
 from ld_envs.errors import InvalidArgument
 from ld_envs.pursuit import DEFAULT_SIZE, EVADER_MOVES, encode_targets
@@ -133,6 +135,39 @@ class RawEvader(LLMPolicy):
                 self.unreadable += 1
                 moves.append(-1)
         return moves
+
+
+class RawTwentyOne(LLMPolicy):
+    """The 21-point player: answers hit or stand in free text.
+
+    TwentyOne has no "no readable choice" action, so an answer that names neither word is
+    played as a stand (the safe choice) and counted in ``unreadable``.
+    """
+
+    max_new_tokens = 6
+
+    def act_batch(self, observations: Sequence[dict[str, Any]]) -> list[int]:
+        answers = self.generate([twentyone_prompt(o) for o in observations])
+        actions = []
+        for text in answers:
+            choice = parse_hit_stand(text)
+            if choice is None:
+                self.unreadable += 1
+                choice = 0
+            actions.append(choice)
+        return actions
+
+
+@register("raw", "twentyone")
+def _raw_twentyone(
+    env_id: str, model: str | Backend = DEFAULT_MODEL, seed: int | None = None, **kwargs: Any
+) -> Policy:
+    return RawTwentyOne(model=model, seed=seed, **kwargs)
+
+
+@register("teacher", "twentyone")
+def _teacher_twentyone(env_id: str, model: str | Backend | None = None, **kwargs: Any) -> Policy:
+    return _raw_twentyone(env_id, model=_teacher_model(model), **kwargs)
 
 
 @register("raw", "pursuit")

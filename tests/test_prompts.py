@@ -77,3 +77,32 @@ def test_parse_cell():
     """The first pair is read; none gives None."""
     assert parse_cell(" (4, 5) because it is far") == (4, 5)
     assert parse_cell(" stay here") is None
+
+
+def test_twentyone_prompt_shows_what_the_player_sees():
+    """The 21-point prompt names own cards and total, hides the face-down card, says who stood."""
+    from ld_agents.prompts import twentyone_prompt
+
+    env = gym.make("TwentyOne-v0")
+    obs, _ = env.reset(seed=0)
+    text = twentyone_prompt(obs)
+    assert f"(total {int(obs['own_total'])})" in text
+    assert "one face down" in text and "has not stood" in text
+    assert f"Cards left in the deck: {int(obs['deck_left'])}." in text
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (" hit", 1),
+        (" Stand.", 0),
+        (" I would hit, not stand", 1),
+        (" standing", None),
+        (" 17", None),
+    ],
+)
+def test_parse_hit_stand(answer, expected):
+    """The first whole word hit/stand decides; anything else is unreadable."""
+    from ld_agents.prompts import parse_hit_stand
+
+    assert parse_hit_stand(answer) == expected
