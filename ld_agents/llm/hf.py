@@ -258,6 +258,16 @@ class HFBackend(Backend):
         self._eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         self._store = _PrefixStore(cache_tokens)
         self._kv_ok = self._check_cache_layers()
+        #: score continuations as one token tree (True) or as a batch on the repeated cache
+        self.tree_attention = True
+        self._tree_ok: bool | None = None  # checked against the batched path on first use
+        self._window = int(getattr(self.config, "sliding_window", None) or 0)
+        kinds = getattr(self.config, "layer_types", None)
+        kinds = kinds or (["sliding_attention"] if self._window else ["full_attention"])
+        known = {"full_attention", "sliding_attention"}
+        self._layer_kinds = sorted(set(kinds)) if set(kinds) <= known else []
+        if "sliding_attention" in self._layer_kinds and self._window < 2:
+            self._layer_kinds = []
         self._softcap = getattr(self.config, "final_logit_softcapping", None)
         self._check_head()
         logger.info(
@@ -551,6 +561,109 @@ class HFBackend(Backend):
                 scores[i] = v
         return scores
 
+    def _batched_hidden(
+        self, state: _PrefixState, rows: list[tuple[int, ...]]
+    ) -> dict[tuple[int, ...], Any]:
+        """Final hidden states of every prefix of ``rows``: rows batched on the repeated cache."""
+        import torch
+
+        n = state.n_tokens
+        found: dict[tuple[int, ...], Any] = {}
+        for b in range(0, len(rows), self.batch_size):
+            chunk = rows[b : b + self.batch_size]
+            width = max(len(s) for s in chunk)
+            batch = torch.full((len(chunk), width), self._pad_id, dtype=torch.long)
+            for row, s in enumerate(chunk):
+                batch[row, : len(s)] = torch.tensor(s)
+            cache = self._cache_from(state, n, len(chunk), record=False)
+            out = self.body(input_ids=batch.to(self.device), cache=cache, use_cache=True)
+            hidden = out.last_hidden_state
+            self._count(1, sum(len(s) for s in chunk), 0.0)
+            for row, s in enumerate(chunk):
+                for t in range(1, len(s) + 1):
+                    found.setdefault(s[:t], hidden[row, t - 1])
+        return found
+
+    def _tree_hidden(
+        self, state: _PrefixState, rows: list[tuple[int, ...]], max_nodes: int = 1024
+    ) -> dict[tuple[int, ...], Any]:
+        """Final hidden states of every prefix of ``rows``, as one token tree per forward.
+
+        The distinct prefixes become the nodes of a trie packed into one sequence after the
+        context; a 4D attention mask lets each node see the context and its own ancestors,
+        and its position is the context length plus its depth. Shared prefixes (" (1" in
+        " (13, 8)" and " (14, 8)") run once, and the context's key-value cache is not
+        repeated. Exact: every node sees what it would see in its own sequence.
+        """
+        import torch
+
+        n = state.n_tokens
+        found: dict[tuple[int, ...], Any] = {}
+        trees: list[list[tuple[int, ...]]] = [[]]
+        seen: set[tuple[int, ...]] = set()
+        for s in rows:
+            new = [s[:t] for t in range(1, len(s) + 1) if s[:t] not in seen]
+            if trees[-1] and len(trees[-1]) + len(new) > max_nodes:
+                trees.append([])
+                new = [s[:t] for t in range(1, len(s) + 1)]
+            trees[-1].extend(new)
+            seen.update(new)
+        for nodes in trees:
+            index = {p: i for i, p in enumerate(nodes)}
+            u = len(nodes)
+            depth = torch.tensor([len(p) for p in nodes])
+            allowed = torch.zeros((u, u), dtype=torch.bool)
+            for i, p in enumerate(nodes):
+                if len(p) > 1:
+                    allowed[i] = allowed[index[p[:-1]]]
+                allowed[i, i] = True
+            pos = n - 1 + depth  # absolute positions of the nodes
+            masks = {}
+            for kind in self._layer_kinds:
+                if kind == "sliding_attention":
+                    m = min(n, self._window - 1)
+                    key_pos = torch.cat([torch.arange(n - m, n), pos])
+                    window = key_pos[None, :] > pos[:, None] - self._window
+                    vis = torch.cat([torch.ones((u, m), dtype=torch.bool), allowed], 1) & window
+                else:
+                    vis = torch.cat([torch.ones((u, n), dtype=torch.bool), allowed], 1)
+                bias = torch.zeros(vis.shape, dtype=self.dtype)
+                bias.masked_fill_(~vis, torch.finfo(self.dtype).min)
+                masks[kind] = bias[None, None].to(self.device)
+            mask: Any = masks if len(masks) > 1 else next(iter(masks.values()))
+            ids = torch.tensor([[p[-1] for p in nodes]], device=self.device)
+            cache = self._cache_from(state, n, 1, record=False)
+            out = self.body(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=pos[None].to(self.device),
+                cache=cache,
+                use_cache=True,
+            )
+            self._count(1, u, 0.0)
+            hidden = out.last_hidden_state[0]
+            for p, i in index.items():
+                found.setdefault(p, hidden[i])
+        return found
+
+    def _check_tree(self, state: _PrefixState, rows: list[tuple[int, ...]]) -> bool:
+        """First use: check the token-tree path against the batched one (else disable it)."""
+        if not self._layer_kinds:
+            return False
+        try:
+            tree = self._tree_hidden(state, rows)
+        except Exception as exc:  # any model that refuses a custom 4D mask
+            logger.warning("token-tree scoring unavailable (%s); batching instead", exc)
+            return False
+        ref = self._batched_hidden(state, rows)
+        err = max(float((tree[p].float() - ref[p].float()).abs().max()) for p in ref)
+        scale = max(float(ref[p].float().abs().max()) for p in ref)
+        tol = 1e-4 if self.dtype.itemsize >= 4 else 5e-2
+        if err > tol * max(1.0, scale):
+            logger.warning("token-tree scoring differs by %.3g here; batching instead", err)
+            return False
+        return True
+
     def _score_on_state(self, state: _PrefixState, reqs: list[_Request]) -> list[float]:
         """Score continuations after a prefix state (all ``r.ids[:n] == state.ids``)."""
         import torch
@@ -574,21 +687,16 @@ class HFBackend(Backend):
         if () in prefix_row:
             hidden_rows[prefix_row[()]] = state.hidden[n - 1]
         with torch.inference_mode():
-            for b in range(0, len(kept), self.batch_size):
-                chunk = kept[b : b + self.batch_size]
-                width = max(len(s) for s in chunk)
-                batch = torch.full((len(chunk), width), self._pad_id, dtype=torch.long)
-                for row, s in enumerate(chunk):
-                    batch[row, : len(s)] = torch.tensor(s)
-                cache = self._cache_from(state, n, len(chunk), record=False)
-                out = self.body(input_ids=batch.to(self.device), cache=cache, use_cache=True)
-                hidden = out.last_hidden_state
-                self._count(1, sum(len(s) for s in chunk), 0.0)
-                for row, s in enumerate(chunk):
-                    for t in range(1, len(s) + 1):
-                        u = prefix_row.get(s[:t])
-                        if u is not None and hidden_rows[u] is None:
-                            hidden_rows[u] = hidden[row, t - 1]
+            if kept and self.tree_attention and self._tree_ok is None:
+                self._tree_ok = self._check_tree(state, kept)
+            if kept and self.tree_attention and self._tree_ok:
+                found = self._tree_hidden(state, kept)
+            else:
+                found = self._batched_hidden(state, kept)
+            for prefix, row in found.items():
+                u = prefix_row.get(prefix)
+                if u is not None:
+                    hidden_rows[u] = row
             logp = self._log_softmax_rows(torch.stack(hidden_rows))
             pairs = [(prefix_row[s[:t]], s[t]) for s in suffixes for t in range(len(s))]
             vals = logp[[p[0] for p in pairs], [p[1] for p in pairs]].tolist()
