@@ -116,6 +116,8 @@ def test_card_values_pips_faces_and_ace():
         (["AS", "AH", "9S"], 21),
         (["AS", "AH", "KS", "9H"], 21),
         (["KS", "QH", "2S"], 22),
+        (["JS", "QS", "KH"], 30),
+        (["10S", "JH"], 20),
         ([], 0),
     ],
 )
@@ -250,6 +252,16 @@ def test_opponent_acts_after_the_agent_and_sees_the_mirrored_observation():
     assert env.opponent_cards == cards("3S", "5S", "7S")
     assert not terminated and reward == 0.0
     assert decode_hand(obs["opponent"]) == cards("5S", "7S")
+
+
+def test_opponent_sees_the_stood_flags_from_its_side():
+    """After the agent stands, the opponent's observation says [own 0, other 1]."""
+    opp = Scripted([HIT, STAND])
+    env = make(opponent=opp)
+    env.reset(options={"deck": stacked("2S", "3S", "4S", "5S", "6S", "7S")})
+    env.step(STAND)
+    assert [s["stood"].tolist() for s in opp.seen] == [[0, 1], [0, 1]]
+    assert [len(decode_hand(s["own"])) for s in opp.seen] == [2, 3]
 
 
 def test_standing_is_final_and_a_stood_opponent_is_not_asked_again():
@@ -539,6 +551,8 @@ def test_cards_are_conserved_and_observations_agree(seed, actions, open_cards):
         shown = env.opponent_cards if open_cards else env.opponent_cards[1:]
         assert decode_hand(obs["opponent"]) == shown
         assert obs["deck_left"] == len(env.deck)
+        assert obs["own_total"] == hand_value(env.agent_cards)
+        assert env.opponent_observation()["own_total"] == hand_value(env.opponent_cards)
         assert env.observation_space.contains(obs)
         obs, _, terminated, _, _ = env.step(action)
         if terminated:
