@@ -136,5 +136,6 @@ _BUILTIN_MODULES = [
     "ld_agents.kd",
     "ld_agents.twenty_one_policies",
     "ld_agents.optimal",
+    "ld_agents.chain_policy",
 ]
 _OPTIONAL_DEPS = {"torch", "transformers", "peft", "stable_baselines3", "sb3_contrib", "vllm"}
