@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import pickle
 from typing import Any
 
 import gymnasium as gym
@@ -296,3 +297,15 @@ def test_exact_evaluation_needs_a_fast_opponent():
     with pytest.raises(InvalidArgument, match="own-cards-only"):
         evaluate("dealer", OrderedDealer())
     assert fast_path_table(OrderedDealer(), False) is None
+
+
+def test_policy_pickles_without_its_table():
+    """A pickled optimal policy (built-in opponent) is small and acts the same."""
+    policy = OptimalPolicy("dealer", False)
+    policy.solution()
+    blob = pickle.dumps(policy)
+    assert len(blob) < 10_000
+    clone = pickle.loads(blob)
+    obs, _ = gym.make("TwentyOne-v0").reset(seed=1)
+    assert clone.act(obs) == policy.act(obs)
+    assert clone.solution() == policy.solution()
