@@ -29,7 +29,7 @@ COMMANDS: dict[str, str] = {
     "bench": "benchmarks.bench_cmd",
     "plot": "benchmarks.plot_cmd",
     "demo": "benchmarks.demo_cmd",
-    # "validate": "ld_agents.<module>",   (function-base sandbox check; owner adds it)
+    "validate": "ld_agents.validate_cmd",
     # "teach": "ld_agents.<module>",      (ask a teacher to write a function base)
     # "traces": "ld_agents.<module>",     (teacher traces for KD)
     # "train": "ld_agents.<module>",      (LoRA fine-tuning)

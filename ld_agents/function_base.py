@@ -802,7 +802,8 @@ def _replace(entry: FunctionEntry, **changes: Any) -> FunctionEntry:
     return replace(entry, **changes)
 
 
-def _read_json(path: str | Path) -> Any:
+def read_base_file(path: str | Path) -> Any:
+    """The JSON data of a function-base or extension file (clear errors)."""
     path = Path(path)
     if not path.is_file():
         raise InvalidArgument(f"no function-base file at {path}")
@@ -814,9 +815,9 @@ def _read_json(path: str | Path) -> Any:
 
 def load_function_base(path: str | Path, extensions: Sequence[str | Path] = ()) -> FunctionBase:
     """Load and schema-check a base file, then apply extension files (emergencies)."""
-    base = FunctionBase.from_dict(_read_json(path), origin=str(path))
+    base = FunctionBase.from_dict(read_base_file(path), origin=str(path))
     for ext in extensions:
-        base.extend(_read_json(ext), origin=str(ext))
+        base.extend(read_base_file(ext), origin=str(ext))
     return base
 
 
@@ -837,35 +838,55 @@ def shipped_base(game: str, emergencies: Sequence[str] = ()) -> FunctionBase:
 
 
 def load_source_entry(
-    path: str | Path, base: FunctionBase, stage: str | None = None
+    path: str | Path,
+    base: FunctionBase,
+    stage: str | None = None,
+    properties: Sequence[Any] | None = None,
 ) -> FunctionEntry:
     """A bare ``.py`` file holding one function, as a manual-less entry of ``base``.
 
-    The function is the file's last top-level ``def``; its stage is ``stage`` or, when
-    omitted, the one named in a ``# stage: NAME`` comment. Its only contract is its
-    stage's (types and stage properties)."""
+    The function is the file's last top-level ``def`` (the file's stem when it does not
+    parse: the static check then reports the syntax error). Header comments give what a
+    manual would: ``# stage: NAME`` (or ``stage``), ``# properties: JSON list`` (or
+    ``properties``; e.g. ``[{"name": "removes_exactly", "cells": "restricted_area"}]``)
+    and ``# right_when: PREDICATE``. Without properties its contract is its stage's.
+    """
     import ast
 
     path = Path(path)
     source = path.read_text()
+    header: dict[str, str] = {}
+    for line in source.splitlines():
+        text = line.strip()
+        for key in ("stage", "properties", "right_when"):
+            if text.startswith(f"# {key}:") and key not in header:
+                header[key] = text.split(":", 1)[1].strip()
     try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        raise SchemaError(f"{path}: syntax error on line {exc.lineno}: {exc.msg}") from exc
-    defs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+        defs = [n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+    except SyntaxError:
+        defs = [path.stem]
     if not defs:
         raise SchemaError(f"{path} defines no top-level function")
-    if stage is None:
-        for line in source.splitlines():
-            if line.strip().startswith("# stage:"):
-                stage = line.split(":", 1)[1].strip()
-                break
+    stage = stage or header.get("stage")
     if stage is None:
         raise SchemaError(
             f"{path}: give the stage (--stage NAME or a '# stage: NAME' comment); "
             f"stages: {', '.join(base.stage_names)}"
         )
     st = base.stage(stage)
+    if properties is None and "properties" in header:
+        try:
+            properties = json.loads(header["properties"])
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"{path}: '# properties:' is not a JSON list: {exc}") from exc
+    if not isinstance(properties or [], list):
+        raise SchemaError(f"{path}: properties must be a JSON list, got {properties!r}")
+    right_when = header.get("right_when", "never")
+    if right_when not in base.spec.predicates:
+        raise SchemaError(
+            f"{path}: '# right_when: {right_when}' is not a predicate; known: "
+            f"{', '.join(sorted(base.spec.predicates))}"
+        )
     name = defs[-1]
     return FunctionEntry(
         name=name,
@@ -876,9 +897,10 @@ def load_source_entry(
         output=Param("out", st.produces, ""),
         rule="(from a source file)",
         when_to_call="(none)",
-        right_when="never",
+        right_when=right_when,
         role="alternative",
         examples=(),
+        properties=_properties(base.spec, list(properties or []), f"{path}: properties"),
     )
 
 
@@ -954,6 +976,31 @@ class ValidationReport:
             if f.name == name:
                 return f
         raise InvalidArgument(f"no report for {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON data."""
+        return {
+            "game": self.game,
+            "origin": self.origin,
+            "ok": self.ok,
+            "kept": self.kept,
+            "rejected": {
+                f.name: [vars(x) for x in f.failures] for f in self.functions if not f.passed
+            },
+            "functions": [
+                {
+                    "name": f.name,
+                    "stage": f.stage,
+                    "role": f.role,
+                    "passed": f.passed,
+                    "calls": f.calls,
+                    "seconds": f.seconds,
+                }
+                for f in self.functions
+            ],
+            "notes": self.notes,
+            "enforcement": self.enforcement,
+        }
 
     def format(self) -> str:
         """A human-readable report: kept, rejected with each failure, notes."""
