@@ -133,6 +133,7 @@ def _load_builtin_policies() -> None:
 _BUILTIN_MODULES = [
     "ld_agents.pursuit_policies",
     "ld_agents.raw",
+    "ld_agents.rl",
     "ld_agents.kd",
     "ld_agents.twenty_one_policies",
     "ld_agents.optimal",
