@@ -626,14 +626,18 @@ class FunctionBase:
         self.stage(stage)
         return [f for f in self._functions.values() if f.stage == stage]
 
-    def add_function(self, entry: FunctionEntry | Mapping[str, Any]) -> FunctionEntry:
+    def add_function(
+        self, entry: FunctionEntry | Mapping[str, Any], require_examples: bool = True
+    ) -> FunctionEntry:
         """Add one function (an entry, or its schema dict) at its stage.
 
         For emergency functions: validate it first (:func:`validate_function`), then add
         it; the labeller and :meth:`stage_candidates` see it at once, no retraining.
+        ``require_examples=False`` accepts a dict without usage examples (generated code).
         """
         if not isinstance(entry, FunctionEntry):
-            entry = _function(entry, "function", self.spec, {s.name: s for s in self.stages})
+            stages = {s.name: s for s in self.stages}
+            entry = _function(entry, "function", self.spec, stages, require_examples)
         if entry.stage not in self.stage_names:
             raise SchemaError(
                 f"function {entry.name!r}: stage {entry.stage!r} is not a stage "
@@ -1045,6 +1049,10 @@ def sample_inputs(
     return out
 
 
+#: call errors after which a function is not called again (each costs a worker restart)
+_FATAL = ("timeout", "cpu", "memory", "crash")
+
+
 def validate_function(
     base: FunctionBase,
     entry: FunctionEntry,
@@ -1092,6 +1100,8 @@ def validate_function(
             inp = {"state": ex.state, "prev": ex.prev}
             if not res.ok:
                 fail("example", f"usage example {i} raised {res}", input=inp, expected=ex.expected)
+                if res.kind in _FATAL:
+                    return rep
             elif not same_value(res.value, ex.expected):
                 fail(
                     "example",
@@ -1107,6 +1117,9 @@ def validate_function(
             inp = {"state": state, "prev": prev}
             res = call(state, prev)
             if not res.ok:
+                if res.kind in _FATAL:
+                    fail("run", f"{res}; stopped testing it (a hang or crash is fatal)", input=inp)
+                    break
                 if counts.get("run", 0) < max_failures:
                     fail("run", f"raised {res}", input=inp)
                 counts["run"] = counts.get("run", 0) + 1
@@ -1138,7 +1151,7 @@ def validate_function(
                             got=res.value,
                         )
                     counts[label] = counts.get(label, 0) + 1
-        if inputs:
+        if inputs and not any(f.check == "run" for f in rep.failures):
             state, prev = inputs[0]
             a, b = call(state, prev), call(state, prev)
             if a.ok and b.ok and not same_value(a.value, b.value):
