@@ -682,6 +682,8 @@ class HFBackend(Backend):
         for s in bodies:
             if not any(k[: len(s)] == s for k in kept):
                 kept.append(s)
+        if not prefix_row:  # only empty continuations
+            return [0.0] * len(reqs)
         t0 = time.perf_counter()
         hidden_rows: list[Any] = [None] * len(prefix_row)
         if () in prefix_row:

@@ -1,0 +1,242 @@
+"""The transformers backend on the real embedded Gemma-3-270M (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from ld_agents.llm import make_backend
+from ld_agents.llm.base import GenerationRequest
+from ld_envs.errors import BackendError, InvalidArgument, UnknownName
+
+pytestmark = pytest.mark.llm
+
+RULES = (
+    "You command three pursuers, A, B and C, on a 21 x 21 board. A cell is written (x, y). "
+    "Each pursuer moves to a cell at Manhattan distance at most 2 from its own cell.\n"
+)
+CELLS = [" (13, 8)", " (14, 8)", " (12, 8)", " (13, 9)", " (13, 7)", " (15, 8)", " (9, 10)"]
+
+
+def state(i: int) -> str:
+    return f"State {i}: the evader is at ({i}, 3); A is at (13, 8).\nPursuer A moves to"
+
+
+@pytest.fixture(scope="module")
+def backend():
+    """The embedded model in float32, loaded once for the module."""
+    b = make_backend("hf:embedded")
+    yield b
+    b.close()
+
+
+def test_first_build_from_gguf_and_cached_reload(tmp_path, monkeypatch):
+    """A fresh cache builds the folder from the GGUF once; later loads reuse it quickly."""
+    from ld_agents.llm import embedded
+
+    shared = embedded.embedded_gguf_path()  # the assembled GGUF: copy it, skip the assembly
+    monkeypatch.setenv("LD_GYM_CACHE", str(tmp_path))
+    (tmp_path / "gguf").mkdir()
+    shutil.copy(shared, tmp_path / "gguf" / embedded.EMBEDDED_GGUF_NAME)
+    t0 = time.perf_counter()
+    folder = embedded.embedded_model_dir()
+    first = time.perf_counter() - t0
+    assert folder.parent == tmp_path / "models"
+    assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
+    marker = json.loads((folder / embedded.BUILD_MARKER).read_text())
+    assert marker["sha256"].startswith(folder.name.rsplit("-", 1)[1])
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temp left
+    t0 = time.perf_counter()
+    b = make_backend(f"hf:{folder}")
+    again = time.perf_counter() - t0
+    assert embedded.embedded_model_dir() == folder
+    assert again < first
+    assert b.loglikelihood([("The capital of France is", " Paris")])[0] > -10
+    b.close()
+
+
+def test_gguf_target_uses_the_dequantized_cache(monkeypatch, tmp_path):
+    """hf:/path/file.gguf resolves to the folder cached under the file's hash."""
+    from ld_agents.llm import embedded
+    from ld_agents.llm.hf import _resolve_target
+
+    gguf = embedded.embedded_gguf_path()
+    folder = embedded.embedded_model_dir()
+    assert _resolve_target(str(gguf)) == folder  # same content hash, same folder
+
+
+def test_scores_agree_across_methods(backend):
+    """naive, keep, batch and cached scoring agree within 1e-4 (float32)."""
+    reqs = [(RULES + state(1), c) for c in CELLS[:4]] + [(RULES + state(2), c) for c in CELLS[4:6]]
+    backend.clear_prefix_cache()
+    ref = backend.loglikelihood(reqs, method="naive")
+    for method in ("keep", "batch", "cached"):
+        backend.clear_prefix_cache()
+        got = backend.loglikelihood(reqs, method=method)
+        assert max(abs(a - b) for a, b in zip(got, ref, strict=True)) < 1e-4, method
+
+
+def test_cached_prefix_reuse_is_exact(backend):
+    """A pinned static prefix reused across decisions gives the naive scores."""
+    backend.clear_prefix_cache()
+    n = backend.cache_prefix(RULES)
+    assert n > 10
+    reused_before = backend.stats.extra.get("prefix_tokens_reused", 0)
+    for i in (3, 4):
+        reqs = [(RULES + state(i), c) for c in CELLS]
+        got = backend.loglikelihood(reqs)
+        ref = backend.loglikelihood(reqs, method="batch")  # checked against naive above
+        assert max(abs(a - b) for a, b in zip(got, ref, strict=True)) < 1e-4
+    assert backend.stats.extra["prefix_tokens_reused"] - reused_before >= 2 * (n - 1)
+
+
+def test_long_context_past_the_sliding_window(backend):
+    """Prefix reuse stays exact past the 512-token sliding window."""
+    backend.clear_prefix_cache()
+    long_rules = RULES * 14  # about 600 tokens
+    backend.cache_prefix(long_rules)
+    reqs = [(long_rules + state(5), c) for c in CELLS[:3]]
+    got = backend.loglikelihood(reqs)
+    ref = backend.loglikelihood(reqs, method="batch")
+    assert max(abs(a - b) for a, b in zip(got, ref, strict=True)) < 1e-4
+
+
+def test_label_token_choice_is_one_forward(backend):
+    """Single-token labels: one context forward, scores equal to naive scoring."""
+    ctx = RULES + "Options: a (13, 8); b (14, 8); c (12, 8).\nThe best option is"
+    labels = [" a", " b", " c"]
+    backend.clear_prefix_cache()
+    passes = backend.stats.forward_passes
+    got = backend.choice_logprobs(ctx, labels)
+    assert backend.stats.forward_passes - passes == 1
+    ref = backend.loglikelihood([(ctx, lab) for lab in labels], method="naive")
+    assert max(abs(a - b) for a, b in zip(got, ref, strict=True)) < 1e-4
+
+
+def test_results_in_request_order(backend):
+    """Interleaved contexts come back in the order asked."""
+    reqs = [
+        (RULES + state(6), CELLS[0]),
+        (RULES + state(7), CELLS[1]),
+        (RULES + state(6), CELLS[2]),
+    ]
+    mixed = backend.loglikelihood(reqs)
+    single = [backend.loglikelihood([r])[0] for r in reqs]
+    assert max(abs(a - b) for a, b in zip(mixed, single, strict=True)) < 1e-4
+    assert backend.loglikelihood([]) == []
+
+
+def test_token_boundary_and_empty_continuation(backend):
+    """A trailing space in the context and an empty continuation are handled."""
+    a = backend.loglikelihood([("The sky is", " blue")], method="naive")[0]
+    b = backend.loglikelihood([("The sky is ", "blue")])[0]
+    assert abs(a - b) < 1e-4  # same tokens: the space joins the continuation's first token
+    assert backend.loglikelihood([("The sky is", "")]) == [0.0]
+
+
+def test_generation_stops_and_limits(backend):
+    """Stop strings end generation (excluded); max_new_tokens bounds it; order is kept."""
+    reqs = [
+        GenerationRequest("def fibonacci(n):", until=("\n",), max_new_tokens=40),
+        GenerationRequest("1, 2, 3, 4, 5,", max_new_tokens=5),
+        GenerationRequest("The capital of France is", until=(" Paris",), max_new_tokens=20),
+    ]
+    out = backend.generate_until(reqs)
+    assert "\n" not in out[0]
+    assert len(backend.tokenizer(out[1], add_special_tokens=False)["input_ids"]) <= 5
+    assert out[1].startswith(" 6")
+    assert "Paris" not in out[2]
+    alone = backend.generate_until([reqs[1]])
+    assert alone == [out[1]]
+
+
+def test_generation_is_deterministic(backend):
+    """Greedy generation returns the same text twice, batched or not."""
+    prompts = [GenerationRequest(RULES + state(i) + " (", (")",), 8) for i in range(4)]
+    first = backend.generate_until(prompts)
+    backend.clear_prefix_cache()
+    assert backend.generate_until(prompts) == first
+    assert backend.generate_until(prompts[2:3]) == first[2:3]
+
+
+def test_lora_adapter_changes_scores(tmp_path, backend):
+    """A random peft LoRA adapter loads on top of the model and moves its scores."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(backend.model_dir))
+    torch.manual_seed(0)
+    peft_model = get_peft_model(
+        base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(str(adapter))
+    del peft_model, base
+    tuned = make_backend(f"hf:embedded?adapter={adapter}")
+    req = [("The capital of France is", " Paris")]
+    assert tuned.adapter == str(adapter)
+    assert abs(tuned.loglikelihood(req)[0] - backend.loglikelihood(req)[0]) > 1e-3
+    tuned.close()
+
+
+def test_bfloat16_option_close_to_float32(backend):
+    """dtype=bfloat16 loads and picks the same top cell as float32."""
+    bf = make_backend("hf:embedded?dtype=bfloat16")
+    reqs = [(RULES + state(8), c) for c in CELLS]
+    a, b = bf.loglikelihood(reqs), backend.loglikelihood(reqs)
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1.0
+    assert a.index(max(a)) == b.index(max(b))
+    bf.close()
+
+
+def test_stats_count_work(backend):
+    """Counters grow with forward passes, tokens and time."""
+    before = backend.stats.snapshot()
+    backend.loglikelihood([("Hello there", " friend")], method="naive")
+    after = backend.stats.snapshot()
+    assert after["forward_passes"] == before["forward_passes"] + 1
+    assert after["tokens_processed"] > before["tokens_processed"]
+    assert after["seconds"] > before["seconds"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "error", "match"),
+    [
+        ("hf:no-such-model", InvalidArgument, "unknown hf target"),
+        ("hf:/no/such/folder", InvalidArgument, "does not exist"),
+        ("hf:/no/such/model.gguf", InvalidArgument, "does not exist"),
+        ("hf:embedded?colour=red", InvalidArgument, "unknown hf backend option"),
+        ("hf:embedded?dtype=int3", InvalidArgument, "dtype"),
+        ("nosuch:thing", UnknownName, "known"),
+    ],
+)
+def test_clear_errors_for_bad_specs(spec, error, match):
+    """Bad specs fail before loading, naming what is wrong."""
+    with pytest.raises(error, match=match):
+        make_backend(spec)
+
+
+def test_prompt_longer_than_context(backend, monkeypatch):
+    """A prompt past the model's context fails, saying both lengths."""
+    monkeypatch.setattr(backend, "max_length", 50)
+    with pytest.raises(BackendError, match=r"\d+ tokens long.*context of 50 tokens"):
+        backend.loglikelihood([(RULES, " (1, 2)")])
+    with pytest.raises(BackendError, match="context of 50"):
+        backend.generate_until([GenerationRequest(RULES)])
+
+
+def test_folder_without_config_is_refused(tmp_path):
+    """A folder that is no Hugging Face model says so."""
+    with pytest.raises(InvalidArgument, match=r"config\.json"):
+        make_backend(f"hf:{tmp_path}")
+
+
+def test_adapter_folder_must_exist():
+    """A missing adapter folder is reported before loading."""
+    with pytest.raises(InvalidArgument, match="adapter"):
+        make_backend(f"hf:embedded?adapter={Path('/no/such/adapter')}")
