@@ -255,14 +255,18 @@ def _check_cell_lists(value: Any, state: State) -> str | None:
 
 def _sample_cell_lists(state: State, rng: np.random.Generator) -> list[list[list[int]]]:
     """Candidate lists as an upstream stage would give them: the cells within 1-3
-    (mostly 2) of each pursuer, sometimes with other pursuers' or area cells removed."""
+    (mostly 2) of each pursuer, often with later or all other pursuers' cells removed,
+    sometimes the area's."""
     size, ps = state["size"], state["pursuers"]
     area = _pursuit_area(state)
     d = int(rng.choice([1, 2, 2, 2, 3]))
     out = []
     for i, p in enumerate(ps):
         cells = _within(p, d, size)
-        if rng.random() < 0.6:
+        u = rng.random()
+        if u < 0.4:
+            cells = [c for c in cells if c not in ps[i + 1 :]]
+        elif u < 0.7:
             cells = [c for c in cells if not any(c == q for j, q in enumerate(ps) if j != i)]
         if area is not None and rng.random() < 0.6:
             cells = [c for c in cells if not pu.in_area(c, area)]
@@ -290,6 +294,7 @@ def _removed(kind: str, state: State, i: int) -> Callable[[list[int]], bool]:
     tests: dict[str, Callable[[list[int]], bool]] = {
         "nothing": lambda c: False,
         "other_pursuers": lambda c: c in others,
+        "later_pursuers": lambda c: c in ps[i + 1 :],
         "evader": lambda c: c == ev,
         "pursuers_and_evader": lambda c: c in others or c == ev,
         "restricted_area": lambda c: pu.in_area(c, area),
@@ -461,6 +466,7 @@ PURSUIT = GameSpec(
                 "cells": (
                     "nothing",
                     "other_pursuers",
+                    "later_pursuers",
                     "evader",
                     "pursuers_and_evader",
                     "restricted_area",

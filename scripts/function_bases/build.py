@@ -144,17 +144,31 @@ PURSUIT_MANUAL: dict[str, dict[str, Any]] = {
         "properties": [{"name": "cells_within_distance", "distance": 3}],
         "output": "per pursuer, the on-board cells within distance 3 of it",
     },
-    "drop_other_pursuer_cells": {
+    "drop_cells_still_occupied": {
         "stage": "filter",
         "role": "core",
         "right_when": "always",
         "rule": (
-            "a pursuer never moves onto a cell another pursuer "
-            "occupies (it may share the evader's cell)"
+            "moves resolve in order A, B, C: a pursuer may not move onto a cell a pursuer "
+            "moving after it still occupies; it may take the evader's cell"
         ),
         "when_to_call": (
-            "always, after listing candidates: pursuers never "
-            "share a cell, but may step onto the evader"
+            "always, after listing candidates: keeps every cell the move order allows, "
+            "including cells that earlier pursuers leave"
+        ),
+        "properties": [{"name": "removes_exactly", "cells": "later_pursuers"}],
+        "output": "the lists without the cells of the pursuers that move later",
+    },
+    "drop_other_pursuer_cells": {
+        "stage": "filter",
+        "role": "alternative",
+        "right_when": "never",
+        "rule": (
+            "a pursuer never moves onto a cell where another pursuer stands now, not even "
+            "one that pursuer is leaving (always legal, but it blocks some good moves)"
+        ),
+        "when_to_call": (
+            "when all pieces move at the same time, so a cell being left may not be entered"
         ),
         "properties": [{"name": "removes_exactly", "cells": "other_pursuers"}],
         "output": "the lists without the other pursuers' cells",

@@ -56,6 +56,19 @@ def moves_within_three(state, prev):
 # ---------------------------------------------------------------- stage: filter
 
 
+def drop_cells_still_occupied(state, prev):
+    """Moves resolve in order A, B, C: remove from each pursuer's list the cells of the
+    pursuers that move after it (they still stand there when it moves). A cell of an
+    earlier pursuer stays listed: it is free if that pursuer moves away, and the select
+    stage never gives two pursuers the same target."""
+    pursuers = state["pursuers"]
+    result = []
+    for i, cells in enumerate(prev):
+        later = pursuers[i + 1 :]
+        result.append([c for c in cells if c not in later])
+    return result
+
+
 def drop_other_pursuer_cells(state, prev):
     """Remove from each pursuer's list the cells where the other two pursuers stand."""
     pursuers = state["pursuers"]
