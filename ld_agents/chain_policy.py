@@ -27,6 +27,7 @@ from ld_agents.function_base import (
     FunctionBase,
     shipped_base,
 )
+from ld_agents.function_games import game_spec
 from ld_agents.sandbox import Limits, SandboxWorker
 from ld_envs import pursuit as pu
 
@@ -87,6 +88,40 @@ class FunctionChainPolicy(Policy):
     def close(self) -> None:
         """Stop the sandbox worker (safe to call twice)."""
         self.worker.close()
+
+
+def collect_states(
+    env_id: str, episodes: int, seed: int = 0, policy: Policy | None = None, **env_kwargs: Any
+) -> list[dict[str, Any]]:
+    """Function-base states met while ``policy`` (default: ``ld_oracle``) plays
+    ``episodes`` seeded episodes: the distribution the student really sees in play.
+
+    Episode ``i`` uses env seed ``seed + i``; pick seeds apart from the benchmark's.
+    """
+    import gymnasium as gym
+
+    import ld_envs  # noqa: F401  (registers the ids)
+
+    own = policy is None
+    player = policy if policy is not None else _oracle(env_id)
+    env = gym.make(env_id, **env_kwargs)
+    size = getattr(env.unwrapped, "size", pu.DEFAULT_SIZE)
+    spec = game_spec(game_of(env_id))
+    states = []
+    try:
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            player.reset(seed=seed + i)
+            while True:
+                states.append(spec.state_from_obs(obs, size=size))
+                obs, _, term, trunc, _ = env.step(player.act(obs))
+                if term or trunc:
+                    break
+    finally:
+        env.close()
+        if own:
+            player.close()
+    return states
 
 
 def oracle_base(env_id: str, emergency: bool = True) -> FunctionBase:

@@ -866,6 +866,24 @@ TWENTYONE = GameSpec(
 
 GAMES: dict[str, GameSpec] = {"pursuit": PURSUIT, "twentyone": TWENTYONE}
 
+#: disjoint seed streams for sampled states: train the student on one, measure on another
+SPLITS: dict[str, int] = {"train": 0, "validation": 1, "test": 2, "contract": 3}
+
+
+def sample_states(game: str, n: int, split: str = "train", seed: int = 0) -> list[State]:
+    """``n`` sampled states of ``game`` from the ``split``'s own seed stream.
+
+    Streams never overlap across splits (``np.random.default_rng([split_id, seed])``), so
+    a student trained on ``"train"`` is measured on held-out ``"test"`` states.
+    """
+    if split not in SPLITS:
+        raise unknown_name("split", split, list(SPLITS))
+    if n < 0:
+        raise InvalidArgument(f"n must be >= 0, got {n}")
+    rng = np.random.default_rng([SPLITS[split], seed])
+    spec = game_spec(game)
+    return [spec.sample_state(rng) for _ in range(n)]
+
 
 def game_spec(name: str) -> GameSpec:
     """The :class:`GameSpec` of ``"pursuit"`` or ``"twentyone"``."""

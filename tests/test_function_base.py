@@ -11,7 +11,7 @@ import pytest
 
 import ld_agents
 import ld_envs  # noqa: F401  (registers the env ids)
-from ld_agents.chain_policy import FunctionChainPolicy, oracle_base
+from ld_agents.chain_policy import FunctionChainPolicy, collect_states, oracle_base
 from ld_agents.function_base import (
     FunctionBase,
     NoRightFunction,
@@ -23,7 +23,7 @@ from ld_agents.function_base import (
     validate_base,
     validate_function,
 )
-from ld_agents.function_games import FULL_DECK
+from ld_agents.function_games import FULL_DECK, sample_states
 from ld_agents.sandbox import Limits, SandboxWorker
 from ld_agents.validate_cmd import validate_main
 from ld_envs.pursuit import NO_CHOICE
@@ -451,3 +451,19 @@ def test_validate_cli_reports_schema_errors_with_exit_1(tmp_path, capsys):
     path.write_text(json.dumps(data))
     assert validate_main([str(path), "--game", "twentyone"]) == 1
     assert "stages[0].produces is missing" in capsys.readouterr().err
+
+
+def test_held_out_splits_do_not_overlap():
+    """train and test states come from disjoint seed streams (and are reproducible)."""
+    train = sample_states("pursuit", 30, "train")
+    test = sample_states("pursuit", 30, "test")
+    assert train == sample_states("pursuit", 30, "train")
+    assert not any(s in train for s in test)
+
+
+def test_collect_states_records_play(worker):
+    """States met in play are valid base states, one per decision."""
+    states = collect_states("PursuitRestricted-v0", 2, seed=9000)
+    spec = shipped_base("pursuit").spec
+    assert len(states) >= 2 and all(spec.check_state(s) is None for s in states)
+    assert all(s["restricted"] is not None for s in states)
