@@ -11,7 +11,12 @@ A stage that fails (the function raises, hangs, returns a wrong type) ends the
 decision: pursuit plays ``NO_CHOICE`` for every pursuer (the env counts the
 violations), 21 points stands (the game has no illegal action). ``last_trace`` keeps the
 last decision's :class:`~ld_agents.function_base.ChainTrace` (candidates, choices,
-results) for logs and rendering.
+results) for logs and rendering. The ground-truth chooser raises
+:class:`~ld_agents.function_base.NoRightFunction` when no function of a stage fits the
+state (``ld_oracle`` on ``PursuitRestricted-v0`` with ``emergency=False``).
+
+Policies pickle (for process-pool sweeps): the sandbox worker travels as its limits and
+loaded sources and starts its own process on first use.
 """
 
 from __future__ import annotations
@@ -47,13 +52,19 @@ class FunctionChainPolicy(Policy):
     ) -> None:
         super().__init__(seed)
         self.base = base
-        self.chooser = chooser or base.ground_truth_chooser()
+        #: the chooser given (``None``: the ground-truth labeller)
+        self.custom_chooser = chooser
         self.worker = worker or SandboxWorker(Limits())
         self.size = size
         self.last_trace: ChainTrace | None = None
         #: decisions whose chain failed (a stage errored or chose badly)
         self.failures = 0
         base.load_into(self.worker)
+
+    @property
+    def chooser(self) -> Chooser:
+        """The function picking one candidate per stage."""
+        return self.custom_chooser or self.base.ground_truth_chooser()
 
     def state(self, obs: Any) -> dict[str, Any]:
         """The function-base state of an observation."""

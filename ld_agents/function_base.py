@@ -654,6 +654,10 @@ class FunctionBase:
         del self._functions[name]
         return entry
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as its schema data (the game vocabulary is looked up again)."""
+        return (_rebuild, (self.to_dict(), self.origin))
+
     def copy(self) -> FunctionBase:
         """An independent copy (entries are immutable and shared)."""
         return FunctionBase(
@@ -778,6 +782,10 @@ class FunctionBase:
             f"{s.name}: {len(self.stage_candidates(s.name))}" for s in self.stages
         )
         return f"FunctionBase(game={self.game!r}, {per_stage})"
+
+
+def _rebuild(data: dict[str, Any], origin: str) -> FunctionBase:
+    return FunctionBase.from_dict(data, origin=origin, require_examples=False)
 
 
 def _header(r: _Reader, kind: str) -> None:

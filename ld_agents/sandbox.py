@@ -749,6 +749,17 @@ class SandboxWorker:
         with self._lock:
             self._kill()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles as its limits and loaded sources; the copy starts its own process."""
+        return {"limits": self.limits, "loaded": dict(self._loaded)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.limits = state["limits"]
+        self.enforcement = {}
+        self.starts = 0
+        self.__post_init__()
+        self._loaded = dict(state["loaded"])
+
     def __enter__(self) -> SandboxWorker:
         return self.start()
 

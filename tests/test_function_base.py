@@ -467,3 +467,17 @@ def test_collect_states_records_play(worker):
     spec = shipped_base("pursuit").spec
     assert len(states) >= 2 and all(spec.check_state(s) is None for s in states)
     assert all(s["restricted"] is not None for s in states)
+
+
+def test_chain_policy_pickles_and_plays():
+    """An ld_oracle policy survives pickling (process-pool sweeps) and still acts."""
+    import pickle
+
+    policy = ld_agents.make("ld_oracle", "Pursuit-v0")
+    clone = pickle.loads(pickle.dumps(policy))
+    obs, _ = gym.make("Pursuit-v0").reset(seed=3)
+    try:
+        assert clone.act(obs).tolist() == policy.act(obs).tolist()
+    finally:
+        policy.close()
+        clone.close()

@@ -310,3 +310,15 @@ def test_call_result_str_is_readable():
     assert str(CallResult(True, value=[1])) == "ok: [1]"
     assert str(CallResult(False, kind="timeout", message="slow")) == "timeout: slow"
     assert json.loads(json.dumps(CallResult(True, value=1).value)) == 1
+
+
+def test_worker_pickles_without_its_process(worker):
+    """A pickled worker keeps its loaded functions and starts its own process."""
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(worker))
+    try:
+        assert copy.call("good", [4, 5]).value == 9
+        assert copy.enforcement["pid"] != worker.enforcement["pid"]
+    finally:
+        copy.close()
