@@ -261,15 +261,20 @@ class TestVLLMBackend:
         assert engine.stats.extra["cached_tokens"] - before >= 256
 
     def test_lora_adapter(self, engine: Any, lora_dir: Path, reference: dict[str, Any]) -> None:
-        """With the adapter, scores equal transformers with the LoRA merged in, within 1e-4."""
+        """With the adapter, scores equal transformers with the LoRA merged in (float32 noise).
+
+        vLLM adds ``B @ (A @ x)`` beside the base layer while the reference merges ``B @ A``
+        into the weights: different rounding, up to ~1e-5 per token (7.8e-5 seen on a
+        7-token continuation), hence 2e-4 here instead of 1e-4.
+        """
         engine.set_adapter(lora_dir)
         try:
             got = engine.loglikelihood(PAIRS)
         finally:
             engine.set_adapter(None)
         diffs = [abs(a - b) for a, b in zip(got, reference["lora_scores"], strict=True)]
-        logger.info("LoRA: max |vLLM - merged transformers| = %.2e", max(diffs))
-        assert max(diffs) < TOL
+        logger.info("LoRA: |vLLM - merged transformers| per pair: %s", [f"{d:.1e}" for d in diffs])
+        assert max(diffs) < 2 * TOL
         moved = max(abs(a - b) for a, b in zip(got, reference["scores"], strict=True))
         assert moved > 1e-2, "the adapter should change the scores"
 
@@ -401,6 +406,13 @@ class TestOpenAIBackendOnVLLMServer:
         with pytest.raises(BackendError, match="chat-template") as info:
             backend.generate_until([GenerationRequest("Hello")])
         assert "400" in str(info.value)
+
+    def test_prompt_too_long_is_the_servers_400(self, server: str, keyed: None) -> None:
+        """A prompt over the server's context fails at once with its 400 and message."""
+        backend = self._backend(server, model="embedded")
+        with pytest.raises(BackendError, match="400") as info:
+            backend.loglikelihood([(LONG_CONTEXT * 4, " x")])
+        assert "2048" in str(info.value)
 
     def test_wrong_key_never_shown(
         self, server: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
