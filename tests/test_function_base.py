@@ -481,3 +481,23 @@ def test_chain_policy_pickles_and_plays():
     finally:
         policy.close()
         clone.close()
+
+
+def test_bust_reference_matches_the_env_rule():
+    """The validator's exact bust probability equals ld_envs.twenty_one's on real hands."""
+    from ld_agents.function_games import _ref_risk
+    from ld_envs import twenty_one as to
+
+    def ids(ranks):
+        used: dict[str, int] = {}
+        out = []
+        for r in ranks:
+            out.append(to.RANKS.index(r) + to.N_RANKS * used.get(r, 0))
+            used[r] = used.get(r, 0) + 1
+        return out
+
+    for state in sample_states("twentyone", 200, "contract"):
+        seen = ids(state["my_cards"] + state["opponent_cards"])
+        own, visible = seen[: len(state["my_cards"])], seen[len(state["my_cards"]) :]
+        want = to.bust_probability(own, to.unseen_cards(own, visible))
+        assert _ref_risk(state)["p_bust"] == pytest.approx(want)
