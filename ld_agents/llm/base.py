@@ -87,6 +87,14 @@ class Backend(ABC):
         """
         return self.loglikelihood([(context, c) for c in choices])
 
+    def cache_prefix(self, text: str) -> int:
+        """Hint: many later prompts start with ``text`` (rules, a manual); keep its state.
+
+        Backends that can (``hf``: pinned key-value states) return the number of tokens
+        kept; the default does nothing and returns 0. Results never depend on it.
+        """
+        return 0
+
     def close(self) -> None:
         """Release processes, servers or memory held by the backend (safe to call twice)."""
         return None
