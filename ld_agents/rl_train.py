@@ -432,12 +432,15 @@ def run_name(config: RLConfig) -> str:
     return f"{config.env_id}_maskppo_s{config.seed}_{stamp}"
 
 
-def train(config: RLConfig, out_dir: str | Path, model_name: str = "model") -> TrainResult:
+def train(
+    config: RLConfig, out_dir: str | Path, model_name: str = "model", plot: bool = True
+) -> TrainResult:
     """Train (or fine-tune, with ``init_model``) MaskablePPO and save its artefacts.
 
     ``out_dir`` gets ``<model_name>.zip``, ``<model_name>.json`` (config, git commit,
     versions, timesteps, wall time, stop reason, feature scales), ``progress.csv`` and
-    TensorBoard files (sb3's logger), ``eval.csv`` (one row per evaluation) and
+    TensorBoard files (sb3's logger), ``eval.csv`` (one row per evaluation),
+    ``checkpoint.zip`` (the weights of the latest evaluation) and, with ``plot``,
     ``<model_name>_curve.png``.
     """
     import sb3_contrib
@@ -510,12 +513,14 @@ def train(config: RLConfig, out_dir: str | Path, model_name: str = "model") -> T
     }
     config_path = out / f"{model_name}.json"
     config_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    curve_path: Path | None = out / f"{model_name}_curve.png"
-    try:
-        plot_curve(out, curve_path, title=f"MaskablePPO on {config.env_id}")
-    except Exception as exc:  # a plot must never lose a trained model
-        logger.warning("could not plot the training curve: %s", exc)
-        curve_path = None
+    curve_path: Path | None = out / f"{model_name}_curve.png" if plot else None
+    if curve_path is not None:
+        try:
+            title = f"MaskablePPO on {config.env_id}"
+            plot_curve(out, curve_path, title=title, reference=_references(config))
+        except Exception as exc:  # a plot must never lose a trained model
+            logger.warning("could not plot the training curve: %s", exc)
+            curve_path = None
     logger.info(
         "saved %s after %d steps in %.0f s (%s)",
         model_path,
@@ -538,6 +543,21 @@ def train(config: RLConfig, out_dir: str | Path, model_name: str = "model") -> T
 # --------------------------------------------------------------------------- curve
 
 
+def _references(config: RLConfig) -> dict[str, float] | None:
+    """21 points against a built-in opponent: the exact optimum's expected reward."""
+    opponent = config.env_kwargs.get("opponent", "dealer")
+    if config.game != "twentyone" or not isinstance(opponent, str):
+        return None
+    try:
+        from ld_agents.optimal import solve
+
+        best = solve(opponent, bool(config.env_kwargs.get("open_cards", False)))
+    except Exception as exc:  # the solver is optional for a plot
+        logger.warning("no optimum reference line: %s", exc)
+        return None
+    return {f"exact optimum vs {opponent} ({best.expected_reward:+.4f})": best.expected_reward}
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         return []
@@ -558,13 +578,21 @@ def _column(rows: list[dict[str, str]], x: str, y: str) -> tuple[list[float], li
     return xs, ys
 
 
-def plot_curve(run_dir: str | Path, png: str | Path, title: str = "") -> Path:
+def plot_curve(
+    run_dir: str | Path,
+    png: str | Path,
+    title: str = "",
+    reference: dict[str, float] | None = None,
+) -> Path:
     """Plot a run's training curve from ``eval.csv`` and sb3's ``progress.csv``.
 
-    Left: evaluation success rate (pursuit) or win rate and mean reward (21) on the fixed
-    evaluation starts, with the training rollouts' success rate. Right: evaluation mean
-    steps of successful episodes and mean violations (pursuit), or the training
-    episodes' mean reward (21). The x axis is env steps.
+    Pursuit: left, the success rate of the deterministic policy on the fixed evaluation
+    starts and of the training episodes (sampled actions, sb3's last-100 window); right,
+    the evaluation's mean steps of successful episodes beside the steps lower bound of the
+    same episodes, and its mean violations. 21 points: left, the evaluation's win / loss /
+    draw rates; right, its mean reward, the training episodes' mean reward (smoothed), and
+    ``reference`` lines (label -> value, e.g. the exact optimum's expected reward). The x
+    axis is env steps.
     """
     import matplotlib
 
@@ -580,7 +608,7 @@ def plot_curve(run_dir: str | Path, png: str | Path, title: str = "") -> Path:
         left.plot(*_column(ev, "timesteps", "success"), "o-", label="eval success (fixed starts)")
         left.plot(
             *_column(pr, "time/total_timesteps", "rollout/success_rate"),
-            label="training episodes success",
+            label="training episodes success (sampled, last 100)",
         )
         left.set_ylabel("success rate")
         left.set_ylim(-0.02, 1.02)
@@ -600,13 +628,26 @@ def plot_curve(run_dir: str | Path, png: str | Path, title: str = "") -> Path:
         left.plot(*_column(ev, "timesteps", "draw"), "o-", label="eval draw rate")
         left.set_ylabel("rate")
         left.set_ylim(-0.02, 1.02)
-        right.plot(*_column(ev, "timesteps", "mean_reward"), "o-", label="eval mean reward")
+        n_eval = int(float(ev[0].get("episodes", 0))) if ev else 0
         right.plot(
-            *_column(pr, "time/total_timesteps", "rollout/ep_rew_mean"),
-            label="training mean reward",
+            *_column(ev, "timesteps", "mean_reward"),
+            "o-",
+            label=f"eval mean reward ({n_eval} fixed deals, s.e. ~{1 / max(n_eval, 1) ** 0.5:.2f})",
         )
+        xs, ys = _column(pr, "time/total_timesteps", "rollout/ep_rew_mean")
+        if ys:
+            k = max(1, len(ys) // 25)
+            smooth = np.convolve(ys, np.ones(k) / k, mode="valid")
+            right.plot(
+                xs[k - 1 :], smooth, alpha=0.6, label=f"training mean reward (smoothed x{k})"
+            )
+        for label, value in (reference or {}).items():
+            right.axhline(value, color="k", ls="--", lw=1, label=label)
         right.set_ylabel("mean reward per game")
+    from matplotlib.ticker import EngFormatter
+
     for ax in (left, right):
+        ax.xaxis.set_major_formatter(EngFormatter())
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

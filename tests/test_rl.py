@@ -50,14 +50,14 @@ def _tiny_config(env_id: str, **kw: object) -> RLConfig:
 def tiny_pursuit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A barely trained pursuit model (nearly uniform: it tests the masks hard)."""
     out = tmp_path_factory.mktemp("rl_pursuit")
-    return train(_tiny_config("Pursuit-v0", env_kwargs=SMALL), out).model_path
+    return train(_tiny_config("Pursuit-v0", env_kwargs=SMALL), out, plot=False).model_path
 
 
 @pytest.fixture(scope="module")
 def tiny_twentyone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A barely trained TwentyOne model."""
     out = tmp_path_factory.mktemp("rl_21")
-    return train(_tiny_config("TwentyOne-v0"), out).model_path
+    return train(_tiny_config("TwentyOne-v0"), out, plot=False).model_path
 
 
 def _pursuit_observations(env_id: str, n: int, seed: int = 0) -> list[dict]:
@@ -181,7 +181,8 @@ def test_short_training_beats_random_on_a_small_board(tmp_path: Path) -> None:
     )
     random = summarize(evaluate(RandomPursuers(seed=0), "Pursuit-v0", SMALL, seeds))
     assert trained["mean_reward"] > random["mean_reward"] + 0.1, (trained, random)
-    assert (tmp_path / "model.json").is_file() and (tmp_path / "progress.csv").is_file()
+    for name in ("model.json", "progress.csv", "model_curve.png"):
+        assert (tmp_path / name).is_file(), name
 
 
 def test_saved_model_reloads_and_acts_identically(tiny_pursuit: Path) -> None:
@@ -245,3 +246,23 @@ def test_shipped_model_is_small_and_documented(game: str) -> None:
     env_id = "Pursuit-v0" if game == "pursuit" else "TwentyOne-v0"
     policy = ld_agents.make("rl", env_id)
     assert summarize(evaluate(policy, env_id, {}, range(5)))["episodes"] == 5
+
+
+def test_rule_blind_view_hides_the_area() -> None:
+    """The new-rule experiment's rule-blind view drops the area and its mask entries."""
+    from benchmarks.rl_new_rule import RuleBlind
+    from ld_envs.pursuit import pursuer_action_mask
+
+    seen: list[dict] = []
+
+    class Spy:
+        def act_batch(self, observations: list[dict]) -> list[np.ndarray]:
+            seen.extend(observations)
+            return [np.zeros(3, dtype=np.int64) for _ in observations]
+
+    env = gym.make("PursuitRestricted-v0")
+    obs, _ = env.reset(seed=4)
+    RuleBlind(Spy()).act_batch([obs])
+    pursuers = [tuple(p) for p in obs["pursuers"].tolist()]
+    assert "restricted" not in seen[0]
+    assert seen[0]["action_mask"].tolist() == pursuer_action_mask(pursuers, 21, None).tolist()
