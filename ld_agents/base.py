@@ -138,5 +138,6 @@ _BUILTIN_MODULES = [
     "ld_agents.twenty_one_policies",
     "ld_agents.optimal",
     "ld_agents.chain_policy",
+    "ld_agents.ld",
 ]
 _OPTIONAL_DEPS = {"torch", "transformers", "peft", "stable_baselines3", "sb3_contrib", "vllm"}

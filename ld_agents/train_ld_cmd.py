@@ -1,0 +1,126 @@
+"""``ld-gym train-ld``: LoRA-train the LD student on a function base's manual.
+
+Data: states from the ``train`` split (``sample_states``), each labelled stage by stage
+with the ground truth on the chain's real stage inputs (``training_examples``), turned into
+the policy's own prompts (``ld_agents.ld.selection_rows``: game line, stage, the stage's
+candidates as labelled one-line manual entries in a shuffled order, state -> the right
+label), plus for pursuit manual-derived rule-matching rows for the emergency stage
+(``rule_matching_rows``). The ``test`` split stays for ``benchmarks/ld_selection.py``.
+The base is the game's shipped base WITHOUT emergency functions: the restricted-area
+function is never seen in training.
+
+The adapter and its run record (config, data and base-model fingerprints, loss curve,
+steps per second) are copied to ``assets/adapters/ld-<game>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+HELP = "LoRA-train the LD student (function selection) for a game; ships the adapter"
+
+logger = logging.getLogger(__name__)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--game", required=True, choices=["pursuit", "twentyone"])
+    p.add_argument("--states", type=int, default=400, help="training states (train split)")
+    p.add_argument("--rule-rows", type=int, default=60, help="pursuit rule-matching rows")
+    p.add_argument("--steps", type=int, default=150, help="optimizer steps")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--r", type=int, default=8)
+    p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--run-dir", default=None, help="default runs/ld-<game>")
+    p.add_argument("--ship", default=None, help="default assets/adapters/ld-<game>")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_rows(game: str, states: int, rule_rows: int, seed: int = 0) -> list[dict[str, str]]:
+    """The training rows (shuffled, deterministic for a seed)."""
+    import random
+
+    from ld_agents.function_base import shipped_base, training_examples
+    from ld_agents.function_games import sample_states
+    from ld_agents.ld import rule_matching_rows, selection_rows
+    from ld_agents.sandbox import SandboxWorker
+
+    base = shipped_base(game)
+    with SandboxWorker() as worker:
+        examples = training_examples(base, worker, sample_states(game, states, "train", seed))
+    rows = selection_rows(base, examples, shuffle_seed=seed)
+    if rule_rows:
+        extra_states = sample_states(game, rule_rows * 2, "validation", seed)
+        rows += rule_matching_rows(base, extra_states, seed=seed)[:rule_rows]
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ld_agents.llm.embedded import embedded_model_dir
+    from ld_agents.lora import ADAPTER_DIR, RUN_FILE, LoraTrainConfig, train_lora
+
+    torch.set_num_threads(args.threads)
+    rows = build_rows(
+        args.game, args.states, args.rule_rows if args.game == "pursuit" else 0, args.seed
+    )
+    answers: dict[str, int] = {}
+    for r in rows:
+        answers[r["answer"]] = answers.get(r["answer"], 0) + 1
+    logger.info("%d training rows; labels %s", len(rows), answers)
+    run_dir = Path(args.run_dir or f"runs/ld-{args.game}")
+    config = LoraTrainConfig(
+        output_dir=str(run_dir),
+        r=args.r,
+        alpha=2 * args.r,
+        learning_rate=args.lr,
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        max_length=512,
+        seed=args.seed,
+        save_steps=50,
+        dtype=args.dtype,
+        extra={
+            "what": f"LD student for {args.game}: prompt -> label of the right function",
+            "states": args.states,
+            "split": "train (sample_states); test split held out",
+            "rule_rows": args.rule_rows if args.game == "pursuit" else 0,
+            "rows": len(rows),
+            "label_counts": answers,
+            "command": "ld-gym train-ld "
+            + " ".join(
+                f"--{k.replace('_', '-')} {v}"
+                for k, v in vars(args).items()
+                if k in ("game", "states", "rule_rows", "steps", "batch_size", "lr", "r", "dtype")
+            ),
+        },
+    )
+    record: dict[str, Any] = train_lora(embedded_model_dir(), rows, config)
+    ship = Path(args.ship or Path("assets") / "adapters" / f"ld-{args.game}")
+    ship.mkdir(parents=True, exist_ok=True)
+    if (ship / ADAPTER_DIR).exists():
+        shutil.rmtree(ship / ADAPTER_DIR)
+    shutil.copytree(run_dir / ADAPTER_DIR, ship / ADAPTER_DIR)
+    for junk in (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "tokenizer.model",
+        "chat_template.jinja",
+    ):
+        (ship / ADAPTER_DIR / junk).unlink(missing_ok=True)
+    (ship / RUN_FILE).write_text(json.dumps(record, indent=2))
+    print(
+        f"trained {record['global_step']} steps on {len(rows)} rows in "
+        f"{record['wall_seconds']:.0f} s ({record['steps_per_second']:.3f} steps/s), "
+        f"final loss {record['train_loss']:.4f} -> {ship / ADAPTER_DIR}"
+    )
+    return 0
