@@ -3,9 +3,11 @@
 Data: states from the ``train`` split (``sample_states``), each labelled stage by stage
 with the ground truth on the chain's real stage inputs (``training_examples``), turned into
 the policy's own prompts (``ld_agents.ld.selection_rows``: game line, stage, the stage's
-candidates as labelled one-line manual entries in a shuffled order, state -> the right
+candidates as labelled one-line manual entries in the base's order, state -> the right
 label), plus for pursuit manual-derived rule-matching rows for the emergency stage
-(``rule_matching_rows``). The ``test`` split stays for ``benchmarks/ld_selection.py``.
+(``rule_matching_rows``, candidates in shuffled orders, so the student learns to match an
+extra rule in force to the function that handles it rather than a letter). The ``test``
+split stays for ``benchmarks/ld_selection.py``.
 The base is the game's shipped base WITHOUT emergency functions: the restricted-area
 function is never seen in training.
 
@@ -29,11 +31,11 @@ logger = logging.getLogger(__name__)
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--game", required=True, choices=["pursuit", "twentyone"])
-    p.add_argument("--states", type=int, default=400, help="training states (train split)")
-    p.add_argument("--rule-rows", type=int, default=60, help="pursuit rule-matching rows")
-    p.add_argument("--steps", type=int, default=150, help="optimizer steps")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--states", type=int, default=12, help="training states (train split)")
+    p.add_argument("--rule-rows", type=int, default=16, help="pursuit rule-matching rows")
+    p.add_argument("--steps", type=int, default=24, help="optimizer steps")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--r", type=int, default=8)
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     p.add_argument("--threads", type=int, default=2)
@@ -42,8 +44,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def build_rows(game: str, states: int, rule_rows: int, seed: int = 0) -> list[dict[str, str]]:
-    """The training rows (shuffled, deterministic for a seed)."""
+def build_rows(
+    game: str, states: int, rule_rows: int, seed: int = 0, focus: int = 16, pool: int = 400
+) -> list[dict[str, str]]:
+    """The training rows (shuffled, deterministic for a seed): every stage of ``states``
+    states; ``focus`` rows per answer of each stage whose right function varies with the
+    state (pursuit ``select``, 21 points ``decide``), drawn from a ``pool`` of further
+    training states so that rare answers are not swamped; rule-matching rows."""
     import random
 
     from ld_agents.function_base import shipped_base, training_examples
@@ -53,8 +60,18 @@ def build_rows(game: str, states: int, rule_rows: int, seed: int = 0) -> list[di
 
     base = shipped_base(game)
     with SandboxWorker() as worker:
-        examples = training_examples(base, worker, sample_states(game, states, "train", seed))
-    rows = selection_rows(base, examples, shuffle_seed=seed)
+        drawn = sample_states(game, states + pool, "train", seed)
+        examples = training_examples(base, worker, drawn[:states])
+        extra = training_examples(base, worker, drawn[states:]) if focus else []
+    by_stage: dict[str, dict[str, list[Any]]] = {}
+    for ex in extra:
+        by_stage.setdefault(ex.stage, {}).setdefault(ex.answer, []).append(ex)
+    for answers in by_stage.values():
+        if len(answers) > 1:  # the answer depends on the state
+            for group in answers.values():
+                examples += group[:focus]
+    # the policy's own prompts (base order); the rule-matching rows shuffle their candidates
+    rows = selection_rows(base, examples, shuffle_seed=None)
     if rule_rows:
         extra_states = sample_states(game, rule_rows * 2, "validation", seed)
         rows += rule_matching_rows(base, extra_states, seed=seed)[:rule_rows]
@@ -86,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_length=512,
         seed=args.seed,
-        save_steps=50,
+        save_steps=8,
+        logging_steps=2,
         dtype=args.dtype,
         extra={
             "what": f"LD student for {args.game}: prompt -> label of the right function",

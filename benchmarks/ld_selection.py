@@ -1,0 +1,262 @@
+"""LD selection accuracy, selection vs generation entropy, and LD decision speed.
+
+    python -m benchmarks.ld_selection [--states 150] [--speed-decisions 8] [--out DIR]
+
+1. **Accuracy** on held-out states (the ``test`` split of ``sample_states``, never used in
+   training): every stage is labelled with the ground truth on the chain's real stage
+   input (``training_examples``); the base model and the LD student (shipped adapter) each
+   score the policy's own prompt (candidates in base order) and pick the best label. The
+   pursuit base carries the restricted-area emergency function (never seen in training), so
+   the ``constraints`` stage on restricted boards measures its use with no retraining.
+2. **Entropy** (paper section 3.5): per item, the entropy of the selection distribution
+   (softmax over the K candidates' label log-probabilities; at most log K) against the
+   entropy of the model's full next-token distribution at the same point (what free
+   generation samples from; at most log M, M the vocabulary size).
+3. **Speed**: LD decisions (all stages of one pursuit step) per second through the policy's
+   path (label scoring, one forward per stage on the cached static prefix) against the naive
+   way (one full forward with full logits per candidate, ``loglikelihood(method="naive")``),
+   in the same run, same prompts, checking both pick the same functions.
+
+Writes ``benchmarks/results/ld_selection.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def _items(game: str, n: int, seed: int) -> tuple[Any, list[Any]]:
+    from ld_agents.function_base import shipped_base, training_examples
+    from ld_agents.function_games import sample_states
+    from ld_agents.sandbox import SandboxWorker
+
+    base = shipped_base(game, ["restricted_area"] if game == "pursuit" else [])
+    with SandboxWorker() as worker:
+        items = training_examples(base, worker, sample_states(game, n, "test", seed))
+    return base, items
+
+
+def evaluate(backend: Any, base: Any, items: list[Any]) -> dict[str, Any]:
+    """Accuracy per stage, selection and next-token entropies, for one backend."""
+    import torch
+
+    from ld_agents.ld import dynamic_prompt, label_choices, static_prompt
+
+    per: dict[str, list[int]] = defaultdict(list)
+    h_sel: list[float] = []
+    h_gen: list[float] = []
+    ks: list[int] = []
+    label_mass: list[float] = []
+    statics = {}
+    for st in base.stage_names:
+        statics[st] = static_prompt(base, st, base.stage_candidates(st), 21)
+        backend.cache_prefix(statics[st])
+    t0 = time.perf_counter()
+    for ex in items:
+        cands = base.stage_candidates(ex.stage)
+        size = int(ex.state.get("size", 21)) if base.game == "pursuit" else 21
+        static = statics[ex.stage] if size == 21 else static_prompt(base, ex.stage, cands, size)
+        ctx = static + dynamic_prompt(base.game, ex.state)
+        scores = backend.choice_logprobs(ctx, label_choices(len(cands)))
+        best = max(range(len(scores)), key=scores.__getitem__)
+        ok = int(cands[best].name == ex.answer)
+        key = ex.stage
+        if ex.stage == "constraints" and base.game == "pursuit":
+            key = "constraints (restricted area)" if ex.state["restricted"] else "constraints"
+        per[key].append(ok)
+        per["all"].append(ok)
+        m = max(scores)
+        p = [math.exp(s - m) for s in scores]
+        z = sum(p)
+        h_sel.append(-sum(v / z * math.log(v / z) for v in p if v > 0))
+        ks.append(len(cands))
+        label_mass.append(sum(math.exp(s) for s in scores))
+        # the full next-token distribution at the same point (free generation)
+        state = backend._prefill(backend._encode([ctx])[0])
+        with torch.inference_mode():
+            logp = backend._log_softmax_rows(state.hidden[-1:])[0]
+            h_gen.append(float(-(logp.exp() * logp).sum()))
+    seconds = time.perf_counter() - t0
+    vocab = int(backend.config.vocab_size)
+    return {
+        "items": len(items),
+        "accuracy": {k: sum(v) / len(v) for k, v in per.items()},
+        "n": {k: len(v) for k, v in per.items()},
+        "selection_entropy_mean": sum(h_sel) / len(h_sel),
+        "selection_entropy_bound_mean_logK": sum(math.log(k) for k in ks) / len(ks),
+        "generation_entropy_mean": sum(h_gen) / len(h_gen),
+        "generation_entropy_bound_logM": math.log(vocab),
+        "label_probability_mass_mean": sum(label_mass) / len(label_mass),
+        "seconds": seconds,
+    }
+
+
+def speed(backend: Any, decisions: int, seed: int) -> dict[str, Any]:
+    """LD path vs naive scoring on the same pursuit decisions (the chain's real inputs)."""
+    from ld_agents.chain_policy import collect_states
+    from ld_agents.function_base import shipped_base
+    from ld_agents.ld import dynamic_prompt, label_choices, static_prompt
+
+    base = shipped_base("pursuit")
+    states = collect_states("Pursuit-v0", 3, seed=seed)[:decisions]
+    prompts = []
+    for state in states:
+        for st in base.stage_names:
+            cands = base.stage_candidates(st)
+            prompts.append(
+                (static_prompt(base, st, cands, 21), dynamic_prompt("pursuit", state), len(cands))
+            )
+    for static, _, _ in prompts[: len(base.stage_names)]:
+        backend.cache_prefix(static)
+    t0 = time.perf_counter()
+    fast = []
+    for static, dyn, k in prompts:
+        s = backend.choice_logprobs(static + dyn, label_choices(k))
+        fast.append(max(range(k), key=s.__getitem__))
+    t_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    naive = []
+    for static, dyn, k in prompts:
+        s = backend.loglikelihood([(static + dyn, c) for c in label_choices(k)], method="naive")
+        naive.append(max(range(k), key=s.__getitem__))
+    t_naive = time.perf_counter() - t0
+    n = len(states)
+    return {
+        "decisions": n,
+        "stages_per_decision": len(base.stage_names),
+        "candidates_per_decision": sum(k for _, _, k in prompts) / n,
+        "ld_seconds_per_decision": t_fast / n,
+        "ld_decisions_per_second": n / t_fast,
+        "naive_seconds_per_decision": t_naive / n,
+        "naive_decisions_per_second": n / t_naive,
+        "speedup": t_naive / t_fast,
+        "same_choices": fast == naive,
+    }
+
+
+def _md(result: dict[str, Any]) -> str:
+    lines = [
+        "# LD selection accuracy, entropy and speed",
+        "",
+        f"Command: `{result['command']}`; {result['machine']}.",
+        "Held-out states: `sample_states(game, N, 'test')` (training used the `train` split).",
+        "Prompt: the policy's own (candidates in base order, label-token scoring).",
+        "",
+    ]
+    for game, g in result["games"].items():
+        lines += [
+            f"## {game}",
+            "",
+            f"Base model: `{g['base']['backend']}`; student: `{g['student']['backend']}`.",
+            "",
+            "| stage | n | base model | LD student |",
+            "|---|---|---|---|",
+        ]
+        b, s = g["base"], g["student"]
+        for k in b["accuracy"]:
+            lines.append(f"| {k} | {b['n'][k]} | {b['accuracy'][k]:.1%} | {s['accuracy'][k]:.1%} |")
+        lines += [
+            "",
+            "| entropy (nats, mean over items) | base model | LD student |",
+            "|---|---|---|",
+            f"| selection (softmax over K labels) | {b['selection_entropy_mean']:.3f} | "
+            f"{s['selection_entropy_mean']:.3f} |",
+            f"| bound log K | {b['selection_entropy_bound_mean_logK']:.3f} | "
+            f"{s['selection_entropy_bound_mean_logK']:.3f} |",
+            f"| free generation (next token, full vocabulary) | "
+            f"{b['generation_entropy_mean']:.3f} | {s['generation_entropy_mean']:.3f} |",
+            f"| bound log M | {b['generation_entropy_bound_logM']:.3f} | "
+            f"{s['generation_entropy_bound_logM']:.3f} |",
+            f"| probability mass on the K labels | {b['label_probability_mass_mean']:.3f} | "
+            f"{s['label_probability_mass_mean']:.3f} |",
+            "",
+        ]
+    sp = result.get("speed")
+    if sp:
+        lines += [
+            "## Speed (pursuit decisions, 4 stages, student backend)",
+            "",
+            "| path | s / decision | decisions / s |",
+            "|---|---|---|",
+            f"| LD (label scoring, cached static prefix) | {sp['ld_seconds_per_decision']:.3f} | "
+            f"{sp['ld_decisions_per_second']:.2f} |",
+            f"| naive (full forward + full logits per candidate) | "
+            f"{sp['naive_seconds_per_decision']:.3f} | {sp['naive_decisions_per_second']:.3f} |",
+            "",
+            f"Speed-up {sp['speedup']:.1f}x over {sp['decisions']} decisions "
+            f"({sp['candidates_per_decision']:.0f} candidates each); same choices: "
+            f"{sp['same_choices']}.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    import torch
+
+    from ld_agents.ld import LDConfig, ld_backend_spec
+    from ld_agents.llm.base import get_backend
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--states", type=int, default=150)
+    p.add_argument("--games", default="pursuit,twentyone")
+    p.add_argument("--dtype", default="bfloat16")
+    p.add_argument("--speed-decisions", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--who", default="base,student", help="which halves to run now")
+    args = p.parse_args(argv)
+    parts = Path(args.out) / "ld_selection_parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(2)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    result: dict[str, Any] = {
+        "command": "python -m benchmarks.ld_selection " + " ".join(argv or sys.argv[1:]),
+        "machine": "2-core CPU shared with other jobs",
+        "dtype": args.dtype,
+        "games": {},
+    }
+    for game in args.games.split(","):
+        base, items = _items(game, args.states, args.seed)
+        g: dict[str, Any] = {}
+        for who, adapter in (("base", None), ("student", "default")):
+            part = parts / f"{game}-{who}-{args.states}.json"
+            if part.is_file():  # a finished half (runs may be split: --who)
+                g[who] = json.loads(part.read_text())
+                continue
+            if who not in args.who.split(","):
+                continue
+            spec = ld_backend_spec(game, LDConfig(adapter=adapter, dtype=args.dtype))
+            g[who] = evaluate(get_backend(spec), base, items)
+            g[who]["backend"] = spec
+            part.write_text(json.dumps(g[who], indent=2))
+            logger.info("%s %s: %s", game, who, g[who]["accuracy"])
+        result["games"][game] = g
+        if game == "pursuit" and args.speed_decisions and "student" in args.who:
+            spec = ld_backend_spec(game, LDConfig(dtype=args.dtype))
+            result["speed"] = speed(get_backend(spec), args.speed_decisions, 70_000)
+    if not all({"base", "student"} <= set(g) for g in result["games"].values()):
+        logger.info("partial run: halves saved under %s", parts)
+        return 0
+    out = Path(args.out)
+    (out / "ld_selection.json").write_text(json.dumps(result, indent=2))
+    (out / "ld_selection.md").write_text(_md(result))
+    print(_md(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

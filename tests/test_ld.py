@@ -1,0 +1,198 @@
+"""The LD student policy (``ld``) on the real embedded model: selection by scoring only,
+functions run in the sandbox, crashing functions as illegal stages, per-decision logs,
+the emergency function on PursuitRestricted-v0 with no retraining, the shipped adapter."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import ld_agents
+import ld_envs  # noqa: F401
+from ld_agents.function_base import shipped_base
+from ld_agents.ld import (
+    LDConfig,
+    LDPolicy,
+    default_adapter,
+    dynamic_prompt,
+    label_choices,
+    ld_backend_spec,
+    ld_base,
+    static_prompt,
+)
+from ld_agents.llm.base import Backend, GenerationRequest, get_backend
+from ld_envs.pursuit import NO_CHOICE
+
+pytestmark = pytest.mark.llm
+
+HAS_ADAPTER = (default_adapter("pursuit") / "adapter_config.json").is_file()
+
+
+class CountingBackend(Backend):
+    """Delegates to a real backend and counts each kind of call."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__()
+        self.inner = inner
+        self.stats = inner.stats
+        self.calls = {"generate_until": 0, "loglikelihood": 0, "choice_logprobs": 0}
+
+    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[float]:
+        self.calls["loglikelihood"] += 1
+        return self.inner.loglikelihood(requests)
+
+    def choice_logprobs(self, context: str, choices: Sequence[str]) -> list[float]:
+        self.calls["choice_logprobs"] += 1
+        return self.inner.choice_logprobs(context, choices)
+
+    def generate_until(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        self.calls["generate_until"] += 1
+        return self.inner.generate_until(requests)
+
+    def cache_prefix(self, text: str) -> int:
+        return self.inner.cache_prefix(text)
+
+
+@pytest.fixture(scope="module")
+def backend() -> Backend:
+    """The student (shipped adapter) when there is one, else the base model (bfloat16)."""
+    import torch
+
+    torch.set_num_threads(2)
+    return get_backend(ld_backend_spec("pursuit", LDConfig(adapter="default")))
+
+
+def _restricted_obs() -> dict:
+    env = gym.make("PursuitRestricted-v0")
+    obs, _ = env.reset(seed=5)
+    env.close()
+    return obs
+
+
+def test_labels_are_single_tokens_and_static_part_is_a_prefix(backend):
+    base = shipped_base("pursuit")
+    cands = base.stage_candidates("select")
+    static = static_prompt(base, "select", cands)
+    state = {"size": 21, "pursuers": [[1, 1], [2, 2], [3, 3]], "evader": [9, 9], "restricted": None}
+    ctx = static + dynamic_prompt("pursuit", state)
+    tok = backend.inner.tokenizer if hasattr(backend, "inner") else backend.tokenizer
+    n_ctx = len(tok(ctx)["input_ids"])
+    n_static = len(tok(static)["input_ids"])
+    assert tok(ctx)["input_ids"][:n_static] == tok(static)["input_ids"]
+    for label in label_choices(len(cands)):
+        assert len(tok(ctx + label)["input_ids"]) == n_ctx + 1
+
+
+def test_selects_by_scoring_never_generates_and_runs_in_sandbox(backend):
+    counting = CountingBackend(backend)
+    policy = LDPolicy(shipped_base("pursuit"), counting)
+    calls = []
+    real_call = policy.worker.call
+
+    def spy(name, args):
+        calls.append(name)
+        return real_call(name, args)
+
+    policy.worker.call = spy  # type: ignore[method-assign]
+    env = gym.make("Pursuit-v0")
+    obs, _ = env.reset(seed=0)
+    steps = 3
+    for _ in range(steps):
+        obs, *_ = env.step(policy.act(obs))
+    env.close()
+    stages = len(policy.base.stage_names)
+    assert counting.calls["generate_until"] == 0
+    assert counting.calls["choice_logprobs"] == steps * stages
+    # every chosen function ran in the sandbox worker, in stage order
+    chosen = [d.chosen for d in policy.decision_log]
+    assert calls == chosen and len(chosen) == steps * stages
+    summary = policy.episode_summary()
+    assert summary["decisions"] == steps and summary["stage_decisions"] == steps * stages
+    assert sum(v for k, v in summary.items() if k.startswith("chosen/")) == steps * stages
+    policy.close()
+
+
+def test_decisions_are_logged_with_candidates_and_scores(backend):
+    policy = LDPolicy(shipped_base("twentyone"), backend)
+    env = gym.make("TwentyOne-v0")
+    obs, _ = env.reset(seed=1)
+    policy.act(obs)
+    env.close()
+    (log,) = policy.last_decisions
+    assert [d.stage for d in log] == policy.base.stage_names
+    for d in log:
+        assert len(d.scores) == len(d.candidates) and d.chosen in d.candidates
+        assert d.chosen == d.candidates[int(np.argmax(d.scores))]
+        assert all(s <= 0 for s in d.scores) and d.ok
+        assert set(d.to_dict()) >= {"stage", "candidates", "scores", "chosen", "ok"}
+        assert 0 <= d.entropy() <= np.log(len(d.candidates)) + 1e-9
+    policy.close()
+
+
+def test_a_crashing_function_makes_the_stage_illegal_and_the_episode_goes_on(backend):
+    base = shipped_base("pursuit")
+    for entry in list(base.stage_candidates("select")):
+        base.remove_function(entry.name)
+        base.add_function(
+            dataclasses.replace(
+                entry, source=f"def {entry.name}(state, prev):\n    return 1 // 0\n"
+            )
+        )
+    policy = LDPolicy(base, backend)
+    env = gym.make("Pursuit-v0")
+    obs, _ = env.reset(seed=2)
+    for _ in range(2):
+        action = policy.act(obs)
+        assert list(action) == [NO_CHOICE] * 3
+        (log,) = policy.last_decisions
+        assert log[-1].stage == "select" and not log[-1].ok and "exception" in log[-1].error
+        obs, _, term, trunc, _info = env.step(action)
+        assert not (term or trunc)
+    env.close()
+    assert policy.episode_summary()["illegal_stages"] == 2
+    assert policy.failures == 2
+    policy.close()
+
+
+def test_make_ld_on_restricted_board_loads_the_emergency_function():
+    base = ld_base("PursuitRestricted-v0")
+    assert "drop_restricted_cells" in [f.name for f in base.stage_candidates("constraints")]
+    assert "drop_restricted_cells" not in [
+        f.name for f in ld_base("Pursuit-v0").stage_candidates("constraints")
+    ]
+    assert "adapter" not in ld_backend_spec("pursuit", LDConfig(adapter=None))
+
+
+@pytest.mark.skipif(not HAS_ADAPTER, reason="no shipped LD adapter")
+def test_student_uses_the_emergency_function_without_retraining(backend):
+    policy = ld_agents.make("ld", "PursuitRestricted-v0", model=backend)
+    env = gym.make("PursuitRestricted-v0")
+    obs, _ = env.reset(seed=5)
+    used = 0
+    for _ in range(3):
+        obs, _, term, trunc, _ = env.step(policy.act(obs))
+        (log,) = policy.last_decisions
+        constraints = next(d for d in log if d.stage == "constraints")
+        used += constraints.chosen == "drop_restricted_cells"
+        if term or trunc:
+            break
+    env.close()
+    assert used >= 1
+    policy.close()
+
+
+@pytest.mark.skipif(not HAS_ADAPTER, reason="no shipped LD adapter")
+def test_shipped_adapter_loads_with_its_record(backend):
+    import json
+
+    from ld_agents.lora import RUN_FILE
+
+    spec = ld_backend_spec("pursuit", LDConfig())
+    assert f"adapter={default_adapter('pursuit')}" in spec
+    assert backend.adapter == str(default_adapter("pursuit"))
+    record = json.loads((default_adapter("pursuit").parent / RUN_FILE).read_text())
+    assert record["status"] == "done" and record["data"] and record["config"]
