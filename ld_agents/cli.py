@@ -30,8 +30,9 @@ COMMANDS: dict[str, str] = {
     "plot": "benchmarks.plot_cmd",
     "demo": "benchmarks.demo_cmd",
     "validate": "ld_agents.validate_cmd",
+    "emergency": "ld_agents.emergency_cmd",
+    "teach": "ld_agents.teach",
     "train-ld": "ld_agents.train_ld_cmd",
-    # "teach": "ld_agents.<module>",      (ask a teacher to write a function base)
     # "traces": "ld_agents.<module>",     (teacher traces for KD)
     # "train": "ld_agents.<module>",      (LoRA fine-tuning)
 }
