@@ -531,12 +531,14 @@ def handle_emergency(
     seed: int = 0,
     candidates: Sequence[str] | None = None,
     add: bool = True,
+    variants: Sequence[str] | None = None,
 ) -> EmergencyResult:
     """Turn a rule text into a validated function of ``base`` (module docstring).
 
     ``backend``: an :class:`ld_agents.llm.base.Backend` (or a spec string) that writes the
     samples; ``candidates``: ready answers to check instead (hand-written code, tests).
-    ``samples`` prompts are drawn from :data:`PROMPT_VARIANTS` in order (cycling), sent in
+    ``samples`` prompts are drawn from :data:`PROMPT_VARIANTS` (or the ``variants`` named
+    by key) in order, cycling, sent in
     batches of ``batch``; ``stop_at_first`` stops after the batch where one passes. With
     ``add`` the function (or the stand-in) is added to ``base``. The result holds every
     sample's verdict and the extension data (``result.extension``) to write with
@@ -563,10 +565,19 @@ def handle_emergency(
         n = len(candidates) if candidates is not None else samples
         if n < 1:
             raise InvalidArgument(f"samples must be >= 1, got {n}")
-        variants = [PROMPT_VARIANTS[i % len(PROMPT_VARIANTS)] for i in range(n)]
+        pool = list(PROMPT_VARIANTS)
+        if variants is not None:
+            by_key = {v.key: v for v in PROMPT_VARIANTS}
+            unknown = [k for k in variants if k not in by_key]
+            if unknown or not variants:
+                raise InvalidArgument(
+                    f"unknown prompt variant(s) {unknown}; known: {', '.join(by_key)}"
+                )
+            pool = [by_key[k] for k in variants]
+        chosen = [pool[i % len(pool)] for i in range(n)]
         for b0 in range(0, n, max(1, batch)):
             chunk = list(range(b0, min(n, b0 + max(1, batch))))
-            prompts = [build_prompt(base, kind, rule_text, variants[i]) for i in chunk]
+            prompts = [build_prompt(base, kind, rule_text, chosen[i]) for i in chunk]
             if candidates is not None:
                 answers = [candidates[i] for i in chunk]
             else:
@@ -577,11 +588,11 @@ def handle_emergency(
                 result.generation_seconds += time.perf_counter() - tg
             for i, (_, header), answer in zip(chunk, prompts, answers, strict=True):
                 ts = time.perf_counter()
-                source, name = extract_function(answer, header, variants[i].name)
+                source, name = extract_function(answer, header, chosen[i].name)
                 rep = check_candidate(base, kind, name, source, worker, inputs)
                 sample = SampleResult(
                     index=i,
-                    variant=variants[i].key if candidates is None else f"candidate {i}",
+                    variant=chosen[i].key if candidates is None else f"candidate {i}",
                     name=name,
                     answer=answer,
                     source=source,

@@ -43,6 +43,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stop-at-first", action="store_true", help="stop after the batch where one passes"
     )
+    parser.add_argument(
+        "--variants", default=None, help="comma-separated prompt variant keys (default: all)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the validation inputs")
     parser.add_argument("--out", default=None, help="extension file to write")
     parser.add_argument("--report-dir", default="benchmarks/results/emergency")
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
+        variants=args.variants.split(",") if args.variants else None,
     )
     stem = args.name or f"{args.game}_{result.rule_kind}_{_stem(args.model)}"
     out = Path(args.out) if args.out else bases_dir() / "generated" / f"{stem}.json"
