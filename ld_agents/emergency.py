@@ -109,7 +109,12 @@ RULE_KINDS: dict[str, RuleKind] = {
         output="the lists without the cells inside the restricted area",
         stand_in="pursuit_restricted_emergency.json",
         in_force="restricted_area_in_force",
-        neighbours=("drop_evader_cell", "drop_cells_still_occupied", "no_extra_rule"),
+        neighbours=(
+            "drop_evader_cell",
+            "drop_cells_still_occupied",
+            "no_extra_rule",
+            "drop_edge_cells",
+        ),
     ),
 }
 
@@ -174,6 +179,13 @@ PROMPT_VARIANTS: tuple[PromptVariant, ...] = (
     PromptVariant("short-loop", "drop_area_cells", _DOC_SHORT, 0, _SCAFFOLD_LOOP),
     PromptVariant("terse-unpack", "skip_restricted_cells", _DOC_TERSE, 1, _SCAFFOLD_UNPACK),
     PromptVariant("terse-none", "clear_restricted", _DOC_TERSE, 2, _SCAFFOLD_NONE),
+    # the neighbour shown is another coordinate filter of the same stage (drop_edge_cells)
+    PromptVariant("edge-full", "drop_restricted_cells", _DOC_FULL, 3),
+    PromptVariant("edge-short", "filter_restricted_area", _DOC_SHORT, 3),
+    PromptVariant("edge-terse", "drop_block_cells", _DOC_TERSE, 3),
+    PromptVariant("edge-none", "keep_outside_block", _DOC_FULL, 3, _SCAFFOLD_NONE),
+    PromptVariant("edge-unpack", "drop_area_cells", _DOC_SHORT, 3, _SCAFFOLD_UNPACK),
+    PromptVariant("edge-loop", "avoid_block", _DOC_TERSE, 3, _SCAFFOLD_LOOP),
 )
 
 
@@ -602,6 +614,7 @@ def handle_emergency(
                     seconds=time.perf_counter() - ts,
                 )
                 result.samples.append(sample)
+                logger.debug("sample %d source:\n%s", i + 1, source)
                 logger.info(
                     "emergency sample %d (%s): %s %s",
                     i + 1,
