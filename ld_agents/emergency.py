@@ -664,7 +664,12 @@ def handle_emergency(
             result.function, result.source_kind = ext["functions"][0]["name"], "stand-in"
         result.extension = ext
         if add:
-            base.extend(copy.deepcopy(ext), origin="emergency")
+            if result.function in base._functions:
+                logger.info(
+                    "emergency: %s is already in the base; not added again", result.function
+                )
+            else:
+                base.extend(copy.deepcopy(ext), origin="emergency")
     finally:
         if own:
             worker.close()
