@@ -47,6 +47,10 @@ PAIRS: list[tuple[str, str]] = [
     (LONG_CONTEXT + "\nNext:", " cell (4, 5)"),
 ]
 
+#: options after a context longer than one KV block (128 tokens on CPU): choice_logprobs
+CHOICE_CONTEXT = "Cells: " + " ".join(f"({i % 21}, {(5 * i) % 21})" for i in range(30)) + "\nMove:"
+CELLS = [" (3, 8)", " (3, 9)", " (4, 8)", " (13, 8)", " (3, 10)", " (20, 18)"]
+
 GENERATIONS: list[GenerationRequest] = [
     GenerationRequest("def fibonacci(n):", max_new_tokens=24),
     GenerationRequest("1, 2, 3, 4,", until=(" 7",), max_new_tokens=30),
@@ -62,12 +66,14 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
     return [tokenizer.bos_token_id, *tokenizer(text, add_special_tokens=False)["input_ids"]]
 
 
-def _transformers_scores(model: Any, tokenizer: Any) -> list[float]:
+def _transformers_scores(
+    model: Any, tokenizer: Any, pairs: list[tuple[str, str]] = PAIRS
+) -> list[float]:
     """Reference: one float32 forward per pair, continuation tokens after the common prefix."""
     import torch
 
     out = []
-    for context, continuation in PAIRS:
+    for context, continuation in pairs:
         ctx, full = _encode(tokenizer, context), _encode(tokenizer, context + continuation)
         assert full[: len(ctx)] == ctx, "test pairs must split at a token boundary"
         n = len(full) - len(ctx)
@@ -161,6 +167,7 @@ def reference(model_dir: Path, lora_dir: Path) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
     base = _transformers_scores(model, tokenizer)
+    cells = _transformers_scores(model, tokenizer, [(CHOICE_CONTEXT, c) for c in CELLS])
     texts = []
     for req in GENERATIONS[:1]:  # no stop strings: plain greedy decoding
         ids = torch.tensor([_encode(tokenizer, req.context)])
@@ -172,7 +179,7 @@ def reference(model_dir: Path, lora_dir: Path) -> dict[str, Any]:
     del model
     gc.collect()
     logger.info("transformers reference in %.1f s", time.perf_counter() - t0)
-    return {"scores": base, "lora_scores": lora, "texts": texts}
+    return {"scores": base, "cells": cells, "lora_scores": lora, "texts": texts}
 
 
 def _start_engine(model_dir: Path, lora_dir: Path) -> Any:
@@ -227,6 +234,22 @@ class TestVLLMBackend:
         got = engine.choice_logprobs("The capital of France is", [" Paris", " London"])
         assert got == pytest.approx(_OFFLINE["scores"][:2], abs=TOL)
         assert got[0] > got[1]
+
+    def test_choice_logprobs_multi_token_equal_transformers(
+        self, engine: Any, reference: dict[str, Any]
+    ) -> None:
+        """Multi-token options after a long context (token tree, prefix cache) are exact."""
+        got = engine.choice_logprobs(CHOICE_CONTEXT, CELLS)
+        diffs = [abs(a - b) for a, b in zip(got, reference["cells"], strict=True)]
+        logger.info("choice_logprobs: max |vLLM - transformers| = %.2e", max(diffs))
+        assert max(diffs) < TOL
+
+    def test_choice_logprobs_labels_equal_loglikelihood(self, engine: Any) -> None:
+        """26 single-token labels (more than max_logprobs=20 per request) match loglikelihood."""
+        context = "Pick one letter from the list. Answer:"
+        labels = [f" {chr(65 + i)}" for i in range(26)]
+        got = engine.choice_logprobs(context, labels)
+        assert got == pytest.approx(engine.loglikelihood([(context, x) for x in labels]), abs=TOL)
 
     def test_greedy_generation_equals_transformers(
         self, engine: Any, reference: dict[str, Any]

