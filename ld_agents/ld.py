@@ -70,14 +70,8 @@ _REPO = Path(__file__).resolve().parent.parent
 ADAPTERS_DIR = _REPO / "assets" / "adapters"
 
 HEADERS = {
-    "pursuit": (
-        "Pursuit game: three pursuers A, B, C chase one evader on a {size}x{size} board; "
-        "pursuers move up to 2 cells, the evader 1. Pick the function for this stage."
-    ),
-    "twentyone": (
-        "21 points: get closer to 21 than the opponent without going over; "
-        "J, Q, K count 10, an ace 1 or 11. Pick the function for this stage."
-    ),
+    "pursuit": "Pursuit on a {size}x{size} board: pursuers A, B, C chase the evader.",
+    "twentyone": "21 points: beat the opponent's total without going over 21.",
 }
 
 

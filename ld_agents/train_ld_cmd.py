@@ -31,11 +31,11 @@ logger = logging.getLogger(__name__)
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--game", required=True, choices=["pursuit", "twentyone"])
-    p.add_argument("--states", type=int, default=12, help="training states (train split)")
-    p.add_argument("--rule-rows", type=int, default=16, help="pursuit rule-matching rows")
-    p.add_argument("--steps", type=int, default=24, help="optimizer steps")
+    p.add_argument("--states", type=int, default=3, help="training states (train split)")
+    p.add_argument("--rule-rows", type=int, default=12, help="pursuit rule-matching rows")
+    p.add_argument("--steps", type=int, default=12, help="optimizer steps")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1.5e-3)
     p.add_argument("--r", type=int, default=8)
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     p.add_argument("--threads", type=int, default=2)
@@ -45,7 +45,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def build_rows(
-    game: str, states: int, rule_rows: int, seed: int = 0, focus: int = 16, pool: int = 400
+    game: str, states: int, rule_rows: int, seed: int = 0, focus: int = 12, pool: int = 400
 ) -> list[dict[str, str]]:
     """The training rows (shuffled, deterministic for a seed): every stage of ``states``
     states; ``focus`` rows per answer of each stage whose right function varies with the
