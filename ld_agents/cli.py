@@ -33,8 +33,8 @@ COMMANDS: dict[str, str] = {
     "emergency": "ld_agents.emergency_cmd",
     "teach": "ld_agents.teach",
     "train-ld": "ld_agents.train_ld_cmd",
-    # "traces": "ld_agents.<module>",     (teacher traces for KD)
-    # "train": "ld_agents.<module>",      (LoRA fine-tuning)
+    "traces": "ld_agents.traces_cmd",
+    "train-kd": "ld_agents.train_kd_cmd",
 }
 
 EXIT_ERROR = 1

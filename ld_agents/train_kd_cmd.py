@@ -1,0 +1,54 @@
+"""``ld-gym train-kd``: LoRA-fine-tune the small model on teacher traces (the KD student).
+
+    ld-gym train-kd runs/traces-pursuit --out runs/kd-pursuit --max-steps 200
+
+The adapter lands in ``OUT/adapter`` with its run record (config, data and base-model
+fingerprints, loss curve, steps per second); rerunning resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "KD: LoRA-fine-tune the small model on teacher traces"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("traces", type=Path, help="folder written by `ld-gym traces`")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="run folder (adapter in OUT/adapter)"
+    )
+    parser.add_argument("--model", default="embedded", help="hf target of the base model")
+    parser.add_argument("--max-steps", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    parser.add_argument("--limit", type=int, default=None, help="use the first N traces only")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ld_agents.kd import TraceSet, train_kd
+
+    traces = TraceSet.load(args.traces)
+    if args.limit is not None:
+        traces = TraceSet(traces.rows[: args.limit], traces.meta)
+    record = train_kd(
+        traces,
+        args.out,
+        model=args.model,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        dtype=args.dtype,
+        seed=args.seed,
+        max_length=1024,
+    )
+    summary = {
+        k: record[k] for k in ("global_step", "train_loss", "wall_seconds", "steps_per_second")
+    }
+    print(json.dumps(summary, indent=2))
+    print(f"adapter: {args.out / 'adapter'}")
+    return 0
