@@ -38,7 +38,7 @@ import logging
 import re
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -544,6 +544,7 @@ def handle_emergency(
     candidates: Sequence[str] | None = None,
     add: bool = True,
     variants: Sequence[str] | None = None,
+    progress: Callable[[EmergencyResult], None] | None = None,
 ) -> EmergencyResult:
     """Turn a rule text into a validated function of ``base`` (module docstring).
 
@@ -554,7 +555,8 @@ def handle_emergency(
     batches of ``batch``; ``stop_at_first`` stops after the batch where one passes. With
     ``add`` the function (or the stand-in) is added to ``base``. The result holds every
     sample's verdict and the extension data (``result.extension``) to write with
-    :func:`write_extension`.
+    :func:`write_extension`. ``progress(result)`` is called after each batch (partial
+    reports).
     """
     from ld_agents.llm.base import GenerationRequest, get_backend
 
@@ -622,6 +624,8 @@ def handle_emergency(
                     "passed" if sample.passed else "rejected",
                     sample.checks_failed,
                 )
+            if progress is not None:
+                progress(result)
             if stop_at_first and any(s.passed for s in result.samples):
                 break
         winner = next((s for s in result.samples if s.passed), None)

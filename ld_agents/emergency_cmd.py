@@ -17,6 +17,10 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ld_agents.emergency import EmergencyResult
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +61,21 @@ def _stem(model: str) -> str:
     return "_".join(p for p in keep.split("_") if p)[:60] or "model"
 
 
+def _default_stem(args: argparse.Namespace, result: EmergencyResult) -> str:
+    return f"{args.game}_{result.rule_kind}_{_stem(args.model)}"
+
+
 def run(args: argparse.Namespace) -> int:
     from ld_agents.emergency import handle_emergency, write_extension, write_report
     from ld_agents.function_base import bases_dir, load_function_base, shipped_base
 
     base = load_function_base(args.base) if args.base else shipped_base(args.game)
+    stem = args.name
+
+    def partial(res: EmergencyResult) -> None:
+        # a partial report after each batch: a long run interrupted keeps what it judged
+        write_report(res, args.report_dir, f"{stem or _default_stem(args, res)}.partial")
+
     result = handle_emergency(
         args.rule,
         base,
@@ -72,8 +86,11 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         variants=args.variants.split(",") if args.variants else None,
+        progress=partial,
     )
-    stem = args.name or f"{args.game}_{result.rule_kind}_{_stem(args.model)}"
+    stem = stem or _default_stem(args, result)
+    for leftover in Path(args.report_dir).glob(f"{stem}.partial.*"):
+        leftover.unlink()
     out = Path(args.out) if args.out else bases_dir() / "generated" / f"{stem}.json"
     write_extension(result, out)
     j, m = write_report(result, args.report_dir, stem)
