@@ -10,26 +10,34 @@ The pursuit model trained on ``Pursuit-v0`` (no restricted area) meets
      entry, the legal-move mask computed without the area), while the env enforces the
      area and counts every move into it as a violation: how an agent that was never told
      the rule behaves;
+   * *coordinates only*: the area's coordinates reach the features (all zero in
+     training), its cells stay in the mask;
    * *env mask*: the env's own mask, which already excludes the area, and the area's
-     coordinates in the features (all zero in training): the rule handed to the agent
-     through its action mask, so no violation can come from the area, only a loss of
-     success or of steps from a state it never saw.
+     coordinates in the features: the rule handed to the agent through its action mask,
+     so no violation can come from the area, only a loss of success or of steps from a
+     state it never saw.
 
-2. **Fine-tuning** the same model on ``PursuitRestricted-v0`` (the env mask) with
-   MaskablePPO, evaluating on fixed starts every ``--eval-freq`` env steps, until its
-   success rate reaches the model's own success on ``Pursuit-v0`` (or the budget ends):
-   the env steps and wall time that the new rule costs RL. Then the fine-tuned model on
-   the benchmark starts of both envs (did it forget the open board?).
+2. **Fine-tuning** the same model on ``PursuitRestricted-v0`` with MaskablePPO, in one of
+   two modes: ``env_mask`` (the env's mask excludes the area) or ``penalty`` (the area's
+   coordinates are in the features but its cells stay in the mask, so the agent learns
+   the rule from the violation penalty), evaluating on fixed starts every ``--eval-freq``
+   env steps until its success rate reaches the model's own success on ``Pursuit-v0`` (or
+   the budget ends): the env steps and wall time the new rule costs RL. Then the
+   fine-tuned model on the benchmark starts of both envs (did it forget the open board?).
 
 3. Beside it, what Logic Distillation needs for the same change: one new function
    (a filter that drops the cells of the area) added to the function base, validated in
    the sandbox, no retraining, no env step. Its measured figures (success, steps) come
    from the LD sweep; this report leaves a placeholder for them.
 
-    python -m benchmarks.rl_new_rule --out benchmarks/results/rl
+    python -m benchmarks.rl_new_rule zero-shot
+    python -m benchmarks.rl_new_rule finetune --mode env_mask     # the two can run at once
+    python -m benchmarks.rl_new_rule finetune --mode penalty
+    python -m benchmarks.rl_new_rule report --original-eval RUN/eval.csv
 
-Writes ``new_rule.json`` and ``new_rule.md`` (and the fine-tuning run under
-``<out>/new_rule_finetune/``).
+Each step writes a JSON under ``--out`` (``new_rule_zero_shot.json``,
+``new_rule_finetune_<mode>.json`` with the run in ``new_rule_finetune_<mode>/``);
+``report`` merges them into ``new_rule.json`` and ``new_rule.md``.
 """
 
 from __future__ import annotations
@@ -46,7 +54,8 @@ from typing import Any
 import numpy as np
 
 from ld_agents.base import Policy
-from ld_envs.pursuit import DEFAULT_SIZE, pursuer_action_mask
+from ld_agents.rl import area_blind
+from ld_envs.pursuit import DEFAULT_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -55,35 +64,33 @@ LD_PLACEHOLDER = "(LD figure: from the LD sweep on PursuitRestricted-v0, to be f
 
 
 class RuleBlind(Policy):
-    """Run a pursuit policy as if there were no restricted area.
+    """Run a pursuit policy with the restricted area left out of its mask.
 
-    Drops ``obs["restricted"]`` and replaces the mask by the one computed without the
-    area (``pursuer_action_mask(..., area=None)``): the observations the model was
-    trained on. The env still enforces the area and counts violations.
+    ``keep_area=False`` (the default) also drops ``obs["restricted"]``: the model sees
+    exactly what it was trained on without the area. ``keep_area=True`` shows the area's
+    coordinates (they reach the features) but still leaves its cells in the mask. The env
+    enforces the area either way and counts every move into it as a violation.
     """
 
-    def __init__(self, inner: Any, size: int = DEFAULT_SIZE) -> None:
+    def __init__(self, inner: Any, size: int = DEFAULT_SIZE, keep_area: bool = False) -> None:
         super().__init__()
         self.inner = inner
         self.size = size
-        self.name = f"{getattr(inner, 'name', 'policy')} (rule-blind)"
+        self.keep_area = keep_area
+        self.name = f"{getattr(inner, 'name', 'policy')} (area not masked)"
 
     def reset(self, seed: int | None = None) -> None:
         super().reset(seed)
         if hasattr(self.inner, "reset"):
             self.inner.reset(seed=seed)
 
-    def _blind(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = {k: v for k, v in obs.items() if k != "restricted"}
-        pursuers = [(int(p[0]), int(p[1])) for p in obs["pursuers"]]
-        out["action_mask"] = pursuer_action_mask(pursuers, self.size, None)
-        return out
-
     def act(self, obs: dict[str, np.ndarray]) -> Any:
-        return self.inner.act(self._blind(obs))
+        return self.inner.act(area_blind(obs, self.size, self.keep_area))
 
     def act_batch(self, observations: Sequence[dict[str, np.ndarray]]) -> list[Any]:
-        return self.inner.act_batch([self._blind(o) for o in observations])
+        return self.inner.act_batch(
+            [area_blind(o, self.size, self.keep_area) for o in observations]
+        )
 
 
 def bench_seeds(seed: int, episodes: int) -> list[int]:
@@ -127,25 +134,64 @@ def _read_eval_csv(path: Path) -> list[dict[str, Any]]:
         ]
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the experiment and write ``new_rule.json`` / ``new_rule.md`` under ``args.out``."""
-    from ld_agents.rl import RLPolicy, default_model_path
-    from ld_agents.rl_train import RLConfig, evaluate, summarize, train
+MODES = {
+    "env_mask": "the env's mask (the area's cells masked, its coordinates in the features)",
+    "penalty": "the area's coordinates in the features, its cells NOT masked: learnt from "
+    "violations",
+}
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def zero_shot(args: argparse.Namespace) -> dict[str, Any]:
+    """Step 1: the open-board model, unchanged, on both envs (``new_rule_zero_shot.json``)."""
+    from ld_agents.rl import RLPolicy, default_model_path
+    from ld_agents.rl_train import evaluate, summarize
+
     model_path = Path(args.model) if args.model else default_model_path("pursuit")
     seeds = bench_seeds(args.seed, args.episodes)
     model = RLPolicy("pursuit", model_path)
     size = model.size
+    t0 = time.time()
+    report = {
+        "model": str(model_path),
+        "episodes": len(seeds),
+        "sweep_seed": args.seed,
+        "open_board": summarize(evaluate(model, "Pursuit-v0", {}, seeds)),
+        "rule_blind": summarize(
+            evaluate(RuleBlind(model, size), "PursuitRestricted-v0", {}, seeds)
+        ),
+        "coordinates_only": summarize(
+            evaluate(RuleBlind(model, size, keep_area=True), "PursuitRestricted-v0", {}, seeds)
+        ),
+        "env_mask": summarize(evaluate(model, "PursuitRestricted-v0", {}, seeds)),
+    }
+    report["wall_s"] = round(time.time() - t0, 1)
+    _write(Path(args.out) / "new_rule_zero_shot.json", report)
+    return report
 
-    logger.info("1. the open-board model on both envs (%d starts)", len(seeds))
-    open_board = summarize(evaluate(model, "Pursuit-v0", {}, seeds))
-    blind = summarize(evaluate(RuleBlind(model, size), "PursuitRestricted-v0", {}, seeds))
-    masked = summarize(evaluate(model, "PursuitRestricted-v0", {}, seeds))
-    target = open_board["success"] if args.target is None else args.target
 
-    logger.info("2. fine-tuning on PursuitRestricted-v0 up to success %.3f", target)
+def finetune(args: argparse.Namespace) -> dict[str, Any]:
+    """Step 2: fine-tune on PursuitRestricted-v0 in one mode (``new_rule_finetune_<mode>.json``)."""
+    from ld_agents.rl import RLPolicy, default_model_path
+    from ld_agents.rl_train import RLConfig, evaluate, summarize, train
+
+    if args.mode not in MODES:
+        raise SystemExit(f"--mode must be one of {', '.join(MODES)}, got {args.mode!r}")
+    out = Path(args.out)
+    model_path = Path(args.model) if args.model else default_model_path("pursuit")
+    seeds = bench_seeds(args.seed, args.episodes)
+    target = args.target
+    if target is None:
+        zs = out / "new_rule_zero_shot.json"
+        if zs.is_file():
+            target = json.loads(zs.read_text(encoding="utf-8"))["open_board"]["success"]
+        else:
+            model = RLPolicy("pursuit", model_path)
+            target = summarize(evaluate(model, "Pursuit-v0", {}, seeds))["success"]
     meta = json.loads(model_path.with_suffix(".json").read_text(encoding="utf-8"))
     trained = dict(meta["config"])
     for derived in ("game", "size"):
@@ -159,44 +205,60 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         eval_episodes=args.eval_episodes,
         stop_success=target,
         seed=args.train_seed,
+        mask_area=args.mode == "env_mask",
         progress_bar=not args.no_progress,
     )
     config = RLConfig.from_json(trained)
+    logger.info("fine-tuning (%s) up to success %.3f", args.mode, target)
+    run_dir = out / f"new_rule_finetune_{args.mode}"
     t0 = time.time()
-    result = train(config, out / "new_rule_finetune", model_name="rl_pursuit_restricted")
+    result = train(config, run_dir, model_name=f"rl_pursuit_restricted_{args.mode}")
     wall = time.time() - t0
     tuned = RLPolicy("pursuit", result.model_path)
-    tuned_restricted = summarize(evaluate(tuned, "PursuitRestricted-v0", {}, seeds))
-    tuned_open = summarize(evaluate(tuned, "Pursuit-v0", {}, seeds))
-
-    # the cost of training the original model to the same success, from its own curve
-    original_rows = _read_eval_csv(Path(args.original_eval)) if args.original_eval else []
-    original_hit = first_reaching(original_rows, target)
-
-    report: dict[str, Any] = {
-        "model": str(model_path),
-        "episodes": len(seeds),
-        "sweep_seed": args.seed,
+    report = {
+        "mode": args.mode,
+        "mode_means": MODES[args.mode],
         "target_success": target,
-        "open_board": open_board,
-        "zero_shot_rule_blind": blind,
-        "zero_shot_env_mask": masked,
-        "fine_tune": {
-            "reached": result.reached_at is not None,
-            "env_steps": result.reached_at["timesteps"] if result.reached_at else result.timesteps,
-            "wall_s": result.reached_at["wall_s"] if result.reached_at else round(result.wall_s, 1),
-            "total_wall_s": round(wall, 1),
-            "stop_reason": result.stop_reason,
-            "budget_steps": args.budget_steps,
-            "max_wall_s": args.max_wall_s,
-            "eval_episodes": args.eval_episodes,
-            "eval_freq": args.eval_freq,
-            "curve": result.evals,
-            "model": str(result.model_path),
-        },
-        "fine_tuned_restricted": tuned_restricted,
-        "fine_tuned_open_board": tuned_open,
-        "original_training_to_target": original_hit,
+        "reached": result.reached_at is not None,
+        "env_steps": result.reached_at["timesteps"] if result.reached_at else result.timesteps,
+        "wall_s": result.reached_at["wall_s"] if result.reached_at else round(result.wall_s, 1),
+        "total_wall_s": round(wall, 1),
+        "stop_reason": result.stop_reason,
+        "budget_steps": args.budget_steps,
+        "max_wall_s": args.max_wall_s,
+        "eval_episodes": args.eval_episodes,
+        "eval_freq": args.eval_freq,
+        "curve": result.evals,
+        "model": str(result.model_path),
+        "restricted": summarize(evaluate(tuned, "PursuitRestricted-v0", {}, seeds)),
+        "open_board": summarize(evaluate(tuned, "Pursuit-v0", {}, seeds)),
+    }
+    _write(out / f"new_rule_finetune_{args.mode}.json", report)
+    return report
+
+
+def report(args: argparse.Namespace) -> dict[str, Any]:
+    """Step 3: merge the parts into ``new_rule.json`` and ``new_rule.md``."""
+    from ld_agents.rl import default_model_path
+
+    out = Path(args.out)
+    zs = json.loads((out / "new_rule_zero_shot.json").read_text(encoding="utf-8"))
+    tunes = {}
+    for mode in MODES:
+        path = out / f"new_rule_finetune_{mode}.json"
+        if path.is_file():
+            tunes[mode] = json.loads(path.read_text(encoding="utf-8"))
+    model_path = Path(zs["model"]) if zs.get("model") else default_model_path("pursuit")
+    meta = json.loads(model_path.with_suffix(".json").read_text(encoding="utf-8"))
+    target = zs["open_board"]["success"]
+    original_rows = _read_eval_csv(Path(args.original_eval)) if args.original_eval else []
+    from benchmarks.results_io import git_commit
+
+    merged: dict[str, Any] = {
+        "zero_shot": zs,
+        "fine_tune": tunes,
+        "target_success": target,
+        "original_training_to_target": first_reaching(original_rows, target),
         "original_training_total": {
             "env_steps": meta.get("timesteps"),
             "wall_s": meta.get("wall_s"),
@@ -207,21 +269,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "gradient_steps": 0,
             "note": "one generated filter function, validated in the sandbox; no retraining",
             "success": None,
-            "steps": None,
+            "avg_steps": None,
         },
         "versions": meta.get("versions"),
+        "git_commit": git_commit(),
     }
-    from benchmarks.results_io import git_commit
-
-    report["git_commit"] = git_commit()
-    (out / "new_rule.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out / "new_rule.md").write_text(render(report), encoding="utf-8")
-    return report
+    _write(out / "new_rule.json", merged)
+    (out / "new_rule.md").write_text(render(merged), encoding="utf-8")
+    return merged
 
 
 def render(r: dict[str, Any]) -> str:
-    """The Markdown report of :func:`run`'s dict."""
-    ft = r["fine_tune"]
+    """The Markdown report of :func:`report`'s dict."""
+    zs = r["zero_shot"]
     orig = r["original_training_to_target"]
     total = r["original_training_total"]
     head = (
@@ -232,63 +292,73 @@ def render(r: dict[str, Any]) -> str:
     lines = [
         "# A new rule (the restricted area): what it costs RL, what it costs LD",
         "",
-        f"Model: `{r['model']}` (MaskablePPO trained on Pursuit-v0, no area). "
-        f"{r['episodes']} benchmark starts (`ld-gym bench` seed {r['sweep_seed']}), greedy "
-        f"evader. Commit `{r['git_commit']}`.",
+        f"Model: `{zs['model']}` (MaskablePPO trained on Pursuit-v0, no area). "
+        f"{zs['episodes']} benchmark starts (the starts of `ld-gym bench` seed "
+        f"{zs['sweep_seed']}), greedy evader. Commit `{r['git_commit']}`.",
         "",
-        "## 1. Zero-shot",
+        "## 1. Zero-shot: the open-board model meets the area",
         "",
         head,
-        _row("RL on Pursuit-v0 (the env it was trained on)", r["open_board"]),
-        _row("RL on PursuitRestricted-v0, rule-blind (trained view)", r["zero_shot_rule_blind"]),
-        _row("RL on PursuitRestricted-v0, env mask (area masked)", r["zero_shot_env_mask"]),
+        _row("RL on Pursuit-v0 (the env it was trained on)", zs["open_board"]),
+        _row("RL on the area, rule-blind (its trained view: no area at all)", zs["rule_blind"]),
+        _row("RL on the area, coordinates shown, cells not masked", zs["coordinates_only"]),
+        _row("RL on the area, env mask (the area's cells masked)", zs["env_mask"]),
         "",
-        "*Rule-blind*: the model sees what it was trained on (no area, the mask without it);",
-        "every move into the area is a violation. *Env mask*: the env's mask already forbids",
-        "the area, so the rule reaches the agent through its mask; what is left is a state",
-        "distribution it never trained on.",
+        "*Rule-blind*: the model sees what it was trained on; every move into the area is a",
+        "violation. *Coordinates shown*: the area's corners reach its features (all zero in",
+        "training) but its cells stay legal in its mask: the rule given as data, not as a",
+        "constraint. *Env mask*: the env's legal-move mask already excludes the area, so the",
+        "rule reaches the agent as a constraint someone coded into the environment; no",
+        "violation can come from the area, only from two pursuers naming one cell.",
         "",
-        "## 2. Fine-tuning to the same success",
+        f"## 2. Fine-tuning on the area to the same success ({100 * r['target_success']:.1f}%)",
         "",
-        f"Target: success >= {100 * r['target_success']:.1f}% (the model's own success on",
-        f"Pursuit-v0), measured every {ft['eval_freq']:,} env steps on {ft['eval_episodes']}",
-        "fixed restricted starts (not the benchmark starts).",
-        "",
-        "| | env steps | wall time |",
-        "|---|---|---|",
+        "| what | env steps | wall time | reached? |",
+        "|---|---|---|---|",
     ]
-    reached = "reached" if ft["reached"] else "NOT reached within the budget"
-    lines.append(
-        f"| RL fine-tuning on PursuitRestricted-v0 ({reached}) | {ft['env_steps']:,} | "
-        f"{ft['wall_s']:.0f} s |"
-    )
+    for mode, ft in r["fine_tune"].items():
+        reached = "yes" if ft["reached"] else f"no ({ft['stop_reason']})"
+        lines.append(
+            f"| RL fine-tuning, {mode}: {ft['mode_means']} | {ft['env_steps']:,} | "
+            f"{ft['wall_s']:.0f} s | {reached} |"
+        )
     if orig is not None:
         lines.append(
-            f"| RL original training on Pursuit-v0 up to the same success (from its curve) | "
-            f"{int(orig['timesteps']):,} | {orig['wall_s']:.0f} s |"
+            f"| RL original training on Pursuit-v0 up to the same success (its own curve) | "
+            f"{int(orig['timesteps']):,} | {orig['wall_s']:.0f} s | yes |"
         )
     if total.get("env_steps"):
         lines.append(
-            f"| RL original training, whole run | {int(total['env_steps']):,} | "
-            f"{float(total['wall_s']):.0f} s |"
+            f"| RL original training, the whole shipped run | {int(total['env_steps']):,} | "
+            f"{float(total['wall_s']):.0f} s | |"
         )
     lines += [
-        "| LD: one new function (area filter), validated in the sandbox, no retraining | 0 | "
-        "seconds (one generation + validation) |",
+        "| LD: one new function (an area filter) added to the base, validated in the sandbox, "
+        f"no retraining | 0 | {LD_PLACEHOLDER} | |",
         "",
-        f"Budget: {ft['budget_steps']:,} env steps or {ft['max_wall_s']:.0f} s wall, whichever "
-        f"first; stop reason: {ft['stop_reason']}. Wall times are on a shared 2-core CPU "
-        "(torch 1 thread, one process, 8 envs in a DummyVecEnv), evaluations included.",
-        "",
-        "## 3. After fine-tuning",
-        "",
-        head,
-        _row("RL fine-tuned, on PursuitRestricted-v0", r["fine_tuned_restricted"]),
-        _row("RL fine-tuned, back on Pursuit-v0", r["fine_tuned_open_board"]),
+    ]
+    if r["fine_tune"]:
+        ft0 = next(iter(r["fine_tune"].values()))
+        lines += [
+            f"Success is measured every {ft0['eval_freq']:,} env steps on {ft0['eval_episodes']} "
+            "fixed restricted starts (evaluation seeds, not the benchmark starts); the first "
+            "evaluation at or above the target stops the run. Budget per run: "
+            f"{ft0['budget_steps']:,} env steps or {ft0['max_wall_s']:.0f} s. Wall times are "
+            "on a shared 2-core CPU (one process per run, 8 envs in a DummyVecEnv, torch on one "
+            "thread), evaluations included.",
+            "",
+            "## 3. After fine-tuning, on the benchmark starts",
+            "",
+            head,
+        ]
+        for mode, ft in r["fine_tune"].items():
+            lines.append(_row(f"RL fine-tuned ({mode}), on PursuitRestricted-v0", ft["restricted"]))
+            lines.append(_row(f"RL fine-tuned ({mode}), back on Pursuit-v0", ft["open_board"]))
+    lines += [
         f"| LD on PursuitRestricted-v0 | {LD_PLACEHOLDER} | | | | | | |",
         "",
-        "The paper (Table 2, GLM4-9B-LD) reports 100% success and 14.65 steps for LD with the",
-        "area (paper's figure, not ours).",
+        "The paper (Table 2) reports 100% success and 14.65 steps for GLM4-9B-LD with the area",
+        "(the paper's figure, not ours).",
         "",
     ]
     return "\n".join(lines)
@@ -296,8 +366,10 @@ def render(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.rl_new_rule", description=__doc__)
+    parser.add_argument("step", choices=["zero-shot", "finetune", "report"])
+    parser.add_argument("--mode", default="env_mask", help=f"finetune: {', '.join(MODES)}")
     parser.add_argument("--model", help="pursuit model (default: the shipped one)")
-    parser.add_argument("--original-eval", help="eval.csv of the model's own training run")
+    parser.add_argument("--original-eval", help="report: eval.csv of the model's own training")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="sweep seed of the benchmark starts")
     parser.add_argument("--target", type=float, help="success to reach (default: open-board's)")
@@ -310,9 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    report = run(args)
-    logger.info("wrote %s", Path(args.out) / "new_rule.md")
-    logger.info("fine-tune: %s", {k: v for k, v in report["fine_tune"].items() if k != "curve"})
+    step = {"zero-shot": zero_shot, "finetune": finetune, "report": report}[args.step]
+    result = step(args)
+    logger.info("%s done: %s", args.step, {k: v for k, v in result.items() if k != "curve"})
     return 0
 
 

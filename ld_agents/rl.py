@@ -62,6 +62,7 @@ from ld_envs.pursuit import (
     N_PURSUER_ACTIONS,
     evader_targets,
     manhattan,
+    pursuer_action_mask,
 )
 
 logger = logging.getLogger(__name__)
@@ -230,10 +231,15 @@ class FeatureObservation(gym.ObservationWrapper):
 
 
 def action_masks_of(env: gym.Env) -> np.ndarray:
-    """The unwrapped env's ``action_masks()``, or all ones for an env without one."""
-    base = env.unwrapped
-    if hasattr(base, "action_masks"):
-        return np.asarray(base.action_masks(), dtype=np.int8)
+    """The mask of the outermost layer of ``env`` (a wrapper or the env) that defines
+    ``action_masks()``, or all ones for an env without one."""
+    layer: Any = env
+    while True:
+        if hasattr(type(layer), "action_masks"):
+            return np.asarray(layer.action_masks(), dtype=np.int8)
+        if not isinstance(layer, gym.Wrapper):
+            break
+        layer = layer.env
     space = env.action_space
     if isinstance(space, spaces.Discrete):
         return np.ones(int(space.n), dtype=np.int8)
@@ -256,6 +262,42 @@ def game_of_env(env: gym.Env) -> str:
     if name == "TwentyOneEnv":
         return "twentyone"
     raise InvalidArgument(f"not an ld-gym env: {name} (spec {spec})")
+
+
+def area_blind(obs: Obs, size: int, keep_area: bool = True) -> Obs:
+    """``obs`` with the pursuers' mask recomputed as if there were no restricted area.
+
+    The mask then still honours the board and the other pursuers
+    (``pursuer_action_mask(..., area=None)``) but allows moves into the area, which the env
+    rejects and counts as violations. ``keep_area=False`` also drops ``obs["restricted"]``
+    (the view of a model that was never told about the area).
+    """
+    out = {k: v for k, v in obs.items() if keep_area or k != "restricted"}
+    pursuers = [(int(p[0]), int(p[1])) for p in obs["pursuers"]]
+    out["action_mask"] = pursuer_action_mask(pursuers, size, None)
+    return out
+
+
+class AreaBlindMask(gym.ObservationWrapper):
+    """Pursuit with the restricted area left out of the legal-move mask (training option).
+
+    The area's coordinates stay in the observation (so in the features), but its cells
+    are not masked: a policy learns to avoid them only from the env's violation penalty
+    and the episode it loses after 7 of them. ``RLConfig(mask_area=False)`` trains this
+    way, and an ``rl`` policy whose saved config says so acts the same way.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.size = int(env.unwrapped.size)
+
+    def observation(self, observation: Obs) -> Obs:
+        return area_blind(observation, self.size)
+
+    def action_masks(self) -> np.ndarray:
+        """The mask without the area, flattened to (42,)."""
+        base = self.env.unwrapped
+        return pursuer_action_mask(base.pursuers, self.size, None).reshape(-1)
 
 
 class PursuitShaping(gym.Wrapper):
@@ -351,7 +393,9 @@ class RLPolicy(Policy):
     policy's own generator (``seed`` / ``reset(seed=)``), never torch's global one.
 
     ``size`` must be the board the model was trained on unless the model's config says
-    otherwise (read from the JSON beside the zip when there is one).
+    otherwise (read from the JSON beside the zip when there is one); so does
+    ``mask_area`` (``False`` for a model trained with :class:`AreaBlindMask`: the area's
+    cells are then left in its mask, as in its training).
     """
 
     def __init__(
@@ -363,6 +407,7 @@ class RLPolicy(Policy):
         seed: int | None = None,
         device: str = "cpu",
         model: Any = None,
+        mask_area: bool | None = None,
     ) -> None:
         super().__init__(seed)
         self.game = game
@@ -389,6 +434,10 @@ class RLPolicy(Policy):
         self.deterministic = bool(deterministic)
         trained_size = int(self.config.get("size", 0) or 0)
         self.size = int(size if size is not None else trained_size or 21)
+        #: False: act as trained with AreaBlindMask (the area's cells are not masked)
+        self.mask_area = bool(
+            self.config.get("mask_area", True) if mask_area is None else mask_area
+        )
         self._features, n_features = FEATURES[game]
         dim = int(np.prod(self.model.observation_space.shape))
         if dim != n_features:
@@ -450,6 +499,8 @@ class RLPolicy(Policy):
         """One batched forward pass for several observations."""
         if not observations:
             return []
+        if self.game == "pursuit" and not self.mask_area:
+            observations = [area_blind(o, self.size) for o in observations]
         feats = np.stack([self._features(o, self.size) for o in observations])
         masks = np.stack([self._mask(o) for o in observations])
         if self.deterministic:
@@ -480,11 +531,14 @@ def _rl_pursuit(
     size: int | None = None,
     seed: int | None = None,
     side: str = "pursuers",
+    mask_area: bool | None = None,
     **_: Any,
 ) -> RLPolicy:
     if side != "pursuers":
         raise InvalidArgument("the rl policy plays the pursuers; for the evader use 'greedy'")
-    return RLPolicy("pursuit", path, deterministic=deterministic, size=size, seed=seed)
+    return RLPolicy(
+        "pursuit", path, deterministic=deterministic, size=size, seed=seed, mask_area=mask_area
+    )
 
 
 @register("rl", "twentyone")

@@ -35,7 +35,7 @@ import numpy as np
 
 import ld_envs
 from ld_agents.base import game_of
-from ld_agents.rl import FeatureObservation, PursuitShaping, RLPolicy
+from ld_agents.rl import AreaBlindMask, FeatureObservation, PursuitShaping, RLPolicy
 from ld_envs.errors import InvalidArgument
 from ld_envs.pursuit import steps_lower_bound
 
@@ -85,6 +85,11 @@ class RLConfig:
         "Pursuit only: the shaping term's own discount in (0, 1]; 1 pays net approach only "
         "(see PursuitShaping for why not the agent's gamma).",
         1.0,
+    )
+    mask_area: bool = _help(
+        "Pursuit only: False leaves the restricted area out of the legal-move mask "
+        "(AreaBlindMask): the agent sees the area's coordinates and learns it from violations.",
+        True,
     )
     eval_freq: int = _help("Env steps between evaluations on fixed starts; 0 = never.", 50_000)
     eval_episodes: int = _help("Episodes per evaluation, >= 1.", 100)
@@ -188,16 +193,24 @@ class RLConfig:
 
 
 def make_env(
-    env_id: str, env_kwargs: dict[str, Any], shaping_coef: float = 0.0, shaping_gamma: float = 1.0
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    shaping_coef: float = 0.0,
+    shaping_gamma: float = 1.0,
+    mask_area: bool = True,
 ) -> gym.Env:
-    """One training env: ``gym.make`` -> :class:`FeatureObservation` -> ``Monitor`` ->
-    :class:`PursuitShaping` (pursuit, ``shaping_coef > 0``).
+    """One training env: ``gym.make`` -> (:class:`AreaBlindMask` when ``mask_area`` is
+    False) -> :class:`FeatureObservation` -> ``Monitor`` -> :class:`PursuitShaping`
+    (pursuit; a ``shaping_coef`` of 0 adds nothing but ``info["is_success"]``).
 
     ``Monitor`` sits inside the shaping, so the logged episode returns are the env's own.
     """
     from stable_baselines3.common.monitor import Monitor
 
-    env: gym.Env = FeatureObservation(gym.make(env_id, **env_kwargs))
+    env: gym.Env = gym.make(env_id, **env_kwargs)
+    if not mask_area and game_of(env_id) == "pursuit":
+        env = AreaBlindMask(env)
+    env = FeatureObservation(env)
     env = Monitor(env)
     if game_of(env_id) == "pursuit":
         # always add it (coef 0 = no change) so info["is_success"] is logged
@@ -224,7 +237,13 @@ class _SuccessInfo(gym.Wrapper):
 
 
 def _env_fn(config: RLConfig) -> gym.Env:
-    return make_env(config.env_id, config.env_kwargs, config.shaping_coef, config.shaping_gamma)
+    return make_env(
+        config.env_id,
+        config.env_kwargs,
+        config.shaping_coef,
+        config.shaping_gamma,
+        config.mask_area,
+    )
 
 
 def make_vec_env(config: RLConfig) -> Any:
@@ -360,7 +379,9 @@ def _eval_callback(config: RLConfig, out_dir: Path, t0: float) -> Any:
             self.stop_reason = "total_timesteps"
 
         def _evaluate(self) -> bool:
-            policy = RLPolicy(config.game, model=self.model, size=config.size or None)
+            policy = RLPolicy(
+                config.game, model=self.model, size=config.size or None, mask_area=config.mask_area
+            )
             summary = summarize(evaluate(policy, config.env_id, config.env_kwargs, seeds))
             row = {"timesteps": int(self.num_timesteps), "wall_s": round(time.time() - t0, 2)}
             row.update({k: round(float(v), 4) for k, v in summary.items()})

@@ -105,6 +105,20 @@ def test_feature_wrapper_passes_the_env_mask() -> None:
     assert mask.tolist() == env.unwrapped.action_masks().tolist()
 
 
+def test_area_blind_mask_leaves_the_area_legal() -> None:
+    """AreaBlindMask (mask_area=False) masks the board and pursuers, not the area."""
+    from ld_agents.rl import AreaBlindMask
+    from ld_envs.pursuit import pursuer_action_mask
+
+    env = FeatureObservation(AreaBlindMask(gym.make("PursuitRestricted-v0")))
+    obs, _ = env.reset(seed=5)
+    base = env.unwrapped
+    blind = pursuer_action_mask(base.pursuers, base.size, None).reshape(-1)
+    assert env.action_masks().tolist() == blind.tolist()
+    assert obs[17:59].tolist() == blind.tolist()  # the mask block of the features
+    assert obs[64] == 1.0  # the area's coordinates are still shown
+
+
 def test_shaping_is_potential_based_and_keeps_the_env_reward() -> None:
     """Shaped reward = env reward + gamma * phi(s') - phi(s); env reward kept in info."""
     env = PursuitShaping(FeatureObservation(gym.make("Pursuit-v0")), coef=1.0, gamma=0.9)
