@@ -42,6 +42,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default=None, help="default runs/ld-<game>")
     p.add_argument("--ship", default=None, help="default assets/adapters/ld-<game>")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--ship-checkpoint",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="do not train: ship the run's checkpoint-STEP (a run stopped early)",
+    )
 
 
 def build_rows(
@@ -83,9 +90,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ld_agents.llm.embedded import embedded_model_dir
-    from ld_agents.lora import ADAPTER_DIR, RUN_FILE, LoraTrainConfig, train_lora
+    from ld_agents.lora import ADAPTER_DIR, LoraTrainConfig, train_lora
 
     torch.set_num_threads(args.threads)
+    run_dir = Path(args.run_dir or f"runs/ld-{args.game}")
+    ship = Path(args.ship or Path("assets") / "adapters" / f"ld-{args.game}")
+    if args.ship_checkpoint is not None:
+        return ship_checkpoint(run_dir, args.ship_checkpoint, ship)
     rows = build_rows(
         args.game, args.states, args.rule_rows if args.game == "pursuit" else 0, args.seed
     )
@@ -93,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         answers[r["answer"]] = answers.get(r["answer"], 0) + 1
     logger.info("%d training rows; labels %s", len(rows), answers)
-    run_dir = Path(args.run_dir or f"runs/ld-{args.game}")
     config = LoraTrainConfig(
         output_dir=str(run_dir),
         r=args.r,
@@ -122,23 +132,52 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     record: dict[str, Any] = train_lora(embedded_model_dir(), rows, config)
-    ship = Path(args.ship or Path("assets") / "adapters" / f"ld-{args.game}")
-    ship.mkdir(parents=True, exist_ok=True)
-    if (ship / ADAPTER_DIR).exists():
-        shutil.rmtree(ship / ADAPTER_DIR)
-    shutil.copytree(run_dir / ADAPTER_DIR, ship / ADAPTER_DIR)
-    for junk in (
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "tokenizer.model",
-        "chat_template.jinja",
-    ):
-        (ship / ADAPTER_DIR / junk).unlink(missing_ok=True)
-    (ship / RUN_FILE).write_text(json.dumps(record, indent=2))
+    _ship(run_dir / ADAPTER_DIR, record, ship)
     print(
         f"trained {record['global_step']} steps on {len(rows)} rows in "
         f"{record['wall_seconds']:.0f} s ({record['steps_per_second']:.3f} steps/s), "
         f"final loss {record['train_loss']:.4f} -> {ship / ADAPTER_DIR}"
     )
+    return 0
+
+
+_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
+
+
+def _ship(adapter: Path, record: dict[str, Any], ship: Path) -> None:
+    """Copy an adapter's files and its run record to the shipped folder."""
+    from ld_agents.lora import ADAPTER_DIR, RUN_FILE
+
+    dest = ship / ADAPTER_DIR
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in _ADAPTER_FILES:
+        if (adapter / name).is_file():
+            shutil.copy2(adapter / name, dest / name)
+    text = json.dumps(record, indent=2)
+    (dest / RUN_FILE).write_text(text)
+    (ship / RUN_FILE).write_text(text)
+
+
+def ship_checkpoint(run_dir: Path, step: int, ship: Path) -> int:
+    """Ship ``checkpoint-STEP`` of a run that was stopped early, recording that it was."""
+    from ld_agents.lora import RUN_FILE
+
+    ckpt = run_dir / f"checkpoint-{step}"
+    if not (ckpt / "adapter_config.json").is_file():
+        from ld_envs.errors import InvalidArgument
+
+        raise InvalidArgument(f"no adapter checkpoint at {ckpt}")
+    record = json.loads((run_dir / RUN_FILE).read_text())
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    log = state.get("log_history", [])
+    planned = record["train_config"]["max_steps"]
+    record.update(
+        status=f"stopped early: checkpoint {step} of {planned} planned steps shipped",
+        global_step=state.get("global_step", step),
+        loss_curve=[{"step": h["step"], "loss": h["loss"]} for h in log if "loss" in h],
+    )
+    _ship(ckpt, record, ship)
+    print(f"shipped {ckpt} -> {ship / 'adapter'} ({record['status']})")
     return 0
