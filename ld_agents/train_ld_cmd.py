@@ -173,7 +173,11 @@ def ship_checkpoint(run_dir: Path, step: int, ship: Path) -> int:
     state = json.loads((ckpt / "trainer_state.json").read_text())
     log = state.get("log_history", [])
     planned = record["train_config"]["max_steps"]
+    # wall clock from the run record's start to the checkpoint (model loading included)
+    wall = (ckpt / "trainer_state.json").stat().st_mtime - (run_dir / RUN_FILE).stat().st_mtime
     record.update(
+        wall_seconds_to_checkpoint=wall,
+        steps_per_second=step / wall if wall > 0 else None,
         status=f"stopped early: checkpoint {step} of {planned} planned steps shipped",
         global_step=state.get("global_step", step),
         loss_curve=[{"step": h["step"], "loss": h["loss"]} for h in log if "loss" in h],

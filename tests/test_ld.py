@@ -195,4 +195,4 @@ def test_shipped_adapter_loads_with_its_record(backend):
     assert f"adapter={default_adapter('pursuit')}" in spec
     assert backend.adapter == str(default_adapter("pursuit"))
     record = json.loads((default_adapter("pursuit").parent / RUN_FILE).read_text())
-    assert record["status"] == "done" and record["data"] and record["config"]
+    assert record["data"] and record["config"] and record["global_step"] >= 1
