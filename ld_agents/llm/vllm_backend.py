@@ -22,6 +22,10 @@ Spec options (query string, or keyword arguments of ``make_backend``)::
     enforce_eager=1      no CUDA graphs / compilation (default on CPU, off on GPU)
     kv_cache_gib=2       CPU only: KV-cache size, exported as VLLM_CPU_KVCACHE_SPACE unless
                          that variable is already set
+    max_num_batched_tokens=1024   tokens per engine step (default 1024 on CPU, vLLM's on GPU).
+                         It bounds memory: prompt log-probs hold two float32 rows of the
+                         whole vocabulary per token of a step (2 GiB per 1024 tokens for
+                         Gemma's 262k vocabulary); vLLM's CPU default, 4096, peaked above 6 GB
     torch_compile=0      CPU only: let vLLM torch.compile its small helpers (the log-prob rank
                          count). Off by default: with inductor on 2 cores the first scoring call
                          took 40 s instead of 4 s, with equal results. Only the engine's
@@ -59,9 +63,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_CPU_KV_CACHE_GIB = 2
 #: default context on CPU (the KV cache and the scheduler's budget scale with it)
 DEFAULT_CPU_MAX_MODEL_LEN = 2048
+#: default tokens per engine step on CPU (bounds the memory of prompt log-probs)
+DEFAULT_CPU_MAX_NUM_BATCHED_TOKENS = 1024
 _LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 _OPTIONS = (
     "dtype", "max_model_len", "adapter", "max_lora_rank", "enforce_eager", "kv_cache_gib",
+    "max_num_batched_tokens",
     "gpu_memory_utilization", "tensor_parallel_size", "seed", "torch_compile",
 )
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -177,6 +184,7 @@ class VLLMBackend(Backend):
         max_lora_rank: int | None = None,
         enforce_eager: bool | None = None,
         kv_cache_gib: float | None = None,
+        max_num_batched_tokens: int | None = None,
         gpu_memory_utilization: float | None = None,
         tensor_parallel_size: int | None = None,
         seed: int = 0,
@@ -214,6 +222,8 @@ class VLLMBackend(Backend):
         self.dtype = dtype or ("float32" if on_cpu else "auto")
         if max_model_len is None and on_cpu:
             max_model_len = DEFAULT_CPU_MAX_MODEL_LEN
+        if max_num_batched_tokens is None and on_cpu:
+            max_num_batched_tokens = DEFAULT_CPU_MAX_NUM_BATCHED_TOKENS
         engine_args: dict[str, Any] = {
             "model": str(folder),
             "dtype": self.dtype,
@@ -223,6 +233,8 @@ class VLLMBackend(Backend):
         }
         if max_model_len is not None:
             engine_args["max_model_len"] = max_model_len
+        if max_num_batched_tokens is not None:
+            engine_args["max_num_batched_tokens"] = max_num_batched_tokens
         if gpu_memory_utilization is not None:
             engine_args["gpu_memory_utilization"] = gpu_memory_utilization
         if tensor_parallel_size is not None:
@@ -479,7 +491,8 @@ def _make_vllm(target: str, **options: object) -> VLLMBackend:
         kwargs["dtype"] = str(o["dtype"])
     if "adapter" in o:
         kwargs["adapter"] = str(o["adapter"]) or None
-    for name in ("max_model_len", "max_lora_rank", "tensor_parallel_size", "seed"):
+    ints = ("max_model_len", "max_lora_rank", "max_num_batched_tokens", "tensor_parallel_size")
+    for name in (*ints, "seed"):
         if name in o:
             kwargs[name] = _number(name, o[name], int, 0 if name == "seed" else 1)
     for name in ("kv_cache_gib", "gpu_memory_utilization"):
