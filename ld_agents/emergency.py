@@ -160,6 +160,7 @@ _DOC_TERSE = "Filter out restricted cells."
 _SCAFFOLD_NONE = '    area = state["restricted"]\n    if area is None:\n        return prev\n'
 _SCAFFOLD_UNPACK = _SCAFFOLD_NONE + "    x0, y0, x1, y1 = area\n"
 _SCAFFOLD_LOOP = _SCAFFOLD_UNPACK + "    result = []\n    for cells in prev:\n"
+_SCAFFOLD_COND = _SCAFFOLD_UNPACK + "    return [[c for c in cells if not ("
 
 #: the prompt variants, in the order samples are drawn
 PROMPT_VARIANTS: tuple[PromptVariant, ...] = (
@@ -186,6 +187,9 @@ PROMPT_VARIANTS: tuple[PromptVariant, ...] = (
     PromptVariant("edge-none", "keep_outside_block", _DOC_FULL, 3, _SCAFFOLD_NONE),
     PromptVariant("edge-unpack", "drop_area_cells", _DOC_SHORT, 3, _SCAFFOLD_UNPACK),
     PromptVariant("edge-loop", "avoid_block", _DOC_TERSE, 3, _SCAFFOLD_LOOP),
+    # the most help: the model writes only the membership condition and the list's end
+    PromptVariant("edge-cond", "drop_restricted_cells", _DOC_FULL, 3, _SCAFFOLD_COND),
+    PromptVariant("full-cond", "drop_restricted_cells", _DOC_FULL, 0, _SCAFFOLD_COND),
 )
 
 
@@ -259,7 +263,7 @@ def extract_function(answer: str, header: str, name: str) -> tuple[str, str]:
         candidate = "\n".join([*imports, text[m.start() :]])
     else:
         body = text
-        if body.strip() and not body.startswith((" ", "\t", "\n")):
+        if header.endswith("\n") and body.strip() and not body.startswith((" ", "\t", "\n")):
             body = textwrap.indent(body, "    ")
         candidate = header + body
     lines = candidate.rstrip().splitlines()
