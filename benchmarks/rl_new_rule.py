@@ -244,10 +244,10 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     zs = json.loads((out / "new_rule_zero_shot.json").read_text(encoding="utf-8"))
     tunes = {}
-    for mode in MODES:
-        path = out / f"new_rule_finetune_{mode}.json"
-        if path.is_file():
-            tunes[mode] = json.loads(path.read_text(encoding="utf-8"))
+    for path in sorted(out.glob("new_rule_finetune_*.json")):  # every run kept in the folder
+        tunes[path.stem.removeprefix("new_rule_finetune_")] = json.loads(
+            path.read_text(encoding="utf-8")
+        )
     model_path = Path(zs["model"]) if zs.get("model") else default_model_path("pursuit")
     meta = json.loads(model_path.with_suffix(".json").read_text(encoding="utf-8"))
     target = zs["open_board"]["success"]
@@ -319,7 +319,8 @@ def render(r: dict[str, Any]) -> str:
     for mode, ft in r["fine_tune"].items():
         reached = "yes" if ft["reached"] else f"no ({ft['stop_reason']})"
         lines.append(
-            f"| RL fine-tuning, {mode}: {ft['mode_means']} | {ft['env_steps']:,} | "
+            f"| RL fine-tuning `{mode}`: {ft['mode_means']}; stop at the target on "
+            f"{ft['eval_episodes']} evaluation starts | {ft['env_steps']:,} | "
             f"{ft['wall_s']:.0f} s | {reached} |"
         )
     if orig is not None:
@@ -340,10 +341,11 @@ def render(r: dict[str, Any]) -> str:
     if r["fine_tune"]:
         ft0 = next(iter(r["fine_tune"].values()))
         lines += [
-            f"Success is measured every {ft0['eval_freq']:,} env steps on {ft0['eval_episodes']} "
-            "fixed restricted starts (evaluation seeds, not the benchmark starts); the first "
-            "evaluation at or above the target stops the run. Budget per run: "
-            f"{ft0['budget_steps']:,} env steps or {ft0['max_wall_s']:.0f} s. Wall times are "
+            f"Success is measured every {ft0['eval_freq']:,} env steps on fixed restricted "
+            "starts (evaluation seeds, not the benchmark starts); the first evaluation at or "
+            "above the target stops the run, so steps are known to that granularity. Budget "
+            f"per run: {ft0['budget_steps']:,} env steps or {ft0['max_wall_s']:.0f} s. "
+            "Wall times are "
             "on a shared 2-core CPU (one process per run, 8 envs in a DummyVecEnv, torch on one "
             "thread), evaluations included.",
             "",
@@ -352,8 +354,8 @@ def render(r: dict[str, Any]) -> str:
             head,
         ]
         for mode, ft in r["fine_tune"].items():
-            lines.append(_row(f"RL fine-tuned ({mode}), on PursuitRestricted-v0", ft["restricted"]))
-            lines.append(_row(f"RL fine-tuned ({mode}), back on Pursuit-v0", ft["open_board"]))
+            lines.append(_row(f"RL fine-tuned `{mode}`, on PursuitRestricted-v0", ft["restricted"]))
+            lines.append(_row(f"RL fine-tuned `{mode}`, back on Pursuit-v0", ft["open_board"]))
     lines += [
         f"| LD on PursuitRestricted-v0 | {LD_PLACEHOLDER} | | | | | | |",
         "",

@@ -8,8 +8,9 @@ trained on:
   one float32 vector: :func:`pursuit_features`, :func:`twentyone_features`;
 * **wrappers**: :class:`FeatureObservation` (the feature function as a Gymnasium
   ``ObservationWrapper`` that also offers ``action_masks()`` for sb3-contrib),
-  :class:`PursuitShaping` (an optional potential-based reward term used in training only;
-  the env's own reward and outcome are never changed);
+  :class:`PursuitShaping` (a difference-of-potentials reward term used in training only;
+  the env's own reward and outcome are never changed), :class:`AreaBlindMask` (the
+  restricted area left out of the mask, for the new-rule experiment);
 * the **``rl`` policy** (:class:`RLPolicy`), registered for both games:
   ``ld_agents.make("rl", "Pursuit-v0", path=...)``; the default path is the model shipped
   in ``assets/models/``.
@@ -209,10 +210,11 @@ FEATURES: dict[str, tuple[Callable[[Obs, int], np.ndarray], int]] = {
 class FeatureObservation(gym.ObservationWrapper):
     """Turn a game's ``Dict`` observation into the flat float32 vector the model reads.
 
-    Pursuit: :func:`pursuit_features` (69 values); TwentyOne: :func:`twentyone_features`
-    (21 values). ``action_masks()`` returns the unwrapped env's mask (pursuit: flattened
-    (42,) int8) or all ones when the game has none (TwentyOne: both moves are always
-    legal), as sb3-contrib's ``MaskablePPO`` reads it through its ``VecEnv``.
+    Pursuit: :func:`pursuit_features` (114 values); TwentyOne: :func:`twentyone_features`
+    (21 values). ``action_masks()`` returns the mask of the wrapped env (pursuit: flattened
+    (42,) int8; :class:`AreaBlindMask`'s when it is inside) or all ones when the game has
+    none (TwentyOne: both moves are always legal), as sb3-contrib's ``MaskablePPO`` reads
+    it through its ``VecEnv``.
     """
 
     def __init__(self, env: gym.Env) -> None:

@@ -35,7 +35,13 @@ import numpy as np
 
 import ld_envs
 from ld_agents.base import game_of
-from ld_agents.rl import AreaBlindMask, FeatureObservation, PursuitShaping, RLPolicy
+from ld_agents.rl import (
+    AreaBlindMask,
+    FeatureObservation,
+    PursuitShaping,
+    RLPolicy,
+    action_masks_of,
+)
 from ld_envs.errors import InvalidArgument
 from ld_envs.pursuit import steps_lower_bound
 
@@ -231,8 +237,7 @@ class _SuccessInfo(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
     def action_masks(self) -> np.ndarray:
-        from ld_agents.rl import action_masks_of
-
+        """Pass the wrapped env's mask through."""
         return action_masks_of(self.env)
 
 
@@ -256,15 +261,6 @@ def make_vec_env(config: RLConfig) -> Any:
     vec = DummyVecEnv(fns) if config.vec_env == "dummy" else SubprocVecEnv(fns)
     vec.seed(config.seed)
     return vec
-
-
-def obs_space_of(env_id: str, env_kwargs: dict[str, Any]) -> gym.Space:
-    """The ``Dict`` observation space of an env (built once and closed)."""
-    env = gym.make(env_id, **env_kwargs)
-    try:
-        return env.observation_space
-    finally:
-        env.close()
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -78,7 +78,7 @@ def _pursuit_observations(env_id: str, n: int, seed: int = 0) -> list[dict]:
 
 @pytest.mark.parametrize("env_id", ["Pursuit-v0", "PursuitRestricted-v0"])
 def test_pursuit_features_shape_and_range(env_id: str) -> None:
-    """69 float32 values in [-1, 1]; the area block is zero without an area."""
+    """114 float32 values in [-1, 1]; the area block is zero without an area."""
     for obs in _pursuit_observations(env_id, 200):
         f = pursuit_features(obs, SMALL["size"])
         assert f.shape == (N_PURSUIT_FEATURES,) and f.dtype == np.float32
@@ -197,6 +197,13 @@ def test_short_training_beats_random_on_a_small_board(tmp_path: Path) -> None:
     assert trained["mean_reward"] > random["mean_reward"] + 0.1, (trained, random)
     for name in ("model.json", "progress.csv", "model_curve.png"):
         assert (tmp_path / name).is_file(), name
+
+
+def test_subproc_vec_env_reads_masks_from_the_env(tmp_path: Path) -> None:
+    """A SubprocVecEnv run trains: action_masks() is reachable in the worker processes."""
+    cfg = _tiny_config("Pursuit-v0", env_kwargs=SMALL, vec_env="subproc", n_envs=2)
+    result = train(cfg, tmp_path, plot=False)
+    assert result.timesteps >= 256
 
 
 def test_saved_model_reloads_and_acts_identically(tiny_pursuit: Path) -> None:
