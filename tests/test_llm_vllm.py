@@ -370,7 +370,6 @@ def server(
         "--model", str(model_dir), "--served-model-name", "embedded",
         "--host", "127.0.0.1", "--port", str(port),
         "--max-model-len", "2048", "--dtype", "float32", "--enforce-eager",
-        "--max-num-batched-tokens", "1024",  # bounds the memory of prompt log-probs
     ]
     url = f"http://127.0.0.1:{port}/v1"
     t0 = time.perf_counter()

@@ -22,10 +22,7 @@ Spec options (query string, or keyword arguments of ``make_backend``)::
     enforce_eager=1      no CUDA graphs / compilation (default on CPU, off on GPU)
     kv_cache_gib=2       CPU only: KV-cache size, exported as VLLM_CPU_KVCACHE_SPACE unless
                          that variable is already set
-    max_num_batched_tokens=1024   tokens per engine step (default 1024 on CPU, vLLM's on GPU).
-                         It bounds memory: prompt log-probs hold two float32 rows of the
-                         whole vocabulary per token of a step (2 GiB per 1024 tokens for
-                         Gemma's 262k vocabulary); vLLM's CPU default, 4096, peaked above 6 GB
+    max_num_batched_tokens=N   tokens per engine step (vLLM's default: 4096 on this CPU)
     torch_compile=0      CPU only: let vLLM torch.compile its small helpers (the log-prob rank
                          count). Off by default: with inductor on 2 cores the first scoring call
                          took 40 s instead of 4 s, with equal results. Only the engine's
@@ -63,8 +60,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_CPU_KV_CACHE_GIB = 2
 #: default context on CPU (the KV cache and the scheduler's budget scale with it)
 DEFAULT_CPU_MAX_MODEL_LEN = 2048
-#: default tokens per engine step on CPU (bounds the memory of prompt log-probs)
-DEFAULT_CPU_MAX_NUM_BATCHED_TOKENS = 1024
 _LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 _OPTIONS = (
     "dtype", "max_model_len", "adapter", "max_lora_rank", "enforce_eager", "kv_cache_gib",
@@ -222,8 +217,6 @@ class VLLMBackend(Backend):
         self.dtype = dtype or ("float32" if on_cpu else "auto")
         if max_model_len is None and on_cpu:
             max_model_len = DEFAULT_CPU_MAX_MODEL_LEN
-        if max_num_batched_tokens is None and on_cpu:
-            max_num_batched_tokens = DEFAULT_CPU_MAX_NUM_BATCHED_TOKENS
         engine_args: dict[str, Any] = {
             "model": str(folder),
             "dtype": self.dtype,
