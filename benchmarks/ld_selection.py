@@ -218,10 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--who", default="base,student", help="which halves to run now")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy CPU)")
     args = p.parse_args(argv)
     parts = Path(args.out) / "ld_selection_parts"
     parts.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result: dict[str, Any] = {
         "command": "python -m benchmarks.ld_selection " + " ".join(argv or sys.argv[1:]),
