@@ -275,7 +275,11 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "git_commit": git_commit(),
     }
     _write(out / "new_rule.json", merged)
-    (out / "new_rule.md").write_text(render(merged), encoding="utf-8")
+    text = render(merged)
+    notes = out / "new_rule_notes.md"  # a hand-written reading of the figures, when there is one
+    if notes.is_file():
+        text += "\n" + notes.read_text(encoding="utf-8")
+    (out / "new_rule.md").write_text(text, encoding="utf-8")
     return merged
 
 
@@ -313,29 +317,30 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"## 2. Fine-tuning on the area to the same success ({100 * r['target_success']:.1f}%)",
         "",
-        "| what | env steps | wall time | reached? |",
-        "|---|---|---|---|",
+        "| what | env steps | wall time | budget | reached? |",
+        "|---|---|---|---|---|",
     ]
     for mode, ft in r["fine_tune"].items():
         reached = "yes" if ft["reached"] else f"no ({ft['stop_reason']})"
         lines.append(
             f"| RL fine-tuning `{mode}`: {ft['mode_means']}; stop at the target on "
             f"{ft['eval_episodes']} evaluation starts | {ft['env_steps']:,} | "
-            f"{ft['wall_s']:.0f} s | {reached} |"
+            f"{ft['wall_s']:.0f} s | {ft['budget_steps']:,} steps or {ft['max_wall_s']:.0f} s | "
+            f"{reached} |"
         )
     if orig is not None:
         lines.append(
             f"| RL original training on Pursuit-v0 up to the same success (its own curve) | "
-            f"{int(orig['timesteps']):,} | {orig['wall_s']:.0f} s | yes |"
+            f"{int(orig['timesteps']):,} | {orig['wall_s']:.0f} s | | yes |"
         )
     if total.get("env_steps"):
         lines.append(
             f"| RL original training, the whole shipped run | {int(total['env_steps']):,} | "
-            f"{float(total['wall_s']):.0f} s | |"
+            f"{float(total['wall_s']):.0f} s | | |"
         )
     lines += [
         "| LD: one new function (an area filter) added to the base, validated in the sandbox, "
-        f"no retraining | 0 | {LD_PLACEHOLDER} | |",
+        f"no retraining | 0 | {LD_PLACEHOLDER} | | |",
         "",
     ]
     if r["fine_tune"]:
@@ -343,8 +348,7 @@ def render(r: dict[str, Any]) -> str:
         lines += [
             f"Success is measured every {ft0['eval_freq']:,} env steps on fixed restricted "
             "starts (evaluation seeds, not the benchmark starts); the first evaluation at or "
-            "above the target stops the run, so steps are known to that granularity. Budget "
-            f"per run: {ft0['budget_steps']:,} env steps or {ft0['max_wall_s']:.0f} s. "
+            "above the target stops the run, so steps are known to that granularity. "
             "Wall times are "
             "on a shared 2-core CPU (one process per run, 8 envs in a DummyVecEnv, torch on one "
             "thread), evaluations included.",
