@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "train-ld": "ld_agents.train_ld_cmd",
     "traces": "ld_agents.traces_cmd",
     "train-kd": "ld_agents.train_kd_cmd",
+    "train-rl": "benchmarks.train_rl",
 }
 
 EXIT_ERROR = 1
