@@ -390,7 +390,7 @@ def _reference(tmp_path: Path, registered: list[str]) -> list[tuple]:
 
 
 def _interrupt_midway(out: Path, sig: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CI": "1", "SLOW_RANDOM_DELAY": "0.001"}
+    env = {**os.environ, "CI": "1", "SLOW_RANDOM_DELAY": "0.005"}
     proc = subprocess.Popen(_child(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 120
     while len(lines(out)) < 30:  # all 24 scripted episodes and some slow_random ones
