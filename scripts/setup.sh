@@ -29,3 +29,10 @@ trap 'rm -f "$CONSTRAINTS"' EXIT
 echo "torch==${TORCH_VERSION}" > "$CONSTRAINTS"
 "${PIP[@]}" install -c "$CONSTRAINTS" -e ".[${EXTRAS}]"
 echo "ld-gym installed in .venv (torch ${TORCH_VERSION}, extras: ${EXTRAS})"
+
+# vLLM pins other versions, so its CPU build gets its own venv (.venv-vllm). Built where
+# torch is the CPU build (GPU machines use the `vllm` extra instead); LD_GYM_VLLM=0 skips it.
+if [ "${LD_GYM_VLLM:-1}" = "1" ] && [[ "$TORCH_VERSION" == *+cpu ]]; then
+    bash scripts/ensure_vllm.sh .venv-vllm \
+        || echo "warning: .venv-vllm could not be built (the vLLM backend tests will fail)"
+fi
