@@ -47,13 +47,29 @@ def _items(game: str, n: int, seed: int) -> tuple[Any, list[Any]]:
     return base, items
 
 
-def evaluate(backend: Any, base: Any, items: list[Any]) -> dict[str, Any]:
-    """Accuracy per stage, selection and next-token entropies, for one backend."""
+def _pick(backend: Any, ctx: str, k: int) -> tuple[int, list[float]]:
+    from ld_agents.ld import label_choices
+
+    scores = backend.choice_logprobs(ctx, label_choices(k))
+    return max(range(k), key=scores.__getitem__), scores
+
+
+def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[str, Any]:
+    """Accuracy per stage (policy order and a shuffled order), selection and next-token
+    entropies, for one backend.
+
+    The policy presents a stage's candidates in base order, where a stage whose right
+    function never changes always has the same right letter; the shuffled order (seeded,
+    the same for every backend) shows whether the choice follows the descriptions."""
+    import random
+
     import torch
 
-    from ld_agents.ld import dynamic_prompt, label_choices, static_prompt
+    from ld_agents.ld import dynamic_prompt, static_prompt
 
+    rng = random.Random(seed)
     per: dict[str, list[int]] = defaultdict(list)
+    per_shuffled: dict[str, list[int]] = defaultdict(list)
     h_sel: list[float] = []
     h_gen: list[float] = []
     ks: list[int] = []
@@ -67,15 +83,22 @@ def evaluate(backend: Any, base: Any, items: list[Any]) -> dict[str, Any]:
         cands = base.stage_candidates(ex.stage)
         size = int(ex.state.get("size", 21)) if base.game == "pursuit" else 21
         static = statics[ex.stage] if size == 21 else static_prompt(base, ex.stage, cands, size)
-        ctx = static + dynamic_prompt(base.game, ex.state)
-        scores = backend.choice_logprobs(ctx, label_choices(len(cands)))
-        best = max(range(len(scores)), key=scores.__getitem__)
+        dynamic = dynamic_prompt(base.game, ex.state)
+        ctx = static + dynamic
+        best, scores = _pick(backend, ctx, len(cands))
         ok = int(cands[best].name == ex.answer)
+        shuffled = list(cands)
+        rng.shuffle(shuffled)
+        best_s, _ = _pick(
+            backend, static_prompt(base, ex.stage, shuffled, size) + dynamic, len(cands)
+        )
+        ok_s = int(shuffled[best_s].name == ex.answer)
         key = ex.stage
         if ex.stage == "constraints" and base.game == "pursuit":
             key = "constraints (restricted area)" if ex.state["restricted"] else "constraints"
-        per[key].append(ok)
-        per["all"].append(ok)
+        for k in (key, "all"):
+            per[k].append(ok)
+            per_shuffled[k].append(ok_s)
         m = max(scores)
         p = [math.exp(s - m) for s in scores]
         z = sum(p)
@@ -92,6 +115,7 @@ def evaluate(backend: Any, base: Any, items: list[Any]) -> dict[str, Any]:
     return {
         "items": len(items),
         "accuracy": {k: sum(v) / len(v) for k, v in per.items()},
+        "accuracy_shuffled": {k: sum(v) / len(v) for k, v in per_shuffled.items()},
         "n": {k: len(v) for k, v in per.items()},
         "selection_entropy_mean": sum(h_sel) / len(h_sel),
         "selection_entropy_bound_mean_logK": sum(math.log(k) for k in ks) / len(ks),
@@ -145,13 +169,35 @@ def speed(backend: Any, decisions: int, seed: int) -> dict[str, Any]:
     }
 
 
+def _machine() -> str:
+    import os
+
+    load = os.getloadavg()[0]
+    return f"{os.cpu_count()}-core CPU, load average {load:.1f} at the start"
+
+
+def _adapter_key(game: str, adapter: str | None) -> str:
+    """Part files are keyed by the shipped adapter's fingerprints (a retrained adapter is
+    evaluated afresh)."""
+    if adapter is None:
+        return "none"
+    from ld_agents.ld import default_adapter
+
+    run = default_adapter(game).parent / "ld_gym_run.json"
+    if not run.is_file():
+        return "unknown"
+    rec = json.loads(run.read_text())
+    return f"{rec.get('config', '')}-{rec.get('data', '')}-{rec.get('global_step', '')}"
+
+
 def _md(result: dict[str, Any]) -> str:
     lines = [
         "# LD selection accuracy, entropy and speed",
         "",
         f"Command: `{result['command']}`; {result['machine']}.",
         "Held-out states: `sample_states(game, N, 'test')` (training used the `train` split).",
-        "Prompt: the policy's own (candidates in base order, label-token scoring).",
+        "Prompt: the policy's own (candidates in base order, label-token scoring); the "
+        "shuffled columns present the same candidates in a seeded random order per item.",
         "",
     ]
     for game, g in result["games"].items():
@@ -160,12 +206,15 @@ def _md(result: dict[str, Any]) -> str:
             "",
             f"Base model: `{g['base']['backend']}`; student: `{g['student']['backend']}`.",
             "",
-            "| stage | n | base model | LD student |",
-            "|---|---|---|---|",
+            "| stage | n | base model | LD student | base model, shuffled | LD student, shuffled |",
+            "|---|---|---|---|---|---|",
         ]
         b, s = g["base"], g["student"]
         for k in b["accuracy"]:
-            lines.append(f"| {k} | {b['n'][k]} | {b['accuracy'][k]:.1%} | {s['accuracy'][k]:.1%} |")
+            lines.append(
+                f"| {k} | {b['n'][k]} | {b['accuracy'][k]:.1%} | {s['accuracy'][k]:.1%} | "
+                f"{b['accuracy_shuffled'][k]:.1%} | {s['accuracy_shuffled'][k]:.1%} |"
+            )
         lines += [
             "",
             "| entropy (nats, mean over items) | base model | LD student |",
@@ -226,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result: dict[str, Any] = {
         "command": "python -m benchmarks.ld_selection " + " ".join(argv or sys.argv[1:]),
-        "machine": "2-core CPU shared with other jobs",
+        "machine": _machine(),
         "dtype": args.dtype,
         "games": {},
     }
@@ -234,14 +283,14 @@ def main(argv: list[str] | None = None) -> int:
         base, items = _items(game, args.states, args.seed)
         g: dict[str, Any] = {}
         for who, adapter in (("base", None), ("student", "default")):
-            part = parts / f"{game}-{who}-{args.states}.json"
+            part = parts / f"{game}-{who}-{args.states}-{_adapter_key(game, adapter)}.json"
             if part.is_file():  # a finished half (runs may be split: --who)
                 g[who] = json.loads(part.read_text())
                 continue
             if who not in args.who.split(","):
                 continue
             spec = ld_backend_spec(game, LDConfig(adapter=adapter, dtype=args.dtype))
-            g[who] = evaluate(get_backend(spec), base, items)
+            g[who] = evaluate(get_backend(spec), base, items, args.seed)
             g[who]["backend"] = spec
             part.write_text(json.dumps(g[who], indent=2))
             logger.info("%s %s: %s", game, who, g[who]["accuracy"])

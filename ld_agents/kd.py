@@ -30,8 +30,13 @@ import numpy as np
 import ld_envs  # noqa: F401  (registers the ids)
 from ld_agents.base import Policy, game_of, register
 from ld_agents.llm.base import Backend
-from ld_agents.prompts import assets_dir, fmt_cell, pursuit_pursuers_prompt
-from ld_agents.raw import LLMPolicy, RawPursuers
+from ld_agents.prompts import (
+    assets_dir,
+    fmt_cell,
+    pursuit_pursuers_prompt,
+    twentyone_prompt,
+)
+from ld_agents.raw import LLMPolicy, RawPursuers, RawTwentyOne
 from ld_envs.errors import InvalidArgument
 from ld_envs.pursuit import DEFAULT_SIZE, PURSUER_NAMES, decode_action
 
@@ -107,19 +112,33 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _start_key(obs: dict[str, np.ndarray], env_seed: int | None = None) -> tuple:
+    """What makes two starts the same: the board for pursuit; for 21 points the deal, i.e.
+    the episode seed (the deck order is not in the observation)."""
+    if "pursuers" in obs:
+        return tuple(obs["pursuers"].reshape(-1).tolist()) + tuple(obs["evader"].tolist())
+    return ("seed", env_seed)
+
+
 def _benchmark_starts(env_id: str, sweep_seed: int, episodes: int, env_kwargs: dict) -> set:
     from benchmarks.sweep import episode_seed
 
     env = gym.make(env_id, **env_kwargs)
     starts = set()
     for i in range(episodes):
-        obs, _ = env.reset(seed=episode_seed(sweep_seed, i))
-        starts.add(_start_key(obs))
+        seed = episode_seed(sweep_seed, i)
+        obs, _ = env.reset(seed=seed)
+        starts.add(_start_key(obs, seed))
     return starts
 
 
-def _start_key(obs: dict[str, np.ndarray]) -> tuple:
-    return tuple(obs["pursuers"].reshape(-1).tolist()) + tuple(obs["evader"].tolist())
+def stand_in_exchange(game: str, obs: dict[str, Any], action: Any, size: int) -> tuple[str, str]:
+    """The raw prompt a student sees and a non-LLM teacher's action as its answer text."""
+    if game == "twentyone":
+        return twentyone_prompt(obs), " hit" if int(action) == 1 else " stand"
+    prompt = pursuit_pursuers_prompt(obs, size)
+    pursuers = [tuple(p) for p in obs["pursuers"].tolist()]
+    return prompt, pursuers_answer_text(decode_action(pursuers, list(action)))
 
 
 def collect_traces(
@@ -135,12 +154,12 @@ def collect_traces(
 
     Starts equal to one of the benchmark's (sweep seed ``benchmark_seed``, its first
     ``benchmark_episodes`` episodes) are skipped, so the student never trains on a test
-    start. All episodes step together through ``act_batch`` (LLM teachers batch).
+    start (pursuit: the same board; 21 points: the same episode seed, hence the same deal).
+    All episodes step together through ``act_batch`` (LLM teachers batch).
     """
     if n_starts < 1:
         raise InvalidArgument(f"n_starts must be >= 1, got {n_starts}")
-    if game_of(env_id) != "pursuit":
-        raise InvalidArgument(f"traces for {env_id} are not supported yet; supported: pursuit envs")
+    game = game_of(env_id)
     env_kwargs = dict(env_kwargs or {})
     size = int(env_kwargs.get("size", DEFAULT_SIZE))
     excluded = _benchmark_starts(env_id, benchmark_seed, benchmark_episodes, env_kwargs)
@@ -152,7 +171,7 @@ def collect_traces(
         s = trace_seed(seed, k)
         k += 1
         obs, _ = env.reset(seed=s)
-        if _start_key(obs) in excluded:
+        if _start_key(obs, s) in excluded:
             skipped += 1
             continue
         envs.append(env)
@@ -170,13 +189,10 @@ def collect_traces(
         exchanges = teacher.last_exchange if is_llm else None
         still = []
         for j, i in enumerate(active):
-            obs = observations[i]
             if exchanges is not None:
                 prompt, answer = exchanges[j]
             else:
-                prompt = pursuit_pursuers_prompt(obs, size)
-                pursuers = [tuple(p) for p in obs["pursuers"].tolist()]
-                answer = pursuers_answer_text(decode_action(pursuers, list(actions[j])))
+                prompt, answer = stand_in_exchange(game, observations[i], actions[j], size)
             rows.append(
                 {
                     "prompt": prompt,
@@ -190,7 +206,7 @@ def collect_traces(
             observations[i] = obs
             steps[i] += 1
             if term or trunc:
-                outcomes[i] = info["outcome"]
+                outcomes[i] = str(info.get("outcome", "done"))
             else:
                 still.append(i)
         active = still
@@ -228,8 +244,8 @@ def train_kd(
 
 
 def default_adapter(env_id: str) -> Path:
-    """The shipped KD adapter for a game (``assets/adapters/kd-<game>/``)."""
-    return assets_dir() / "adapters" / f"kd-{game_of(env_id)}"
+    """The shipped KD adapter for a game (``assets/adapters/kd-<game>/adapter``)."""
+    return assets_dir() / "adapters" / f"kd-{game_of(env_id)}" / "adapter"
 
 
 def kd_backend_spec(adapter: str | Path, model: str = "embedded", dtype: str = "float32") -> str:
@@ -258,9 +274,27 @@ def _kd_pursuit(
 ) -> Policy:
     if side != "pursuers":
         raise InvalidArgument("the KD student plays the pursuers; use 'raw' for an LLM evader")
-    if isinstance(model, Backend):
-        backend: str | Backend = model
-    else:
-        base = "embedded" if model in (None, "hf:embedded") else str(model).removeprefix("hf:")
-        backend = kd_backend_spec(adapter or default_adapter(env_id), base)
+    backend = _kd_backend(env_id, adapter, model)
     return RawPursuers(model=backend, size=size, seed=seed, **kwargs)
+
+
+def _kd_backend(
+    env_id: str, adapter: str | Path | None, model: str | Backend | None
+) -> str | Backend:
+    """A given backend as is; otherwise the base model (default: embedded, bf16) with the
+    game's shipped adapter or ``adapter``."""
+    if isinstance(model, Backend):
+        return model
+    base = "embedded" if model in (None, "hf:embedded") else str(model).removeprefix("hf:")
+    return kd_backend_spec(adapter or default_adapter(env_id), base, dtype="bfloat16")
+
+
+@register("kd", "twentyone")
+def _kd_twentyone(
+    env_id: str,
+    adapter: str | Path | None = None,
+    model: str | Backend | None = None,
+    seed: int | None = None,
+    **kwargs: Any,
+) -> Policy:
+    return RawTwentyOne(model=_kd_backend(env_id, adapter, model), seed=seed, **kwargs)

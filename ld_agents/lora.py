@@ -382,3 +382,25 @@ def _planned_steps(n_examples: int, config: LoraTrainConfig) -> int:
         return config.max_steps
     per_epoch = math.ceil(n_examples / (config.batch_size * config.grad_accum))
     return max(1, math.ceil(per_epoch * config.epochs))
+
+
+_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
+
+
+def ship_adapter(adapter: str | Path, record: dict[str, Any], ship: str | Path) -> Path:
+    """Copy an adapter's files to ``ship/adapter`` and its run record beside them and to
+    ``ship`` (what ``assets/adapters/*`` hold); return the shipped adapter folder."""
+    import shutil
+
+    adapter, ship = Path(adapter), Path(ship)
+    dest = ship / ADAPTER_DIR
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in _ADAPTER_FILES:
+        if (adapter / name).is_file():
+            shutil.copy2(adapter / name, dest / name)
+    text = json.dumps(record, indent=2)
+    (dest / RUN_FILE).write_text(text)
+    (ship / RUN_FILE).write_text(text)
+    return dest

@@ -1,6 +1,7 @@
 """``ld-gym traces``: play a teacher on seeded starts and record (prompt, answer) pairs.
 
     ld-gym traces Pursuit-v0 --teacher scripted --starts 221 --out runs/traces-pursuit
+    ld-gym traces TwentyOne-v0 --teacher optimal --starts 1500 --out runs/traces-twentyone
     ld-gym traces Pursuit-v0 --teacher teacher --model openai:http://HOST/v1?model=NAME --out DIR
 
 A non-LLM teacher (``scripted``) has its moves rendered as answer text and is labelled a
@@ -18,7 +19,9 @@ HELP = "KD: play a teacher on seeded starts and record (prompt, answer) pairs"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("env_id", metavar="ENV_ID", help="Pursuit-v0 or PursuitRestricted-v0")
+    parser.add_argument(
+        "env_id", metavar="ENV_ID", help="Pursuit-v0, PursuitRestricted-v0 or TwentyOne-v0"
+    )
     parser.add_argument("--teacher", default="scripted", help="registered policy that teaches")
     parser.add_argument("--model", help="model spec of an LLM teacher (teacher, raw)")
     parser.add_argument("--starts", type=int, default=221, help="seeded starts (paper: 221)")

@@ -1,6 +1,7 @@
 """``ld-gym train-kd``: LoRA-fine-tune the small model on teacher traces (the KD student).
 
     ld-gym train-kd runs/traces-pursuit --out runs/kd-pursuit --max-steps 200
+    ld-gym train-kd runs/traces-twentyone --out runs/kd-21 --ship assets/adapters/kd-twentyone
 
 The adapter lands in ``OUT/adapter`` with its run record (config, data and base-model
 fingerprints, loss curve, steps per second); rerunning resumes from the last checkpoint.
@@ -27,6 +28,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--limit", type=int, default=None, help="use the first N traces only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-steps", type=int, default=50, help="checkpoint interval")
+    parser.add_argument(
+        "--ship",
+        type=Path,
+        default=None,
+        help="also copy the adapter and its run record here (e.g. assets/adapters/kd-pursuit, "
+        "where the kd policy finds it)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,8 +53,14 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         dtype=args.dtype,
         seed=args.seed,
+        save_steps=args.save_steps,
         max_length=1024,
     )
+    if args.ship is not None:
+        from ld_agents.lora import ADAPTER_DIR, ship_adapter
+
+        shipped = ship_adapter(args.out / ADAPTER_DIR, record, args.ship)
+        print(f"shipped: {shipped}")
     summary = {
         k: record[k] for k in ("global_step", "train_loss", "wall_seconds", "steps_per_second")
     }

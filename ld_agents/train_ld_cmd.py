@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--game", required=True, choices=["pursuit", "twentyone"])
     p.add_argument("--states", type=int, default=3, help="training states (train split)")
     p.add_argument("--rule-rows", type=int, default=12, help="pursuit rule-matching rows")
+    p.add_argument(
+        "--shuffled-copies",
+        type=int,
+        default=1,
+        help="extra copies of every row with the candidates in a random order (so the "
+        "student learns the functions, not their letters)",
+    )
     p.add_argument("--steps", type=int, default=12, help="optimizer steps")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=1.5e-3)
@@ -52,12 +58,21 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def build_rows(
-    game: str, states: int, rule_rows: int, seed: int = 0, focus: int = 12, pool: int = 400
+    game: str,
+    states: int,
+    rule_rows: int,
+    seed: int = 0,
+    focus: int = 12,
+    pool: int = 400,
+    shuffled_copies: int = 0,
 ) -> list[dict[str, str]]:
     """The training rows (shuffled, deterministic for a seed): every stage of ``states``
     states; ``focus`` rows per answer of each stage whose right function varies with the
     state (pursuit ``select``, 21 points ``decide``), drawn from a ``pool`` of further
-    training states so that rare answers are not swamped; rule-matching rows."""
+    training states so that rare answers are not swamped; ``shuffled_copies`` more copies
+    of each of these with the candidates in a random order (in base order the right letter
+    of a stage whose answer never changes is constant, which a model can learn without
+    reading the manual); rule-matching rows."""
     import random
 
     from ld_agents.function_base import shipped_base, training_examples
@@ -79,6 +94,8 @@ def build_rows(
                 examples += group[:focus]
     # the policy's own prompts (base order); the rule-matching rows shuffle their candidates
     rows = selection_rows(base, examples, shuffle_seed=None)
+    for copy in range(shuffled_copies):
+        rows += selection_rows(base, examples, shuffle_seed=seed * 1000 + copy + 1)
     if rule_rows:
         extra_states = sample_states(game, rule_rows * 2, "validation", seed)
         rows += rule_matching_rows(base, extra_states, seed=seed)[:rule_rows]
@@ -90,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ld_agents.llm.embedded import embedded_model_dir
-    from ld_agents.lora import ADAPTER_DIR, LoraTrainConfig, train_lora
+    from ld_agents.lora import ADAPTER_DIR, LoraTrainConfig, ship_adapter, train_lora
 
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run_dir or f"runs/ld-{args.game}")
@@ -98,7 +115,11 @@ def run(args: argparse.Namespace) -> int:
     if args.ship_checkpoint is not None:
         return ship_checkpoint(run_dir, args.ship_checkpoint, ship)
     rows = build_rows(
-        args.game, args.states, args.rule_rows if args.game == "pursuit" else 0, args.seed
+        args.game,
+        args.states,
+        args.rule_rows if args.game == "pursuit" else 0,
+        args.seed,
+        shuffled_copies=args.shuffled_copies,
     )
     answers: dict[str, int] = {}
     for r in rows:
@@ -121,18 +142,30 @@ def run(args: argparse.Namespace) -> int:
             "states": args.states,
             "split": "train (sample_states); test split held out",
             "rule_rows": args.rule_rows if args.game == "pursuit" else 0,
+            "shuffled_copies": args.shuffled_copies,
             "rows": len(rows),
             "label_counts": answers,
             "command": "ld-gym train-ld "
             + " ".join(
                 f"--{k.replace('_', '-')} {v}"
                 for k, v in vars(args).items()
-                if k in ("game", "states", "rule_rows", "steps", "batch_size", "lr", "r", "dtype")
+                if k
+                in (
+                    "game",
+                    "states",
+                    "rule_rows",
+                    "shuffled_copies",
+                    "steps",
+                    "batch_size",
+                    "lr",
+                    "r",
+                    "dtype",
+                )
             ),
         },
     )
     record: dict[str, Any] = train_lora(embedded_model_dir(), rows, config)
-    _ship(run_dir / ADAPTER_DIR, record, ship)
+    ship_adapter(run_dir / ADAPTER_DIR, record, ship)
     print(
         f"trained {record['global_step']} steps on {len(rows)} rows in "
         f"{record['wall_seconds']:.0f} s ({record['steps_per_second']:.3f} steps/s), "
@@ -141,28 +174,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
-
-
-def _ship(adapter: Path, record: dict[str, Any], ship: Path) -> None:
-    """Copy an adapter's files and its run record to the shipped folder."""
-    from ld_agents.lora import ADAPTER_DIR, RUN_FILE
-
-    dest = ship / ADAPTER_DIR
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for name in _ADAPTER_FILES:
-        if (adapter / name).is_file():
-            shutil.copy2(adapter / name, dest / name)
-    text = json.dumps(record, indent=2)
-    (dest / RUN_FILE).write_text(text)
-    (ship / RUN_FILE).write_text(text)
-
-
 def ship_checkpoint(run_dir: Path, step: int, ship: Path) -> int:
     """Ship ``checkpoint-STEP`` of a run that was stopped early, recording that it was."""
-    from ld_agents.lora import RUN_FILE
+    from ld_agents.lora import RUN_FILE, ship_adapter
 
     ckpt = run_dir / f"checkpoint-{step}"
     if not (ckpt / "adapter_config.json").is_file():
@@ -182,6 +196,6 @@ def ship_checkpoint(run_dir: Path, step: int, ship: Path) -> int:
         global_step=state.get("global_step", step),
         loss_curve=[{"step": h["step"], "loss": h["loss"]} for h in log if "loss" in h],
     )
-    _ship(ckpt, record, ship)
+    ship_adapter(ckpt, record, ship)
     print(f"shipped {ckpt} -> {ship / 'adapter'} ({record['status']})")
     return 0

@@ -90,3 +90,37 @@ def test_missing_adapter_is_a_clear_error(tmp_path):
     """A kd policy without an adapter folder says how to get one."""
     with pytest.raises(InvalidArgument, match="no KD adapter"):
         ld_agents.make("kd", "Pursuit-v0", adapter=tmp_path)
+
+
+def test_twentyone_traces_render_the_teachers_choice_and_skip_benchmark_deals():
+    """21-point traces: the raw prompt, the teacher's hit/stand as the answer (the optimal
+    policy's own choice on that observation), reproducible, no benchmark deal."""
+    from ld_agents.kd import trace_seed
+    from ld_agents.prompts import parse_hit_stand
+
+    teacher = ld_agents.make("optimal", "TwentyOne-v0")
+    traces = collect_traces(teacher, "TwentyOne-v0", n_starts=12, seed=5)
+    again = collect_traces(
+        ld_agents.make("optimal", "TwentyOne-v0"), "TwentyOne-v0", n_starts=12, seed=5
+    )
+    assert traces.fingerprint() == again.fingerprint()
+    assert traces.meta["teacher_kind"].startswith("stand-in")
+    assert {r["answer"] for r in traces.rows} <= {" hit", " stand"}
+    assert len(traces.rows) >= 12
+    bench = _benchmark_starts("TwentyOne-v0", 0, 200, {})
+    assert not {("seed", r["env_seed"]) for r in traces.rows} & bench
+    # replay the first start: the recorded answers are the teacher's actions
+    env = gym.make("TwentyOne-v0")
+    obs, _ = env.reset(seed=trace_seed(5, 0))
+    for row in (r for r in traces.rows if r["start"] == 0):
+        assert parse_hit_stand(row["answer"]) == teacher.act(obs)
+        assert "Do you hit or stand?" in row["prompt"]
+        obs, *_ = env.step(teacher.act(obs))
+
+
+def test_kd_is_registered_for_both_games(tmp_path):
+    """`kd` exists for pursuit and 21 points and names the missing adapter for each."""
+    for env_id in ("Pursuit-v0", "TwentyOne-v0"):
+        assert "kd" in ld_agents.known_policies(env_id)
+        with pytest.raises(InvalidArgument, match="no KD adapter"):
+            ld_agents.make("kd", env_id, adapter=tmp_path)

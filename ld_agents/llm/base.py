@@ -36,9 +36,7 @@ class GenerationRequest:
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
-            raise InvalidArgument(
-                f"max_new_tokens must be >= 1, got {self.max_new_tokens}"
-            )
+            raise InvalidArgument(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
 
 @dataclass

@@ -243,7 +243,12 @@ class OpenAIBackend(Backend):
                 wait = min(self.max_backoff, max(wait, retry_after))
             logger.warning(
                 "%s %s failed (%s); retry %d/%d in %.2f s",
-                method, shown, last[:120], attempt + 1, self.retries, wait,
+                method,
+                shown,
+                last[:120],
+                attempt + 1,
+                self.retries,
+                wait,
             )
             time.sleep(wait)
         shown_status = status if status is not None else "no HTTP status"
@@ -422,7 +427,14 @@ def _first_choice(data: dict[str, Any], url: str) -> dict[str, Any]:
 
 
 _OWN_OPTIONS = (
-    "model", "api", "key_env", "concurrency", "timeout", "retries", "backoff", "max_backoff",
+    "model",
+    "api",
+    "key_env",
+    "concurrency",
+    "timeout",
+    "retries",
+    "backoff",
+    "max_backoff",
 )
 
 

@@ -62,9 +62,17 @@ DEFAULT_CPU_KV_CACHE_GIB = 2
 DEFAULT_CPU_MAX_MODEL_LEN = 2048
 _LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 _OPTIONS = (
-    "dtype", "max_model_len", "adapter", "max_lora_rank", "enforce_eager", "kv_cache_gib",
+    "dtype",
+    "max_model_len",
+    "adapter",
+    "max_lora_rank",
+    "enforce_eager",
+    "kv_cache_gib",
     "max_num_batched_tokens",
-    "gpu_memory_utilization", "tensor_parallel_size", "seed", "torch_compile",
+    "gpu_memory_utilization",
+    "tensor_parallel_size",
+    "seed",
+    "torch_compile",
 )
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -211,7 +219,8 @@ class VLLMBackend(Backend):
             elif kv_cache_gib is not None:
                 logger.warning(
                     "kv_cache_gib=%g ignored: VLLM_CPU_KVCACHE_SPACE=%s is already set",
-                    kv_cache_gib, os.environ["VLLM_CPU_KVCACHE_SPACE"],
+                    kv_cache_gib,
+                    os.environ["VLLM_CPU_KVCACHE_SPACE"],
                 )
         self.model_dir = folder
         self.dtype = dtype or ("float32" if on_cpu else "auto")
@@ -249,8 +258,7 @@ class VLLMBackend(Backend):
                 self._llm: Any = vllm.LLM(**engine_args)
         except Exception as exc:
             raise BackendError(
-                f"vLLM could not start on {folder} with {engine_args}: "
-                f"{type(exc).__name__}: {exc}"
+                f"vLLM could not start on {folder} with {engine_args}: {type(exc).__name__}: {exc}"
             ) from exc
         self.start_seconds = time.perf_counter() - t0
         logger.info("vLLM engine ready in %.1f s", self.start_seconds)
@@ -312,9 +320,7 @@ class VLLMBackend(Backend):
 
     def _run(self, prompts: list[Any], params: Any) -> list[Any]:
         try:
-            outs = self._llm.generate(
-                prompts, params, use_tqdm=False, lora_request=self._lora
-            )
+            outs = self._llm.generate(prompts, params, use_tqdm=False, lora_request=self._lora)
         except Exception as exc:
             raise BackendError(f"vLLM failed: {type(exc).__name__}: {exc}") from exc
         if len(outs) != len(prompts):
@@ -426,8 +432,12 @@ class VLLMBackend(Backend):
                 tree.setdefault(tuple(full[:k]), set()).add(full[k])
         width = max(1, int(getattr(self._llm.llm_engine.model_config, "max_logprobs", 20)))
         nodes = sorted(
-            ((prefix, ids[i : i + width]) for prefix, all_ids in tree.items()
-             for ids in [sorted(all_ids)] for i in range(0, len(ids), width)),
+            (
+                (prefix, ids[i : i + width])
+                for prefix, all_ids in tree.items()
+                for ids in [sorted(all_ids)]
+                for i in range(0, len(ids), width)
+            ),
             key=lambda node: len(node[0]),
         )
         found: dict[tuple[tuple[int, ...], int], float] = {}
