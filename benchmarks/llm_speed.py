@@ -277,6 +277,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="wall time, or CPU time / threads (auto: cpu when the load exceeds the CPUs)",
     )
     parser.add_argument("--no-generation", action="store_true")
+    parser.add_argument(
+        "--gen-tokens",
+        type=int,
+        default=None,
+        help="new tokens per prompt (default 32, quick 16; a raw pursuer answer is ~20-40)",
+    )
+    parser.add_argument(
+        "--gen-batches", default=None, help="comma-separated batch sizes (default 1,16,32)"
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "llm_speed.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -364,10 +373,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "same_choice": f"{same}/{len(a)}",
                 }
     if not args.no_generation:
-        new = 16 if args.quick else 32
+        new = args.gen_tokens or (16 if args.quick else 32)
+        batches = (1, 16) if args.quick else (1, 16, 32)
+        if args.gen_batches:
+            batches = tuple(int(b) for b in args.gen_batches.split(","))
         for dtype in dtypes:
             gen = []
-            for bsz in (1, 16) if args.quick else (1, 16, 32):
+            for bsz in batches:
                 g = time_generation(backends[dtype], decisions, bsz, new)
                 g["gflops"] = matmul_gflops(getattr(torch, dtype), n=1024, repeats=3)
                 gen.append(g)

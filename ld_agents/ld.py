@@ -347,6 +347,23 @@ class LDPolicy(FunctionChainPolicy):
         ctx = self.prompt(stage, cands, state)
         return cands, self.backend.choice_logprobs(ctx, label_choices(len(cands)))
 
+    def _score_batch(
+        self, stage: str, states: Sequence[dict[str, Any]]
+    ) -> tuple[list[list[FunctionEntry]], list[list[float]]]:
+        """:meth:`score` for many episodes' states at one stage, batched in the backend
+        (contexts with the same number of candidates go together)."""
+        shown = [self.stage_candidates(stage, st) for st in states]
+        scored: list[list[float]] = [[] for _ in states]
+        by_k: dict[int, list[int]] = {}
+        for j, cands in enumerate(shown):
+            by_k.setdefault(len(cands), []).append(j)
+        for k, members in by_k.items():
+            ctxs = [self.prompt(stage, shown[j], states[j]) for j in members]
+            batch = self.backend.choice_logprobs_batch(ctxs, label_choices(k))
+            for j, sc in zip(members, batch, strict=True):
+                scored[j] = sc
+        return shown, scored
+
     def _choose_one(self, stage: Any, cands: Any, state: dict[str, Any], prev: Any) -> str:
         shown, scores = self.score(stage.name, state)
         return shown[max(range(len(scores)), key=scores.__getitem__)].name
@@ -363,10 +380,10 @@ class LDPolicy(FunctionChainPolicy):
         alive = [True] * len(states)
         logs: list[list[StageDecision]] = [[] for _ in states]
         for stage in self.base.stage_names:
-            for i, state in enumerate(states):
-                if not alive[i]:
-                    continue
-                cands, scores = self.score(stage, state)
+            live = [i for i in range(len(states)) if alive[i]]
+            shown, scored = self._score_batch(stage, [states[i] for i in live])
+            for i, cands, scores in zip(live, shown, scored, strict=True):
+                state = states[i]
                 best = max(range(len(scores)), key=scores.__getitem__)
                 name = cands[best].name
                 res = self.base.run_stage(self.worker, name, state, prevs[i])

@@ -117,6 +117,28 @@ def test_label_token_choice_is_one_forward(backend):
     assert max(abs(a - b) for a, b in zip(got, ref, strict=True)) < 1e-4
 
 
+def test_label_choices_batched_over_contexts_match_one_by_one(backend):
+    """Many contexts (some sharing the pinned rules, tails of different lengths, one
+    without the rules): the batched label scores equal one-at-a-time scoring, in order,
+    in one forward per cached-prefix group."""
+    labels = [" a", " b", " c"]
+    tail = "Options: a (13, 8); b (14, 8); c (12, 8).\nThe best option is"
+    contexts = [RULES + state(i) * (1 + i % 3) + tail for i in range(5)] + [state(9) + tail]
+    backend.clear_prefix_cache()
+    backend.cache_prefix(RULES)
+    passes = backend.stats.forward_passes
+    got = backend.choice_logprobs_batch(contexts, labels)
+    assert backend.stats.forward_passes - passes == 2  # the rules group + the other one
+    ref = [backend.choice_logprobs(c, labels) for c in contexts]
+    assert len(got) == len(contexts)
+    for g, r in zip(got, ref, strict=True):
+        assert max(abs(a - b) for a, b in zip(g, r, strict=True)) < 1e-4
+    assert len({tuple(round(x, 3) for x in g) for g in got}) > 1  # contexts differ
+    # options longer than one token fall back to the exact per-context path
+    longer = backend.choice_logprobs_batch(contexts[:2], CELLS[:2])
+    assert longer == [backend.choice_logprobs(c, CELLS[:2]) for c in contexts[:2]]
+
+
 def test_results_in_request_order(backend):
     """Interleaved contexts come back in the order asked."""
     reqs = [

@@ -85,6 +85,14 @@ class Backend(ABC):
         """
         return self.loglikelihood([(context, c) for c in choices])
 
+    def choice_logprobs_batch(
+        self, contexts: Sequence[str], choices: Sequence[str]
+    ) -> list[list[float]]:
+        """:meth:`choice_logprobs` for several contexts with the same options (the same
+        decision stage in many episodes), in context order. The default goes one by one;
+        backends batch the contexts."""
+        return [self.choice_logprobs(c, choices) for c in contexts]
+
     def cache_prefix(self, text: str) -> int:
         """Hint: many later prompts start with ``text`` (rules, a manual); keep its state.
 

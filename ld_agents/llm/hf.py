@@ -494,6 +494,63 @@ class HFBackend(Backend):
         """
         return self.loglikelihood([(context, c) for c in choices])
 
+    def choice_logprobs_batch(
+        self, contexts: Sequence[str], choices: Sequence[str]
+    ) -> list[list[float]]:
+        """Single-token options (labels) after many contexts: the contexts' uncached tails
+        in right-padded batches on their longest cached prefix (the pinned static prompt),
+        one output row per context. Exact up to the batch's float rounding; other options
+        go through :meth:`choice_logprobs` one context at a time."""
+        import torch
+
+        if not contexts:
+            return []
+        k = len(choices)
+        reqs = self._requests([(c, x) for c in contexts for x in choices])
+        ctx_ids: list[tuple[int, ...]] = []
+        label_ids: list[list[int]] = []
+        for i in range(len(contexts)):
+            group = reqs[i * k : (i + 1) * k]
+            ctx = tuple(group[0].ids[: group[0].start])
+            if not self._kv_ok or any(
+                len(r.ids) != r.start + 1 or tuple(r.ids[: r.start]) != ctx for r in group
+            ):
+                return [self.choice_logprobs(c, choices) for c in contexts]
+            ctx_ids.append(ctx)
+            label_ids.append([r.ids[-1] for r in group])
+        hidden: list[Any] = [None] * len(contexts)
+        groups: dict[tuple[int, int], list[int]] = {}
+        states: dict[int, _PrefixState | None] = {}
+        for i, ids in enumerate(ctx_ids):
+            state, n = self._store.longest(ids)
+            if state is not None and n == len(ids):
+                hidden[i] = state.hidden[n - 1]
+                continue
+            states[id(state)] = state
+            groups.setdefault((id(state), n), []).append(i)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for (sid, n), members in groups.items():
+                state = states[sid]
+                for b in range(0, len(members), self.batch_size):
+                    chunk = members[b : b + self.batch_size]
+                    tails = [ctx_ids[i][n:] for i in chunk]
+                    batch = torch.full(
+                        (len(chunk), max(map(len, tails))), self._pad_id, dtype=torch.long
+                    )
+                    for row, tail in enumerate(tails):
+                        batch[row, : len(tail)] = torch.tensor(tail)
+                    cache = self._cache_from(state, n, len(chunk), record=False)
+                    out = self.body(input_ids=batch.to(self.device), cache=cache, use_cache=True)
+                    self._count(1, sum(map(len, tails)), 0.0)
+                    for row, i in enumerate(chunk):
+                        hidden[i] = out.last_hidden_state[row, len(tails[row]) - 1]
+            logp = self._log_softmax_rows(torch.stack(hidden))
+            rows = torch.arange(len(contexts))[:, None]
+            values = logp[rows, torch.tensor(label_ids)].tolist()
+        self.stats.seconds += time.perf_counter() - t0
+        return values
+
     def _score_naive(self, req: _Request, keep: bool) -> float:
         """One full forward over context + continuation (all logits, or only needed ones)."""
         import torch
