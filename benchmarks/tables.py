@@ -501,6 +501,53 @@ def _solution_figures(sol: Any) -> tuple[float, float, float, float]:
 # ---------------------------------------------------------------------------- builders
 
 
+COST_COLUMNS = ("fwd passes / decision", "tokens / decision", "ms / decision")
+
+
+def cost_per_decision(recs: Sequence[Mapping[str, Any]]) -> tuple[float, float, float] | None:
+    """Mean forward passes, tokens processed and wall milliseconds per decision over a
+    policy's episodes (from the ``cost`` counters the sweep records); ``None`` for a
+    policy that records no model work (non-LLM policies)."""
+    totals = {"decisions": 0.0, "forward_passes": 0.0, "tokens_processed": 0.0, "seconds": 0.0}
+    seen = False
+    for rec in recs:
+        cost = rec.get("cost") or {}
+        if "forward_passes" not in cost:
+            continue
+        seen = True
+        totals["decisions"] += float(cost.get("decisions", 0.0))
+        totals["forward_passes"] += float(cost["forward_passes"])
+        totals["tokens_processed"] += float(cost.get("tokens_processed", 0.0))
+        totals["seconds"] += float(cost.get("policy_seconds", cost.get("seconds", 0.0)))
+    if not seen or totals["decisions"] <= 0:
+        return None
+    d = totals["decisions"]
+    return (
+        totals["forward_passes"] / d,
+        totals["tokens_processed"] / d,
+        1000 * totals["seconds"] / d,
+    )
+
+
+def add_cost_columns(table: Table, groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+    """Append per-decision cost columns to a policy table whose first rows follow
+    ``groups``' order, when any policy there recorded model work."""
+    costs = [cost_per_decision(recs) for recs in groups.values()]
+    if all(c is None for c in costs):
+        return
+    table.columns += list(COST_COLUMNS)
+    table.csv_columns += ["forward_passes_per_decision", "tokens_per_decision", "ms_per_decision"]
+    for i, row in enumerate(table.rows):
+        c = costs[i] if i < len(costs) else None
+        row += ["-"] * 3 if c is None else [f"{c[0]:.2f}", f"{c[1]:.0f}", f"{c[2]:.0f}"]
+        table.csv_rows[i] += ["", "", ""] if c is None else list(c)
+    table.notes.append(
+        "cost: forward passes, tokens processed and policy wall milliseconds per decision "
+        "(one decision = one policy call for one episode's step; batched calls shared "
+        "equally among the episodes in the batch), on the machine that ran the sweep"
+    )
+
+
 def pursuit_table(
     records: Sequence[Mapping[str, Any]],
     policies: Sequence[str] | None = None,
@@ -548,6 +595,7 @@ def pursuit_table(
             values += [("" if prow is None or prow[m] is None else prow[m]) for m in paper.metrics]
         table.rows.append(cells)
         table.csv_rows.append(values)
+    add_cost_columns(table, groups)
     table.notes.append(
         "rates: Wilson 95% intervals; steps: mean [Student-t 95%] over successful episodes; "
         "lower bound: mean fewest steps any pursuers need against an evader that stands "
@@ -596,6 +644,7 @@ def twentyone_table(
             values += [("" if prow is None else prow[m]) for m in paper.metrics]
         table.rows.append(cells)
         table.csv_rows.append(values)
+    add_cost_columns(table, groups)
     if optimum is not None:
         cells = [
             optimum.label, "exact", f"{100 * optimum.win:.2f}%", f"{100 * optimum.loss:.2f}%",
@@ -607,6 +656,8 @@ def twentyone_table(
         if paper is not None:
             cells.append("")
             values += [""] * (1 + len(paper.metrics))
+        cells += [""] * (len(table.columns) - len(cells))
+        values += [""] * (len(table.csv_columns) - len(values))
         table.rows.append(cells)
         table.csv_rows.append(values)
         table.notes.append(

@@ -43,6 +43,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=1.5e-3)
     p.add_argument("--r", type=int, default=8)
+    p.add_argument(
+        "--targets",
+        default="q_proj,k_proj,v_proj,o_proj",
+        help="comma-separated module names LoRA adapts (add gate_proj,up_proj,down_proj for "
+        "the MLPs)",
+    )
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--run-dir", default=None, help="default runs/ld-<game>")
@@ -129,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         output_dir=str(run_dir),
         r=args.r,
         alpha=2 * args.r,
+        target_modules=args.targets.split(","),
         learning_rate=args.lr,
         max_steps=args.steps,
         batch_size=args.batch_size,
@@ -159,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
                     "batch_size",
                     "lr",
                     "r",
+                    "targets",
                     "dtype",
                 )
             ),

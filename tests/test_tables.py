@@ -270,3 +270,31 @@ def test_21_point_report_takes_the_ceiling_from_the_solver():
     assert last[:3] == ["optimal (exact)", "exact", f"{100 * exact.win:.2f}%"]
     assert last[5] == f"{exact.expected_reward:+.4f}"
     assert report.main.rows[0][6].startswith(f"{0.25 - exact.expected_reward:+.3f} [")
+
+
+def test_cost_columns_for_llm_rows_only():
+    """Policies that record model work get forward passes, tokens and ms per decision
+    (summed over episodes, divided by decisions); the others show '-'; no LLM policy, no
+    cost columns."""
+    llm = []
+    for ep, (dec, fwd, tok, sec) in enumerate([(10, 10, 3000, 2.0), (30, 20, 5000, 6.0)]):
+        rec = pursuit_rec("raw", ep, "failure_with_violation", dec)
+        rec["cost"] = {
+            "decisions": dec,
+            "forward_passes": fwd,
+            "tokens_processed": tok,
+            "policy_seconds": sec,
+        }
+        llm.append(rec)
+    plain = [pursuit_rec("scripted", ep, "success", 12) for ep in range(2)]
+    table = tables.pursuit_table(plain + llm, ["scripted", "raw"])
+    assert table.columns[-3:] == list(tables.COST_COLUMNS)
+    assert table.rows[0][-3:] == ["-", "-", "-"]
+    assert table.rows[1][-3:] == ["0.75", "200", "200"]  # 30/40, 8000/40, 8 s/40
+    header = next(csv.reader(io.StringIO(table.to_csv())))
+    assert header[-1] == "ms_per_decision"
+    assert "ms / decision" not in tables.pursuit_table(plain).columns
+    cards = [card_rec("raw", 0, 1.0) | {"cost": llm[0]["cost"]}, card_rec("dealer", 0, -1.0)]
+    t21 = tables.twentyone_table(cards, ["dealer", "raw"], optimum=tables.exact_optimum({}))
+    assert t21.rows[1][-3:] == ["1.00", "300", "200"]
+    assert all(len(r) == len(t21.columns) for r in t21.rows)  # the exact row padded
