@@ -27,6 +27,7 @@ from types import ModuleType
 #: subcommand -> module providing HELP, configure(parser), run(args)
 COMMANDS: dict[str, str] = {
     "bench": "benchmarks.bench_cmd",
+    "reproduce": "benchmarks.reproduce",
     "plot": "benchmarks.plot_cmd",
     "demo": "benchmarks.demo_cmd",
     "validate": "ld_agents.validate_cmd",

@@ -366,9 +366,7 @@ def test_spec_options_and_extra_query(serve: Callable[[Handler], _Server]) -> No
     assert server.calls[0][0] == "/v1/completions?api-version=7"
 
 
-@pytest.mark.parametrize(
-    "query", ["api=stream", "concurrency=0", "timeout=abc", "retries=-1"]
-)
+@pytest.mark.parametrize("query", ["api=stream", "concurrency=0", "timeout=abc", "retries=-1"])
 def test_bad_options_are_clear_errors(query: str) -> None:
     """Out-of-range options fail with InvalidArgument naming the option."""
     with pytest.raises(InvalidArgument, match=query.split("=")[0]):

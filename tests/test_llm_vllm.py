@@ -366,10 +366,22 @@ def server(
         "VLLM_API_KEY": SECRET,
     }
     cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir), "--served-model-name", "embedded",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", "2048", "--dtype", "float32", "--enforce-eager",
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model_dir),
+        "--served-model-name",
+        "embedded",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        "2048",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
     ]
     url = f"http://127.0.0.1:{port}/v1"
     t0 = time.perf_counter()
@@ -412,9 +424,7 @@ class TestOpenAIBackendOnVLLMServer:
         backend = self._backend(server, model="embedded", concurrency="4")
         assert backend.generate_until(GENERATIONS) == offline["texts"]
 
-    def test_scores_equal_offline(
-        self, server: str, offline: dict[str, Any], keyed: None
-    ) -> None:
+    def test_scores_equal_offline(self, server: str, offline: dict[str, Any], keyed: None) -> None:
         """Scores from echo + logprobs equal the offline engine's within 1e-4, in order."""
         backend = self._backend(server, concurrency="3")  # model from GET /models
         got = backend.loglikelihood(PAIRS)

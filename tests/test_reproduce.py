@@ -1,0 +1,65 @@
+"""``ld-gym reproduce``: the table sweeps' specs, the record it keeps, resuming."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import reproduce
+from ld_agents.cli import main
+from ld_envs.errors import UnknownName
+
+
+def _args(tmp_path, **kw):
+    import argparse
+
+    p = argparse.ArgumentParser()
+    reproduce.configure(p)
+    ns = p.parse_args(["--out", str(tmp_path)])
+    for k, v in kw.items():
+        setattr(ns, k, v)
+    return ns
+
+
+def test_specs_follow_the_paper_settings(tmp_path):
+    """Table 1 runs twice (greedy and raw-model evader), the teacher row appears only with
+    a teacher model, and the LLM other side gets the small model."""
+    args = _args(tmp_path, teacher_model="openai:http://127.0.0.1:9/v1?model=big")
+    sweeps = {s.folder: s for s in reproduce.selected(args)}
+    assert set(sweeps) == {"table1-greedy", "table1-raw", "table2", "table3-dealer", "table3-raw"}
+    raw_evader = reproduce.sweep_spec(sweeps["table1-raw"], args)
+    assert raw_evader.env_kwargs == {"evader": "raw", "evader_kwargs": {"model": "hf:embedded"}}
+    labels = [p.label for p in raw_evader.policies]
+    assert labels[0] == "teacher" and {"raw", "kd", "ld", "rl", "scripted"} <= set(labels)
+    assert raw_evader.policies[0].kwargs == {"model": args.teacher_model}
+    dealer = reproduce.sweep_spec(sweeps["table3-dealer"], _args(tmp_path))
+    assert "teacher" not in [p.label for p in dealer.policies]
+    assert "optimal" in [p.label for p in dealer.policies]
+    assert dealer.env_kwargs == {"opponent": "dealer"}
+    assert reproduce.sweep_spec(sweeps["table2"], args).env_id == "PursuitRestricted-v0"
+    with pytest.raises(UnknownName, match="known: 1, 2, 3"):
+        reproduce.selected(_args(tmp_path, tables="4"))
+
+
+def test_runs_records_and_resumes(tmp_path, capsys):
+    """A small run writes each sweep's table, the log (command, commit, machine, wall time)
+    and the README; running it again resumes: no episode runs twice."""
+    argv = [
+        "reproduce", "--tables", "1,3", "--only", "table1-greedy,table3-dealer",
+        "--policies", "scripted,optimal", "--episodes", "3", "--out", str(tmp_path),
+        "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    log = json.loads((tmp_path / "reproduce.json").read_text())
+    assert set(log) == {"table1-greedy", "table3-dealer"}
+    run = log["table3-dealer"]["runs"][0]
+    assert run["episodes_run"] == 6 and run["machine"]["cpus"] >= 1 and run["commit"]
+    assert log["table1-greedy"]["runs"][0]["episodes_run"] == 3  # optimal is 21 points only
+    readme = (tmp_path / "README.md").read_text()
+    assert "| optimal (exact) |" in readme and "--episodes 3" in readme
+    lines = (tmp_path / "table3-dealer" / "episodes.jsonl").read_text().splitlines()
+    assert main(argv) == 0
+    again = json.loads((tmp_path / "reproduce.json").read_text())
+    assert again["table3-dealer"]["runs"][1]["episodes_run"] == 0
+    assert (tmp_path / "table3-dealer" / "episodes.jsonl").read_text().splitlines() == lines
