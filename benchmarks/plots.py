@@ -85,6 +85,38 @@ class EpisodeTrace:
     steps: int
     violations: int
     frames: list[np.ndarray] = field(default_factory=list)
+    #: per step, the LD student's stage choices ("stage: function (p=...)"); empty for
+    #: policies that do not select functions
+    choices: list[list[str]] = field(default_factory=list)
+
+
+def stage_choices(agent: Any) -> list[str]:
+    """The functions an LD-style policy chose for its last decision, one line per stage
+    (``[]`` for other policies)."""
+    decisions = getattr(agent, "last_decisions", None)
+    if not decisions:
+        return []
+    return [
+        f"{d.stage}: {d.chosen} (p={max(d.probs()):.2f}){'' if d.ok else ' FAILED'}"
+        for d in decisions[0]
+    ]
+
+
+def caption_frame(frame: np.ndarray, lines: Sequence[str], font_size: int = 14) -> np.ndarray:
+    """The frame with a text panel below it (one line per entry), for GIFs."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font = ImageFont.load_default(size=font_size)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    height = 8 + (font_size + 4) * max(len(lines), 1)
+    img = Image.new("RGB", (frame.shape[1], frame.shape[0] + height), (255, 255, 255))
+    img.paste(Image.fromarray(frame), (0, 0))
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((6, frame.shape[0] + 4 + i * (font_size + 4)), line, fill=(20, 20, 20), font=font)
+    return np.asarray(img)
 
 
 def play_episode(
@@ -129,12 +161,23 @@ def play_episode(
             obs, info = env.reset(seed=seed, options=options)
             agent.reset(seed=seed)
         frames = [env.render()] if render else []
+        choices: list[list[str]] = []
         done = False
         while not done:
             obs, _, terminated, truncated, info = env.step(agent.act(obs))
             done = terminated or truncated
+            chosen = stage_choices(agent)
+            if chosen:
+                choices.append(chosen)
             if render:
                 frames.append(env.render())
+        if render and choices:  # caption each frame with the functions behind its move
+            width = max(len(c) for c in choices)
+            blank = [""] * width
+            frames = [
+                caption_frame(f, [f"step {t}", *((choices[t - 1] if t else []) + blank)[:width]])
+                for t, f in enumerate(frames)
+            ]
         u = env.unwrapped
         return EpisodeTrace(
             env_id=env_id,
@@ -146,6 +189,7 @@ def play_episode(
             steps=int(info.get("steps", 0)),
             violations=int(info.get("violations", 0)),
             frames=frames,
+            choices=choices,
         )
     finally:
         env.close()

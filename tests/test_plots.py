@@ -122,3 +122,37 @@ def test_cli_plot_writes_bars_trajectories_and_gifs(sweep_folder, tmp_path, caps
     assert names == ["bars.png", "episode_figure5_scripted.gif", "trajectory_figure5_scripted.png"]
     assert main(["plot", str(sweep_folder), "--policies", "ghost"]) == 1
     assert "no policy 'ghost'" in capsys.readouterr().err
+
+
+def test_caption_frame_adds_a_text_panel():
+    """The caption panel sits below the frame (same width) and holds dark text pixels."""
+    frame = np.full((60, 80, 3), 200, dtype=np.uint8)
+    out = plots.caption_frame(frame, ["step 3", "select: encircle_evader (p=0.91)"])
+    assert out.shape[1] == 80 and out.shape[0] > 60
+    assert (out[:60] == frame).all()
+    assert (out[60:] < 100).any()
+
+
+@pytest.mark.llm
+def test_ld_episode_gif_frames_show_the_chosen_functions(tmp_path):
+    """An LD student's episode: one caption per step naming each stage's chosen function
+    (a function of the base), all frames the same size, written as a GIF."""
+    from ld_agents.function_base import shipped_base
+
+    trace = plots.play_episode("Pursuit-v0", "ld", preset="figure5", render=True)
+    names = {f.name for f in shipped_base("pursuit").functions}
+    assert len(trace.choices) == trace.steps
+    for lines in trace.choices:
+        assert len(lines) == 4
+        assert all(line.split(": ")[1].split(" ")[0] in names for line in lines)
+    assert len({f.shape for f in trace.frames}) == 1
+    assert trace.frames[0].shape[0] > gym_frame_height()
+    assert plots.save_gif(trace.frames, tmp_path / "ld.gif").stat().st_size > 0
+
+
+def gym_frame_height() -> int:
+    import gymnasium as gym
+
+    env = gym.make("Pursuit-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    return env.render().shape[0]
