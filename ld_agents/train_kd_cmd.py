@@ -28,6 +28,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--limit", type=int, default=None, help="use the first N traces only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--r", type=int, default=8, help="LoRA rank (alpha = 2r)")
+    parser.add_argument(
+        "--targets",
+        default="q_proj,k_proj,v_proj,o_proj",
+        help="comma-separated module names LoRA adapts (add gate_proj,up_proj,down_proj for "
+        "the MLPs)",
+    )
     parser.add_argument("--save-steps", type=int, default=50, help="checkpoint interval")
     parser.add_argument(
         "--ship",
@@ -54,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         seed=args.seed,
         save_steps=args.save_steps,
+        r=args.r,
+        alpha=2 * args.r,
+        target_modules=args.targets.split(","),
         max_length=1024,
     )
     if args.ship is not None:
