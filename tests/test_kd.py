@@ -124,3 +124,37 @@ def test_kd_is_registered_for_both_games(tmp_path):
         assert "kd" in ld_agents.known_policies(env_id)
         with pytest.raises(InvalidArgument, match="no KD adapter"):
             ld_agents.make("kd", env_id, adapter=tmp_path)
+
+
+def _shipped(env_id: str) -> bool:
+    from ld_agents.kd import default_adapter
+
+    return (default_adapter(env_id) / "adapter_config.json").is_file()
+
+
+@pytest.mark.llm
+@pytest.mark.parametrize("env_id", ["Pursuit-v0", "TwentyOne-v0"])
+def test_shipped_kd_students_load_with_their_record_and_answer_readably(env_id):
+    """The shipped KD adapters load on the embedded model (checked against it), carry their
+    traces' record (stand-in teacher, fingerprint), and answer in the teacher's form."""
+    import json
+
+    from ld_agents.kd import default_adapter
+    from ld_agents.lora import RUN_FILE
+
+    if not _shipped(env_id):
+        pytest.skip(f"no shipped KD adapter for {env_id}")
+    record = json.loads((default_adapter(env_id).parent / RUN_FILE).read_text())
+    traces = record["train_config"]["extra"]["traces"]
+    assert traces["teacher_kind"].startswith("stand-in") and traces["fingerprint"]
+    assert record["global_step"] >= 1 and record["base_model"]
+    policy = ld_agents.make("kd", env_id, max_new_tokens=30)
+    env = gym.make(env_id)
+    observations = [env.reset(seed=s)[0] for s in range(4)]
+    policy.act_batch(observations)
+    assert policy.unreadable == 0
+    for _, answer in policy.last_exchange:
+        if env_id == "TwentyOne-v0":
+            assert answer.strip() in ("hit", "stand")
+        else:
+            assert None not in parse_pursuer_answer(answer)
