@@ -14,7 +14,9 @@ in one run for each way of scoring them:
 * ``cached+static``: as ``cached``, with the rules' key-value states reused across
   decisions (``backend.cache_prefix(rules)``): only the state's tokens and the candidates run;
 * ``label``: candidates shown as lettered options, one forward of the prompt, the next-token
-  log-softmax read at the 13 letters; ``label+static`` with the rules reused.
+  log-softmax read at the 13 letters; ``label+static`` with the rules reused;
+  ``label+static+batch16``: 16 decisions of different episodes (what a sweep's
+  ``act_batch`` does) in one ``choice_logprobs_batch`` call, time and work per decision.
 
 For each method the FLOP bound is ``2 * body_params * tokens + 2 * vocab * d_model * rows``
 (body parameters exclude the embedding; ``rows`` are the positions whose logits are
@@ -155,31 +157,47 @@ METHODS = [
     "label+static",
 ]
 SLOW = ("naive", "logits_to_keep")
+#: decisions of different episodes scored together (a sweep's act_batch), per decision
+BATCHED = "label+static+batch16"
+BATCH = 16
+METHODS.append(BATCHED)
 
 
-def one_decision(backend: Any, method: str, d: Decision) -> tuple[float, list[float], dict]:
+def one_decision(
+    backend: Any, method: str, d: Decision, pool: list[Decision] | None = None
+) -> tuple[float, list[float], dict]:
     """Score one decision with ``method``; returns (seconds, scores, stats delta).
 
     Prefix-cache entries other than the pinned rules are dropped first, so each decision
     pays for its own prompt; ``+static`` methods have the rules pinned beforehand.
+    ``BATCHED`` scores ``d`` and the other decisions of ``pool`` (``BATCH`` in all) in one
+    ``choice_logprobs_batch`` call and reports the time and work per decision.
     """
     b = backend
-    static = method.endswith("+static")
+    static = "+static" in method
     b.clear_prefix_cache(pinned=not static)
     if static and b.cache_prefix(RULES) == 0:
         raise RuntimeError("prefix caching unavailable")
     b.tree_attention = method != "cached_batch"
     before = b.stats.snapshot()
     t0 = Clock.now()
-    if method.startswith("label"):
+    n = 1
+    if method == BATCHED:
+        group = [d, *[x for x in (pool or []) if x is not d]][:BATCH]
+        n = len(group)
+        labels = [f" {L}" for L in LETTERS]
+        scores = b.choice_logprobs_batch([x.label_context for x in group], labels)[0]
+    elif method.startswith("label"):
         scores = b.choice_logprobs(d.label_context, [f" {L}" for L in LETTERS])
     else:
         kind = {"naive": "naive", "logits_to_keep": "keep", "padded_batch": "batch"}
         reqs = [(d.context, c) for c in d.candidates]
         scores = b.loglikelihood(reqs, method=kind.get(method, "cached"))
-    seconds = Clock.now() - t0
+    seconds = (Clock.now() - t0) / n
     after = b.stats.snapshot()
-    delta = {k: after.get(k, 0) - before.get(k, 0) for k in ("tokens_processed", "logit_rows")}
+    delta = {
+        k: (after.get(k, 0) - before.get(k, 0)) / n for k in ("tokens_processed", "logit_rows")
+    }
     b.tree_attention = True
     return seconds, scores, delta
 
@@ -339,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 continue
             for dtype in dtypes:
                 gfl = matmul_gflops(getattr(torch, dtype), n=1024, repeats=3)
-                sec, sc, delta = one_decision(backends[dtype], m, decisions[r])
+                sec, sc, delta = one_decision(backends[dtype], m, decisions[r], decisions)
                 calls[dtype][m].append({"seconds": sec, "gflops": gfl, **delta})
                 scores[dtype][m].append(sc)
                 logger.info("round %d %-9s %-14s %7.3f s (mm %.0f GFLOP/s)", r, dtype, m, sec, gfl)
@@ -360,7 +378,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lab = backends[dtype].loglikelihood(
             [(decisions[0].label_context, f" {L}") for L in LETTERS], method="naive"
         )
-        for m in ("label", "label+static"):
+        for m in ("label", "label+static", BATCHED):
             got = np.array(scores[dtype][m][0])
             info["methods"][m]["max_abs_diff_vs_naive"] = float(np.max(np.abs(got - lab)))
         info["scores_cached"] = [[round(x, 5) for x in s] for s in scores[dtype]["cached"]]
