@@ -122,6 +122,8 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
         "generation_entropy_mean": sum(h_gen) / len(h_gen),
         "generation_entropy_bound_logM": math.log(vocab),
         "label_probability_mass_mean": sum(label_mass) / len(label_mass),
+        "selection_entropies": [round(h, 5) for h in h_sel],
+        "generation_entropies": [round(h, 5) for h in h_gen],
         "seconds": seconds,
     }
 
@@ -205,6 +207,46 @@ def _adapter_key(game: str, adapter: str | None) -> str:
         return "unknown"
     rec = json.loads(run.read_text())
     return f"{rec.get('config', '')}-{rec.get('data', '')}-{rec.get('global_step', '')}"
+
+
+def plot_entropies(result: dict[str, Any], path: Path) -> Path:
+    """Histograms of the per-item selection entropy (over the K labels) and next-token
+    entropy (full vocabulary), base model and LD student, one panel per game."""
+    from benchmarks.plots import _pyplot, _save_figure
+
+    plt = _pyplot()
+    games = [g for g in result["games"] if {"base", "student"} <= set(result["games"][g])]
+    fig, axes = plt.subplots(1, len(games), figsize=(5.2 * len(games), 3.6), squeeze=False)
+    for ax, game in zip(axes[0], games, strict=True):
+        g = result["games"][game]
+        top = max(max(g[w]["generation_entropies"]) for w in ("base", "student"))
+        bins = [top * i / 30 for i in range(31)]
+        styles = {
+            ("base", "selection"): ("tab:blue", "-"),
+            ("student", "selection"): ("tab:green", "-"),
+            ("base", "generation"): ("tab:blue", ":"),
+            ("student", "generation"): ("tab:green", ":"),
+        }
+        for (who, kind), (colour, ls) in styles.items():
+            values = g[who][f"{kind}_entropies"]
+            name = "base model" if who == "base" else "LD student"
+            ax.hist(
+                values,
+                bins=bins,
+                histtype="step",
+                color=colour,
+                linestyle=ls,
+                linewidth=1.6,
+                label=f"{name}, {kind} ({sum(values) / len(values):.2f})",
+            )
+        ax.axvline(g["base"]["selection_entropy_bound_mean_logK"], color="grey", lw=0.8)
+        ax.set_title(f"{game}: {g['base']['items']} held-out stage decisions")
+        ax.set_xlabel("entropy (nats); grey line: mean log K")
+        ax.set_ylabel("decisions")
+        ax.legend(fontsize=7)
+    fig.suptitle("Selection over K functions vs free generation's next token (mean in legend)")
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    return _save_figure(fig, path)
 
 
 def _md(result: dict[str, Any]) -> str:
@@ -325,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     (out / "ld_selection.json").write_text(json.dumps(result, indent=2))
     (out / "ld_selection.md").write_text(_md(result))
+    plot_entropies(result, out / "ld_selection_entropy.png")
     print(_md(result))
     return 0
 

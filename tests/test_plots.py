@@ -156,3 +156,21 @@ def gym_frame_height() -> int:
     env = gym.make("Pursuit-v0", render_mode="rgb_array")
     env.reset(seed=0)
     return env.render().shape[0]
+
+
+def test_entropy_plot_of_the_selection_study(tmp_path):
+    """The section 3.5 plot: one panel per game, written as a PNG."""
+    from benchmarks.ld_selection import plot_entropies
+
+    def half(scale: float) -> dict:
+        return {
+            "items": 5,
+            "selection_entropies": [0.1 * scale * i for i in range(5)],
+            "generation_entropies": [scale * i for i in range(5)],
+            "selection_entropy_bound_mean_logK": 1.4,
+        }
+
+    result = {"games": {g: {"base": half(1.0), "student": half(0.5)} for g in ("a", "b")}}
+    path = plot_entropies(result, tmp_path / "e.png")
+    img = iio.imread(path)
+    assert img.shape[1] > 1.5 * img.shape[0]  # two panels side by side
