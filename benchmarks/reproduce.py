@@ -94,7 +94,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=200, help="episodes per policy (paper: 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=OUT)
-    p.add_argument("--model", default="hf:embedded", help="the small model (raw, evader)")
+    p.add_argument(
+        "--model",
+        default="hf:embedded?dtype=bfloat16",
+        help="the small model for raw and the LLM evader/opponent (bf16 like the KD/LD students)",
+    )
     p.add_argument("--teacher-model", default=None, help="adds the teacher row (model spec)")
     p.add_argument(
         "--policies", default=None, help="run only these policies of each sweep (comma list)"

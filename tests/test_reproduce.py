@@ -29,7 +29,7 @@ def test_specs_follow_the_paper_settings(tmp_path):
     sweeps = {s.folder: s for s in reproduce.selected(args)}
     assert set(sweeps) == {"table1-greedy", "table1-raw", "table2", "table3-dealer", "table3-raw"}
     raw_evader = reproduce.sweep_spec(sweeps["table1-raw"], args)
-    assert raw_evader.env_kwargs == {"evader": "raw", "evader_kwargs": {"model": "hf:embedded"}}
+    assert raw_evader.env_kwargs == {"evader": "raw", "evader_kwargs": {"model": args.model}}
     labels = [p.label for p in raw_evader.policies]
     assert labels[0] == "teacher" and {"raw", "kd", "ld", "rl", "scripted"} <= set(labels)
     assert raw_evader.policies[0].kwargs == {"model": args.teacher_model}
