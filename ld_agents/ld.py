@@ -208,6 +208,82 @@ def rule_matching_rows(
     return rows
 
 
+@dataclass(frozen=True)
+class _SyntheticEntry:
+    """A manual line of an invented constraints function (training rows only)."""
+
+    name: str
+    when_to_call: str
+    rule: str
+
+
+def _synthetic_rules(rng: random.Random, size: int) -> list[_SyntheticEntry]:
+    """Invented extra rules of several families, each with the function that would handle
+    it. None mentions a restricted area, so the emergency function stays unseen."""
+    r, c, k = rng.randrange(size), rng.randrange(size), rng.randint(2, 5)
+    half = size // 2
+    return [
+        _SyntheticEntry(f"avoid_row_{r}", f"when a rule forbids the cells of row y = {r}",
+                        f"no piece may stand on row y = {r}"),
+        _SyntheticEntry(f"avoid_column_{c}", f"when a rule forbids the cells of column x = {c}",
+                        f"no piece may stand on column x = {c}"),
+        _SyntheticEntry("drop_even_cells", "when cells with both coordinates even are banned",
+                        "no piece may stand on a cell whose x and y are both even"),
+        _SyntheticEntry("drop_corner_cells", "when the four corner cells are banned",
+                        "the corner cells of the board are closed"),
+        _SyntheticEntry("keep_left_half", f"when pieces must stay where x <= {half}",
+                        f"every piece must stay in the left half of the board (x <= {half})"),
+        _SyntheticEntry("keep_lower_half", f"when pieces must stay where y <= {half}",
+                        f"every piece must stay in the lower half of the board (y <= {half})"),
+        _SyntheticEntry(f"limit_steps_to_{k - 1}", f"when a move may cover at most {k - 1} cells",
+                        f"pursuers may move at most {k - 1} cells per step"),
+        _SyntheticEntry("drop_diagonal_cells", "when cells on the main diagonal (x = y) are banned",
+                        "no piece may stand on a cell with x = y"),
+    ]  # fmt: skip
+
+
+def synthetic_rule_rows(
+    base: FunctionBase,
+    states: Sequence[dict[str, Any]],
+    stage: str = "constraints",
+    seed: int = 0,
+) -> list[dict[str, str]]:
+    """Rule-matching rows with invented rules: the stage's functions plus one or two
+    invented functions (shuffled); the rule in force is an invented one (answer: its
+    function), a base distractor's (answer: that function) or none (answer: the function
+    for no extra rule, though an invented one is listed). Teaches matching a rule in force
+    to the manual line that names it, for functions the student has never seen."""
+    if base.game != "pursuit" or stage not in base.stage_names:
+        return []
+    rng = random.Random(seed)
+    funcs = list(base.stage_candidates(stage))
+    none_fn = [f for f in funcs if f.right_when == "no_extra_rule"]
+    others = [f for f in funcs if f.right_when not in ("always", "no_extra_rule")]
+    rows = []
+    for i, state in enumerate(states):
+        if state.get("restricted") is not None:
+            continue
+        size = int(state.get("size", pu.DEFAULT_SIZE))
+        invented = rng.sample(_synthetic_rules(rng, size), 2)
+        shown: list[Any] = funcs + invented[: 1 + (i % 2)]
+        kind = i % 4
+        if kind in (0, 1):
+            target, rule = invented[0], invented[0].rule
+        elif kind == 2 and others:
+            target = rng.choice(others)
+            rule = target.rule
+        elif none_fn:
+            target, rule = none_fn[0], "none"
+        else:
+            continue
+        rng.shuffle(shown)
+        prompt = static_prompt(base, stage, shown, size) + dynamic_prompt(
+            base.game, state, extra_rule=rule
+        )
+        rows.append({"prompt": prompt, "answer": " " + LABELS[shown.index(target)]})
+    return rows
+
+
 # --------------------------------------------------------------------------- policy
 
 

@@ -33,6 +33,19 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--states", type=int, default=3, help="training states (train split)")
     p.add_argument("--rule-rows", type=int, default=12, help="pursuit rule-matching rows")
     p.add_argument(
+        "--synthetic-rule-rows",
+        type=int,
+        default=0,
+        help="pursuit rule-matching rows with invented rules and functions (teach matching "
+        "a rule in force to a function never seen before)",
+    )
+    p.add_argument(
+        "--focus",
+        type=int,
+        default=12,
+        help="rows per answer of each stage whose right function depends on the state",
+    )
+    p.add_argument(
         "--shuffled-copies",
         type=int,
         default=1,
@@ -71,6 +84,7 @@ def build_rows(
     focus: int = 12,
     pool: int = 400,
     shuffled_copies: int = 0,
+    synthetic_rule_rows: int = 0,
 ) -> list[dict[str, str]]:
     """The training rows (shuffled, deterministic for a seed): every stage of ``states``
     states; ``focus`` rows per answer of each stage whose right function varies with the
@@ -105,6 +119,11 @@ def build_rows(
     if rule_rows:
         extra_states = sample_states(game, rule_rows * 2, "validation", seed)
         rows += rule_matching_rows(base, extra_states, seed=seed)[:rule_rows]
+    if synthetic_rule_rows:
+        from ld_agents.ld import synthetic_rule_rows as synthetic
+
+        extra_states = sample_states(game, synthetic_rule_rows * 2, "validation", seed + 1)
+        rows += synthetic(base, extra_states, seed=seed)[:synthetic_rule_rows]
     random.Random(seed).shuffle(rows)
     return rows
 
@@ -125,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
         args.states,
         args.rule_rows if args.game == "pursuit" else 0,
         args.seed,
+        focus=args.focus,
         shuffled_copies=args.shuffled_copies,
+        synthetic_rule_rows=args.synthetic_rule_rows if args.game == "pursuit" else 0,
     )
     answers: dict[str, int] = {}
     for r in rows:
@@ -150,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
             "split": "train (sample_states); test split held out",
             "rule_rows": args.rule_rows if args.game == "pursuit" else 0,
             "shuffled_copies": args.shuffled_copies,
+            "synthetic_rule_rows": args.synthetic_rule_rows if args.game == "pursuit" else 0,
+            "focus": args.focus,
             "rows": len(rows),
             "label_counts": answers,
             "command": "ld-gym train-ld "
@@ -162,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
                     "states",
                     "rule_rows",
                     "shuffled_copies",
+                    "synthetic_rule_rows",
+                    "focus",
                     "steps",
                     "batch_size",
                     "lr",

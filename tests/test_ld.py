@@ -201,3 +201,28 @@ def test_shipped_adapter_loads_with_its_record(backend):
     assert backend.adapter == str(default_adapter("pursuit"))
     record = json.loads((default_adapter("pursuit").parent / RUN_FILE).read_text())
     assert record["data"] and record["config"] and record["global_step"] >= 1
+
+
+def test_synthetic_rule_rows_teach_matching_unseen_functions():
+    """Invented rules come with their invented function as the answer; the emergency
+    function never appears; answers fall on several labels and several functions."""
+    from ld_agents.function_base import shipped_base
+    from ld_agents.function_games import sample_states
+    from ld_agents.ld import synthetic_rule_rows
+
+    rows = synthetic_rule_rows(shipped_base("pursuit"), sample_states("pursuit", 40, "train", 3))
+    assert len(rows) >= 10
+    chosen = set()
+    for row in rows:
+        assert "drop_restricted_cells" not in row["prompt"]
+        label = row["answer"].strip()
+        line = next(x for x in row["prompt"].splitlines() if x.startswith(f"{label}: "))
+        name = line.split(" - ")[0][len(label) + 2 :]
+        chosen.add(name)
+        rule = row["prompt"].split("extra rule in force: ")[1].split(".\n")[0]
+        if rule == "none":
+            assert name == "no_extra_rule"
+        else:
+            assert name != "no_extra_rule"
+    assert len({r["answer"] for r in rows}) >= 3
+    assert len(chosen - {"no_extra_rule", "drop_edge_cells", "keep_distance_from_evader"}) >= 3
