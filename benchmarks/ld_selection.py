@@ -151,14 +151,18 @@ def speed(backend: Any, decisions: int, seed: int) -> dict[str, Any]:
         s = backend.choice_logprobs(static + dyn, label_choices(k))
         fast.append(max(range(k), key=s.__getitem__))
     t_fast = time.perf_counter() - t0
+    backend.clear_prefix_cache(pinned=False)
     t0 = time.perf_counter()
     naive = []
     for static, dyn, k in prompts:
         s = backend.loglikelihood([(static + dyn, c) for c in label_choices(k)], method="naive")
         naive.append(max(range(k), key=s.__getitem__))
     t_naive = time.perf_counter() - t0
-    # the sweep's path: each stage scored for all decisions at once (act_batch)
+    # the sweep's path: each stage scored for all decisions at once (act_batch); the
+    # contexts the paths above left in the prefix cache are dropped (the static prompts
+    # stay pinned), so the batch computes every state's tokens itself
     stages = len(base.stage_names)
+    backend.clear_prefix_cache(pinned=False)
     t0 = time.perf_counter()
     batched: list[int] = [0] * len(prompts)
     for s_i in range(stages):
