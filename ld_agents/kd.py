@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,10 +69,13 @@ class TraceSet:
 
     def save(self, folder: str | Path) -> Path:
         """Write ``traces.jsonl`` and ``meta.json`` atomically; return the folder."""
+        from benchmarks.results_io import write_text_atomic
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / "traces.jsonl", "".join(json.dumps(r) + "\n" for r in self.rows))
-        _atomic_write(folder / "meta.json", json.dumps(self.meta, indent=2))
+        rows = "".join(json.dumps(r) + "\n" for r in self.rows)
+        write_text_atomic(folder / "traces.jsonl", rows)
+        write_text_atomic(folder / "meta.json", json.dumps(self.meta, indent=2))
         return folder
 
     @classmethod
@@ -101,15 +103,6 @@ class TraceSet:
         for r in self.rows:
             h.update(json.dumps([r["prompt"], r["answer"]]).encode())
         return h.hexdigest()[:16]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _start_key(obs: dict[str, np.ndarray], env_seed: int | None = None) -> tuple:
