@@ -200,12 +200,24 @@ def rule_matching_rows(
         target = rng.choice(others)
         cands = list(funcs)
         rng.shuffle(cands)
-        size = int(state.get("size", pu.DEFAULT_SIZE))
-        prompt = static_prompt(base, stage, cands, size) + dynamic_prompt(
-            base.game, state, extra_rule=target.rule
-        )
-        rows.append({"prompt": prompt, "answer": " " + LABELS[cands.index(target)]})
+        rows.append(_rule_row(base, stage, cands, state, target.rule, target))
     return rows
+
+
+def _rule_row(
+    base: FunctionBase,
+    stage: str,
+    cands: Sequence[Any],
+    state: dict[str, Any],
+    rule: str,
+    target: Any,
+) -> dict[str, str]:
+    """One rule-matching row: the stage's prompt with ``rule`` in force -> ``target``'s label."""
+    size = int(state.get("size", pu.DEFAULT_SIZE))
+    prompt = static_prompt(base, stage, cands, size) + dynamic_prompt(
+        base.game, state, extra_rule=rule
+    )
+    return {"prompt": prompt, "answer": " " + LABELS[list(cands).index(target)]}
 
 
 @dataclass(frozen=True)
@@ -277,10 +289,7 @@ def synthetic_rule_rows(
         else:
             continue
         rng.shuffle(shown)
-        prompt = static_prompt(base, stage, shown, size) + dynamic_prompt(
-            base.game, state, extra_rule=rule
-        )
-        rows.append({"prompt": prompt, "answer": " " + LABELS[shown.index(target)]})
+        rows.append(_rule_row(base, stage, shown, state, rule, target))
     return rows
 
 
