@@ -199,6 +199,21 @@ def _machine() -> str:
     return f"{os.cpu_count()}-core CPU, load average {load:.1f} at the start"
 
 
+def _prompts_key(base: Any, items: list[Any]) -> str:
+    """A fingerprint of the prompts the items are scored with (a changed manual or state
+    line is evaluated afresh)."""
+    import hashlib
+
+    from ld_agents.ld import dynamic_prompt, static_prompt
+
+    h = hashlib.sha256()
+    for st in base.stage_names:
+        h.update(static_prompt(base, st, base.stage_candidates(st), 21).encode())
+    for ex in items:
+        h.update(dynamic_prompt(base.game, ex.state).encode())
+    return h.hexdigest()[:12]
+
+
 def _adapter_key(game: str, adapter: str | None) -> str:
     """Part files are keyed by the shipped adapter's fingerprints (a retrained adapter is
     evaluated afresh)."""
@@ -350,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         base, items = _items(game, args.states, args.seed)
         g: dict[str, Any] = {}
         for who, adapter in (("base", None), ("student", "default")):
-            part = parts / f"{game}-{who}-{args.states}-{_adapter_key(game, adapter)}.json"
+            key = f"{_prompts_key(base, items)}-{_adapter_key(game, adapter)}"
+            part = parts / f"{game}-{who}-{args.states}-{key}.json"
             if part.is_file():  # a finished half (runs may be split: --who)
                 g[who] = json.loads(part.read_text())
                 continue

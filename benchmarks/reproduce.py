@@ -144,6 +144,8 @@ def sweep_spec(sweep: TableSweep, args: argparse.Namespace) -> Any:
             kwargs["model"] = args.teacher_model
         elif name == "raw":
             kwargs["model"] = args.model
+        elif name in ("kd", "ld"):
+            kwargs["adapter_sha256"] = shipped_adapter_sha(name, sweep.env_id)
         policies.append(PolicySpec(name, kwargs))
     env_kwargs: dict[str, Any] = {hooks.opponent_key: sweep.other}
     if sweep.other not in hooks.builtin_opponents:
@@ -156,6 +158,22 @@ def sweep_spec(sweep: TableSweep, args: argparse.Namespace) -> Any:
         env_kwargs=env_kwargs,
         chunk_size=args.chunk_size,
     )
+
+
+def shipped_adapter_sha(policy: str, env_id: str) -> str:
+    """The content fingerprint of the adapter ``policy`` (kd or ld) loads by default for
+    ``env_id``: pinned in the sweep's manifest, so the rows of a retrained adapter are never
+    mixed with the old ones (the sweep refuses to resume instead)."""
+    from ld_agents.base import game_of
+    from ld_agents.lora import adapter_sha256
+
+    if policy == "kd":
+        from ld_agents.kd import default_adapter as kd_adapter
+
+        return adapter_sha256(kd_adapter(env_id))
+    from ld_agents.ld import default_adapter as ld_adapter
+
+    return adapter_sha256(ld_adapter(game_of(env_id)))
 
 
 def command_line(args: argparse.Namespace) -> str:

@@ -29,6 +29,7 @@ import numpy as np
 import ld_envs  # noqa: F401  (registers the ids)
 from ld_agents.base import Policy, game_of, register
 from ld_agents.llm.base import Backend
+from ld_agents.lora import check_adapter_pin
 from ld_agents.prompts import (
     assets_dir,
     fmt_cell,
@@ -263,23 +264,29 @@ def _kd_pursuit(
     size: int = DEFAULT_SIZE,
     seed: int | None = None,
     side: str = "pursuers",
+    adapter_sha256: str | None = None,
     **kwargs: Any,
 ) -> Policy:
     if side != "pursuers":
         raise InvalidArgument("the KD student plays the pursuers; use 'raw' for an LLM evader")
-    backend = _kd_backend(env_id, adapter, model)
+    backend = _kd_backend(env_id, adapter, model, adapter_sha256)
     return RawPursuers(model=backend, size=size, seed=seed, **kwargs)
 
 
 def _kd_backend(
-    env_id: str, adapter: str | Path | None, model: str | Backend | None
+    env_id: str,
+    adapter: str | Path | None,
+    model: str | Backend | None,
+    adapter_sha256: str | None = None,
 ) -> str | Backend:
     """A given backend as is; otherwise the base model (default: embedded, bf16) with the
-    game's shipped adapter or ``adapter``."""
+    game's shipped adapter or ``adapter`` (refused when ``adapter_sha256`` pins another)."""
     if isinstance(model, Backend):
         return model
     base = "embedded" if model in (None, "hf:embedded") else str(model).removeprefix("hf:")
-    return kd_backend_spec(adapter or default_adapter(env_id), base, dtype="bfloat16")
+    path = adapter or default_adapter(env_id)
+    check_adapter_pin(path, adapter_sha256)
+    return kd_backend_spec(path, base, dtype="bfloat16")
 
 
 @register("kd", "twentyone")
@@ -288,6 +295,8 @@ def _kd_twentyone(
     adapter: str | Path | None = None,
     model: str | Backend | None = None,
     seed: int | None = None,
+    adapter_sha256: str | None = None,
     **kwargs: Any,
 ) -> Policy:
-    return RawTwentyOne(model=_kd_backend(env_id, adapter, model), seed=seed, **kwargs)
+    backend = _kd_backend(env_id, adapter, model, adapter_sha256)
+    return RawTwentyOne(model=backend, seed=seed, **kwargs)

@@ -101,10 +101,11 @@ def state_text(game: str, state: dict[str, Any], extra_rule: str | None = None) 
             f"{n} {abs(p[0] - ev[0]) + abs(p[1] - ev[1])}"
             for n, p in zip(names, state["pursuers"], strict=True)
         )
+        far = max(abs(p[0] - ev[0]) + abs(p[1] - ev[1]) for p in state["pursuers"])
         rule = extra_rule if extra_rule is not None else extra_rule_text(state)
         return (
             f"pursuers {ps}; evader {_cell(ev)}; distance to the evader {dist}; "
-            f"extra rule in force: {rule}."
+            f"farthest pursuer {far} cells away; extra rule in force: {rule}."
         )
     from ld_agents.function_games import best_total
 
@@ -341,6 +342,8 @@ class LDConfig:
     """Stages with more candidates than this show the retriever's top_k."""
     top_k: int = 5
     """Candidates shown when retrieving."""
+    adapter_sha256: str | None = None
+    """Pin: refuse an adapter whose content fingerprint (``lora.adapter_sha256``) differs."""
     keep_log: int = 2000
     """Stage decisions kept in ``decision_log`` (the oldest are dropped)."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -361,11 +364,16 @@ def ld_backend_spec(game: str, config: LDConfig) -> str:
             logger.warning("no shipped LD adapter at %s: the base model selects", path)
             adapter = None
     if adapter in (None, "", "none"):
+        if config.adapter_sha256 is not None:
+            raise InvalidArgument(
+                f"adapter_sha256={config.adapter_sha256} pins an adapter, but none is loaded"
+            )
         return f"hf:{config.model}?dtype={config.dtype}"
     from ld_agents.llm.hf import _resolve_target
-    from ld_agents.lora import check_adapter
+    from ld_agents.lora import check_adapter, check_adapter_pin
 
     check_adapter(adapter, _resolve_target(config.model))
+    check_adapter_pin(adapter, config.adapter_sha256)
     return f"hf:{config.model}?adapter={adapter}&dtype={config.dtype}"
 
 
@@ -564,6 +572,7 @@ def _make_ld(
     retrieval_threshold: int = 8,
     top_k: int = 5,
     side: str = "pursuers",
+    adapter_sha256: str | None = None,
     **_: Any,
 ) -> LDPolicy:
     if side != "pursuers":
@@ -572,7 +581,11 @@ def _make_ld(
     fb = base if base is not None else ld_base(env_id, emergency)
     if isinstance(model, Backend):
         config = LDConfig(
-            adapter=adapter, dtype=dtype, retrieval_threshold=retrieval_threshold, top_k=top_k
+            adapter=adapter,
+            dtype=dtype,
+            retrieval_threshold=retrieval_threshold,
+            top_k=top_k,
+            adapter_sha256=adapter_sha256,
         )
         backend: str | Backend = model
     else:
@@ -583,6 +596,7 @@ def _make_ld(
             dtype=dtype,
             retrieval_threshold=retrieval_threshold,
             top_k=top_k,
+            adapter_sha256=adapter_sha256,
         )
         backend = ld_backend_spec(game, config)
     return LDPolicy(fb, backend, config, size=size, seed=seed)

@@ -274,6 +274,33 @@ def check_adapter(adapter_dir: str | Path, model_dir: str | Path) -> None:
         )
 
 
+def adapter_sha256(adapter_dir: str | Path) -> str:
+    """Content fingerprint of an adapter folder (its config and weights, 16 hex digits):
+    what a sweep pins so that rows of a retrained adapter are never mixed with old ones."""
+    adapter_dir = Path(adapter_dir)
+    h = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        f = adapter_dir / name
+        if not f.is_file():
+            raise InvalidArgument(f"{adapter_dir} is not a peft adapter folder (no {name})")
+        h.update(name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def check_adapter_pin(adapter_dir: str | Path, pin: str | None) -> None:
+    """Refuse an adapter whose content differs from ``pin`` (``None``: no pin)."""
+    if pin is None:
+        return
+    got = adapter_sha256(adapter_dir)
+    if got != pin:
+        raise RunMismatch(
+            f"adapter {adapter_dir} has content fingerprint {got}, but {pin} was asked for "
+            "(the adapter was retrained since the run that pinned it): rerun with the new "
+            "fingerprint in another output folder, or restore the pinned adapter"
+        )
+
+
 def train_lora(
     model_dir: str | Path, examples: Iterable[Any], config: LoraTrainConfig
 ) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from ld_agents.lora import (
     RUN_FILE,
     LoraTrainConfig,
     RunMismatch,
+    adapter_sha256,
     check_adapter,
+    check_adapter_pin,
     check_examples,
     train_lora,
 )
@@ -97,6 +99,28 @@ def test_adapter_for_another_base_model_is_refused(trained, model_dir, tmp_path)
     (copy / RUN_FILE).write_text(json.dumps(record))
     with pytest.raises(RunMismatch, match="trained on base model 0000000000000000"):
         check_adapter(copy, model_dir)
+
+
+def test_adapter_pin_follows_the_weights(tmp_path):
+    """The content fingerprint changes with one weight byte; a pin of the old content is
+    refused with both fingerprints named; a folder that is no adapter is named."""
+    from ld_agents.ld import default_adapter
+
+    copy = tmp_path / "adapter"
+    shutil.copytree(default_adapter("twentyone"), copy)
+    pin = adapter_sha256(copy)
+    check_adapter_pin(copy, pin)
+    check_adapter_pin(copy, None)
+    weights = copy / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    changed = adapter_sha256(copy)
+    assert changed != pin
+    with pytest.raises(RunMismatch, match=f"fingerprint {changed}, but {pin} was asked for"):
+        check_adapter_pin(copy, pin)
+    with pytest.raises(InvalidArgument, match=r"no adapter_config\.json"):
+        adapter_sha256(tmp_path)
 
 
 @pytest.mark.parametrize(

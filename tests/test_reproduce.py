@@ -42,6 +42,25 @@ def test_specs_follow_the_paper_settings(tmp_path):
         reproduce.selected(_args(tmp_path, tables="4"))
 
 
+def test_students_are_pinned_to_their_adapters_content(tmp_path):
+    """The kd and ld rows pin the shipped adapters' content fingerprints, so a retrained
+    adapter cannot add rows to a sweep of the old one (the manifest check refuses)."""
+    from ld_agents import kd, ld
+    from ld_agents.lora import adapter_sha256
+
+    args = _args(tmp_path)
+    sweeps = {s.folder: s for s in reproduce.selected(args)}
+    for folder, game in (("table2", "pursuit"), ("table3-dealer", "twentyone")):
+        by_name = {p.name: p for p in reproduce.sweep_spec(sweeps[folder], args).policies}
+        ld_sha = adapter_sha256(ld.default_adapter(game))
+        kd_sha = adapter_sha256(kd.default_adapter(sweeps[folder].env_id))
+        assert by_name["ld"].kwargs == {"adapter_sha256": ld_sha}
+        assert by_name["kd"].kwargs == {"adapter_sha256": kd_sha}
+    assert adapter_sha256(ld.default_adapter("pursuit")) != adapter_sha256(
+        ld.default_adapter("twentyone")
+    )
+
+
 def test_runs_records_and_resumes(tmp_path, capsys):
     """A small run writes each sweep's table, the log (command, commit, machine, wall time)
     and the README; running it again resumes: no episode runs twice."""

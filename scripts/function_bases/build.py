@@ -205,7 +205,7 @@ PURSUIT_MANUAL: dict[str, dict[str, Any]] = {
         "role": "core",
         "right_when": "no_extra_rule",
         "rule": "the base game has no rule beyond movement and occupancy",
-        "when_to_call": "when no extra rule (such as a restricted area) is in force",
+        "when_to_call": "when the extra rule in force is none",
         "properties": [{"name": "removes_exactly", "cells": "nothing"}],
         "output": "the lists unchanged",
     },
@@ -243,7 +243,7 @@ PURSUIT_MANUAL: dict[str, dict[str, Any]] = {
         "right_when": "evader_far",
         "rule": "close the distance fast: pursuers move 2 cells per step, the evader only 1",
         "when_to_call": (
-            "when the evader is still far: some pursuer is more than 6 cells (Manhattan) from it"
+            "when the evader is far: the farthest pursuer is more than 6 cells from it"
         ),
         "properties": ["nearest_to_evader"],
         "output": "one target per pursuer, each a free cell nearest the evader",
@@ -257,7 +257,7 @@ PURSUIT_MANUAL: dict[str, dict[str, Any]] = {
             "of the evader: take distinct cells around it"
         ),
         "when_to_call": (
-            "when the evader is near: every pursuer is within 6 cells (Manhattan) of it"
+            "when the evader is near: the farthest pursuer is 6 cells or less from it"
         ),
         "properties": [],
         "output": "one target per pursuer, moving toward distinct slots around the evader",
