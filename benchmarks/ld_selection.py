@@ -54,6 +54,22 @@ def _pick(backend: Any, ctx: str, k: int) -> tuple[int, list[float]]:
     return max(range(k), key=scores.__getitem__), scores
 
 
+def _plain_constraints(
+    backend: Any, base: Any, cands: list[Any], size: int, dynamic: str, answer: str, rng: Any
+) -> tuple[int, int]:
+    """Right (1) or not, in base and shuffled order, on the constraints stage without the
+    emergency function (what Pursuit-v0's student is shown)."""
+    from ld_agents.ld import static_prompt
+
+    best, _ = _pick(backend, static_prompt(base, "constraints", cands, size) + dynamic, len(cands))
+    shuffled = list(cands)
+    rng.shuffle(shuffled)
+    best_s, _ = _pick(
+        backend, static_prompt(base, "constraints", shuffled, size) + dynamic, len(cands)
+    )
+    return int(cands[best].name == answer), int(shuffled[best_s].name == answer)
+
+
 def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[str, Any]:
     """Accuracy per stage (policy order and a shuffled order), selection and next-token
     entropies, for one backend.
@@ -99,6 +115,12 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
         for k in (key, "all"):
             per[k].append(ok)
             per_shuffled[k].append(ok_s)
+        plain = [c for c in cands if c.role != "emergency"]
+        if key == "constraints" and len(plain) < len(cands):
+            # the same stage as Pursuit-v0 shows it (no emergency function in its base)
+            ok_p, ok_ps = _plain_constraints(backend, base, plain, size, dynamic, ex.answer, rng)
+            per["constraints (Pursuit-v0 candidates)"].append(ok_p)
+            per_shuffled["constraints (Pursuit-v0 candidates)"].append(ok_ps)
         m = max(scores)
         p = [math.exp(s - m) for s in scores]
         z = sum(p)
@@ -268,6 +290,23 @@ def plot_entropies(result: dict[str, Any], path: Path) -> Path:
     return _save_figure(fig, path)
 
 
+def _always_first(base: Any, items: list[Any]) -> dict[str, float]:
+    """Accuracy of answering the first label every time, in the policy's order (the floor a
+    model with a bias for "A" reaches without reading)."""
+    per: dict[str, list[int]] = defaultdict(list)
+    for ex in items:
+        cands = base.stage_candidates(ex.stage)
+        key = ex.stage
+        if ex.stage == "constraints" and base.game == "pursuit":
+            key = "constraints (restricted area)" if ex.state["restricted"] else "constraints"
+            if not ex.state["restricted"]:
+                plain = [c for c in cands if c.role != "emergency"]
+                per["constraints (Pursuit-v0 candidates)"].append(int(plain[0].name == ex.answer))
+        for k in (key, "all"):
+            per[k].append(int(cands[0].name == ex.answer))
+    return {k: sum(v) / len(v) for k, v in per.items()}
+
+
 def _md(result: dict[str, Any]) -> str:
     lines = [
         "# LD selection accuracy, entropy and speed",
@@ -284,15 +323,24 @@ def _md(result: dict[str, Any]) -> str:
             "",
             f"Base model: `{g['base']['backend']}`; student: `{g['student']['backend']}`.",
             "",
-            "| stage | n | base model | LD student | base model, shuffled | LD student, shuffled |",
-            "|---|---|---|---|---|---|",
+            "| stage | n | always A | base model | LD student | base model, shuffled "
+            "| LD student, shuffled |",
+            "|---|---|---|---|---|---|---|",
         ]
         b, s = g["base"], g["student"]
+        first = g.get("always_first", {})
         for k in b["accuracy"]:
+            a = f"{first[k]:.1%}" if k in first else "-"
             lines.append(
-                f"| {k} | {b['n'][k]} | {b['accuracy'][k]:.1%} | {s['accuracy'][k]:.1%} | "
+                f"| {k} | {b['n'][k]} | {a} | {b['accuracy'][k]:.1%} | {s['accuracy'][k]:.1%} | "
                 f"{b['accuracy_shuffled'][k]:.1%} | {s['accuracy_shuffled'][k]:.1%} |"
             )
+        lines += [
+            "",
+            "'always A': answering the first candidate every time, in the policy's order (the "
+            "right function is often listed first there, so a bias for A scores well without "
+            "reading); the shuffled columns remove that floor (chance is 1/K).",
+        ]
         lines += [
             "",
             "| entropy (nats, mean over items) | base model | LD student |",
@@ -377,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             g[who]["backend"] = spec
             part.write_text(json.dumps(g[who], indent=2))
             logger.info("%s %s: %s", game, who, g[who]["accuracy"])
+        g["always_first"] = _always_first(base, items)
         result["games"][game] = g
         if game == "pursuit" and args.speed_decisions and "student" in args.who:
             spec = ld_backend_spec(game, LDConfig(dtype=args.dtype))
