@@ -168,25 +168,24 @@ def test_make_ld_on_restricted_board_loads_the_emergency_function():
 
 
 @pytest.mark.skipif(not HAS_ADAPTER, reason="no shipped LD adapter")
-@pytest.mark.xfail(
-    strict=False,
-    reason="the shipped pursuit adapter (200 steps, 516 rows) puts ~96% on no_extra_rule when "
-    "the restricted area is in force: it does not pick the emergency function yet (issue 6)",
-)
 def test_student_uses_the_emergency_function_without_retraining(backend):
+    """The restricted-area function was never in the student's training data; given the
+    rule as text and the function in the base, the student selects it (and the area is
+    never entered)."""
     policy = ld_agents.make("ld", "PursuitRestricted-v0", model=backend)
     env = gym.make("PursuitRestricted-v0")
     obs, _ = env.reset(seed=5)
     used = 0
     for _ in range(3):
-        obs, _, term, trunc, _ = env.step(policy.act(obs))
+        obs, _, term, trunc, info = env.step(policy.act(obs))
         (log,) = policy.last_decisions
         constraints = next(d for d in log if d.stage == "constraints")
         used += constraints.chosen == "drop_restricted_cells"
+        assert info["violations"] == 0
         if term or trunc:
             break
     env.close()
-    assert used >= 1
+    assert used >= 2
     policy.close()
 
 
