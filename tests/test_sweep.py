@@ -390,7 +390,9 @@ def _reference(tmp_path: Path, registered: list[str]) -> list[tuple]:
 
 
 def _interrupt_midway(out: Path, sig: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CI": "1", "SLOW_RANDOM_DELAY": "0.005"}
+    # slow enough that the rest of the sweep outlasts a busy parent's polling (a fresh-clone
+    # run on a loaded 2-core machine once saw the child finish before the signal landed)
+    env = {**os.environ, "CI": "1", "SLOW_RANDOM_DELAY": "0.02"}
     proc = subprocess.Popen(_child(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 120
     while len(lines(out)) < 30:  # all 24 scripted episodes and some slow_random ones
@@ -398,6 +400,7 @@ def _interrupt_midway(out: Path, sig: int) -> subprocess.CompletedProcess:
         assert time.monotonic() < deadline
         time.sleep(0.005)
     proc.send_signal(sig)
+    assert proc.poll() is None, "the sweep finished before the signal was sent"
     stdout, stderr = proc.communicate(timeout=60)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
