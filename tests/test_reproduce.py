@@ -36,6 +36,9 @@ def test_specs_follow_the_paper_settings(tmp_path):
     dealer = reproduce.sweep_spec(sweeps["table3-dealer"], _args(tmp_path))
     assert "teacher" not in [p.label for p in dealer.policies]
     assert "optimal" in [p.label for p in dealer.policies]
+    # the exact optimum is a best response to the dealer rule, not to an LLM opponent
+    raw_opponent = reproduce.sweep_spec(sweeps["table3-raw"], _args(tmp_path))
+    assert "optimal" not in [p.label for p in raw_opponent.policies]
     assert dealer.env_kwargs == {"opponent": "dealer"}
     assert reproduce.sweep_spec(sweeps["table2"], args).env_id == "PursuitRestricted-v0"
     with pytest.raises(UnknownName, match="known: 1, 2, 3"):
