@@ -393,7 +393,17 @@ def _interrupt_midway(out: Path, sig: int) -> subprocess.CompletedProcess:
     # slow enough that the rest of the sweep outlasts a busy parent's polling (a fresh-clone
     # run on a loaded 2-core machine once saw the child finish before the signal landed)
     env = {**os.environ, "CI": "1", "SLOW_RANDOM_DELAY": "0.02"}
-    proc = subprocess.Popen(_child(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # an ignored SIGINT is inherited through exec, and pytest itself may run with SIGINT
+    # ignored (started in the background: `cmd &` in a script, nohup, some CI runners), in
+    # which case Python installs no KeyboardInterrupt handler in the child: give the child
+    # the default disposition, as a shell does for a foreground command
+    proc = subprocess.Popen(
+        _child(out),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while len(lines(out)) < 30:  # all 24 scripted episodes and some slow_random ones
         assert proc.poll() is None, "the sweep ended before it could be interrupted"
