@@ -54,6 +54,19 @@ def _pick(backend: Any, ctx: str, k: int) -> tuple[int, list[float]]:
     return max(range(k), key=scores.__getitem__), scores
 
 
+def _stage_key(base: Any, ex: Any) -> str:
+    """The row an item counts in: its stage, with pursuit's constraints split by whether
+    the restricted area is in force."""
+    if ex.stage == "constraints" and base.game == "pursuit":
+        return "constraints (restricted area)" if ex.state["restricted"] else "constraints"
+    return ex.stage
+
+
+def _without_emergency(cands: list[Any]) -> list[Any]:
+    """A stage's candidates as a base without emergency functions shows them (Pursuit-v0)."""
+    return [c for c in cands if c.role != "emergency"]
+
+
 def _plain_constraints(
     backend: Any, base: Any, cands: list[Any], size: int, dynamic: str, answer: str, rng: Any
 ) -> tuple[int, int]:
@@ -109,13 +122,11 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
             backend, static_prompt(base, ex.stage, shuffled, size) + dynamic, len(cands)
         )
         ok_s = int(shuffled[best_s].name == ex.answer)
-        key = ex.stage
-        if ex.stage == "constraints" and base.game == "pursuit":
-            key = "constraints (restricted area)" if ex.state["restricted"] else "constraints"
+        key = _stage_key(base, ex)
         for k in (key, "all"):
             per[k].append(ok)
             per_shuffled[k].append(ok_s)
-        plain = [c for c in cands if c.role != "emergency"]
+        plain = _without_emergency(cands)
         if key == "constraints" and len(plain) < len(cands):
             # the same stage as Pursuit-v0 shows it (no emergency function in its base)
             ok_p, ok_ps = _plain_constraints(backend, base, plain, size, dynamic, ex.answer, rng)
@@ -302,12 +313,10 @@ def _always_first(base: Any, items: list[Any]) -> dict[str, float]:
     per: dict[str, list[int]] = defaultdict(list)
     for ex in items:
         cands = base.stage_candidates(ex.stage)
-        key = ex.stage
-        if ex.stage == "constraints" and base.game == "pursuit":
-            key = "constraints (restricted area)" if ex.state["restricted"] else "constraints"
-            if not ex.state["restricted"]:
-                plain = [c for c in cands if c.role != "emergency"]
-                per["constraints (Pursuit-v0 candidates)"].append(int(plain[0].name == ex.answer))
+        key = _stage_key(base, ex)
+        if key == "constraints":
+            plain = _without_emergency(cands)
+            per["constraints (Pursuit-v0 candidates)"].append(int(plain[0].name == ex.answer))
         for k in (key, "all"):
             per[k].append(int(cands[0].name == ex.answer))
     return {k: sum(v) / len(v) for k, v in per.items()}
@@ -422,8 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     for game in args.games.split(","):
         base, items = _items(game, args.states, args.seed)
         g: dict[str, Any] = {}
+        prompts_key = _prompts_key(base, items)
         for who, adapter in (("base", None), ("student", "default")):
-            key = f"{_prompts_key(base, items)}-{_adapter_key(game, adapter)}"
+            key = f"{prompts_key}-{_adapter_key(game, adapter)}"
             part = parts / f"{game}-{who}-{args.states}-{key}.json"
             if part.is_file():  # a finished half (runs may be split: --who)
                 g[who] = json.loads(part.read_text())
