@@ -8,6 +8,7 @@ records. See :mod:`benchmarks.sweep` for how episodes, seeds and chunks fit toge
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import math
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.opponent_batch import OpponentBatcher
 from ld_envs.errors import InvalidArgument, unknown_name
 
 # ---------------------------------------------------------------------------- seeds
@@ -455,6 +457,9 @@ def _run_batched(
 ) -> None:
     wanted = set(task.wanted)
     pseed = chunk_seed(task.seed, task.chunk)
+    batcher = None
+    if opponent is not None and wants_batching(opponent):  # an LLM on the other side
+        batcher = opponent = OpponentBatcher(opponent)
     lanes = [_Lane(ep, build_env(task.env_id, task.env_kwargs, opponent)) for ep in task.episodes]
     try:
         for lane in lanes:
@@ -478,16 +483,20 @@ def _run_batched(
                 )
             cost = counters.delta()
             summary = _summary(policy) if base_summary is not None else None
-            for lane, action in zip(active, actions, strict=True):
+            for lane in active:
                 _add(lane.cost, cost, 1.0 / len(active))
                 if summary is not None:
                     _merge_summary(lane.summary, summary, last_summary, len(active))
-                t1 = time.perf_counter()
-                lane.obs, reward, terminated, truncated, lane.info = lane.env.step(action)
+            for lane, (obs, reward, terminated, truncated, info), wall in _step_lanes(
+                active, actions, batcher
+            ):
+                lane.obs, lane.info = obs, info
                 lane.reward += float(reward)
                 lane.steps += 1
                 lane.done = terminated or truncated
-                lane.wall += share + time.perf_counter() - t1
+                lane.wall += share + wall
+                if batcher is not None:
+                    lane.extras["opponent_batched"] = True
             if summary is not None:
                 last_summary = summary
             for lane in active:
@@ -497,6 +506,30 @@ def _run_batched(
     finally:
         for lane in lanes:
             lane.env.close()
+
+
+def _step_lanes(
+    lanes: list[_Lane], actions: list[Any], batcher: OpponentBatcher | None
+) -> list[tuple[_Lane, tuple, float]]:
+    """``env.step`` of every lane, with its wall seconds; the other side batched if given.
+
+    With a batcher the lanes step together (threads) and share the wall time equally.
+    """
+    if batcher is None:
+        out = []
+        for lane, action in zip(lanes, actions, strict=True):
+            t1 = time.perf_counter()
+            result = lane.env.step(action)
+            out.append((lane, result, time.perf_counter() - t1))
+        return out
+    t1 = time.perf_counter()
+    steps = [
+        functools.partial(lane.env.step, action)
+        for lane, action in zip(lanes, actions, strict=True)
+    ]
+    results = batcher.step_all(steps)
+    share = (time.perf_counter() - t1) / len(lanes)
+    return [(lane, result, share) for lane, result in zip(lanes, results, strict=True)]
 
 
 def _merge_summary(

@@ -37,7 +37,8 @@ Per-episode extras in a record: for pursuit the start and the stationary steps l
 bound (:func:`ld_envs.pursuit.steps_lower_bound`); ``cost`` (the change of the policy's
 ``cost_counters()`` over its own calls, when it has that method); ``summary`` (the
 policy's ``episode_summary()``, when it has that method). When a policy batches, a
-batched call's counters are shared equally among the episodes it served.
+batched call's counters are shared equally among the episodes it served. A batching
+agent's chunk batches an LLM on the other side too (:mod:`benchmarks.opponent_batch`).
 """
 
 from __future__ import annotations

@@ -46,6 +46,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="rows per answer of each stage whose right function depends on the state",
     )
     p.add_argument(
+        "--pool",
+        type=int,
+        default=400,
+        help="further training states the --focus rows are drawn from (raise it when a rare "
+        "answer has fewer than --focus examples there)",
+    )
+    p.add_argument(
         "--shuffled-copies",
         type=int,
         default=1,
@@ -145,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         args.rule_rows if args.game == "pursuit" else 0,
         args.seed,
         focus=args.focus,
+        pool=args.pool,
         shuffled_copies=args.shuffled_copies,
         synthetic_rule_rows=args.synthetic_rule_rows if args.game == "pursuit" else 0,
     )
@@ -173,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
             "shuffled_copies": args.shuffled_copies,
             "synthetic_rule_rows": args.synthetic_rule_rows if args.game == "pursuit" else 0,
             "focus": args.focus,
+            "pool": args.pool,
             "rows": len(rows),
             "label_counts": answers,
             "command": "ld-gym train-ld "
@@ -187,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
                     "shuffled_copies",
                     "synthetic_rule_rows",
                     "focus",
+                    "pool",
                     "steps",
                     "batch_size",
                     "lr",

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.opponent_batch import OpponentBatcher
 from benchmarks.results_io import EPISODES_FILE, MANIFEST_FILE, load_records
 from benchmarks.sweep import (
     PolicySpec,
@@ -31,7 +32,7 @@ from ld_agents import base
 from ld_agents.base import Policy
 from ld_agents.cli import main
 from ld_envs.errors import InvalidArgument, SweepMismatch, UnknownName
-from ld_envs.pursuit import steps_lower_bound
+from ld_envs.pursuit import EVADER_MOVES, steps_lower_bound
 
 CHILD = Path(__file__).with_name("sweep_child.py")
 SERIAL = RunOptions(progress=False)
@@ -283,6 +284,112 @@ def test_optimal_answers_the_opponent_the_env_plays():
     policy = build_policy(PolicySpec("optimal"), "TwentyOne-v0", kwargs)
     assert (policy.opponent, policy.open_cards) == ("random", True)
     assert build_policy(PolicySpec("optimal"), "TwentyOne-v0", {}).opponent == "dealer"
+
+
+# --------------------------------------------------------------------------- the other side
+
+
+class Fleeing(Policy):
+    """A deterministic evader: the legal move farthest from the nearest pursuer (first wins)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_sizes: list[int] = []
+
+    def act(self, obs: Any) -> int:
+        ex, ey = obs["evader"].tolist()
+        best, best_d = 0, -1
+        for k, (dx, dy) in enumerate(EVADER_MOVES):
+            if obs["action_mask"][k]:
+                d = min(abs(ex + dx - px) + abs(ey + dy - py) for px, py in obs["pursuers"])
+                best, best_d = (k, d) if d > best_d else (best, best_d)
+        return best
+
+
+class BatchedFleeing(Fleeing):
+    def act_batch(self, observations: list[Any]) -> list[int]:
+        self.batch_sizes.append(len(observations))
+        return [self.act(o) for o in observations]
+
+
+class Hitter(Policy):
+    """A deterministic 21-point player: hit below 17."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_sizes: list[int] = []
+
+    def act(self, obs: Any) -> int:
+        return int(obs["own_total"] < 17)
+
+
+class BatchedHitter(Hitter):
+    def act_batch(self, observations: list[Any]) -> list[int]:
+        self.batch_sizes.append(len(observations))
+        return [self.act(o) for o in observations]
+
+
+class Stander(Policy):
+    """A batching 21-point agent that always stands (the opponent then plays out)."""
+
+    def act_batch(self, observations: list[Any]) -> list[int]:
+        return [0] * len(observations)
+
+
+def _outcomes(records: list[dict]) -> list[tuple]:
+    fields = ("outcome", "steps", "reward", "violations", "agent_total", "opponent_total")
+    return sorted((r["episode"], *(r.get(f) for f in fields)) for r in records)
+
+
+@pytest.mark.parametrize("game", ["pursuit", "twentyone"])
+def test_a_batching_other_side_answers_every_running_lane_in_one_call(tmp_path, registered, game):
+    """With a batching agent, an other side with act_batch gets each round's observations
+    together (one call per round, not per episode), and every episode ends exactly as
+    with the same policy answering one observation at a time."""
+    made: list[Any] = []
+    plain, batched = (Fleeing, BatchedFleeing) if game == "pursuit" else (Hitter, BatchedHitter)
+    for name, cls in (("other_plain", plain), ("other_batched", batched)):
+        base.register(name, game)(lambda env_id, _c=cls, **_: made.append(_c()) or made[-1])
+        registered.append(name)
+    if game == "pursuit":
+        base.register("agent", game)(lambda env_id, seed=None, **_: Batcher(seed))
+        env_id, key = "Pursuit-v0", "evader"
+    else:
+        base.register("agent", game)(lambda env_id, seed=None, **_: Stander(seed))
+        env_id, key = "TwentyOne-v0", "opponent"
+    registered.append("agent")
+    runs = {}
+    for name in ("other_plain", "other_batched"):
+        sweep = SweepSpec(env_id, [PolicySpec("agent")], 8, 0, {key: name}, chunk_size=8)
+        runs[name] = run_sweep(sweep, tmp_path / name, SERIAL).records
+    assert _outcomes(runs["other_batched"]) == _outcomes(runs["other_plain"])
+    sizes = made[-1].batch_sizes
+    assert made[0].batch_sizes == []  # the plain one was asked one observation at a time
+    assert sizes and max(sizes) > 1 and sizes[0] == 8  # every lane asks in the first round
+    assert all(r.get("opponent_batched") for r in runs["other_batched"])
+    assert not any(r.get("opponent_batched") for r in runs["other_plain"])
+
+
+def test_opponent_batcher_surfaces_a_failing_act_batch_and_acts_directly_outside_a_round():
+    """A failing act_batch is raised from step_all (no lane left waiting); a plain call
+    outside step_all goes straight to the policy."""
+
+    class Broken(Policy):
+        def act(self, obs: Any) -> int:
+            return 7
+
+        def act_batch(self, observations: list[Any]) -> list[int]:
+            raise ValueError("model fell over")
+
+    batcher = OpponentBatcher(Broken())
+    assert batcher.act("obs") == 7
+    with pytest.raises(ValueError, match="fell over"):
+        batcher.step_all([lambda: batcher.act(1), lambda: batcher.act(2)])
+    # a lane that never asks finishes normally next to one that asks twice
+    ok = OpponentBatcher(BatchedHitter())
+    two = {"own_total": 3}
+    assert ok.step_all([lambda: 5, lambda: (ok.act(two), ok.act(two))]) == [5, (1, 1)]
+    assert ok.rounds == 2 and ok.answered == 2
 
 
 # --------------------------------------------------------------------------- bad input
