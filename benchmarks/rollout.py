@@ -417,6 +417,8 @@ def run_chunk(
 
     if wants_batching(policy):
         _run_batched(task, policy, opponent, hooks, emit)
+    elif opponent is not None and wants_batching(opponent) and len(task.wanted) > 1:
+        _run_lockstep(task, policy, opponent, hooks, emit)
     else:
         _run_sequential(task, policy, opponent, hooks, emit)
     return out
@@ -450,6 +452,58 @@ def _run_sequential(
             emit(_record(task, lane, pseed, batched=False))
     finally:
         env.close()
+
+
+def _run_lockstep(
+    task: ChunkTask, policy: Any, opponent: Any, hooks: GameHooks, emit: Callable[[dict], None]
+) -> None:
+    """A non-batching agent against a batching other side: the wanted episodes step
+    together so that the other side answers them in one call per round; each episode has
+    its own copy of the policy, reset with the episode's own seed, so every episode plays
+    exactly as in :func:`_run_sequential`."""
+    batcher = OpponentBatcher(opponent)
+    lanes, seeds, counters = [], {}, {}
+    for i, ep in enumerate(task.wanted):
+        lane = _Lane(ep, build_env(task.env_id, task.env_kwargs, batcher))
+        lane.extras["_policy"] = (
+            policy if i == 0 else build_policy(task.policy, task.env_id, task.env_kwargs)
+        )
+        lanes.append(lane)
+    try:
+        for lane in lanes:
+            t0 = time.perf_counter()
+            lane.obs, lane.info = lane.env.reset(seed=episode_seed(task.seed, lane.episode))
+            seeds[lane.episode] = policy_seed(task.seed, lane.episode)
+            lane.extras["_policy"].reset(seed=seeds[lane.episode])
+            lane.extras.update(hooks.start_fields(lane.env.unwrapped))
+            counters[lane.episode] = _Counters(lane.extras["_policy"])
+            lane.wall = time.perf_counter() - t0
+        active = list(lanes)
+        while active:
+            actions = []
+            for lane in active:
+                t0 = time.perf_counter()
+                actions.append(lane.extras["_policy"].act(lane.obs))
+                lane.wall += time.perf_counter() - t0
+            for lane, (obs, reward, terminated, truncated, info), wall in _step_lanes(
+                active, actions, batcher
+            ):
+                lane.obs, lane.info = obs, info
+                lane.reward += float(reward)
+                lane.steps += 1
+                lane.done = terminated or truncated
+                lane.wall += wall
+            for lane in active:
+                if lane.done:
+                    agent = lane.extras.pop("_policy")
+                    lane.cost = counters[lane.episode].delta()
+                    lane.summary = _summary(agent) or {}
+                    lane.extras["opponent_batched"] = True
+                    emit(_record(task, lane, seeds[lane.episode], batched=False))
+            active = [lane for lane in active if not lane.done]
+    finally:
+        for lane in lanes:
+            lane.env.close()
 
 
 def _run_batched(

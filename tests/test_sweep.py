@@ -341,11 +341,15 @@ def _outcomes(records: list[dict]) -> list[tuple]:
     return sorted((r["episode"], *(r.get(f) for f in fields)) for r in records)
 
 
+@pytest.mark.parametrize("agent_batches", [True, False])
 @pytest.mark.parametrize("game", ["pursuit", "twentyone"])
-def test_a_batching_other_side_answers_every_running_lane_in_one_call(tmp_path, registered, game):
-    """With a batching agent, an other side with act_batch gets each round's observations
-    together (one call per round, not per episode), and every episode ends exactly as
-    with the same policy answering one observation at a time."""
+def test_a_batching_other_side_answers_every_running_lane_in_one_call(
+    tmp_path, registered, game, agent_batches
+):
+    """An other side with act_batch gets each round's observations together (one call per
+    round, not per episode), whether the agent batches or not (then the episodes step in
+    lockstep, each with its own copy of the agent), and every episode ends exactly as with
+    the same policy answering one observation at a time."""
     made: list[Any] = []
     plain, batched = (Fleeing, BatchedFleeing) if game == "pursuit" else (Hitter, BatchedHitter)
     for name, cls in (("other_plain", plain), ("other_batched", batched)):
@@ -358,14 +362,18 @@ def test_a_batching_other_side_answers_every_running_lane_in_one_call(tmp_path, 
         base.register("agent", game)(lambda env_id, seed=None, **_: Stander(seed))
         env_id, key = "TwentyOne-v0", "opponent"
     registered.append("agent")
+    agent = "agent" if agent_batches else "random"  # the registered random: not batching
     runs = {}
     for name in ("other_plain", "other_batched"):
-        sweep = SweepSpec(env_id, [PolicySpec("agent")], 8, 0, {key: name}, chunk_size=8)
+        sweep = SweepSpec(env_id, [PolicySpec(agent)], 8, 0, {key: name}, chunk_size=8)
         runs[name] = run_sweep(sweep, tmp_path / name, SERIAL).records
+    assert all(r["batched"] is agent_batches for r in runs["other_batched"])
     assert _outcomes(runs["other_batched"]) == _outcomes(runs["other_plain"])
     sizes = made[-1].batch_sizes
     assert made[0].batch_sizes == []  # the plain one was asked one observation at a time
-    assert sizes and max(sizes) > 1 and sizes[0] == 8  # every lane asks in the first round
+    assert sizes and max(sizes) > 1
+    if agent_batches:  # the standing agent: every lane asks in the first round
+        assert sizes[0] == 8
     assert all(r.get("opponent_batched") for r in runs["other_batched"])
     assert not any(r.get("opponent_batched") for r in runs["other_plain"])
 
