@@ -322,6 +322,22 @@ def _always_first(base: Any, items: list[Any]) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in per.items()}
 
 
+AS_PLAYED = "all, as played"
+_PLAIN = "constraints (Pursuit-v0 candidates)"
+
+
+def _add_as_played(acc: dict[str, float], n: dict[str, int]) -> None:
+    """Add the accuracy over every item as the policy meets it in its env: boards with no
+    rule in force with Pursuit-v0's candidates (its base has no emergency function), the
+    restricted boards with the restricted-area function listed (PursuitRestricted-v0)."""
+    if _PLAIN not in acc:
+        return
+    rows = [k for k in n if k not in ("all", "constraints", _PLAIN, AS_PLAYED)]
+    total = sum(n[k] for k in rows) + n[_PLAIN]
+    acc[AS_PLAYED] = (sum(acc[k] * n[k] for k in rows) + acc[_PLAIN] * n[_PLAIN]) / total
+    n.setdefault(AS_PLAYED, total)
+
+
 def _md(result: dict[str, Any]) -> str:
     lines = [
         "# LD selection accuracy, entropy and speed",
@@ -356,6 +372,15 @@ def _md(result: dict[str, Any]) -> str:
             "right function is often listed first there, so a bias for A scores well without "
             "reading); the shuffled columns remove that floor (chance is 1/K).",
         ]
+        if AS_PLAYED in b["accuracy"]:
+            lines += [
+                "",
+                f"'{AS_PLAYED}': every item as the policy meets it in its env (boards with "
+                "no rule in force with Pursuit-v0's candidates, restricted boards with the "
+                "restricted-area function listed); 'all' and 'constraints' list the "
+                "restricted-area function on every board, also where no rule is in force "
+                "(there it is a no-op: it removes nothing without an area).",
+            ]
         lines += [
             "",
             "| entropy (nats, mean over items) | base model | LD student |",
@@ -446,6 +471,11 @@ def main(argv: list[str] | None = None) -> int:
             part.write_text(json.dumps(g[who], indent=2))
             logger.info("%s %s: %s", game, who, g[who]["accuracy"])
         g["always_first"] = _always_first(base, items)
+        for who in ("base", "student"):
+            if who in g:
+                _add_as_played(g[who]["accuracy"], g[who]["n"])
+                _add_as_played(g[who]["accuracy_shuffled"], dict(g[who]["n"]))
+                _add_as_played(g["always_first"], dict(g[who]["n"]))
         result["games"][game] = g
         if game == "pursuit" and args.speed_decisions and "student" in args.who:
             spec = ld_backend_spec(game, LDConfig(dtype=args.dtype))
