@@ -462,28 +462,27 @@ def _run_lockstep(
     its own copy of the policy, reset with the episode's own seed, so every episode plays
     exactly as in :func:`_run_sequential`."""
     batcher = OpponentBatcher(opponent)
-    lanes, seeds, counters = [], {}, {}
-    for i, ep in enumerate(task.wanted):
-        lane = _Lane(ep, build_env(task.env_id, task.env_kwargs, batcher))
-        lane.extras["_policy"] = (
-            policy if i == 0 else build_policy(task.policy, task.env_id, task.env_kwargs)
-        )
-        lanes.append(lane)
+    lanes = [_Lane(ep, build_env(task.env_id, task.env_kwargs, batcher)) for ep in task.wanted]
+    agents = {
+        lane.episode: policy if i == 0 else build_policy(task.policy, task.env_id, task.env_kwargs)
+        for i, lane in enumerate(lanes)
+    }
+    seeds = {ep: policy_seed(task.seed, ep) for ep in task.wanted}
+    counters = {}
     try:
         for lane in lanes:
             t0 = time.perf_counter()
             lane.obs, lane.info = lane.env.reset(seed=episode_seed(task.seed, lane.episode))
-            seeds[lane.episode] = policy_seed(task.seed, lane.episode)
-            lane.extras["_policy"].reset(seed=seeds[lane.episode])
-            lane.extras.update(hooks.start_fields(lane.env.unwrapped))
-            counters[lane.episode] = _Counters(lane.extras["_policy"])
+            agents[lane.episode].reset(seed=seeds[lane.episode])
+            lane.extras = hooks.start_fields(lane.env.unwrapped)
+            counters[lane.episode] = _Counters(agents[lane.episode])
             lane.wall = time.perf_counter() - t0
         active = list(lanes)
         while active:
             actions = []
             for lane in active:
                 t0 = time.perf_counter()
-                actions.append(lane.extras["_policy"].act(lane.obs))
+                actions.append(agents[lane.episode].act(lane.obs))
                 lane.wall += time.perf_counter() - t0
             for lane, (obs, reward, terminated, truncated, info), wall in _step_lanes(
                 active, actions, batcher
@@ -495,9 +494,8 @@ def _run_lockstep(
                 lane.wall += wall
             for lane in active:
                 if lane.done:
-                    agent = lane.extras.pop("_policy")
                     lane.cost = counters[lane.episode].delta()
-                    lane.summary = _summary(agent) or {}
+                    lane.summary = _summary(agents.pop(lane.episode)) or {}
                     lane.extras["opponent_batched"] = True
                     emit(_record(task, lane, seeds[lane.episode], batched=False))
             active = [lane for lane in active if not lane.done]
