@@ -13,6 +13,12 @@ opponent plays out to the end once the agent stood); every ask is a new round.
 
 Outside ``step_all`` (a plain ``env.step`` in the caller's thread) ``act`` calls the
 policy directly, so an env holding a batcher still works on its own.
+
+One policy object serves every lane, and each lane's ``env.reset`` reseeds it (the last
+reset wins), so a policy that samples plays differently than when it answers one
+episode at a time with its own seed. The LLM policies here decode greedily (their answer
+is a function of the prompt), so this only matters for a sampling policy put on the
+other side.
 """
 
 from __future__ import annotations
@@ -72,21 +78,23 @@ class OpponentBatcher:
     def step_all(self, steps: Sequence[Callable[[], Any]]) -> list[Any]:
         """Run ``steps`` (one ``env.step`` call per lane) with the other side batched.
 
-        Returns their results in order; the first exception of any step is raised after
-        every step has finished.
+        Returns their results in order; if steps fail, the failing step with the lowest
+        index has its exception raised after every step has finished.
         """
         if not steps:
             return []
         self._live, self._error = len(steps), None
         self._waiting.clear()
         self._answers.clear()
+        futures = []
         with ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="lane") as pool:
-            futures = [pool.submit(self._run_lane, i, fn) for i, fn in enumerate(steps)]
             try:
+                for i, fn in enumerate(steps):
+                    futures.append(pool.submit(self._run_lane, i, fn))
                 self._serve()
             except BaseException as exc:  # Ctrl-C or a failing act_batch: free the lanes
+                self._error = exc  # set before taking the lock: waiting lanes poll it
                 with self._cv:
-                    self._error = exc
                     self._cv.notify_all()
                 raise
         return [f.result() for f in futures]

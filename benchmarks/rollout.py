@@ -417,7 +417,7 @@ def run_chunk(
 
     if wants_batching(policy):
         _run_batched(task, policy, opponent, hooks, emit)
-    elif opponent is not None and wants_batching(opponent) and len(task.wanted) > 1:
+    elif opponent is not None and wants_batching(opponent):
         _run_lockstep(task, policy, opponent, hooks, emit)
     else:
         _run_sequential(task, policy, opponent, hooks, emit)
@@ -463,10 +463,8 @@ def _run_lockstep(
     exactly as in :func:`_run_sequential`."""
     batcher = OpponentBatcher(opponent)
     lanes = [_Lane(ep, build_env(task.env_id, task.env_kwargs, batcher)) for ep in task.wanted]
-    agents = {
-        lane.episode: policy if i == 0 else build_policy(task.policy, task.env_id, task.env_kwargs)
-        for i, lane in enumerate(lanes)
-    }
+    copies = [build_policy(task.policy, task.env_id, task.env_kwargs) for _ in lanes[1:]]
+    agents = {lane.episode: agent for lane, agent in zip(lanes, [policy, *copies], strict=True)}
     seeds = {ep: policy_seed(task.seed, ep) for ep in task.wanted}
     counters = {}
     try:
@@ -502,6 +500,10 @@ def _run_lockstep(
     finally:
         for lane in lanes:
             lane.env.close()
+        for copy in copies:
+            close = getattr(copy, "close", None)
+            if callable(close):
+                close()
 
 
 def _run_batched(

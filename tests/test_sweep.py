@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -389,10 +390,21 @@ def test_opponent_batcher_surfaces_a_failing_act_batch_and_acts_directly_outside
         def act_batch(self, observations: list[Any]) -> list[int]:
             raise ValueError("model fell over")
 
+    threads = threading.active_count()
     batcher = OpponentBatcher(Broken())
     assert batcher.act("obs") == 7
     with pytest.raises(ValueError, match="fell over"):
         batcher.step_all([lambda: batcher.act(1), lambda: batcher.act(2)])
+    assert threading.active_count() == threads  # no lane left waiting
+
+    def boom() -> None:
+        raise KeyError("lane failed")
+
+    # a lane that fails while another waits: the other is still answered
+    served = OpponentBatcher(BatchedHitter())
+    with pytest.raises(KeyError, match="lane failed"):
+        served.step_all([lambda: served.act({"own_total": 20}), boom])
+    assert served.answered == 1 and threading.active_count() == threads
     # a lane that never asks finishes normally next to one that asks twice
     ok = OpponentBatcher(BatchedHitter())
     two = {"own_total": 3}
