@@ -471,11 +471,12 @@ def main(argv: list[str] | None = None) -> int:
             part.write_text(json.dumps(g[who], indent=2))
             logger.info("%s %s: %s", game, who, g[who]["accuracy"])
         g["always_first"] = _always_first(base, items)
-        for who in ("base", "student"):
-            if who in g:
-                _add_as_played(g[who]["accuracy"], g[who]["n"])
-                _add_as_played(g[who]["accuracy_shuffled"], dict(g[who]["n"]))
-                _add_as_played(g["always_first"], dict(g[who]["n"]))
+        halves = [g[who] for who in ("base", "student") if who in g]
+        for half in halves:  # both halves score the same items, hence the same counts
+            _add_as_played(half["accuracy"], half["n"])
+            _add_as_played(half["accuracy_shuffled"], half["n"])
+        if halves:
+            _add_as_played(g["always_first"], halves[0]["n"])
         result["games"][game] = g
         if game == "pursuit" and args.speed_decisions and "student" in args.who:
             spec = ld_backend_spec(game, LDConfig(dtype=args.dtype))

@@ -482,19 +482,11 @@ def _run_lockstep(
                 t0 = time.perf_counter()
                 actions.append(agents[lane.episode].act(lane.obs))
                 lane.wall += time.perf_counter() - t0
-            for lane, (obs, reward, terminated, truncated, info), wall in _step_lanes(
-                active, actions, batcher
-            ):
-                lane.obs, lane.info = obs, info
-                lane.reward += float(reward)
-                lane.steps += 1
-                lane.done = terminated or truncated
-                lane.wall += wall
+            _step_lanes(active, actions, batcher)
             for lane in active:
                 if lane.done:
                     lane.cost = counters[lane.episode].delta()
                     lane.summary = _summary(agents.pop(lane.episode)) or {}
-                    lane.extras["opponent_batched"] = True
                     emit(_record(task, lane, seeds[lane.episode], batched=False))
             active = [lane for lane in active if not lane.done]
     finally:
@@ -541,16 +533,8 @@ def _run_batched(
                 _add(lane.cost, cost, 1.0 / len(active))
                 if summary is not None:
                     _merge_summary(lane.summary, summary, last_summary, len(active))
-            for lane, (obs, reward, terminated, truncated, info), wall in _step_lanes(
-                active, actions, batcher
-            ):
-                lane.obs, lane.info = obs, info
-                lane.reward += float(reward)
-                lane.steps += 1
-                lane.done = terminated or truncated
-                lane.wall += share + wall
-                if batcher is not None:
-                    lane.extras["opponent_batched"] = True
+                lane.wall += share
+            _step_lanes(active, actions, batcher)
             if summary is not None:
                 last_summary = summary
             for lane in active:
@@ -562,28 +546,37 @@ def _run_batched(
             lane.env.close()
 
 
-def _step_lanes(
-    lanes: list[_Lane], actions: list[Any], batcher: OpponentBatcher | None
-) -> list[tuple[_Lane, tuple, float]]:
-    """``env.step`` of every lane, with its wall seconds; the other side batched if given.
+def _step_lanes(lanes: list[_Lane], actions: list[Any], batcher: OpponentBatcher | None) -> None:
+    """``env.step`` every lane with its action and record the result in the lane (obs,
+    info, reward, steps, done, wall time); the other side batched when a batcher is given.
 
-    With a batcher the lanes step together (threads) and share the wall time equally.
+    With a batcher the lanes step together (threads) and share the wall time equally, and
+    their records say ``opponent_batched``.
     """
     if batcher is None:
-        out = []
+        results, walls = [], []
         for lane, action in zip(lanes, actions, strict=True):
             t1 = time.perf_counter()
-            result = lane.env.step(action)
-            out.append((lane, result, time.perf_counter() - t1))
-        return out
-    t1 = time.perf_counter()
-    steps = [
-        functools.partial(lane.env.step, action)
-        for lane, action in zip(lanes, actions, strict=True)
-    ]
-    results = batcher.step_all(steps)
-    share = (time.perf_counter() - t1) / len(lanes)
-    return [(lane, result, share) for lane, result in zip(lanes, results, strict=True)]
+            results.append(lane.env.step(action))
+            walls.append(time.perf_counter() - t1)
+    else:
+        t1 = time.perf_counter()
+        steps = [
+            functools.partial(lane.env.step, action)
+            for lane, action in zip(lanes, actions, strict=True)
+        ]
+        results = batcher.step_all(steps)
+        walls = [(time.perf_counter() - t1) / len(lanes)] * len(lanes)
+    for lane, (obs, reward, terminated, truncated, info), wall in zip(
+        lanes, results, walls, strict=True
+    ):
+        lane.obs, lane.info = obs, info
+        lane.reward += float(reward)
+        lane.steps += 1
+        lane.done = terminated or truncated
+        lane.wall += wall
+        if batcher is not None:
+            lane.extras["opponent_batched"] = True
 
 
 def _merge_summary(
