@@ -307,12 +307,6 @@ class Fleeing(Policy):
         return best
 
 
-class BatchedFleeing(Fleeing):
-    def act_batch(self, observations: list[Any]) -> list[int]:
-        self.batch_sizes.append(len(observations))
-        return [self.act(o) for o in observations]
-
-
 class Hitter(Policy):
     """A deterministic 21-point player: hit below 17."""
 
@@ -324,10 +318,22 @@ class Hitter(Policy):
         return int(obs["own_total"] < 17)
 
 
-class BatchedHitter(Hitter):
+class _RecordsBatches:
+    """Mixin: an act_batch (so the sweep batches the policy) that logs its batch sizes."""
+
+    batch_sizes: list[int]
+
     def act_batch(self, observations: list[Any]) -> list[int]:
         self.batch_sizes.append(len(observations))
-        return [self.act(o) for o in observations]
+        return [self.act(o) for o in observations]  # type: ignore[attr-defined]
+
+
+class BatchedFleeing(_RecordsBatches, Fleeing):
+    pass
+
+
+class BatchedHitter(_RecordsBatches, Hitter):
+    pass
 
 
 class Stander(Policy):
