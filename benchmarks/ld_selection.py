@@ -234,8 +234,13 @@ def _agreeing(a: list[int], b: list[int]) -> str:
 def _machine() -> str:
     import os
 
+    from ld_agents.llm.hardware import cpu_info, describe_cpu
+
     load = os.getloadavg()[0]
-    return f"{os.cpu_count()}-core CPU, load average {load:.1f} at the start"
+    return (
+        f"{os.cpu_count()}-core CPU ({describe_cpu(cpu_info())}), "
+        f"load average {load:.1f} at the start"
+    )
 
 
 def _prompts_key(base: Any, items: list[Any]) -> str:

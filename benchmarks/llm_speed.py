@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from ld_agents.llm import make_backend
+    from ld_agents.llm.hardware import cpu_info
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -324,6 +325,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "commit": git_commit(),
         "machine": platform.processor() or platform.machine(),
+        **cpu_info(),
         "cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "load_average_start": os.getloadavg(),

@@ -191,9 +191,13 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def machine() -> dict[str, Any]:
+    """Where a sweep ran: its wall times depend on the CPU (bfloat16 in hardware or not)."""
+    from ld_agents.llm.hardware import cpu_info
+
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        **cpu_info(),
         "cpus": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
@@ -247,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
 def summary(out: Path, log: dict[str, Any]) -> str:
     """``README.md`` of the tables folder: each sweep's table, command, commit, machine and
     wall time (the paper's figures are in each table's own labelled column)."""
+    from ld_agents.llm.hardware import describe_cpu
+
     lines = [
         "# The paper's Tables 1-3 on this machine",
         "",
@@ -265,7 +271,7 @@ def summary(out: Path, log: dict[str, Any]) -> str:
             lines.append(
                 f"- `{r['command']}` at commit `{r['commit']}`: {r['episodes_run']} episodes "
                 f"in {r['wall_seconds']:.0f} s ({r['executor']}, {r['workers']} worker(s)) on "
-                f"{m['cpus']} CPUs ({m['processor']}, load {m['load_average'][0]}), "
+                f"{m['cpus']} CPUs ({describe_cpu(m)}, load {m['load_average'][0]}), "
                 f"{r['finished']}"
             )
         lines.append("")

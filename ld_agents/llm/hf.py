@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from ld_agents.llm.base import Backend, GenerationRequest, register_backend
+from ld_agents.llm.hardware import slow_bf16_warning
 from ld_envs.errors import BackendError, InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -214,6 +215,9 @@ class HFBackend(Backend):
             raise InvalidArgument(f"device {device!r} asked for, but CUDA is not available")
         if device != "cpu" and not device.startswith("cuda"):
             raise InvalidArgument(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+        slow = slow_bf16_warning(dtype, device)
+        if slow:
+            logger.warning(slow)
         adapter_dir = None
         if adapter:
             adapter_dir = Path(adapter).expanduser()

@@ -1,0 +1,81 @@
+"""What this CPU computes fast: its model name and whether it has bfloat16 instructions.
+
+Why it matters: the KD and LD students (and the sweeps' raw rows) run in bfloat16. On a
+CPU with bfloat16 instructions (x86 ``avx512_bf16`` or ``amx_bf16``, Arm ``bf16``) that is
+about 2x faster than float32; on one without them torch emulates bfloat16 and can be far
+slower than float32. Measured on a 2-core AMD EPYC with AVX2 only (torch 2.13.0 CPU,
+1024x1024 ``torch.mm``): 0.9 GFLOP/s in bfloat16 against 139 GFLOP/s in float32; the KD
+pursuit student took 6.3 s per decision in bfloat16 there and 2.1 s in float32, against
+0.6 s in bfloat16 on a CPU with ``avx512_bf16``.
+
+The HF backend warns when bfloat16 is asked for on such a CPU (it does not switch dtype by
+itself: a sweep pins its dtype, and a resumed sweep must not mix numerics), and the
+benchmarks record :func:`cpu_info` beside their wall times.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from pathlib import Path
+from typing import Any
+
+#: /proc/cpuinfo flags that mean bfloat16 arithmetic in hardware (x86, then Arm)
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def parse_cpuinfo(text: str) -> tuple[str | None, frozenset[str] | None]:
+    """The model name and the feature flags of the first processor in ``/proc/cpuinfo``
+    text (``None`` for what it does not say)."""
+    model = flags = None
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key = key.strip().lower()
+        if model is None and key in ("model name", "cpu model"):
+            model = value.strip() or None
+        elif flags is None and key in ("flags", "features"):
+            flags = frozenset(value.split())
+        if model is not None and flags is not None:
+            break
+    return model, flags
+
+
+@functools.cache
+def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> dict[str, Any]:
+    """``{"cpu_model": str, "bf16_native": bool | None}`` for this machine (``None``: the
+    flags could not be read, e.g. not Linux)."""
+    try:
+        model, flags = parse_cpuinfo(Path(cpuinfo).read_text(errors="replace"))
+    except OSError:
+        model, flags = None, None
+    return {
+        "cpu_model": model or platform.processor() or platform.machine(),
+        "bf16_native": bool(flags & BF16_FLAGS) if flags is not None else None,
+    }
+
+
+def describe_cpu(info: dict[str, Any]) -> str:
+    """``"AMD EPYC, no bf16 instructions"``: a :func:`cpu_info` record in words (a record
+    without ``cpu_model`` may give ``processor`` instead)."""
+    words = str(info.get("cpu_model") or info.get("processor") or "unknown CPU")
+    native = info.get("bf16_native")
+    if native is not None:
+        words += ", bf16 in hardware" if native else ", no bf16 instructions"
+    return words
+
+
+def slow_bf16_warning(dtype: str, device: str) -> str | None:
+    """The warning to give for ``dtype`` on ``device``, or ``None`` when there is none."""
+    if dtype != "bfloat16" or device != "cpu" or cpu_info()["bf16_native"] is not False:
+        return None
+    return (
+        f"dtype=bfloat16 on a CPU without bfloat16 instructions ({cpu_info()['cpu_model']}; "
+        "no avx512_bf16/amx_bf16): torch emulates it and it can be many times slower than "
+        "float32 (see ld_agents/llm/hardware.py). Ask for dtype=float32 for speed; results "
+        "then differ slightly from bfloat16 runs, so do not mix the two in one sweep."
+    )
+
+
+__all__ = ["BF16_FLAGS", "cpu_info", "describe_cpu", "parse_cpuinfo", "slow_bf16_warning"]
