@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -129,9 +130,10 @@ def measure(game: str, decisions: int, seed: int, adapter: Path | None = None) -
             "held_out_trace_seed": HELD_OUT_TRACE_SEED, "rows": rows}  # fmt: skip
 
 
-def to_markdown(results: dict[str, Any]) -> str:
+def to_markdown(results: dict[str, Any], machine: str = "") -> str:
     lines = ["# KD students against their teacher on held-out starts", "",
-             "Written by `python -m benchmarks.kd_agreement` (see its docstring).", ""]  # fmt: skip
+             "Written by `python -m benchmarks.kd_agreement` (see its docstring)"
+             + (f" on {machine}." if machine else "."), ""]  # fmt: skip
     for res in results.values():
         rows = res["rows"]
         keys = [k for k in rows["kd"] if k != "ms_per_decision"]
@@ -147,6 +149,7 @@ def to_markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.results_io import write_text_atomic
+    from ld_agents.llm.hardware import cpu_info, describe_cpu
     from ld_envs.errors import InvalidArgument
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -165,10 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.adapter is not None and len(games) != 1:
         raise InvalidArgument("--adapter needs exactly one game in --games")
     results = {g: measure(g, args.decisions, args.seed, args.adapter) for g in games}
+    machine = f"{os.cpu_count()}-core CPU ({describe_cpu(cpu_info())})"
     args.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.out / "kd_agreement.json", json.dumps(results, indent=2))
-    write_text_atomic(args.out / "kd_agreement.md", to_markdown(results))
-    print(to_markdown(results))
+    record = {"machine": machine, **results}
+    write_text_atomic(args.out / "kd_agreement.json", json.dumps(record, indent=2))
+    write_text_atomic(args.out / "kd_agreement.md", to_markdown(results, machine))
+    print(to_markdown(results, machine))
     return 0
 
 
