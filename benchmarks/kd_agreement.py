@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -149,7 +148,7 @@ def to_markdown(results: dict[str, Any], machine: str = "") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.results_io import write_text_atomic
-    from ld_agents.llm.hardware import cpu_info, describe_cpu
+    from ld_agents.llm.hardware import describe_machine
     from ld_envs.errors import InvalidArgument
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -168,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.adapter is not None and len(games) != 1:
         raise InvalidArgument("--adapter needs exactly one game in --games")
     results = {g: measure(g, args.decisions, args.seed, args.adapter) for g in games}
-    machine = f"{os.cpu_count()}-core CPU ({describe_cpu(cpu_info())})"
+    machine = describe_machine()
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"machine": machine, **results}
     write_text_atomic(args.out / "kd_agreement.json", json.dumps(record, indent=2))

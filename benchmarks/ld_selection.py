@@ -234,13 +234,9 @@ def _agreeing(a: list[int], b: list[int]) -> str:
 def _machine() -> str:
     import os
 
-    from ld_agents.llm.hardware import cpu_info, describe_cpu
+    from ld_agents.llm.hardware import describe_machine
 
-    load = os.getloadavg()[0]
-    return (
-        f"{os.cpu_count()}-core CPU ({describe_cpu(cpu_info())}), "
-        f"load average {load:.1f} at the start"
-    )
+    return f"{describe_machine()}, load average {os.getloadavg()[0]:.1f} at the start"
 
 
 def _prompts_key(base: Any, items: list[Any]) -> str:

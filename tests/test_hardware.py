@@ -1,4 +1,4 @@
-"""CPU feature reading and the slow-bfloat16 warning (no model)."""
+"""CPU feature reading and the slow-bfloat16 warning (the last test loads the real model)."""
 
 from __future__ import annotations
 
@@ -55,17 +55,19 @@ def test_unreadable_cpuinfo_is_unknown_not_an_error(tmp_path):
 
 
 def test_describe_cpu_reads_old_and_new_records():
-    assert describe_cpu({"cpu_model": "AMD EPYC", "bf16_native": False}) == (
-        "AMD EPYC, no bf16 instructions"
-    )
+    assert describe_cpu(NO_BF16) == "AMD EPYC, no bf16 instructions"
     assert describe_cpu({"cpu_model": "Xeon", "bf16_native": True}) == "Xeon, bf16 in hardware"
     assert describe_cpu({"processor": "x86_64"}) == "x86_64"  # records from before cpu_info
 
 
+def test_describe_machine_names_cores_and_cpu(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_info", lambda: NO_BF16)
+    monkeypatch.setattr(hardware.os, "cpu_count", lambda: 2)
+    assert hardware.describe_machine() == "2-core CPU (AMD EPYC, no bf16 instructions)"
+
+
 def test_warning_only_for_bf16_on_a_cpu_without_it(monkeypatch):
-    monkeypatch.setattr(
-        hardware, "cpu_info", lambda: {"cpu_model": "AMD EPYC", "bf16_native": False}
-    )
+    monkeypatch.setattr(hardware, "cpu_info", lambda: NO_BF16)
     text = slow_bf16_warning("bfloat16", "cpu")
     assert "AMD EPYC" in text and "dtype=float32" in text
     assert slow_bf16_warning("float32", "cpu") is None
@@ -82,9 +84,7 @@ def test_hf_backend_logs_the_warning(monkeypatch, caplog):
     """The real backend, asked for bf16 on a CPU said to lack it, warns once on load."""
     from ld_agents.llm import make_backend
 
-    monkeypatch.setattr(
-        hardware, "cpu_info", lambda: {"cpu_model": "AMD EPYC", "bf16_native": False}
-    )
+    monkeypatch.setattr(hardware, "cpu_info", lambda: NO_BF16)
     with caplog.at_level(logging.WARNING, logger="ld_agents.llm.hf"):
         backend = make_backend("hf:embedded?dtype=bfloat16&device=cpu")
     backend.close()

@@ -16,6 +16,7 @@ benchmarks record :func:`cpu_info` beside their wall times.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -66,16 +67,29 @@ def describe_cpu(info: dict[str, Any]) -> str:
     return words
 
 
+def describe_machine() -> str:
+    """``"2-core CPU (AMD EPYC, no bf16 instructions)"``: this machine, for result files."""
+    return f"{os.cpu_count()}-core CPU ({describe_cpu(cpu_info())})"
+
+
 def slow_bf16_warning(dtype: str, device: str) -> str | None:
     """The warning to give for ``dtype`` on ``device``, or ``None`` when there is none."""
-    if dtype != "bfloat16" or device != "cpu" or cpu_info()["bf16_native"] is not False:
+    info = cpu_info()
+    if dtype != "bfloat16" or device != "cpu" or info["bf16_native"] is not False:
         return None
     return (
-        f"dtype=bfloat16 on a CPU without bfloat16 instructions ({cpu_info()['cpu_model']}; "
+        f"dtype=bfloat16 on a CPU without bfloat16 instructions ({info['cpu_model']}; "
         "no avx512_bf16/amx_bf16): torch emulates it and it can be many times slower than "
         "float32 (see ld_agents/llm/hardware.py). Ask for dtype=float32 for speed; results "
         "then differ slightly from bfloat16 runs, so do not mix the two in one sweep."
     )
 
 
-__all__ = ["BF16_FLAGS", "cpu_info", "describe_cpu", "parse_cpuinfo", "slow_bf16_warning"]
+__all__ = [
+    "BF16_FLAGS",
+    "cpu_info",
+    "describe_cpu",
+    "describe_machine",
+    "parse_cpuinfo",
+    "slow_bf16_warning",
+]
