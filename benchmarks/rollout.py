@@ -11,6 +11,7 @@ import contextlib
 import functools
 import inspect
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +22,8 @@ import numpy as np
 
 from benchmarks.opponent_batch import OpponentBatcher
 from ld_envs.errors import InvalidArgument, unknown_name
+
+logger = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------- seeds
 
@@ -284,6 +287,9 @@ class ChunkTask:
     #: the episodes whose records are wanted (the rest are already on disk)
     wanted: tuple[int, ...]
     commit: str
+    #: (episode, outcome, steps, violations) of this chunk's episodes already on disk: a
+    #: batching policy replays them, and the replay is checked against them
+    recorded: tuple[tuple[int, str, int, int], ...] = ()
 
 
 def wants_batching(policy: Any) -> bool:
@@ -507,6 +513,7 @@ def _run_batched(
     if opponent is not None and wants_batching(opponent):  # an LLM on the other side
         batcher = opponent = OpponentBatcher(opponent)
     lanes = [_Lane(ep, build_env(task.env_id, task.env_kwargs, opponent)) for ep in task.episodes]
+    replay = ReplayCheck(task)
     try:
         for lane in lanes:
             t0 = time.perf_counter()
@@ -540,10 +547,57 @@ def _run_batched(
             for lane in active:
                 if lane.done and lane.episode in wanted:
                     emit(_record(task, lane, pseed, batched=True))
+                elif lane.done:
+                    replay.check(_record(task, lane, pseed, batched=True))
             active = [lane for lane in active if not lane.done]
     finally:
         for lane in lanes:
             lane.env.close()
+    replay.report()
+
+
+class ReplayCheck:
+    """Compares a resumed batched chunk's replay of episodes already on disk with their
+    records (outcome, steps, violations): a difference means the policy or the numerics
+    changed since they were written (another model, dtype or kernel). Differences are
+    logged as warnings, the tally at the end of the chunk."""
+
+    def __init__(self, task: ChunkTask) -> None:
+        self.task = task
+        self.recorded = {ep: (o, s, v) for ep, o, s, v in task.recorded}
+        self.matched: list[int] = []
+        self.differed: list[int] = []
+
+    def check(self, rec: Mapping[str, Any]) -> bool | None:
+        """Whether a replayed record matches the one on disk (``None``: none on disk)."""
+        want = self.recorded.get(rec["episode"])
+        if want is None:
+            return None
+        got = (rec["outcome"], rec["steps"], rec["violations"])
+        (self.matched if got == want else self.differed).append(rec["episode"])
+        if got != want:
+            logger.warning(
+                "%s chunk %d: replayed episode %d gave (outcome, steps, violations) %s, "
+                "its record on disk says %s",
+                self.task.policy.label,
+                self.task.chunk,
+                rec["episode"],
+                got,
+                want,
+            )
+        return got == want
+
+    def report(self) -> None:
+        if self.matched or self.differed:
+            logger.info(
+                "%s chunk %d: replayed %d episodes already on disk: %d match their records, "
+                "%d differ",
+                self.task.policy.label,
+                self.task.chunk,
+                len(self.matched) + len(self.differed),
+                len(self.matched),
+                len(self.differed),
+            )
 
 
 def _step_lanes(lanes: list[_Lane], actions: list[Any], batcher: OpponentBatcher | None) -> None:

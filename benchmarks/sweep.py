@@ -303,8 +303,18 @@ def _check_records(folder: Path, spec: SweepSpec, records: list[dict[str, Any]])
             )
 
 
-def plan_chunks(spec: SweepSpec, done: set[tuple[str, int]], commit: str = "") -> list[ChunkTask]:
-    """The chunks that still have missing episodes, policy by policy."""
+def plan_chunks(
+    spec: SweepSpec,
+    done: set[tuple[str, int]],
+    commit: str = "",
+    records: Sequence[Mapping[str, Any]] = (),
+) -> list[ChunkTask]:
+    """The chunks that still have missing episodes, policy by policy; ``records`` (those on
+    disk) let a batched chunk check its replay of the episodes it does not need."""
+    on_disk = {
+        (r["policy"], r["episode"]): (r["episode"], r.get("outcome"), r["steps"], r["violations"])
+        for r in records
+    }
     tasks = []
     for p in spec.policies:
         for chunk, start in enumerate(range(0, spec.episodes, spec.chunk_size)):
@@ -321,6 +331,9 @@ def plan_chunks(spec: SweepSpec, done: set[tuple[str, int]], commit: str = "") -
                         episodes=episodes,
                         wanted=wanted,
                         commit=commit,
+                        recorded=tuple(
+                            on_disk[p.label, ep] for ep in episodes if (p.label, ep) in on_disk
+                        ),
                     )
                 )
     return tasks
@@ -347,7 +360,7 @@ def run_sweep(
         records, report = load_records(folder / EPISODES_FILE)
         _check_records(folder, spec, records)
         done = {(r["policy"], r["episode"]) for r in records}
-        tasks = plan_chunks(spec, done, commit)
+        tasks = plan_chunks(spec, done, commit, records)
         todo = sum(len(t.wanted) for t in tasks)
         logger.info(
             "sweep %s: %d episodes to run (%d already done) in %d chunks",

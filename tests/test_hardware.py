@@ -1,4 +1,5 @@
-"""CPU feature reading and the slow-bfloat16 warning (the last test loads the real model)."""
+"""CPU feature reading, the slow-bfloat16 warning and float32 products for bfloat16 layers
+(the last tests load the real model)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import logging
 import pytest
 
 from ld_agents.llm import hardware
-from ld_agents.llm.hardware import cpu_info, describe_cpu, parse_cpuinfo, slow_bf16_warning
+from ld_agents.llm.hardware import (
+    bf16_matmul_mode,
+    cpu_info,
+    describe_cpu,
+    parse_cpuinfo,
+    slow_bf16_warning,
+)
+from ld_envs.errors import InvalidArgument
 
 NO_BF16 = {"cpu_model": "AMD EPYC", "bf16_native": False}
 
@@ -69,7 +77,8 @@ def test_describe_machine_names_cores_and_cpu(monkeypatch):
 def test_warning_only_for_bf16_on_a_cpu_without_it(monkeypatch):
     monkeypatch.setattr(hardware, "cpu_info", lambda: NO_BF16)
     text = slow_bf16_warning("bfloat16", "cpu")
-    assert "AMD EPYC" in text and "dtype=float32" in text
+    assert "AMD EPYC" in text and "bf16_matmul=auto" in text
+    assert slow_bf16_warning("bfloat16", "cpu", "float32") is None
     assert slow_bf16_warning("float32", "cpu") is None
     assert slow_bf16_warning("bfloat16", "cuda") is None
     for native in (True, None):
@@ -79,6 +88,46 @@ def test_warning_only_for_bf16_on_a_cpu_without_it(monkeypatch):
         assert slow_bf16_warning("bfloat16", "cpu") is None
 
 
+def test_bf16_matmul_auto_takes_float32_products_only_on_a_cpu_without_bf16(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_info", lambda: NO_BF16)
+    assert bf16_matmul_mode("auto", "bfloat16", "cpu") == "float32"
+    assert bf16_matmul_mode("auto", "bfloat16", "cuda") == "native"
+    assert bf16_matmul_mode("auto", "float32", "cpu") == "native"
+    assert bf16_matmul_mode("native", "bfloat16", "cpu") == "native"
+    for native in (True, None):
+        monkeypatch.setattr(
+            hardware, "cpu_info", lambda n=native: {"cpu_model": "x", "bf16_native": n}
+        )
+        assert bf16_matmul_mode("auto", "bfloat16", "cpu") == "native"
+    assert bf16_matmul_mode("float32", "bfloat16", "cpu") == "float32"
+    with pytest.raises(InvalidArgument, match="bf16_matmul must be one of auto, float32, native"):
+        bf16_matmul_mode("fast", "bfloat16", "cpu")
+
+
+def test_float32_matmuls_give_the_rounded_float32_product():
+    """Changed layers return bf16(x.float() @ W.float().T + b); float32 layers are left."""
+    import torch
+
+    from ld_agents.llm.hf import float32_matmuls
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 32), torch.nn.GELU(), torch.nn.Linear(32, 8, bias=False)
+    ).to(torch.bfloat16)
+    model.append(torch.nn.Linear(8, 4))  # float32: left as it is
+    x = torch.randn(5, 64).to(torch.bfloat16)
+    first, last = model[0], model[2]
+    want = torch.nn.functional.linear(x.float(), first.weight.float(), first.bias.float())
+    want = torch.nn.functional.gelu(want.to(torch.bfloat16))
+    want = (want.float() @ last.weight.float().T).to(torch.bfloat16)
+    assert float32_matmuls(model) == 2
+    assert type(model[3]) is torch.nn.Linear
+    with torch.no_grad():
+        got = model[:3](x)
+    assert got.dtype == torch.bfloat16
+    assert torch.equal(got, want)
+
+
 @pytest.mark.llm
 def test_hf_backend_logs_the_warning(monkeypatch, caplog):
     """The real backend, asked for bf16 on a CPU said to lack it, warns once on load."""
@@ -86,7 +135,31 @@ def test_hf_backend_logs_the_warning(monkeypatch, caplog):
 
     monkeypatch.setattr(hardware, "cpu_info", lambda: NO_BF16)
     with caplog.at_level(logging.WARNING, logger="ld_agents.llm.hf"):
-        backend = make_backend("hf:embedded?dtype=bfloat16&device=cpu")
+        backend = make_backend("hf:embedded?dtype=bfloat16&device=cpu&bf16_matmul=native")
     backend.close()
     warned = [r for r in caplog.records if "without bfloat16 instructions" in r.getMessage()]
     assert len(warned) == 1
+
+
+@pytest.mark.llm
+def test_hf_backend_float32_products_keep_the_bf16_models_answers(monkeypatch, caplog):
+    """On a CPU said to lack bf16, ``auto`` multiplies in float32 without a warning, and the
+    model answers as with torch's own bf16 products: same greedy text, near-equal scores."""
+    from ld_agents.llm import make_backend
+    from ld_agents.llm.base import GenerationRequest
+
+    monkeypatch.setattr(hardware, "cpu_info", lambda: NO_BF16)
+    prompt = "The capital of France is"
+    request = GenerationRequest(prompt, until=("\n",), max_new_tokens=6)
+    scored = [(prompt, " Paris"), (prompt, " Rome")]
+    out = {}
+    for mode in ("auto", "native"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="ld_agents.llm.hf"):
+            backend = make_backend(f"hf:embedded?dtype=bfloat16&device=cpu&bf16_matmul={mode}")
+        assert backend.bf16_matmul == ("float32" if mode == "auto" else "native")
+        assert bool(caplog.records) == (mode == "native")
+        out[mode] = backend.generate_until([request]), backend.loglikelihood(scored)
+        backend.close()
+    assert out["auto"][0] == out["native"][0]
+    assert out["auto"][1] == pytest.approx(out["native"][1], abs=0.05)

@@ -214,6 +214,31 @@ def test_batched_resume_replays_the_whole_chunk_identically(tmp_path, registered
     assert all(r["batched"] for r in first)
 
 
+def test_batched_resume_checks_its_replay_against_the_records_on_disk(tmp_path, registered, caplog):
+    """The episodes a resumed batched chunk replays but does not need are compared with
+    their records: equal ones are tallied, a record that differs is named in a warning."""
+    base.register("batcher", "pursuit")(lambda env_id, seed=None, **_: Batcher(seed))
+    registered.append("batcher")
+    run_sweep(spec("batcher", chunk=3), tmp_path / "a", SERIAL)
+    recs = [json.loads(line) for line in lines(tmp_path / "a")]
+    kept = [r for r in recs if r["chunk"] == 0] + [r for r in recs if r["chunk"] == 1][:2]
+    path = tmp_path / "a" / EPISODES_FILE
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    with caplog.at_level("INFO", logger="benchmarks.rollout"):
+        assert run_sweep(spec("batcher", chunk=3), tmp_path / "a", SERIAL).ran == 1
+    assert "batcher chunk 1: replayed 2 episodes already on disk: 2 match" in caplog.text
+    assert "WARNING" not in [r.levelname for r in caplog.records]
+
+    altered = kept[-1] | {"steps": kept[-1]["steps"] + 1}
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*kept[:-1], altered]))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="benchmarks.rollout"):
+        run_sweep(spec("batcher", chunk=3), tmp_path / "a", SERIAL)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and f"replayed episode {altered['episode']} gave" in warned[0]
+    assert "2 episodes already on disk: 1 match their records, 1 differ" in caplog.text
+
+
 def test_batching_policy_gets_the_running_episodes_together(tmp_path, registered):
     """act_batch receives every running episode of the chunk; costs are shared out."""
     made: list[Batcher] = []

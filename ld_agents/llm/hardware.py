@@ -8,9 +8,19 @@ slower than float32. Measured on a 2-core AMD EPYC with AVX2 only (torch 2.13.0 
 pursuit student took 6.3 s per decision in bfloat16 there and 2.1 s in float32, against
 0.6 s in bfloat16 on a CPU with ``avx512_bf16``.
 
-The HF backend warns when bfloat16 is asked for on such a CPU (it does not switch dtype by
-itself: a sweep pins its dtype, and a resumed sweep must not mix numerics), and the
-benchmarks record :func:`cpu_info` beside their wall times.
+What the slow part is: only the matrix products. A bfloat16 product on a CPU with bfloat16
+instructions multiplies bfloat16 inputs, accumulates in float32 and rounds the result to
+bfloat16; the same numbers come out of a float32 product of the (exactly widened) bfloat16
+inputs rounded back to bfloat16. So on such a CPU the HF backend (option
+``bf16_matmul=auto``, see :func:`bf16_matmul_mode`) runs its bfloat16 linear layers that
+way: the model stays bfloat16 (weights, activations, key-value cache, every other op) and
+runs at float32 speed. Measured there: the KD pursuit student, 8 decisions, 51.6 s with
+torch's emulated products and 19.5 s this way, with the same 8 answers. A sweep's numerics
+are unchanged (only the summation order inside a product may differ, as between any two
+machines), so a bfloat16 sweep may resume on such a CPU. With ``bf16_matmul=native`` the
+backend uses torch's products as they are and warns that they are slow.
+
+The benchmarks record :func:`cpu_info` beside their wall times.
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ import os
 import platform
 from pathlib import Path
 from typing import Any
+
+from ld_envs.errors import InvalidArgument
 
 #: /proc/cpuinfo flags that mean bfloat16 arithmetic in hardware (x86, then Arm)
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
@@ -72,21 +84,49 @@ def describe_machine() -> str:
     return f"{os.cpu_count()}-core CPU ({describe_cpu(cpu_info())})"
 
 
-def slow_bf16_warning(dtype: str, device: str) -> str | None:
-    """The warning to give for ``dtype`` on ``device``, or ``None`` when there is none."""
+#: values of the HF backend's ``bf16_matmul`` option
+BF16_MATMUL_MODES = ("auto", "float32", "native")
+
+
+def bf16_matmul_mode(requested: str, dtype: str, device: str) -> str:
+    """How bfloat16 linear layers multiply: ``"float32"`` (widened inputs, float32 product,
+    result rounded to bfloat16) or ``"native"`` (torch's own bfloat16 product).
+
+    ``requested="auto"`` gives ``"float32"`` for bfloat16 on a CPU known to lack bfloat16
+    instructions and ``"native"`` everywhere else (GPUs, bfloat16 CPUs, other dtypes).
+    """
+    if requested not in BF16_MATMUL_MODES:
+        raise InvalidArgument(
+            f"bf16_matmul must be one of {', '.join(BF16_MATMUL_MODES)}, got {requested!r}"
+        )
+    if dtype != "bfloat16":
+        return "native"
+    if requested == "auto":
+        slow = device == "cpu" and cpu_info()["bf16_native"] is False
+        return "float32" if slow else "native"
+    return requested
+
+
+def slow_bf16_warning(dtype: str, device: str, matmul: str = "native") -> str | None:
+    """The warning to give for ``dtype`` on ``device`` with bfloat16 products done the
+    ``matmul`` way (see :func:`bf16_matmul_mode`), or ``None`` when there is none."""
     info = cpu_info()
     if dtype != "bfloat16" or device != "cpu" or info["bf16_native"] is not False:
         return None
+    if matmul != "native":
+        return None
     return (
-        f"dtype=bfloat16 on a CPU without bfloat16 instructions ({info['cpu_model']}; "
-        "no avx512_bf16/amx_bf16): torch emulates it and it can be many times slower than "
-        "float32 (see ld_agents/llm/hardware.py). Ask for dtype=float32 for speed; results "
-        "then differ slightly from bfloat16 runs, so do not mix the two in one sweep."
+        f"dtype=bfloat16 with bf16_matmul=native on a CPU without bfloat16 instructions "
+        f"({info['cpu_model']}; no avx512_bf16/amx_bf16): torch emulates the products and "
+        "they can be many times slower than float32 (see ld_agents/llm/hardware.py); "
+        "bf16_matmul=auto computes them in float32 with the same results."
     )
 
 
 __all__ = [
     "BF16_FLAGS",
+    "BF16_MATMUL_MODES",
+    "bf16_matmul_mode",
     "cpu_info",
     "describe_cpu",
     "describe_machine",

@@ -10,7 +10,11 @@ Spec strings::
 Options: ``dtype`` (``float32`` default, ``bfloat16``, ``float16``), ``device`` (``auto``
 default: CUDA when available, else CPU), ``adapter`` (a peft LoRA folder, merged into the
 weights on load), ``batch_size`` (rows per forward, default 32), ``prefix_cache_tokens``
-(budget of the key-value prefix cache, default 16384 tokens).
+(budget of the key-value prefix cache, default 16384 tokens), ``bf16_matmul`` (``auto``
+default: on a CPU without bfloat16 instructions, bfloat16 linear layers multiply their
+widened inputs in float32 and round the result to bfloat16, the numbers a bfloat16 CPU
+gives, at float32 speed; ``float32`` always; ``native`` never; see
+:mod:`ld_agents.llm.hardware`).
 
 **Prompts are plain completions.** The embedded model is the *base* Gemma-3-270M, not an
 instruction-tuned model, and its GGUF carries no chat template, so no template is applied:
@@ -46,6 +50,7 @@ sees, so batched output can differ slightly from unbatched output for such long 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -57,13 +62,13 @@ from pathlib import Path
 from typing import Any
 
 from ld_agents.llm.base import Backend, GenerationRequest, register_backend
-from ld_agents.llm.hardware import slow_bf16_warning
+from ld_agents.llm.hardware import bf16_matmul_mode, slow_bf16_warning
 from ld_envs.errors import BackendError, InvalidArgument
 
 logger = logging.getLogger(__name__)
 
 _DTYPES = ("float32", "bfloat16", "float16")
-_OPTIONS = ("dtype", "device", "adapter", "batch_size", "prefix_cache_tokens")
+_OPTIONS = ("dtype", "device", "adapter", "batch_size", "prefix_cache_tokens", "bf16_matmul")
 _METHODS = ("cached", "naive", "keep", "batch")
 
 
@@ -73,6 +78,45 @@ class _Request:
 
     ids: list[int]
     start: int
+
+
+def float32_matmuls(model: Any) -> int:
+    """Make ``model``'s bfloat16 linear layers compute ``bf16(x.float() @ W.float().T)``
+    (a float32 copy of each weight is kept); return how many were changed.
+
+    This is what a bfloat16 product does on hardware with bfloat16 instructions (exact
+    products, float32 accumulation, one rounding), so outputs stay those of the bfloat16
+    model; on a CPU without such instructions it runs at float32 speed instead of torch's
+    emulation (see :mod:`ld_agents.llm.hardware`).
+    """
+    import torch
+
+    cls = _linear_class()
+    n = 0
+    for module in model.modules():
+        if type(module) is torch.nn.Linear and module.weight.dtype == torch.bfloat16:
+            module.__class__ = cls
+            module.weight32 = module.weight.detach().float()
+            module.bias32 = None if module.bias is None else module.bias.detach().float()
+            n += 1
+    return n
+
+
+def _float32_matmul_forward(self: Any, x: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.linear(x.float(), self.weight32, self.bias32).to(x.dtype)
+
+
+@functools.cache
+def _linear_class() -> type:
+    import torch
+
+    return type(
+        "Float32MatmulLinear",
+        (torch.nn.Linear,),
+        {"forward": _float32_matmul_forward, "__doc__": "bfloat16 Linear, float32 product."},
+    )
 
 
 @dataclass
@@ -198,6 +242,7 @@ class HFBackend(Backend):
         adapter: str | None = None,
         batch_size: int | str = 32,
         prefix_cache_tokens: int | str = 16384,
+        bf16_matmul: str = "auto",
     ) -> None:
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -215,7 +260,8 @@ class HFBackend(Backend):
             raise InvalidArgument(f"device {device!r} asked for, but CUDA is not available")
         if device != "cpu" and not device.startswith("cuda"):
             raise InvalidArgument(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-        slow = slow_bf16_warning(dtype, device)
+        self.bf16_matmul = bf16_matmul_mode(bf16_matmul, dtype, device)
+        slow = slow_bf16_warning(dtype, device, self.bf16_matmul)
         if slow:
             logger.warning(slow)
         adapter_dir = None
@@ -241,6 +287,9 @@ class HFBackend(Backend):
             model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
             model = model.to(self.dtype)
         self.model = model.to(self.device).eval()
+        if self.bf16_matmul == "float32":
+            n = float32_matmuls(self.model)
+            logger.info("%d bfloat16 linear layers multiply in float32 (bf16_matmul)", n)
         self.adapter = str(adapter_dir) if adapter_dir is not None else None
         self.body = self.model.get_decoder()
         self.head = self.model.get_output_embeddings()
