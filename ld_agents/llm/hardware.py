@@ -15,9 +15,11 @@ inputs rounded back to bfloat16. So on such a CPU the HF backend (option
 ``bf16_matmul=auto``, see :func:`bf16_matmul_mode`) runs its bfloat16 linear layers that
 way: the model stays bfloat16 (weights, activations, key-value cache, every other op) and
 runs at float32 speed. Measured there: the KD pursuit student, 8 decisions, 51.6 s with
-torch's emulated products and 19.5 s this way, with the same 8 answers. A sweep's numerics
-are unchanged (only the summation order inside a product may differ, as between any two
-machines), so a bfloat16 sweep may resume on such a CPU. With ``bf16_matmul=native`` the
+torch's emulated products and 19.5 s this way, with the same 8 answers. What may still
+differ is what differs between any two machines' bfloat16 kernels (summation order,
+rounding inside the hardware), which greedy decoding can turn into another move at a
+near-tie, so bfloat16 episodes are reproducible on one machine, not bit for bit across
+machines. With ``bf16_matmul=native`` the
 backend uses torch's products as they are and warns that they are slow.
 
 The benchmarks record :func:`cpu_info` beside their wall times.
