@@ -218,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         executor=executor, workers=args.workers, progress=False if args.no_progress else None
     )
     command = command_line(args)
+    commit = git_commit()  # the code that runs: read before a long sweep, not after it
     for sweep in sweeps:
         spec = sweep_spec(sweep, args)
         folder = args.out / sweep.folder
@@ -233,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         entry["runs"].append(
             {
                 "command": command,
-                "commit": git_commit(),
+                "commit": commit,
                 "machine": machine(),
                 "episodes_run": result.ran,
                 "wall_seconds": round(wall, 1),
