@@ -19,8 +19,9 @@ indices; a chunk is the unit of work an executor runs. Inside a chunk:
   sets ``batch_episodes = True``) steps all the chunk's episodes together: each step,
   ``act_batch`` gets the observations of the episodes still running. The policy is reset
   once per chunk (with :func:`chunk_seed`), so its results depend on the chunk's make-up,
-  which is fixed by the manifest (``chunk_size``); a resumed chunk is re-run whole and
-  only its missing episodes are written;
+  which is fixed by the manifest (``chunk_size``); a resumed chunk is re-run whole, only
+  its missing episodes are written, and the others are checked against their records
+  (:class:`benchmarks.rollout.ReplayCheck`);
 * any other policy plays the chunk's episodes one after another, reset per episode, so
   each episode depends only on its own seeds.
 
