@@ -87,7 +87,9 @@ def float32_matmuls(model: Any) -> int:
     This is what a bfloat16 product does on hardware with bfloat16 instructions (exact
     products, float32 accumulation, one rounding), so outputs stay those of the bfloat16
     model; on a CPU without such instructions it runs at float32 speed instead of torch's
-    emulation (see :mod:`ld_agents.llm.hardware`).
+    emulation (see :mod:`ld_agents.llm.hardware`). Call it last, on a model for inference:
+    the float32 copies are taken now, so later changes to the weights (loading, merging,
+    training) are not seen.
     """
     import torch
 
@@ -96,8 +98,10 @@ def float32_matmuls(model: Any) -> int:
     for module in model.modules():
         if type(module) is torch.nn.Linear and module.weight.dtype == torch.bfloat16:
             module.__class__ = cls
-            module.weight32 = module.weight.detach().float()
-            module.bias32 = None if module.bias is None else module.bias.detach().float()
+            # buffers (not saved): they follow .to(device); the weights are not read again
+            module.register_buffer("weight32", module.weight.detach().float(), persistent=False)
+            bias = None if module.bias is None else module.bias.detach().float()
+            module.register_buffer("bias32", bias, persistent=False)
             n += 1
     return n
 
