@@ -289,7 +289,7 @@ class ChunkTask:
     commit: str
     #: (episode, outcome, steps, violations) of this chunk's episodes already on disk: a
     #: batching policy replays them, and the replay is checked against them
-    recorded: tuple[tuple[int, str, int, int], ...] = ()
+    recorded: tuple[tuple[Any, ...], ...] = ()
 
 
 def wants_batching(policy: Any) -> bool:
@@ -556,6 +556,11 @@ def _run_batched(
     replay.report()
 
 
+def replay_fields(rec: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a replayed episode is checked on: (outcome, steps, violations) of its record."""
+    return rec["outcome"], rec["steps"], rec["violations"]
+
+
 class ReplayCheck:
     """Compares a resumed batched chunk's replay of episodes already on disk with their
     records (outcome, steps, violations): a difference means the policy or the numerics
@@ -573,7 +578,7 @@ class ReplayCheck:
         want = self.recorded.get(rec["episode"])
         if want is None:
             return None
-        got = (rec["outcome"], rec["steps"], rec["violations"])
+        got = replay_fields(rec)
         (self.matched if got == want else self.differed).append(rec["episode"])
         if got != want:
             logger.warning(

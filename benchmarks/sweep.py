@@ -81,6 +81,7 @@ from benchmarks.rollout import (
     episode_seed,
     game_hooks,
     policy_seed,
+    replay_fields,
     run_chunk,
     wants_batching,
 )
@@ -312,10 +313,7 @@ def plan_chunks(
 ) -> list[ChunkTask]:
     """The chunks that still have missing episodes, policy by policy; ``records`` (those on
     disk) let a batched chunk check its replay of the episodes it does not need."""
-    on_disk = {
-        (r["policy"], r["episode"]): (r["episode"], r.get("outcome"), r["steps"], r["violations"])
-        for r in records
-    }
+    on_disk = {(r["policy"], r["episode"]): (r["episode"], *replay_fields(r)) for r in records}
     tasks = []
     for p in spec.policies:
         for chunk, start in enumerate(range(0, spec.episodes, spec.chunk_size)):

@@ -19,8 +19,8 @@ torch's emulated products and 19.5 s this way, with the same 8 answers. What may
 differ is what differs between any two machines' bfloat16 kernels (summation order,
 rounding inside the hardware), which greedy decoding can turn into another move at a
 near-tie, so bfloat16 episodes are reproducible on one machine, not bit for bit across
-machines. With ``bf16_matmul=native`` the
-backend uses torch's products as they are and warns that they are slow.
+machines. With ``bf16_matmul=native`` the backend uses torch's products as they are and
+warns that they are slow.
 
 The benchmarks record :func:`cpu_info` beside their wall times.
 """
@@ -90,6 +90,11 @@ def describe_machine() -> str:
 BF16_MATMUL_MODES = ("auto", "float32", "native")
 
 
+def _emulated_bf16(dtype: str, device: str) -> bool:
+    """Whether ``dtype`` on ``device`` is bfloat16 on a CPU known to lack its instructions."""
+    return dtype == "bfloat16" and device == "cpu" and cpu_info()["bf16_native"] is False
+
+
 def bf16_matmul_mode(requested: str, dtype: str, device: str) -> str:
     """How bfloat16 linear layers multiply: ``"float32"`` (widened inputs, float32 product,
     result rounded to bfloat16) or ``"native"`` (torch's own bfloat16 product).
@@ -104,24 +109,21 @@ def bf16_matmul_mode(requested: str, dtype: str, device: str) -> str:
     if dtype != "bfloat16":
         return "native"
     if requested == "auto":
-        slow = device == "cpu" and cpu_info()["bf16_native"] is False
-        return "float32" if slow else "native"
+        return "float32" if _emulated_bf16(dtype, device) else "native"
     return requested
 
 
 def slow_bf16_warning(dtype: str, device: str, matmul: str = "native") -> str | None:
     """The warning to give for ``dtype`` on ``device`` with bfloat16 products done the
     ``matmul`` way (see :func:`bf16_matmul_mode`), or ``None`` when there is none."""
-    info = cpu_info()
-    if dtype != "bfloat16" or device != "cpu" or info["bf16_native"] is not False:
-        return None
-    if matmul != "native":
+    if matmul != "native" or not _emulated_bf16(dtype, device):
         return None
     return (
         f"dtype=bfloat16 with bf16_matmul=native on a CPU without bfloat16 instructions "
-        f"({info['cpu_model']}; no avx512_bf16/amx_bf16): torch emulates the products and "
-        "they can be many times slower than float32 (see ld_agents/llm/hardware.py); "
-        "bf16_matmul=auto computes them in float32 with the same results."
+        f"({cpu_info()['cpu_model']}; no avx512_bf16/amx_bf16): torch emulates the products "
+        "and they can be many times slower than float32 (see ld_agents/llm/hardware.py); "
+        "bf16_matmul=auto computes them in float32 and rounds them to bfloat16, as bfloat16 "
+        "hardware does."
     )
 
 
