@@ -50,6 +50,11 @@ class OpponentBatcher:
         #: number of ``act_batch`` calls made and observations answered (for reports)
         self.rounds = 0
         self.answered = 0
+        #: when a list, each round's answers are appended (a chunk's step journal)
+        self.log: list[list[Any]] | None = None
+        #: answers to give instead of asking (a journal being replayed), round by round;
+        #: the policy only primes its caches with the observations (``prime``)
+        self.script: list[list[Any]] | None = None
 
     # the env side -------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:
@@ -119,7 +124,10 @@ class OpponentBatcher:
                     return
                 tickets = sorted(self._waiting)
                 batch = [self._waiting.pop(t) for t in tickets]
-            answers = list(self.policy.act_batch(batch))
+            if self.script is not None:
+                answers = self._scripted(batch)
+            else:
+                answers = list(self.policy.act_batch(batch))
             if len(answers) != len(batch):
                 raise RuntimeError(
                     f"{self.name}: act_batch returned {len(answers)} answers for "
@@ -129,4 +137,13 @@ class OpponentBatcher:
                 self.rounds += 1
                 self.answered += len(batch)
                 self._answers.update(zip(tickets, answers, strict=True))
+                if self.log is not None:
+                    self.log.append(answers)
                 self._cv.notify_all()
+
+    def _scripted(self, batch: list[Any]) -> list[Any]:
+        """The next recorded round's answers; the policy primes its caches with ``batch``."""
+        if not self.script:
+            raise RuntimeError(f"{self.name}: the journal has no answers left for this round")
+        self.policy.prime(batch)
+        return list(self.script.pop(0))

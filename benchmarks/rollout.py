@@ -290,6 +290,9 @@ class ChunkTask:
     #: (episode, outcome, steps, violations) of this chunk's episodes already on disk: a
     #: batching policy replays them, and the replay is checked against them
     recorded: tuple[tuple[Any, ...], ...] = ()
+    #: where a batched chunk keeps its step journal (:mod:`benchmarks.journal`); ``None``:
+    #: no journal, an interrupted chunk replays whole
+    journal: str | None = None
 
 
 def wants_batching(policy: Any) -> bool:
@@ -504,9 +507,30 @@ def _run_lockstep(
                 close()
 
 
+def _open_journal(task: ChunkTask, policy: Any, batcher: OpponentBatcher | None) -> Any:
+    """The chunk's step journal, or ``None`` when it has no path or a side cannot prime."""
+    from benchmarks.journal import StepJournal, can_prime, journal_header
+
+    if task.journal is None or not can_prime(policy):
+        return None
+    if batcher is not None and not can_prime(batcher.policy):
+        return None
+    journal = StepJournal(task.journal, journal_header(task))
+    if journal.steps:
+        logger.info(
+            "%s chunk %d: resuming from its journal at step %d",
+            task.policy.label,
+            task.chunk,
+            len(journal.steps),
+        )
+    return journal
+
+
 def _run_batched(
     task: ChunkTask, policy: Any, opponent: Any, hooks: GameHooks, emit: Callable[[dict], None]
 ) -> None:
+    from benchmarks.journal import decode_value, step_entry
+
     wanted = set(task.wanted)
     pseed = chunk_seed(task.seed, task.chunk)
     batcher = None
@@ -514,6 +538,8 @@ def _run_batched(
         batcher = opponent = OpponentBatcher(opponent)
     lanes = [_Lane(ep, build_env(task.env_id, task.env_kwargs, opponent)) for ep in task.episodes]
     replay = ReplayCheck(task)
+    journal = None
+    active = list(lanes)
     try:
         for lane in lanes:
             t0 = time.perf_counter()
@@ -521,38 +547,74 @@ def _run_batched(
             lane.extras = hooks.start_fields(lane.env.unwrapped)
             lane.wall = time.perf_counter() - t0
         policy.reset(seed=pseed)
+        journal = _open_journal(task, policy, batcher)
+        recorded = journal.steps if journal is not None else []
+        if batcher is not None and journal is not None:
+            batcher.log = []
         counters = _Counters(policy)
         base_summary = _summary(policy)
         last_summary = dict(base_summary or {})
-        active = list(lanes)
+        step = 0
         while active:
-            t0 = time.perf_counter()
-            actions = policy.act_batch([lane.obs for lane in active])
-            share = (time.perf_counter() - t0) / len(active)
-            if len(actions) != len(active):
-                raise InvalidArgument(
-                    f"policy {task.policy.label!r}: act_batch returned {len(actions)} actions "
-                    f"for {len(active)} observations"
-                )
-            cost = counters.delta()
-            summary = _summary(policy) if base_summary is not None else None
-            for lane in active:
-                _add(lane.cost, cost, 1.0 / len(active))
+            episodes = [lane.episode for lane in active]
+            if step < len(recorded):  # replay a journaled step: no decision is asked
+                entry = recorded[step]
+                if entry["episodes"] != episodes:
+                    raise RuntimeError(
+                        f"{task.journal}: step {step} ran episodes {entry['episodes']}, the "
+                        f"replay has {episodes}; delete the journal to run the chunk again"
+                    )
+                policy.prime([lane.obs for lane in active])
+                actions = decode_value(entry["actions"])
+                if batcher is not None:
+                    batcher.script = decode_value(entry["rounds"])
+                _step_lanes(active, actions, batcher)
+                for i, lane in enumerate(active):
+                    lane.wall = entry["wall"][i]
+                    lane.cost = dict(entry["cost"][i])
+                    lane.summary = dict(entry["summary"][i])
+                if batcher is not None:
+                    batcher.script, batcher.log = None, []
+                if step + 1 == len(recorded):  # live from here: costs count from now
+                    counters = _Counters(policy)
+                    last_summary = dict(_summary(policy) or {})
+            else:
+                t0 = time.perf_counter()
+                actions = policy.act_batch([lane.obs for lane in active])
+                share = (time.perf_counter() - t0) / len(active)
+                if len(actions) != len(active):
+                    raise InvalidArgument(
+                        f"policy {task.policy.label!r}: act_batch returned {len(actions)} "
+                        f"actions for {len(active)} observations"
+                    )
+                cost = counters.delta()
+                summary = _summary(policy) if base_summary is not None else None
+                for lane in active:
+                    _add(lane.cost, cost, 1.0 / len(active))
+                    if summary is not None:
+                        _merge_summary(lane.summary, summary, last_summary, len(active))
+                    lane.wall += share
+                _step_lanes(active, actions, batcher)
                 if summary is not None:
-                    _merge_summary(lane.summary, summary, last_summary, len(active))
-                lane.wall += share
-            _step_lanes(active, actions, batcher)
-            if summary is not None:
-                last_summary = summary
+                    last_summary = summary
+                if journal is not None:
+                    rounds = batcher.log if batcher is not None and batcher.log else []
+                    totals = [(lane.wall, lane.cost, _plain(lane.summary)) for lane in active]
+                    journal.append(step_entry(step, episodes, actions, rounds, totals))
+                    if batcher is not None:
+                        batcher.log = []
             for lane in active:
                 if lane.done and lane.episode in wanted:
                     emit(_record(task, lane, pseed, batched=True))
                 elif lane.done:
                     replay.check(_record(task, lane, pseed, batched=True))
             active = [lane for lane in active if not lane.done]
+            step += 1
     finally:
         for lane in lanes:
             lane.env.close()
+        if journal is not None:
+            journal.close(remove=not active)
     replay.report()
 
 

@@ -19,9 +19,12 @@ indices; a chunk is the unit of work an executor runs. Inside a chunk:
   sets ``batch_episodes = True``) steps all the chunk's episodes together: each step,
   ``act_batch`` gets the observations of the episodes still running. The policy is reset
   once per chunk (with :func:`chunk_seed`), so its results depend on the chunk's make-up,
-  which is fixed by the manifest (``chunk_size``); a resumed chunk is re-run whole, only
+  which is fixed by the manifest (``chunk_size``). A resumed chunk is re-run whole, only
   its missing episodes are written, and the others are checked against their records
-  (:class:`benchmarks.rollout.ReplayCheck`);
+  (:class:`benchmarks.rollout.ReplayCheck`); when the policy (and a batching other side)
+  can ``prime`` its caches, as the LLM policies can, the chunk journals each step in
+  ``DIR/journal/`` and a resumed chunk replays the journaled steps without asking the
+  models, then goes on from the step where it stopped (:mod:`benchmarks.journal`);
 * any other policy plays the chunk's episodes one after another, reset per episode, so
   each episode depends only on its own seeds.
 
@@ -49,6 +52,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -92,6 +96,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_EPISODES = 200
 DEFAULT_CHUNK_SIZE = 20
 MANIFEST_VERSION = 1
+#: the folder, inside a sweep's, of the step journals of unfinished batched chunks
+JOURNAL_DIR = "journal"
 
 
 @dataclass(frozen=True)
@@ -305,14 +311,22 @@ def _check_records(folder: Path, spec: SweepSpec, records: list[dict[str, Any]])
             )
 
 
+def journal_path(folder: Path, policy: PolicySpec, chunk: int) -> Path:
+    """Where a batched chunk journals its steps (:mod:`benchmarks.journal`)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", policy.label)
+    return folder / JOURNAL_DIR / f"{safe}-chunk{chunk}.jsonl"
+
+
 def plan_chunks(
     spec: SweepSpec,
     done: set[tuple[str, int]],
     commit: str = "",
     records: Sequence[Mapping[str, Any]] = (),
+    folder: Path | None = None,
 ) -> list[ChunkTask]:
     """The chunks that still have missing episodes, policy by policy; ``records`` (those on
-    disk) let a batched chunk check its replay of the episodes it does not need."""
+    disk) let a batched chunk check its replay of the episodes it does not need; with the
+    sweep's ``folder`` a batched chunk keeps a step journal there (:func:`journal_path`)."""
     on_disk = {(r["policy"], r["episode"]): (r["episode"], *replay_fields(r)) for r in records}
     tasks = []
     for p in spec.policies:
@@ -333,6 +347,7 @@ def plan_chunks(
                         recorded=tuple(
                             on_disk[p.label, ep] for ep in episodes if (p.label, ep) in on_disk
                         ),
+                        journal=None if folder is None else str(journal_path(folder, p, chunk)),
                     )
                 )
     return tasks
@@ -359,7 +374,7 @@ def run_sweep(
         records, report = load_records(folder / EPISODES_FILE)
         _check_records(folder, spec, records)
         done = {(r["policy"], r["episode"]) for r in records}
-        tasks = plan_chunks(spec, done, commit, records)
+        tasks = plan_chunks(spec, done, commit, records, folder)
         todo = sum(len(t.wanted) for t in tasks)
         logger.info(
             "sweep %s: %d episodes to run (%d already done) in %d chunks",

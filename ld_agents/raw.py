@@ -58,13 +58,19 @@ class LLMPolicy(Policy):
         #: the last prompts and answers, for debugging and rendering
         self.last_exchange: list[tuple[str, str]] = []
 
+    def prompts(self, observations: Sequence[Any]) -> list[str]:
+        """The prompt of each observation (subclasses: the game's prompt builder)."""
+        raise NotImplementedError
+
+    def _requests(self, prompts: Sequence[str]) -> list[GenerationRequest]:
+        return [
+            GenerationRequest(p, until=STOP, max_new_tokens=self.max_new_tokens) for p in prompts
+        ]
+
     def generate(self, prompts: Sequence[str]) -> list[str]:
         """Generate one answer per prompt in one batched backend call."""
         start = time.perf_counter()
-        requests = [
-            GenerationRequest(p, until=STOP, max_new_tokens=self.max_new_tokens) for p in prompts
-        ]
-        answers = self.backend.generate_until(requests)
+        answers = self.backend.generate_until(self._requests(prompts))
         self.seconds += time.perf_counter() - start
         self.decisions += len(prompts)
         self.last_exchange = list(zip(prompts, answers, strict=True))
@@ -82,6 +88,12 @@ class LLMPolicy(Policy):
     def act(self, obs: Any) -> Any:
         return self.act_batch([obs])[0]
 
+    def prime(self, observations: Sequence[Any]) -> None:
+        """Bring the backend's caches to where ``act_batch(observations)`` would leave
+        them, without deciding: the answers are greedy, a function of the prompt, so a
+        rollout may replay recorded decisions instead of asking again."""
+        self.backend.prime(self._requests(self.prompts(observations)))
+
 
 class RawPursuers(LLMPolicy):
     """The three pursuers, one free-text answer naming the three target cells (the paper)."""
@@ -96,8 +108,11 @@ class RawPursuers(LLMPolicy):
         super().__init__(model, seed, max_new_tokens)
         self.size = size
 
+    def prompts(self, observations: Sequence[dict[str, np.ndarray]]) -> list[str]:
+        return [pursuit_pursuers_prompt(o, self.size) for o in observations]
+
     def act_batch(self, observations: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
-        answers = self.generate([pursuit_pursuers_prompt(o, self.size) for o in observations])
+        answers = self.generate(self.prompts(observations))
         actions = []
         for obs, text in zip(observations, answers, strict=True):
             cells = parse_pursuer_answer(text)
@@ -122,8 +137,11 @@ class RawEvader(LLMPolicy):
         super().__init__(model, seed, max_new_tokens)
         self.size = size
 
+    def prompts(self, observations: Sequence[dict[str, np.ndarray]]) -> list[str]:
+        return [pursuit_evader_prompt(o, self.size) for o in observations]
+
     def act_batch(self, observations: Sequence[dict[str, np.ndarray]]) -> list[int]:
-        answers = self.generate([pursuit_evader_prompt(o, self.size) for o in observations])
+        answers = self.generate(self.prompts(observations))
         moves = []
         for obs, text in zip(observations, answers, strict=True):
             cell = parse_cell(text)
@@ -146,8 +164,11 @@ class RawTwentyOne(LLMPolicy):
 
     max_new_tokens = 6
 
+    def prompts(self, observations: Sequence[dict[str, Any]]) -> list[str]:
+        return [twentyone_prompt(o) for o in observations]
+
     def act_batch(self, observations: Sequence[dict[str, Any]]) -> list[int]:
-        answers = self.generate([twentyone_prompt(o) for o in observations])
+        answers = self.generate(self.prompts(observations))
         actions = []
         for text in answers:
             choice = parse_hit_stand(text)

@@ -185,6 +185,31 @@ def test_generation_is_deterministic(backend):
     assert backend.generate_until(prompts[2:3]) == first[2:3]
 
 
+def test_prime_leaves_the_prefix_store_as_generation_does(backend):
+    """``prime`` fills the prefix store with the same states, bit for bit, as
+    ``generate_until`` on the same requests, so a generation after a primed replay (a
+    resumed rollout's journal) equals the one after the live calls."""
+    import torch
+
+    first = [GenerationRequest(RULES + state(i) + " (", (")",), 4) for i in range(3)]
+    then = [GenerationRequest(RULES + state(i) + " B is at (2, 2). (", (")",), 6) for i in (1, 7)]
+
+    def stored() -> dict:
+        return {k: v.keys + v.values for k, v in backend._store._entries.items()}
+
+    backend.clear_prefix_cache()
+    backend.generate_until(first)
+    live_store = stored()
+    live = backend.generate_until(then)
+    backend.clear_prefix_cache()
+    backend.prime(first)
+    primed_store = stored()
+    assert live_store and list(primed_store) == list(live_store)
+    for key, tensors in live_store.items():
+        assert all(torch.equal(a, b) for a, b in zip(tensors, primed_store[key], strict=True))
+    assert backend.generate_until(then) == live
+
+
 def test_lora_adapter_changes_scores(tmp_path, backend):
     """A random peft LoRA adapter loads on top of the model and moves its scores."""
     import torch

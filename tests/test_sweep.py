@@ -32,6 +32,7 @@ from benchmarks.sweep import (
 from ld_agents import base
 from ld_agents.base import Policy
 from ld_agents.cli import main
+from ld_agents.pursuit_policies import ScriptedPursuers
 from ld_envs.errors import InvalidArgument, SweepMismatch, UnknownName
 from ld_envs.pursuit import EVADER_MOVES, steps_lower_bound
 
@@ -705,3 +706,112 @@ def test_cli_unknown_env_and_mismatched_folder_exit_1(tmp_path, capsys):
     capsys.readouterr()
     assert main([*common, "--episodes", "3"]) == 1
     assert "episodes: the folder has 2, this run asks for 3" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- step journal
+
+
+class PrimingPursuers(ScriptedPursuers):
+    """A deterministic batching agent with ``prime``; Ctrl-C at its ``stop_at``-th call."""
+
+    stop_at: int | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = self.decisions = self.primed = 0
+
+    def act_batch(self, observations: list[Any]) -> list[Any]:
+        self.calls += 1
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        self.decisions += len(observations)
+        return [self.act(o) for o in observations]
+
+    def prime(self, observations: list[Any]) -> None:
+        self.primed += 1
+
+    def cost_counters(self) -> dict[str, float]:
+        return {"decisions": self.decisions, "primed": self.primed}
+
+
+class PrimingFleeing(BatchedFleeing):
+    def __init__(self) -> None:
+        super().__init__()
+        self.primed: list[int] = []
+
+    def prime(self, observations: list[Any]) -> None:
+        self.primed.append(len(observations))
+
+
+def _no_wall(records: list[dict]) -> list[dict]:
+    return sorted(
+        ({k: v for k, v in r.items() if k not in ("wall_s", "commit")} for r in records),
+        key=lambda r: r["episode"],
+    )
+
+
+def test_interrupted_batched_chunk_resumes_from_its_journal_at_the_step_it_stopped(
+    tmp_path, registered
+):
+    """A batched chunk whose policy and other side can prime journals each step; after
+    Ctrl-C a rerun replays the journaled steps without asking either side (they only
+    prime), goes on live, and writes records equal to an uninterrupted run's, costs
+    included; the journal is removed when the chunk ends."""
+    agents: list[PrimingPursuers] = []
+    evaders: list[PrimingFleeing] = []
+
+    def agent(env_id: str, **_: Any) -> PrimingPursuers:
+        agents.append(PrimingPursuers())
+        return agents[-1]
+
+    def evader(env_id: str, **_: Any) -> PrimingFleeing:
+        evaders.append(PrimingFleeing())
+        return evaders[-1]
+
+    base.register("priming", "pursuit")(agent)
+    base.register("priming_evader", "pursuit")(evader)
+    registered.extend(["priming", "priming_evader"])
+    other = {"evader": "priming_evader"}
+    sweep = SweepSpec("Pursuit-v0", [PolicySpec("priming")], 6, 0, other, chunk_size=6)
+    whole = run_sweep(sweep, tmp_path / "whole", SERIAL).records
+    steps, rounds = agents[-1].calls, len(evaders[-1].batch_sizes)
+    assert steps > 4 and not (tmp_path / "whole" / "journal").exists()
+
+    PrimingPursuers.stop_at = 4
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(sweep, tmp_path / "cut", SERIAL)
+    finally:
+        PrimingPursuers.stop_at = None
+    journal = tmp_path / "cut" / "journal" / "priming-chunk0.jsonl"
+    assert len(journal.read_text().splitlines()) == 1 + 3  # the header and three steps
+    before = len(load_records(tmp_path / "cut" / EPISODES_FILE)[0])
+
+    resumed = run_sweep(sweep, tmp_path / "cut", SERIAL)
+    assert (agents[-1].primed, agents[-1].calls) == (3, steps - 3)
+    assert len(evaders[-1].primed) == 3  # one round per step here
+    assert len(evaders[-1].batch_sizes) == rounds - 3
+    assert resumed.ran == 6 - before
+    assert _no_wall(resumed.records) == _no_wall(whole)
+    assert not journal.exists()
+
+
+def test_journal_of_another_run_is_set_aside_and_a_torn_step_dropped(tmp_path):
+    """A journal whose header names another task starts the chunk over; a torn last line
+    is cut off, the steps before it kept."""
+    from benchmarks.journal import StepJournal, decode_value, encode_value
+
+    path = tmp_path / "j.jsonl"
+    first = StepJournal(path, {"seed": 0})
+    action = np.array([3, 1, 12], dtype=np.int64)
+    for step in range(2):
+        first.append({"step": step, "actions": encode_value([action, np.int64(5)])})
+    first.close()
+    with open(path, "a") as fh:
+        fh.write('{"step": 2, "act')
+    again = StepJournal(path, {"seed": 0})
+    assert [s["step"] for s in again.steps] == [0, 1]
+    got = decode_value(again.steps[1]["actions"])
+    assert got[0].dtype == np.int64 and got[0].tolist() == [3, 1, 12] and got[1] == 5
+    again.close()
+    assert StepJournal(path, {"seed": 1}).steps == []

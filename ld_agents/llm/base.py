@@ -101,6 +101,15 @@ class Backend(ABC):
         """
         return 0
 
+    def prime(self, requests: Sequence[GenerationRequest]) -> None:
+        """Bring caches to the state :meth:`generate_until` on ``requests`` would leave
+        them in, without generating (a resumed rollout replays its journal with it).
+
+        Backends whose caches can change their numbers (``hf``: a prefix store extended
+        piece by piece) override it; the default does nothing.
+        """
+        return None
+
     def close(self) -> None:
         """Release processes, servers or memory held by the backend (safe to call twice)."""
         return None

@@ -827,6 +827,24 @@ class HFBackend(Backend):
     def generate_until(self, requests: Sequence[GenerationRequest]) -> list[str]:
         """Greedy continuations, batched, in request order (stop strings excluded)."""
         reqs = [r if isinstance(r, GenerationRequest) else _as_request(r) for r in requests]
+        results: list[str] = [""] * len(reqs)
+        for chunk, ids in self._generation_batches(reqs):
+            texts = self._generate_batch(ids, [reqs[i] for i in chunk])
+            for i, text in zip(chunk, texts, strict=True):
+                results[i] = text
+        return results
+
+    def prime(self, requests: Sequence[GenerationRequest]) -> None:
+        """Fill the prefix store exactly as :meth:`generate_until` would (the shared prefix
+        of each batch, in the same order), without decoding."""
+        reqs = [r if isinstance(r, GenerationRequest) else _as_request(r) for r in requests]
+        for _, ids in self._generation_batches(reqs):
+            self._shared_prefix_state(ids)
+
+    def _generation_batches(
+        self, reqs: Sequence[GenerationRequest]
+    ) -> list[tuple[list[int], list[list[int]]]]:
+        """(request indices, token ids) of each generation batch: longest prompts first."""
         if not reqs:
             return []
         ids = self._encode([r.context for r in reqs])
@@ -835,13 +853,20 @@ class HFBackend(Backend):
                 ids[i] = [self._start_id]
             self._check_length(len(ids[i]), "the prompt")
         order = sorted(range(len(reqs)), key=lambda i: -len(ids[i]))
-        results: list[str] = [""] * len(reqs)
+        batches = []
         for b in range(0, len(order), self.batch_size):
             chunk = order[b : b + self.batch_size]
-            texts = self._generate_batch([ids[i] for i in chunk], [reqs[i] for i in chunk])
-            for i, text in zip(chunk, texts, strict=True):
-                results[i] = text
-        return results
+            batches.append((chunk, [ids[i] for i in chunk]))
+        return batches
+
+    def _shared_prefix_state(self, ids: list[list[int]]) -> tuple[_PrefixState | None, int]:
+        """The cached state of a batch's shared token prefix (all but one token of the
+        shortest row at most) and its length; ``(None, 0)`` when there is none."""
+        shared = min(len(x) for x in ids) - 1
+        for x in ids[1:]:
+            shared = _common_prefix(ids[0], x, shared)
+        state = self._prefill(ids[0][:shared]) if self._kv_ok and shared > 0 else None
+        return state, shared if state is not None else 0
 
     def _generate_batch(self, ids: list[list[int]], reqs: list[GenerationRequest]) -> list[str]:
         """Greedy decoding of one batch: shared prefix from the cache, rows left-padded."""
@@ -849,11 +874,7 @@ class HFBackend(Backend):
 
         t0 = time.perf_counter()
         bsz = len(ids)
-        shared = min(len(x) for x in ids) - 1
-        for x in ids[1:]:
-            shared = _common_prefix(ids[0], x, shared)
-        state = self._prefill(ids[0][:shared]) if self._kv_ok and shared > 0 else None
-        n = shared if state is not None else 0
+        state, n = self._shared_prefix_state(ids)
         suffixes = [x[n:] for x in ids]
         width = max(len(s) for s in suffixes)
         pads = [width - len(s) for s in suffixes]
