@@ -28,6 +28,10 @@ class Policy:
 
     Subclasses implement :meth:`act`; they may override :meth:`act_batch` to batch work
     across episodes and :meth:`reset` to clear per-episode state (call ``super().reset``).
+    A batching policy whose actions are a function of the observation may add
+    ``prime(observations)``: bring its caches to where ``act_batch(observations)`` would
+    leave them, without deciding; a sweep then journals its batched chunks' steps and
+    resumes an interrupted chunk at the step where it stopped (:mod:`benchmarks.journal`).
     """
 
     #: Short name used in tables (``make`` sets it to the registry name when left empty).
