@@ -141,6 +141,13 @@ class OpponentBatcher:
                     self.log.append(answers)
                 self._cv.notify_all()
 
+    def take_log(self) -> list[list[Any]]:
+        """The rounds logged since the last call (none when not logging); the log restarts."""
+        rounds = self.log or []
+        if self.log is not None:
+            self.log = []
+        return rounds
+
     def _scripted(self, batch: list[Any]) -> list[Any]:
         """The next recorded round's answers; the policy primes its caches with ``batch``."""
         if not self.script:

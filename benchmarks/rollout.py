@@ -574,7 +574,8 @@ def _run_batched(
                     lane.cost = dict(entry["cost"][i])
                     lane.summary = dict(entry["summary"][i])
                 if batcher is not None:
-                    batcher.script, batcher.log = None, []
+                    batcher.script = None
+                    batcher.take_log()  # the scripted rounds are in the journal already
                 if step + 1 == len(recorded):  # live from here: costs count from now
                     counters = _Counters(policy)
                     last_summary = dict(_summary(policy) or {})
@@ -598,11 +599,9 @@ def _run_batched(
                 if summary is not None:
                     last_summary = summary
                 if journal is not None:
-                    rounds = batcher.log if batcher is not None and batcher.log else []
+                    rounds = batcher.take_log() if batcher is not None else []
                     totals = [(lane.wall, lane.cost, _plain(lane.summary)) for lane in active]
                     journal.append(step_entry(step, episodes, actions, rounds, totals))
-                    if batcher is not None:
-                        batcher.log = []
             for lane in active:
                 if lane.done and lane.episode in wanted:
                     emit(_record(task, lane, pseed, batched=True))
