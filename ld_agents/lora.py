@@ -152,13 +152,22 @@ def data_fingerprint(examples: Sequence[dict[str, str]]) -> str:
     return h.hexdigest()[:16]
 
 
+#: config.json keys that name the library that wrote the folder, not the model
+WRITER_KEYS = ("transformers_version",)
+
+
 def model_fingerprint(model_dir: str | Path) -> str:
-    """Identity of a base model folder: hash of its config and weight file sizes."""
+    """Identity of a base model folder: hash of its config and weight file sizes.
+
+    The config's writer keys (:data:`WRITER_KEYS`) are left out, so the same weights
+    de-quantized by another transformers release keep their fingerprint.
+    """
     model_dir = Path(model_dir)
     config = model_dir / "config.json"
     if not config.is_file():
         raise InvalidArgument(f"{model_dir} is not a Hugging Face model folder (no config.json)")
-    parts = [config.read_text()]
+    fields = {k: v for k, v in json.loads(config.read_text()).items() if k not in WRITER_KEYS}
+    parts = [json.dumps(fields, sort_keys=True)]
     for f in sorted(model_dir.glob("*.safetensors")):
         parts.append(f"{f.name}:{f.stat().st_size}")
     return _sha("\n".join(parts))

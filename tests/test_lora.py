@@ -16,6 +16,7 @@ from ld_agents.lora import (
     check_adapter,
     check_adapter_pin,
     check_examples,
+    model_fingerprint,
     train_lora,
 )
 from ld_envs.errors import InvalidArgument
@@ -145,3 +146,23 @@ def test_config_validation_names_the_field(field, value):
     """LoraTrainConfig refuses out-of-range fields by name."""
     with pytest.raises(InvalidArgument, match=f"LoraTrainConfig.{field}"):
         LoraTrainConfig(output_dir="x", **{field: value})
+
+
+def test_base_model_fingerprint_ignores_the_writer(tmp_path):
+    """Another transformers release writing the same model keeps the fingerprint; a
+    changed config field or weight file size changes it; a folder with no config is named."""
+    model = tmp_path / "model"
+    model.mkdir()
+    config = {"hidden_size": 640, "model_type": "gemma3_text", "transformers_version": "5.24.0"}
+    (model / "config.json").write_text(json.dumps(config))
+    (model / "model.safetensors").write_bytes(b"0" * 64)
+    first = model_fingerprint(model)
+    (model / "config.json").write_text(json.dumps({**config, "transformers_version": "5.25.0"}))
+    assert model_fingerprint(model) == first
+    (model / "config.json").write_text(json.dumps({**config, "hidden_size": 641}))
+    assert model_fingerprint(model) != first
+    (model / "config.json").write_text(json.dumps(config))
+    (model / "model.safetensors").write_bytes(b"0" * 65)
+    assert model_fingerprint(model) != first
+    with pytest.raises(InvalidArgument, match=r"no config\.json"):
+        model_fingerprint(tmp_path)
