@@ -146,23 +146,44 @@ def test_hf_backend_logs_the_warning(monkeypatch, caplog):
 @pytest.mark.llm
 def test_hf_backend_float32_products_keep_the_bf16_models_answers(monkeypatch, caplog):
     """On a CPU said to lack bf16, ``auto`` multiplies in float32 without a warning, and the
-    model answers as with torch's own bf16 products: same greedy text, near-equal scores."""
+    model answers as with torch's own bf16 products: the same greedy text, and scores no
+    farther from the float32 model's than the native bf16 path's own.
+
+    How far a bf16 path lands from float32 is a property of the machine (AMX, AVX-512-BF16
+    and emulated products round and accumulate differently: 0.10 nats between the two bf16
+    paths on an Intel Xeon with AMX, under 0.05 on an AMD EPYC), so the bound is measured
+    here: the native path's largest deviation from float32 on the same items, times 2, plus
+    0.02 nats. A broken float32-product layer (wrong weights, no rounding) lands far outside.
+    """
     from ld_agents.llm import make_backend
     from ld_agents.llm.base import GenerationRequest
 
     monkeypatch.setattr(hardware, "cpu_info", lambda: NO_BF16)
     prompt = "The capital of France is"
     request = GenerationRequest(prompt, until=("\n",), max_new_tokens=6)
-    scored = [(prompt, " Paris"), (prompt, " Rome")]
+    scored = [
+        (prompt, " Paris"),
+        (prompt, " Rome"),
+        (prompt, " a city"),
+        ("def add(a, b):\n    return", " a + b"),
+    ]
     out = {}
-    for mode in ("auto", "native"):
+    for mode in ("auto", "native", "float32-model"):
         caplog.clear()
+        spec = "dtype=float32" if mode == "float32-model" else f"dtype=bfloat16&bf16_matmul={mode}"
         with caplog.at_level(logging.WARNING, logger="ld_agents.llm.hf"):
-            backend = make_backend(f"hf:embedded?dtype=bfloat16&device=cpu&bf16_matmul={mode}")
-        assert backend.bf16_matmul == ("float32" if mode == "auto" else "native")
-        warned = [r for r in caplog.records if r.name == "ld_agents.llm.hf"]
-        assert bool(warned) == (mode == "native")
+            backend = make_backend(f"hf:embedded?device=cpu&{spec}")
+        if mode != "float32-model":
+            assert backend.bf16_matmul == ("float32" if mode == "auto" else "native")
+            warned = [r for r in caplog.records if r.name == "ld_agents.llm.hf"]
+            assert bool(warned) == (mode == "native")
         out[mode] = backend.generate_until([request]), backend.loglikelihood(scored)
         backend.close()
     assert out["auto"][0] == out["native"][0]
-    assert out["auto"][1] == pytest.approx(out["native"][1], abs=0.05)
+    reference = out["float32-model"][1]
+
+    def deviation(scores: list[float]) -> float:
+        return max(abs(a - b) for a, b in zip(scores, reference, strict=True))
+
+    bound = 2 * deviation(out["native"][1]) + 0.02
+    assert deviation(out["auto"][1]) <= bound, (out, bound)
