@@ -16,18 +16,17 @@ Durability rules (what makes resume safe):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from ld_agents.files import git_commit, write_bytes_atomic, write_json_atomic, write_text_atomic
+from ld_envs.errors import LdGymError
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +34,21 @@ EPISODES_FILE = "episodes.jsonl"
 MANIFEST_FILE = "sweep.json"
 
 #: fields every episode line must hold (others are free: start, summary, ...)
+__all__ = [
+    "EPISODES_FILE",
+    "MANIFEST_FILE",
+    "SweepMismatch",
+    "git_commit",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+
+class SweepMismatch(LdGymError, ValueError):
+    """An output folder holds another sweep's episodes (or is not a sweep at all)."""
+
+
 REQUIRED_FIELDS = ("policy", "episode", "env_seed", "outcome", "steps", "violations", "reward")
 
 
@@ -173,33 +187,6 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
     return line.encode() + b"\n"
 
 
-def write_json_atomic(path: Path | str, obj: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def write_text_atomic(path: Path | str, text: str) -> None:
-    """Write text to ``path`` through a temporary file and ``os.replace``."""
-    write_bytes_atomic(path, text.encode())
-
-
-def write_bytes_atomic(path: Path | str, data: bytes) -> None:
-    """Write bytes to ``path`` through a fsynced temporary file and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it owner-only; results are meant to be shared
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def read_manifest(folder: Path | str) -> dict[str, Any] | None:
     """The folder's ``sweep.json`` (``None`` when there is none)."""
     path = Path(folder) / MANIFEST_FILE
@@ -208,37 +195,10 @@ def read_manifest(folder: Path | str) -> dict[str, Any] | None:
     try:
         obj = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        from ld_envs.errors import SweepMismatch
-
         raise SweepMismatch(
             f"{path} is not valid JSON ({exc}); it is not an ld-gym sweep manifest. Use "
             f"another --out folder, or delete the file if the folder is yours to reuse"
         ) from exc
     if not isinstance(obj, dict):
-        from ld_envs.errors import SweepMismatch
-
         raise SweepMismatch(f"{path} does not hold a sweep manifest (a JSON object)")
     return obj
-
-
-@lru_cache(maxsize=1)
-def git_commit() -> str:
-    """The project's git commit (``-dirty`` when the tree has changes; ``unknown`` without git)."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-        if head.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    commit = head.stdout.strip()
-    return commit + ("-dirty" if dirty.stdout.strip() else "")

@@ -21,32 +21,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks.opponent_batch import OpponentBatcher
+from ld_agents.seeding import chunk_seed, episode_seed, policy_seed
 from ld_envs.errors import InvalidArgument, unknown_name
 
 logger = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------- seeds
-
-
-def _derive(seed: int, *key: int) -> int:
-    """A 31-bit seed from ``seed`` and a key path (numpy's SeedSequence spawn keys)."""
-    state = np.random.SeedSequence(seed, spawn_key=key).generate_state(1, dtype=np.uint32)
-    return int(state[0] >> 1)
-
-
-def episode_seed(seed: int, episode: int) -> int:
-    """The env seed of episode ``episode`` of a sweep seeded ``seed`` (same for every policy)."""
-    return _derive(seed, 0, episode)
-
-
-def policy_seed(seed: int, episode: int) -> int:
-    """The seed a non-batching policy is reset with at the start of episode ``episode``."""
-    return _derive(seed, 1, episode)
-
-
-def chunk_seed(seed: int, chunk: int) -> int:
-    """The seed a batching policy is reset with at the start of chunk ``chunk``."""
-    return _derive(seed, 2, chunk)
 
 
 # ---------------------------------------------------------------------------- specs

@@ -34,7 +34,7 @@ processes, Ray) and after any number of interruptions.
 Results. ``DIR/episodes.jsonl`` gets one line per finished episode (see
 :mod:`benchmarks.results_io` for the durability rules), ``DIR/sweep.json`` the manifest.
 Re-running the same sweep runs only the missing (policy, episode) pairs; a folder holding
-another sweep fails with :class:`~ld_envs.errors.SweepMismatch`; adding policies to an
+another sweep fails with :class:`~benchmarks.results_io.SweepMismatch`; adding policies to an
 existing sweep is allowed.
 
 Per-episode extras in a record: for pursuit the start and the stationary steps lower
@@ -69,6 +69,7 @@ from benchmarks.results_io import (
     MANIFEST_FILE,
     LoadReport,
     RecordWriter,
+    SweepMismatch,
     git_commit,
     load_records,
     read_manifest,
@@ -89,7 +90,7 @@ from benchmarks.rollout import (
     run_chunk,
     wants_batching,
 )
-from ld_envs.errors import InvalidArgument, SweepMismatch, unknown_name
+from ld_envs.errors import InvalidArgument, unknown_name
 
 logger = logging.getLogger(__name__)
 

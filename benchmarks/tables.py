@@ -4,7 +4,7 @@
   average steps of successful episodes, and the mean stationary steps lower bound over the
   same successful episodes (:func:`ld_envs.pursuit.steps_lower_bound`).
 * 21 points (Table 3): victory %, loss %, draw %, mean reward; the exact optimum (from
-  ``ld_agents.optimal.solve``) as a ceiling row labelled *exact*, and each policy's regret
+  ``ld_agents.baselines.optimal.solve``) as a ceiling row labelled *exact*, and each policy's regret
   (its mean reward minus the optimum's exact expected reward).
 
 Every rate carries a Wilson 95% interval (:func:`wilson`); means carry a Student-t 95%
@@ -467,9 +467,9 @@ def exact_optimum(env_kwargs: Mapping[str, Any]) -> Optimum | None:
     registered policy the solver cannot model.
     """
     try:
-        from ld_agents import optimal
+        from ld_agents.baselines import optimal
     except ImportError:
-        logger.warning("ld_agents.optimal is not available: no exact optimum row")
+        logger.warning("ld_agents.baselines.optimal is not available: no exact optimum row")
         return None
     opponent = env_kwargs.get("opponent", "dealer")
     open_cards = bool(env_kwargs.get("open_cards", False))

@@ -135,13 +135,13 @@ def _load_builtin_policies() -> None:
 #: modules that register policies (add yours here); heavy extras are imported lazily
 #: inside factories, or the module is skipped when an optional extra is missing
 _BUILTIN_MODULES = [
-    "ld_agents.pursuit_policies",
+    "ld_agents.baselines.pursuit",
     "ld_agents.raw",
-    "ld_agents.rl",
+    "ld_agents.rl.policy",
     "ld_agents.kd",
-    "ld_agents.twenty_one_policies",
-    "ld_agents.optimal",
-    "ld_agents.chain_policy",
-    "ld_agents.ld",
+    "ld_agents.baselines.twenty_one",
+    "ld_agents.baselines.optimal",
+    "ld_agents.ld.chain",
+    "ld_agents.ld.policy",
 ]
 _OPTIONAL_DEPS = {"torch", "transformers", "peft", "stable_baselines3", "sb3_contrib", "vllm"}

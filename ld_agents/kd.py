@@ -28,10 +28,10 @@ import numpy as np
 
 import ld_envs  # noqa: F401  (registers the ids)
 from ld_agents.base import Policy, game_of, register
+from ld_agents.files import assets_dir
 from ld_agents.llm.base import Backend
 from ld_agents.lora import check_adapter_pin
 from ld_agents.prompts import (
-    assets_dir,
     fmt_cell,
     pursuit_pursuers_prompt,
     twentyone_prompt,
@@ -70,7 +70,7 @@ class TraceSet:
 
     def save(self, folder: str | Path) -> Path:
         """Write ``traces.jsonl`` and ``meta.json`` atomically; return the folder."""
-        from benchmarks.results_io import write_text_atomic
+        from ld_agents.files import write_text_atomic
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ def _start_key(obs: dict[str, np.ndarray], env_seed: int | None = None) -> tuple
 
 
 def _benchmark_starts(env_id: str, sweep_seed: int, episodes: int, env_kwargs: dict) -> set:
-    from benchmarks.sweep import episode_seed
+    from ld_agents.seeding import episode_seed
 
     env = gym.make(env_id, **env_kwargs)
     starts = set()

@@ -10,13 +10,12 @@ by the same rule functions as the env. Parsing is lenient; what cannot be read b
 from __future__ import annotations
 
 import functools
-import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
+from ld_agents.files import assets_dir
 from ld_envs.errors import InvalidArgument
 from ld_envs.pursuit import (
     EVADER_MOVES,
@@ -27,12 +26,6 @@ from ld_envs.pursuit import (
     Area,
     Cell,
 )
-
-
-def assets_dir() -> Path:
-    """The project's ``assets/`` folder (``LD_GYM_ASSETS`` overrides it)."""
-    env = os.environ.get("LD_GYM_ASSETS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "assets"
 
 
 @functools.cache

@@ -31,18 +31,6 @@ class UnknownName(LdGymError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class SweepMismatch(LdGymError, ValueError):
-    """An output folder holds another sweep's episodes."""
-
-
-class BackendError(LdGymError, RuntimeError):
-    """An LLM backend failed (endpoint down, no log-probs, prompt too long...)."""
-
-
-class SandboxError(LdGymError, RuntimeError):
-    """Generated code was refused or failed in the sandbox."""
-
-
 def unknown_name(kind: str, name: object, known: list[str] | tuple[str, ...]) -> UnknownName:
     """Build the standard "unknown X" error listing the known names."""
     return UnknownName(f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}")

@@ -2,7 +2,7 @@
 
 The rules live here as small pure functions (``hand_value``, ``is_bust``,
 ``compare_totals``, ``bust_probability``, ``observation``...) that the env, the built-in
-opponents, the exact solver (``ld_agents.optimal``), the prompts and the tests all call;
+opponents, the exact solver (``ld_agents.baselines.optimal``), the prompts and the tests all call;
 :class:`TwentyOneEnv` only holds state, draws from ``self.np_random`` and renders.
 
 Cards are ints ``0..25``: ``suit * 13 + rank`` with ranks ``A, 2, ..., 10, J, Q, K``
@@ -228,7 +228,7 @@ class TwentyOnePlayer:
 
     A player owns its random generator, reads the observation of :func:`observation`
     from its own side, and says how likely it is to stand or hit there
-    (:meth:`action_probs`), which lets ``ld_agents.optimal`` best-respond to it exactly.
+    (:meth:`action_probs`), which lets ``ld_agents.baselines.optimal`` best-respond to it exactly.
     ``own_cards_only`` declares that the probabilities depend on the player's own cards
     alone, which the solver uses to merge states.
     """
@@ -360,7 +360,7 @@ class TwentyOneEnv(gym.Env):
     the deck, which is public). The order of the cards tells the history: a player's
     k-th card (k >= 3) was drawn in round k - 2, so together with ``"stood"`` the
     observation determines every earlier decision of both players, which is what the
-    exact optimum (``ld_agents.optimal``) reads to condition its belief about the
+    exact optimum (``ld_agents.baselines.optimal``) reads to condition its belief about the
     face-down card.
 
     The opponent policy receives the same observation from its side (its own cards, the

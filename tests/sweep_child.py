@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from ld_agents.base import register
-from ld_agents.pursuit_policies import RandomPursuers
+from ld_agents.baselines.pursuit import RandomPursuers
 
 DELAY = float(os.environ.get("SLOW_RANDOM_DELAY", "0.0005"))
 
@@ -35,6 +35,6 @@ def _slow_random(env_id: str, seed: int | None = None, **_: Any) -> SlowRandom:
 
 
 if __name__ == "__main__":
-    from ld_agents.cli import main
+    from benchmarks.cli.main import main
 
     sys.exit(main(sys.argv[1:]))

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from ld_agents.cli import main as cli_main
-from ld_agents.emergency import (
+from benchmarks.cli.main import main as cli_main
+from ld_agents.ld.base import bases_dir, load_function_base, shipped_base
+from ld_agents.ld.emergency import (
     FALLBACK_NOTE,
     PROMPT_VARIANTS,
     build_prompt,
@@ -22,8 +23,7 @@ from ld_agents.emergency import (
     write_extension,
     write_report,
 )
-from ld_agents.function_base import bases_dir, load_function_base, shipped_base
-from ld_agents.sandbox import SandboxWorker
+from ld_agents.ld.sandbox import SandboxWorker
 from ld_envs.errors import InvalidArgument
 
 RULE = "no piece may enter the 5x5 block (x0, y0, x1, y1)"

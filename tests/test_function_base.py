@@ -11,8 +11,8 @@ import pytest
 
 import ld_agents
 import ld_envs  # noqa: F401  (registers the env ids)
-from ld_agents.chain_policy import FunctionChainPolicy, collect_states, oracle_base
-from ld_agents.function_base import (
+from benchmarks.cli.validate import validate_main
+from ld_agents.ld.base import (
     FunctionBase,
     NoRightFunction,
     SchemaError,
@@ -23,9 +23,9 @@ from ld_agents.function_base import (
     validate_base,
     validate_function,
 )
-from ld_agents.function_games import FULL_DECK, sample_states
-from ld_agents.sandbox import Limits, SandboxWorker
-from ld_agents.validate_cmd import validate_main
+from ld_agents.ld.chain import FunctionChainPolicy, collect_states, oracle_base
+from ld_agents.ld.games import FULL_DECK, sample_states
+from ld_agents.ld.sandbox import Limits, SandboxWorker
 from ld_envs.pursuit import NO_CHOICE
 
 
@@ -485,7 +485,7 @@ def test_chain_policy_pickles_and_plays():
 
 def test_bust_reference_matches_the_env_rule():
     """The validator's exact bust probability equals ld_envs.twenty_one's on real hands."""
-    from ld_agents.function_games import _ref_risk
+    from ld_agents.ld.games import _ref_risk
     from ld_envs import twenty_one as to
 
     def ids(ranks):

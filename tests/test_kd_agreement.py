@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.kd_agreement import main, pursuit_scores, teacher_decisions, twentyone_scores
+from benchmarks.studies.kd_agreement import (
+    main,
+    pursuit_scores,
+    teacher_decisions,
+    twentyone_scores,
+)
 from ld_envs.errors import InvalidArgument
 from ld_envs.pursuit import NO_CHOICE, encode_targets
 

@@ -13,8 +13,8 @@ import pytest
 
 import ld_agents
 import ld_envs  # noqa: F401
-from ld_agents.function_base import shipped_base
-from ld_agents.ld import (
+from ld_agents.ld.base import shipped_base
+from ld_agents.ld.policy import (
     LDConfig,
     LDPolicy,
     default_adapter,
@@ -205,9 +205,9 @@ def test_shipped_adapter_loads_with_its_record(backend):
 def test_synthetic_rule_rows_teach_matching_unseen_functions():
     """Invented rules come with their invented function as the answer; the emergency
     function never appears; answers fall on several labels and several functions."""
-    from ld_agents.function_base import shipped_base
-    from ld_agents.function_games import sample_states
-    from ld_agents.ld import synthetic_rule_rows
+    from ld_agents.ld.base import shipped_base
+    from ld_agents.ld.games import sample_states
+    from ld_agents.ld.policy import synthetic_rule_rows
 
     rows = synthetic_rule_rows(shipped_base("pursuit"), sample_states("pursuit", 40, "train", 3))
     assert len(rows) >= 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.ld_selection import AS_PLAYED, _add_as_played
+from benchmarks.studies.ld_selection import AS_PLAYED, _add_as_played
 
 
 def test_as_played_counts_no_rule_boards_with_pursuit_v0_candidates():

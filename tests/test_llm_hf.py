@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from ld_agents.errors import BackendError
 from ld_agents.llm import make_backend
 from ld_agents.llm.base import GenerationRequest
-from ld_envs.errors import BackendError, InvalidArgument, UnknownName
+from ld_envs.errors import InvalidArgument, UnknownName
 
 pytestmark = pytest.mark.llm
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from ld_agents.errors import BackendError
 from ld_agents.llm import GenerationRequest, make_backend
 from ld_agents.llm.openai_backend import OpenAIBackend, continuation_logprob
-from ld_envs.errors import BackendError, InvalidArgument
+from ld_envs.errors import InvalidArgument
 
 #: what a handler returns: (status, JSON body or text, extra headers)
 Reply = tuple[int, Any, dict[str, str]]

@@ -25,8 +25,9 @@ from typing import Any
 
 import pytest
 
+from ld_agents.errors import BackendError
 from ld_agents.llm import GenerationRequest, make_backend
-from ld_envs.errors import BackendError, InvalidArgument
+from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
 

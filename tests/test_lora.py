@@ -105,7 +105,7 @@ def test_adapter_for_another_base_model_is_refused(trained, model_dir, tmp_path)
 def test_adapter_pin_follows_the_weights(tmp_path):
     """The content fingerprint changes with one weight byte; a pin of the old content is
     refused with both fingerprints named; a folder that is no adapter is named."""
-    from ld_agents.ld import default_adapter
+    from ld_agents.ld.policy import default_adapter
 
     copy = tmp_path / "adapter"
     shutil.copytree(default_adapter("twentyone"), copy)

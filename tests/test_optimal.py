@@ -13,7 +13,7 @@ import pytest
 
 import ld_agents
 import ld_envs  # noqa: F401  (registers the ids)
-from ld_agents.optimal import (
+from ld_agents.baselines.optimal import (
     FastSolver,
     OptimalPolicy,
     ReferenceSolver,
@@ -25,7 +25,7 @@ from ld_agents.optimal import (
     solve,
     solver_for,
 )
-from ld_agents.twenty_one_policies import ScriptedPlayer
+from ld_agents.baselines.twenty_one import ScriptedPlayer
 from ld_envs.errors import InvalidArgument, UnknownName
 from ld_envs.twenty_one import (
     CLASS_COUNTS,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from benchmarks import plots
+from benchmarks.cli.main import main
 from benchmarks.sweep import PolicySpec, RunOptions, SweepSpec, run_sweep
-from ld_agents.cli import main
 from ld_envs.errors import InvalidArgument
 from ld_envs.pursuit import PRESETS
 
@@ -137,7 +137,7 @@ def test_caption_frame_adds_a_text_panel():
 def test_ld_episode_gif_frames_show_the_chosen_functions(tmp_path):
     """An LD student's episode: one caption per step naming each stage's chosen function
     (a function of the base), all frames the same size, written as a GIF."""
-    from ld_agents.function_base import shipped_base
+    from ld_agents.ld.base import shipped_base
 
     trace = plots.play_episode("Pursuit-v0", "ld", preset="figure5", render=True)
     names = {f.name for f in shipped_base("pursuit").functions}
@@ -160,7 +160,7 @@ def gym_frame_height() -> int:
 
 def test_entropy_plot_of_the_selection_study(tmp_path):
     """The section 3.5 plot: one panel per game, written as a PNG."""
-    from benchmarks.ld_selection import plot_entropies
+    from benchmarks.studies.ld_selection import plot_entropies
 
     def half(scale: float) -> dict:
         return {

@@ -10,7 +10,7 @@ pytest.importorskip("pettingzoo")
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 import ld_envs  # noqa: F401
-from ld_agents.pursuit_policies import ScriptedPursuers
+from ld_agents.baselines.pursuit import ScriptedPursuers
 from ld_envs import pursuit
 from ld_envs import pursuit_parallel as pp
 from ld_envs.errors import InvalidArgument

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from benchmarks import reproduce
-from ld_agents.cli import main
+from benchmarks.cli import reproduce
+from benchmarks.cli.main import main
 from ld_envs.errors import UnknownName
 
 
@@ -48,7 +48,8 @@ def test_specs_follow_the_paper_settings(tmp_path):
 def test_students_are_pinned_to_their_adapters_content(tmp_path):
     """The kd and ld rows pin the shipped adapters' content fingerprints, so a retrained
     adapter cannot add rows to a sweep of the old one (the manifest check refuses)."""
-    from ld_agents import kd, ld
+    from ld_agents import kd
+    from ld_agents.ld import policy as ld
     from ld_agents.lora import adapter_sha256
 
     args = _args(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ld_agents.retriever import Entry, Retriever
+from ld_agents.ld.retriever import Entry, Retriever
 from ld_envs.errors import InvalidArgument
 
 ENTRIES = [

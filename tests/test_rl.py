@@ -13,8 +13,8 @@ pytest.importorskip("sb3_contrib")
 
 import ld_agents
 import ld_envs  # noqa: F401
-from ld_agents.pursuit_policies import RandomPursuers
-from ld_agents.rl import (
+from ld_agents.baselines.pursuit import RandomPursuers
+from ld_agents.rl.policy import (
     N_PURSUIT_FEATURES,
     N_TWENTYONE_FEATURES,
     FeatureObservation,
@@ -23,7 +23,7 @@ from ld_agents.rl import (
     default_model_path,
     pursuit_features,
 )
-from ld_agents.rl_train import RLConfig, evaluate, summarize, train
+from ld_agents.rl.train import RLConfig, evaluate, summarize, train
 from ld_envs.errors import InvalidArgument
 from ld_envs.pursuit import N_PURSUER_ACTIONS, NO_CHOICE, manhattan
 
@@ -107,7 +107,7 @@ def test_feature_wrapper_passes_the_env_mask() -> None:
 
 def test_area_blind_mask_leaves_the_area_legal() -> None:
     """AreaBlindMask (mask_area=False) masks the board and pursuers, not the area."""
-    from ld_agents.rl import AreaBlindMask
+    from ld_agents.rl.policy import AreaBlindMask
     from ld_envs.pursuit import pursuer_action_mask
 
     env = FeatureObservation(AreaBlindMask(gym.make("PursuitRestricted-v0")))
@@ -250,7 +250,7 @@ def test_twentyone_policy_plays(tiny_twentyone: Path) -> None:
 
 def test_missing_model_fails_with_the_fix(tmp_path: Path) -> None:
     """A missing model path names the training command."""
-    with pytest.raises(InvalidArgument, match=r"benchmarks\.train_rl"):
+    with pytest.raises(InvalidArgument, match=r"ld-gym train-rl --game"):
         ld_agents.make("rl", "Pursuit-v0", path=tmp_path / "none.zip")
 
 
@@ -271,7 +271,7 @@ def test_shipped_model_is_small_and_documented(game: str) -> None:
 
 def test_rule_blind_view_hides_the_area() -> None:
     """The new-rule experiment's rule-blind view drops the area and its mask entries."""
-    from benchmarks.rl_new_rule import RuleBlind
+    from benchmarks.studies.rl_new_rule import RuleBlind
     from ld_envs.pursuit import pursuer_action_mask
 
     seen: list[dict] = []

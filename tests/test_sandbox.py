@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ld_agents.sandbox import (
+from ld_agents.ld.sandbox import (
     ALLOWED_MODULES,
     CallResult,
     Limits,

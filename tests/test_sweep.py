@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.cli.main import main
 from benchmarks.opponent_batch import OpponentBatcher
-from benchmarks.results_io import EPISODES_FILE, MANIFEST_FILE, load_records
+from benchmarks.results_io import EPISODES_FILE, MANIFEST_FILE, SweepMismatch, load_records
 from benchmarks.sweep import (
     PolicySpec,
     RunOptions,
@@ -31,9 +32,8 @@ from benchmarks.sweep import (
 )
 from ld_agents import base
 from ld_agents.base import Policy
-from ld_agents.cli import main
-from ld_agents.pursuit_policies import ScriptedPursuers
-from ld_envs.errors import InvalidArgument, SweepMismatch, UnknownName
+from ld_agents.baselines.pursuit import ScriptedPursuers
+from ld_envs.errors import InvalidArgument, UnknownName
 from ld_envs.pursuit import EVADER_MOVES, steps_lower_bound
 
 CHILD = Path(__file__).with_name("sweep_child.py")
@@ -634,7 +634,7 @@ def test_sigkill_of_a_process_pool_sweep_leaves_no_workers_and_resumes(tmp_path)
     out = tmp_path / "pool"
     argv = ["bench", "PursuitRestricted-v0", "--policies", "random", "--episodes", "80",
             "--chunk-size", "5", "--workers", "2", "--no-progress", "--out", str(out)]  # fmt: skip
-    cmd = [sys.executable, "-m", "ld_agents.cli", *argv]
+    cmd = [sys.executable, "-m", "benchmarks.cli.main", *argv]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while len(lines(out)) < 20:

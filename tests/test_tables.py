@@ -253,8 +253,8 @@ def test_report_saves_markdown_and_csv(tmp_path):
 
 
 def test_21_point_report_takes_the_ceiling_from_the_solver():
-    """The 21-point report's exact row is ld_agents.optimal.solve's, and regret uses it."""
-    from ld_agents.optimal import solve
+    """The 21-point report's exact row is the solver's (baselines.optimal.solve), regret too."""
+    from ld_agents.baselines.optimal import solve
 
     exact = solve("dealer", open_cards=False)
     manifest = {

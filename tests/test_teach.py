@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ld_agents.cli import main as cli_main
-from ld_agents.function_base import load_function_base
-from ld_agents.teach import extract_json, function_dicts, teacher_prompt
+from benchmarks.cli.main import main as cli_main
+from ld_agents.ld.base import load_function_base
+from ld_agents.ld.teach import extract_json, function_dicts, teacher_prompt
 
 GOOD = {
     "name": "cells_in_reach",
@@ -138,7 +138,7 @@ def test_teach_against_stub_server(stub_url: str, tmp_path: Path, api: str, caps
 
 
 def test_teach_nothing_parsable(tmp_path: Path) -> None:
-    from ld_agents.teach import teach
+    from ld_agents.ld.teach import teach
 
     rep = teach("twentyone", "given", out=tmp_path / "x.json", answer="I cannot do that.")
     assert not rep.parsed and not rep.kept and not rep.complete
@@ -163,12 +163,12 @@ def test_teacher_prompt_twentyone() -> None:
 
 
 def test_base_loads_after_teach(stub_url: str, tmp_path: Path) -> None:
-    from ld_agents.teach import teach
+    from ld_agents.ld.teach import teach
 
     out = tmp_path / "b.json"
     rep = teach("pursuit", f"openai:{stub_url}?model=stub-teacher", out=out, n_states=10)
     assert rep.kept and rep.out == str(out)
-    from ld_agents.function_base import bases_dir
+    from ld_agents.ld.base import bases_dir
 
     base = load_function_base(bases_dir() / "pursuit.json", [out])
     assert "cells_in_reach" in [f.name for f in base.stage_candidates("candidates")]

@@ -8,7 +8,7 @@ import pytest
 
 import ld_agents
 import ld_envs  # noqa: F401  (registers the ids)
-from ld_agents.twenty_one_policies import ScriptedPlayer, opponent_totals
+from ld_agents.baselines.twenty_one import ScriptedPlayer, opponent_totals
 from ld_envs.errors import InvalidArgument
 from ld_envs.twenty_one import (
     HIT,

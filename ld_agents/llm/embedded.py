@@ -31,7 +31,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ld_envs.errors import BackendError, InvalidArgument
+from ld_agents.errors import BackendError
+from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ those of ``tokenize(context + continuation)`` beyond the longest common prefix w
 
 The other methods (``naive``: one full forward per request with every position's logits;
 ``keep``: one forward per request with ``logits_to_keep``; ``batch``: all requests in one
-right-padded batch) exist as references for tests and ``benchmarks/llm_speed.py``.
+right-padded batch) exist as references for tests and ``benchmarks/studies/llm_speed.py``.
 
 Generation (``generate_until``) is greedy, batched (``batch_size`` rows, left-padded after
 the rows' shared token prefix, which comes from the prefix cache), stops at any stop string
@@ -61,9 +61,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ld_agents.errors import BackendError
 from ld_agents.llm.base import Backend, GenerationRequest, register_backend
 from ld_agents.llm.hardware import bf16_matmul_mode, slow_bf16_warning
-from ld_envs.errors import BackendError, InvalidArgument
+from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
 

@@ -34,8 +34,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ld_agents.errors import BackendError
 from ld_agents.llm.base import Backend, GenerationRequest, register_backend
-from ld_envs.errors import BackendError, InvalidArgument
+from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
 

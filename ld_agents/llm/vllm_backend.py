@@ -50,8 +50,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ld_agents.errors import BackendError
 from ld_agents.llm.base import Backend, GenerationRequest, register_backend
-from ld_envs.errors import BackendError, InvalidArgument
+from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
 

@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from ld_agents.function_base import (
+from ld_agents.ld.base import (
     SCHEMA_ID,
     SCHEMA_VERSION,
     FunctionBase,
     bases_dir,
     validate_base,
 )
-from ld_agents.function_games import FULL_DECK, game_spec
-from ld_agents.sandbox import SandboxWorker
+from ld_agents.ld.games import FULL_DECK, game_spec
+from ld_agents.ld.sandbox import SandboxWorker
 
 HERE = Path(__file__).resolve().parent
 CREATED = "2026-11-24"

@@ -3,7 +3,7 @@
 Each top-level function here is copied verbatim into the JSON by ``build.py``; each must
 be self-contained (imports inside, no helpers shared between functions) and pass the
 sandbox's static check. Cells are ``[x, y]`` lists; ``state`` is the function-base state
-of ``ld_agents.function_games.PURSUIT``.
+of ``ld_agents.ld.games.PURSUIT``.
 """
 
 # ---------------------------------------------------------------- stage: candidates

@@ -2,7 +2,7 @@
 
 Each top-level function here is copied verbatim into the JSON by ``build.py``; each must
 be self-contained (helpers nested inside) and pass the sandbox's static check. ``state``
-is the function-base state of ``ld_agents.function_games.TWENTYONE``: ranks are strings
+is the function-base state of ``ld_agents.ld.games.TWENTYONE``: ranks are strings
 ``"A"``, ``"2"``..``"10"``, ``"J"``, ``"Q"``, ``"K"``.
 """
 

@@ -1,0 +1,106 @@
+"""The ``ld-gym`` command line: one console script, one subcommand per module.
+
+Each subcommand lives in its own module, named in :data:`COMMANDS`, which provides:
+
+* ``HELP: str`` — one line for ``ld-gym --help``;
+* ``configure(parser: argparse.ArgumentParser) -> None`` — adds its arguments;
+* ``run(args: argparse.Namespace) -> int`` — does the work, returns the exit status.
+
+To add a subcommand (``validate``, ``teach``, ``traces``, ``train``, ...), write such a
+module and add one line to :data:`COMMANDS`. A module is imported only to build the
+parser (keep heavy imports inside ``run``); one that cannot be imported (an optional
+extra missing) is listed as unavailable instead of breaking the other subcommands.
+
+Errors on bad input (every :class:`ld_envs.errors.LdGymError`) print one message to
+stderr and exit 1, without a traceback; ``--debug`` shows the traceback. Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+#: subcommand -> module providing HELP, configure(parser), run(args)
+COMMANDS: dict[str, str] = {
+    "bench": "benchmarks.cli.bench",
+    "reproduce": "benchmarks.cli.reproduce",
+    "plot": "benchmarks.cli.plot",
+    "demo": "benchmarks.cli.demo",
+    "validate": "benchmarks.cli.validate",
+    "emergency": "benchmarks.cli.emergency",
+    "teach": "benchmarks.cli.teach",
+    "train-ld": "benchmarks.cli.train_ld",
+    "traces": "benchmarks.cli.traces",
+    "train-kd": "benchmarks.cli.train_kd",
+    "train-rl": "benchmarks.cli.train_rl",
+}
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _load(name: str) -> ModuleType | str:
+    """The subcommand's module, or why it cannot be loaded."""
+    try:
+        return importlib.import_module(COMMANDS[name])
+    except ImportError as exc:
+        return f"unavailable ({exc})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ld-gym",
+        description="Logic Distillation (IJCAI 2025) as a research suite.",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug logging on errors"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        module = _load(name)
+        if isinstance(module, str):
+            sub.add_parser(name, help=module)
+            continue
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.configure(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ld-gym`` console script; returns the exit status."""
+    from ld_envs.errors import LdGymError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    module = getattr(args, "_module", None)
+    if module is None:
+        parser.error(f"subcommand {args.command!r} is {_load(args.command)}")
+    try:
+        return int(module.run(args) or 0)
+    except LdGymError as exc:
+        if args.debug:
+            raise
+        print(f"ld-gym {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(
+            f"ld-gym {args.command}: interrupted; finished work is saved "
+            f"(rerun the same command to resume)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
