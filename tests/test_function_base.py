@@ -11,21 +11,20 @@ import pytest
 
 import ld_agents
 import ld_envs  # noqa: F401  (registers the env ids)
-from benchmarks.cli.validate import validate_main
+from benchmarks.cli.main import main as cli_main
 from ld_agents.ld.base import (
     FunctionBase,
     NoRightFunction,
-    SchemaError,
     bases_dir,
     read_base_file,
     shipped_base,
-    training_examples,
-    validate_base,
-    validate_function,
 )
 from ld_agents.ld.chain import FunctionChainPolicy, collect_states, oracle_base
 from ld_agents.ld.games import FULL_DECK, sample_states
 from ld_agents.ld.sandbox import Limits, SandboxWorker
+from ld_agents.ld.schema import SchemaError
+from ld_agents.ld.training_data import training_examples
+from ld_agents.ld.validation import validate_base, validate_function
 from ld_envs.pursuit import NO_CHOICE
 
 
@@ -414,7 +413,7 @@ def test_ld_oracle_is_registered_for_both_games():
 def test_validate_cli_passes_shipped_base(capsys):
     """`ld-gym validate` exits 0 on a shipped base and lists what it kept."""
     path = str(bases_dir() / "twentyone.json")
-    assert validate_main([path, "--game", "twentyone", "--states", "5"]) == 0
+    assert cli_main(["validate", path, "--game", "twentyone", "--states", "5"]) == 0
     assert "16 kept, 0 rejected" in capsys.readouterr().out
 
 
@@ -426,8 +425,8 @@ def test_validate_cli_rejects_a_broken_extension(tmp_path, capsys):
     path = tmp_path / "ext.json"
     path.write_text(json.dumps(ext))
     out_json = tmp_path / "report.json"
-    code = validate_main(
-        [str(path), "--game", "pursuit", "--states", "20", "--json", str(out_json)]
+    code = cli_main(
+        ["validate", str(path), "--game", "pursuit", "--states", "20", "--json", str(out_json)]
     )
     out = capsys.readouterr().out
     assert code == 1 and "REJECTED constraints/drop_restricted_cells" in out
@@ -439,7 +438,7 @@ def test_validate_cli_checks_a_python_source_file(tmp_path, capsys):
     """A .py file with a '# stage:' header is checked against that stage's contract."""
     path = tmp_path / "pick.py"
     path.write_text("# stage: select\ndef pick(state, prev):\n    return [None, None, None]\n")
-    assert validate_main([str(path), "--game", "pursuit", "--states", "10"]) == 1
+    assert cli_main(["validate", str(path), "--game", "pursuit", "--states", "10"]) == 1
     assert "choice_from_input" in capsys.readouterr().out
 
 
@@ -449,7 +448,7 @@ def test_validate_cli_reports_schema_errors_with_exit_1(tmp_path, capsys):
     del data["stages"][0]["produces"]
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
-    assert validate_main([str(path), "--game", "twentyone"]) == 1
+    assert cli_main(["validate", str(path), "--game", "twentyone"]) == 1
     assert "stages[0].produces is missing" in capsys.readouterr().err
 
 
@@ -485,7 +484,7 @@ def test_chain_policy_pickles_and_plays():
 
 def test_bust_reference_matches_the_env_rule():
     """The validator's exact bust probability equals ld_envs.twenty_one's on real hands."""
-    from ld_agents.ld.games import _ref_risk
+    from ld_agents.ld.games.twenty_one import _ref_risk
     from ld_envs import twenty_one as to
 
     def ids(ranks):

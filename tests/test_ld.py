@@ -14,16 +14,8 @@ import pytest
 import ld_agents
 import ld_envs  # noqa: F401
 from ld_agents.ld.base import shipped_base
-from ld_agents.ld.policy import (
-    LDConfig,
-    LDPolicy,
-    default_adapter,
-    dynamic_prompt,
-    label_choices,
-    ld_backend_spec,
-    ld_base,
-    static_prompt,
-)
+from ld_agents.ld.policy import LDConfig, LDPolicy, default_adapter, ld_backend_spec, ld_base
+from ld_agents.ld.prompts import dynamic_prompt, label_choices, static_prompt
 from ld_agents.llm.base import Backend, GenerationRequest, get_backend
 from ld_envs.pursuit import NO_CHOICE
 
@@ -207,7 +199,7 @@ def test_synthetic_rule_rows_teach_matching_unseen_functions():
     function never appears; answers fall on several labels and several functions."""
     from ld_agents.ld.base import shipped_base
     from ld_agents.ld.games import sample_states
-    from ld_agents.ld.policy import synthetic_rule_rows
+    from ld_agents.ld.training_data import synthetic_rule_rows
 
     rows = synthetic_rule_rows(shipped_base("pursuit"), sample_states("pursuit", 40, "train", 3))
     assert len(rows) >= 10

@@ -1,82 +1,56 @@
 """Function bases and their user manuals (the paper's D_f, sections 3.1-3.4, Figure 4).
 
-A function base is a JSON file a teacher LLM can write: the game, its stages in order,
-and small pure Python functions, each with a user-manual entry. One decision runs the
-stages in order, one function per stage, each on the state and the previous stage's
-output: ``o_j = f_j(state, o_{j-1})``, ``o_0 = None``; the last output is the decision
-(pursuit: three target cells; 21 points: ``"hit"``/``"stand"``), which
-:meth:`FunctionBase.decision_to_action` turns into an env action.
+:class:`FunctionBase` holds a game's stages in order and their functions (the records and
+the file format are :mod:`ld_agents.ld.schema`). One decision runs the stages in order, one
+function per stage, each on the state and the previous stage's output; the last output is
+the decision, which :meth:`FunctionBase.decision_to_action` turns into an env action.
 
-The schema (version 1; the full reference with an example is ``docs/function_bases.md``)::
-
-    {
-      "schema": "ld-gym/function-base", "schema_version": 1,
-      "game": "pursuit" | "twentyone",
-      "kind": "base" | "extension",        # an extension adds functions to a base's stages
-      "provenance": {"author": str, "stand_in": bool, "note": str, "created": "YYYY-MM-DD",
-                     "model": str | null},
-      "rules": str,                        # the rules the teacher read (base only)
-      "stages": [                          # in order (base only)
-        {"name": str, "description": str, "consumes": TYPE, "produces": TYPE,
-         "properties": [PROPERTY, ...]}    # claims every function of the stage must keep
-      ],
-      "functions": [
-        {"name": identifier, "stage": str, "source": "def name(state, prev): ...",
-         "signature": str, "inputs": [{"name", "type", "description"}], "output": {...},
-         "rule": str,                      # the game rule it implements
-         "when_to_call": str,              # the manual's advice, in words
-         "right_when": PREDICATE,          # the same advice as a predicate name (labeller)
-         "role": "core" | "alternative" | "distractor" | "emergency",
-         "handles_rule": str | null,       # emergency functions: the rule they add
-         "properties": [PROPERTY, ...],    # claims about this function's output
-         "examples": [{"state", "prev", "expected", "note"}],   # usage examples, >= 1
-         "situations": [{"state", "prev", "note"}]}             # where it is the right one
-      ]
-    }
-
-``TYPE``, ``PREDICATE`` and ``PROPERTY`` come from the game's vocabulary in
-:mod:`ld_agents.ld.games` (a property is ``"name"`` or ``{"name": ..., param: v}``).
 ``role`` and ``right_when`` are the answer key for evaluation and training labels: a
 prompt that asks a student to choose must show the manual text
-(:meth:`FunctionEntry.manual_text`), never those two fields.
+(:meth:`~ld_agents.ld.schema.FunctionEntry.manual_text`), never those two fields.
 
 APIs for the LD student: :meth:`FunctionBase.stage_candidates`, the ground-truth labeller
 :meth:`FunctionBase.right_function`, :meth:`FunctionBase.add_function` (emergency
-functions, validated first with :func:`validate_function`), :meth:`FunctionBase.run_chain`
-(execution in a :class:`~ld_agents.ld.sandbox.SandboxWorker`), :func:`training_examples`
-(student training data on held-out states) and :func:`validate_base` (the sandbox
-contract tests behind ``ld-gym validate``).
+functions, validated first with :func:`ld_agents.ld.validation.validate_function`),
+:meth:`FunctionBase.run_chain` (execution in a :class:`~ld_agents.ld.sandbox.SandboxWorker`).
+Loading: :func:`load_function_base`, :func:`shipped_base` (the files in :data:`SHIPPED`),
+:func:`load_source_entry` (one bare ``.py`` function). Student training data is
+:mod:`ld_agents.ld.training_data`; the sandbox contract tests are
+:mod:`ld_agents.ld.validation`.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
-import keyword
 import logging
-import math
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ld_agents.ld.games import GameSpec, game_spec, split_property
-from ld_agents.ld.sandbox import CallResult, Limits, SandboxWorker, check_source
+from ld_agents.ld.games import GameSpec, game_spec
+from ld_agents.ld.sandbox import CallResult, SandboxWorker
+from ld_agents.ld.schema import (
+    SCHEMA_ID,
+    SCHEMA_VERSION,
+    FunctionEntry,
+    Param,
+    Provenance,
+    Reader,
+    SchemaError,
+    StageSpec,
+    check_unique,
+    read_function,
+    read_header,
+    read_properties,
+    read_provenance,
+    read_stage,
+    short_json,
+)
 from ld_envs.errors import InvalidArgument, LdGymError
 
 logger = logging.getLogger(__name__)
-
-SCHEMA_ID = "ld-gym/function-base"
-SCHEMA_VERSION = 1
-KINDS = ("base", "extension")
-ROLES = ("core", "alternative", "distractor", "emergency")
-
-
-class SchemaError(InvalidArgument):
-    """A function-base file breaks the schema; the message names the field."""
 
 
 class NoRightFunction(LdGymError, LookupError):
@@ -96,325 +70,6 @@ SHIPPED: dict[str, dict[str, str]] = {
     "pursuit": {"base": "pursuit.json", "restricted_area": "pursuit_restricted_emergency.json"},
     "twentyone": {"base": "twentyone.json"},
 }
-
-
-# --------------------------------------------------------------------------- schema
-
-
-@dataclass(frozen=True)
-class Param:
-    """A documented input or output of a function."""
-
-    name: str
-    type: str
-    description: str
-
-
-@dataclass(frozen=True)
-class Example:
-    """A usage example: on ``(state, prev)`` the function returns ``expected``."""
-
-    state: dict[str, Any]
-    prev: Any
-    expected: Any
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Situation:
-    """A state (and stage input) where the function is the right choice."""
-
-    state: dict[str, Any]
-    prev: Any
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Who wrote a base (or one function) and how."""
-
-    author: str
-    stand_in: bool
-    note: str = ""
-    created: str = ""
-    model: str | None = None
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """One stage of a decision: what it consumes and produces, and what it must keep."""
-
-    name: str
-    description: str
-    consumes: str
-    produces: str
-    properties: tuple[Any, ...] = ()
-
-
-@dataclass(frozen=True)
-class FunctionEntry:
-    """One function and its user-manual entry."""
-
-    name: str
-    stage: str
-    source: str
-    signature: str
-    inputs: tuple[Param, ...]
-    output: Param
-    rule: str
-    when_to_call: str
-    right_when: str
-    role: str
-    examples: tuple[Example, ...]
-    situations: tuple[Situation, ...] = ()
-    properties: tuple[Any, ...] = ()
-    handles_rule: str | None = None
-    provenance: Provenance | None = None
-
-    def manual_text(self, examples: int = 1) -> str:
-        """The manual entry as a student sees it: no ``role``, no ``right_when``."""
-        lines = [
-            f"{self.name} (stage: {self.stage})",
-            f"signature: {self.signature}",
-            f"rule: {self.rule}",
-            f"when to call: {self.when_to_call}",
-            "inputs: " + "; ".join(f"{p.name} ({p.type}): {p.description}" for p in self.inputs),
-            f"output ({self.output.type}): {self.output.description}",
-        ]
-        for ex in self.examples[:examples]:
-            lines.append(
-                f"example: {self.name}({_short(ex.state)}, {_short(ex.prev)}) -> "
-                f"{_short(ex.expected)}"
-            )
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "stage": self.stage,
-            "role": self.role,
-            "signature": self.signature,
-            "rule": self.rule,
-            "when_to_call": self.when_to_call,
-            "right_when": self.right_when,
-            "handles_rule": self.handles_rule,
-            "inputs": [vars(p) for p in self.inputs],
-            "output": vars(self.output),
-            "properties": list(self.properties),
-            "source": self.source,
-            "examples": [vars(e) for e in self.examples],
-            "situations": [vars(s) for s in self.situations],
-        }
-        if self.provenance is not None:
-            out["provenance"] = vars(self.provenance)
-        return out
-
-
-def _short(value: Any, limit: int = 160) -> str:
-    text = json.dumps(value, separators=(",", ":"))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class _Reader:
-    """Reads one JSON object with errors that name the field's path."""
-
-    def __init__(self, data: Any, path: str) -> None:
-        if not isinstance(data, dict):
-            raise SchemaError(f"{path} must be a JSON object, got {type(data).__name__}")
-        self.data, self.path = data, path
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def get(
-        self, key: str, kind: type | tuple[type, ...], default: Any = ..., empty: bool = True
-    ) -> Any:
-        if key not in self.data:
-            if default is ...:
-                raise SchemaError(f"{self.at(key)} is missing (required)")
-            return default
-        value = self.data[key]
-        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
-            names = " or ".join(t.__name__ for t in _tuple(kind))
-            raise SchemaError(f"{self.at(key)} must be {names}, got {type(value).__name__}")
-        if not empty and isinstance(value, (str, list)) and not value:
-            raise SchemaError(f"{self.at(key)} must not be empty")
-        return value
-
-    def no_unknown(self, known: Iterable[str]) -> None:
-        unknown = sorted(set(self.data) - set(known))
-        if unknown:
-            raise SchemaError(
-                f"{self.path or 'the file'} has unknown field(s) {unknown}; known: "
-                f"{', '.join(sorted(known))}"
-            )
-
-
-def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _identifier(value: str, where: str) -> str:
-    if not value.isidentifier() or keyword.iskeyword(value) or value.startswith("_"):
-        raise SchemaError(
-            f"{where} must be a Python identifier not starting with '_', got {value!r}"
-        )
-    return value
-
-
-def _properties(spec: GameSpec, values: list[Any], where: str) -> tuple[Any, ...]:
-    for i, p in enumerate(values):
-        problem = spec.property_problem(p)
-        if problem:
-            raise SchemaError(f"{where}[{i}]: {problem}")
-    return tuple(values)
-
-
-def _provenance(data: Any, where: str) -> Provenance:
-    r = _Reader(data, where)
-    r.no_unknown(["author", "stand_in", "note", "created", "model"])
-    return Provenance(
-        author=r.get("author", str, empty=False),
-        stand_in=r.get("stand_in", bool),
-        note=r.get("note", str, ""),
-        created=r.get("created", str, ""),
-        model=r.get("model", (str, type(None)), None),
-    )
-
-
-def _param(data: Any, where: str) -> Param:
-    r = _Reader(data, where)
-    r.no_unknown(["name", "type", "description"])
-    return Param(
-        r.get("name", str, empty=False),
-        r.get("type", str, empty=False),
-        r.get("description", str, ""),
-    )
-
-
-_FUNCTION_FIELDS = [
-    "name",
-    "stage",
-    "source",
-    "signature",
-    "inputs",
-    "output",
-    "rule",
-    "when_to_call",
-    "right_when",
-    "role",
-    "handles_rule",
-    "properties",
-    "examples",
-    "situations",
-    "provenance",
-]
-
-
-def _function(
-    data: Any,
-    where: str,
-    spec: GameSpec,
-    stages: Mapping[str, StageSpec],
-    require_examples: bool = True,
-) -> FunctionEntry:
-    r = _Reader(data, where)
-    r.no_unknown(_FUNCTION_FIELDS)
-    name = _identifier(r.get("name", str, empty=False), r.at("name"))
-    stage = r.get("stage", str, empty=False)
-    if stage not in stages:
-        raise SchemaError(
-            f"{r.at('stage')} is {stage!r}, not a stage of the base; stages: {', '.join(stages)}"
-        )
-    st = stages[stage]
-    role = r.get("role", str)
-    if role not in ROLES:
-        raise SchemaError(f"{r.at('role')} must be one of {', '.join(ROLES)}, got {role!r}")
-    right_when = r.get("right_when", str, empty=False)
-    if right_when not in spec.predicates:
-        raise SchemaError(
-            f"{r.at('right_when')} is {right_when!r}, not a predicate of {spec.name}; known: "
-            f"{', '.join(sorted(spec.predicates))}"
-        )
-    inputs = r.get("inputs", list, empty=False)
-    examples_raw = r.get("examples", list, empty=not require_examples)
-    examples = []
-    for i, e in enumerate(examples_raw):
-        er = _Reader(e, f"{r.at('examples')}[{i}]")
-        er.no_unknown(["state", "prev", "expected", "note"])
-        ex = Example(
-            er.get("state", dict),
-            er.get("prev", object),
-            er.get("expected", object),
-            er.get("note", str, ""),
-        )
-        _check_io(spec, st, ex.state, ex.prev, er.at(""))
-        problem = spec.types[st.produces].check(ex.expected, ex.state)
-        if problem:
-            raise SchemaError(f"{er.at('expected')} is not a {st.produces} value: {problem}")
-        examples.append(ex)
-    situations = []
-    for i, s in enumerate(r.get("situations", list, [])):
-        sr = _Reader(s, f"{r.at('situations')}[{i}]")
-        sr.no_unknown(["state", "prev", "note"])
-        sit = Situation(
-            sr.get("state", dict), sr.get("prev", object, None), sr.get("note", str, "")
-        )
-        _check_io(spec, st, sit.state, sit.prev, sr.at(""))
-        situations.append(sit)
-    prov = r.data.get("provenance")
-    return FunctionEntry(
-        name=name,
-        stage=stage,
-        source=r.get("source", str, empty=False),
-        signature=r.get("signature", str, empty=False),
-        inputs=tuple(_param(p, f"{r.at('inputs')}[{i}]") for i, p in enumerate(inputs)),
-        output=_param(r.get("output", dict), r.at("output")),
-        rule=r.get("rule", str, empty=False),
-        when_to_call=r.get("when_to_call", str, empty=False),
-        right_when=right_when,
-        role=role,
-        examples=tuple(examples),
-        situations=tuple(situations),
-        properties=_properties(spec, r.get("properties", list, []), r.at("properties")),
-        handles_rule=r.get("handles_rule", (str, type(None)), None),
-        provenance=None if prov is None else _provenance(prov, r.at("provenance")),
-    )
-
-
-def _check_io(spec: GameSpec, stage: StageSpec, state: Any, prev: Any, where: str) -> None:
-    where = where.rstrip(".")
-    problem = spec.check_state(state)
-    if problem:
-        raise SchemaError(f"{where}.state is not a {spec.name} state: {problem}")
-    problem = spec.types[stage.consumes].check(prev, state)
-    if problem:
-        raise SchemaError(
-            f"{where}.prev is not a {stage.consumes} value (stage {stage.name} "
-            f"consumes it): {problem}"
-        )
-
-
-def _stage(data: Any, where: str, spec: GameSpec) -> StageSpec:
-    r = _Reader(data, where)
-    r.no_unknown(["name", "description", "consumes", "produces", "properties"])
-    name = _identifier(r.get("name", str, empty=False), r.at("name"))
-    types = {}
-    for key in ("consumes", "produces"):
-        t = r.get(key, str, empty=False)
-        if t not in spec.types:
-            raise SchemaError(
-                f"{r.at(key)} is {t!r}, not a {spec.name} value type; known: "
-                f"{', '.join(spec.types)}"
-            )
-        types[key] = t
-    return StageSpec(
-        name=name,
-        description=r.get("description", str, empty=False),
-        consumes=types["consumes"],
-        produces=types["produces"],
-        properties=_properties(spec, r.get("properties", list, []), r.at("properties")),
-    )
 
 
 # --------------------------------------------------------------------------- the base
@@ -482,7 +137,7 @@ class FunctionBase:
 
         ``require_examples=False`` accepts entries without usage examples (a base being
         built; the validator then has only sampled inputs to test them on)."""
-        r = _Reader(data, "")
+        r = Reader(data, "")
         r.no_unknown(
             [
                 "schema",
@@ -497,10 +152,10 @@ class FunctionBase:
                 "description",
             ]
         )
-        _header(r, "base")
+        read_header(r, "base")
         spec = game_spec(r.get("game", str))
         stages_raw = r.get("stages", list, empty=False)
-        stages = [_stage(s, f"stages[{i}]", spec) for i, s in enumerate(stages_raw)]
+        stages = [read_stage(s, f"stages[{i}]", spec) for i, s in enumerate(stages_raw)]
         names = [s.name for s in stages]
         if len(set(names)) != len(names):
             raise SchemaError(f"stages: names must be unique, got {names}")
@@ -522,15 +177,15 @@ class FunctionBase:
             )
         by_name = {s.name: s for s in stages}
         functions = [
-            _function(f, f"functions[{i}]", spec, by_name, require_examples)
+            read_function(f, f"functions[{i}]", spec, by_name, require_examples)
             for i, f in enumerate(r.get("functions", list, empty=False))
         ]
-        _unique([f.name for f in functions], "functions")
+        check_unique([f.name for f in functions], "functions")
         base = cls(
             spec.name,
             stages,
             functions,
-            _provenance(r.get("provenance", dict), "provenance"),
+            read_provenance(r.get("provenance", dict), "provenance"),
             rules=r.get("rules", str, ""),
             origin=origin,
         )
@@ -544,7 +199,7 @@ class FunctionBase:
 
         Their provenance defaults to the extension file's. Returns the added entries.
         """
-        r = _Reader(data, "")
+        r = Reader(data, "")
         r.no_unknown(
             [
                 "schema",
@@ -557,21 +212,21 @@ class FunctionBase:
                 "description",
             ]
         )
-        _header(r, "extension")
+        read_header(r, "extension")
         game = r.get("game", str)
         if game != self.game:
             raise SchemaError(f"game is {game!r} but the base is for {self.game!r}")
-        prov = _provenance(r.get("provenance", dict), "provenance")
+        prov = read_provenance(r.get("provenance", dict), "provenance")
         by_name = {s.name: s for s in self.stages}
         entries = [
-            _function(f, f"functions[{i}]", self.spec, by_name)
+            read_function(f, f"functions[{i}]", self.spec, by_name)
             for i, f in enumerate(r.get("functions", list, empty=False))
         ]
-        _unique([f.name for f in entries], "functions")
+        check_unique([f.name for f in entries], "functions")
         added = []
         for e in entries:
             if e.provenance is None:
-                e = _replace(e, provenance=prov)
+                e = dataclasses.replace(e, provenance=prov)
             added.append(self.add_function(e))
         if origin:
             self.origin = f"{self.origin} + {origin}" if self.origin else origin
@@ -637,7 +292,7 @@ class FunctionBase:
         """
         if not isinstance(entry, FunctionEntry):
             stages = {s.name: s for s in self.stages}
-            entry = _function(entry, "function", self.spec, stages, require_examples)
+            entry = read_function(entry, "function", self.spec, stages, require_examples)
         if entry.stage not in self.stage_names:
             raise SchemaError(
                 f"function {entry.name!r}: stage {entry.stage!r} is not a stage "
@@ -684,7 +339,7 @@ class FunctionBase:
         if not names:
             raise NoRightFunction(
                 f"no function of stage {stage!r} is right for this state (a rule in force "
-                f"that no function handles yet? add an emergency function): {_short(state)}"
+                f"that no function handles yet? add an emergency function): {short_json(state)}"
             )
         raise NoRightFunction(f"several functions of stage {stage!r} claim this state: {names}")
 
@@ -788,32 +443,6 @@ def _rebuild(data: dict[str, Any], origin: str) -> FunctionBase:
     return FunctionBase.from_dict(data, origin=origin, require_examples=False)
 
 
-def _header(r: _Reader, kind: str) -> None:
-    schema = r.get("schema", str)
-    if schema != SCHEMA_ID:
-        raise SchemaError(f"schema must be {SCHEMA_ID!r}, got {schema!r}")
-    version = r.get("schema_version", int)
-    if version != SCHEMA_VERSION:
-        raise SchemaError(
-            f"schema_version {version} is not supported (this ld-gym reads {SCHEMA_VERSION})"
-        )
-    got = r.get("kind", str, "base")
-    if got != kind:
-        raise SchemaError(f"kind must be {kind!r} here, got {got!r}")
-
-
-def _unique(names: list[str], where: str) -> None:
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise SchemaError(f"{where}: duplicate function name(s) {dup}")
-
-
-def _replace(entry: FunctionEntry, **changes: Any) -> FunctionEntry:
-    from dataclasses import replace
-
-    return replace(entry, **changes)
-
-
 def read_base_file(path: str | Path) -> Any:
     """The JSON data of a function-base or extension file (clear errors)."""
     path = Path(path)
@@ -912,385 +541,35 @@ def load_source_entry(
         right_when=right_when,
         role="alternative",
         examples=(),
-        properties=_properties(base.spec, list(properties or []), f"{path}: properties"),
+        properties=read_properties(base.spec, list(properties or []), f"{path}: properties"),
     )
 
 
-# --------------------------------------------------------------------------- validation
+#: names that lived here before the split, served lazily from their new modules
+_MOVED = {
+    **dict.fromkeys(
+        [
+            "Failure",
+            "FunctionReport",
+            "ValidationReport",
+            "labeller_notes",
+            "same_value",
+            "sample_inputs",
+            "validate_base",
+            "validate_function",
+        ],
+        "ld_agents.ld.validation",
+    ),
+    **dict.fromkeys(["SelectionExample", "training_examples"], "ld_agents.ld.training_data"),
+}
 
 
-@dataclass(frozen=True)
-class Failure:
-    """One failed check: which function, which check, on what input, expected vs got."""
+def __getattr__(name: str) -> Any:
+    """``from ld_agents.ld.base import validate_base`` (and the other moved names) still
+    works; the validation and training-data modules import this one, hence lazily."""
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-    function: str
-    check: str
-    message: str
-    input: Any = None
-    expected: Any = None
-    got: Any = None
-
-    def format(self) -> str:
-        parts = [f"[{self.check}] {self.message}"]
-        if self.input is not None:
-            parts.append(f"input: {_short(self.input, 300)}")
-        if self.expected is not None:
-            parts.append(f"expected: {_short(self.expected, 200)}")
-        if self.got is not None:
-            parts.append(f"got: {_short(self.got, 200)}")
-        return "\n      ".join(parts)
-
-
-@dataclass
-class FunctionReport:
-    """The validator's verdict on one function."""
-
-    name: str
-    stage: str
-    role: str
-    failures: list[Failure] = field(default_factory=list)
-    calls: int = 0
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    def checks_failed(self) -> list[str]:
-        return sorted({f.check for f in self.failures})
-
-
-@dataclass
-class ValidationReport:
-    """What :func:`validate_base` kept and rejected, and why."""
-
-    game: str
-    origin: str
-    functions: list[FunctionReport] = field(default_factory=list)
-    #: base-level findings (labeller gaps or overlaps on sampled states)
-    notes: list[str] = field(default_factory=list)
-    enforcement: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return all(f.passed for f in self.functions)
-
-    @property
-    def kept(self) -> list[str]:
-        return [f.name for f in self.functions if f.passed]
-
-    @property
-    def rejected(self) -> list[str]:
-        return [f.name for f in self.functions if not f.passed]
-
-    def report(self, name: str) -> FunctionReport:
-        for f in self.functions:
-            if f.name == name:
-                return f
-        raise InvalidArgument(f"no report for {name!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report as JSON data."""
-        return {
-            "game": self.game,
-            "origin": self.origin,
-            "ok": self.ok,
-            "kept": self.kept,
-            "rejected": {
-                f.name: [vars(x) for x in f.failures] for f in self.functions if not f.passed
-            },
-            "functions": [
-                {
-                    "name": f.name,
-                    "stage": f.stage,
-                    "role": f.role,
-                    "passed": f.passed,
-                    "calls": f.calls,
-                    "seconds": f.seconds,
-                }
-                for f in self.functions
-            ],
-            "notes": self.notes,
-            "enforcement": self.enforcement,
-        }
-
-    def format(self) -> str:
-        """A human-readable report: kept, rejected with each failure, notes."""
-        lines = [
-            f"{self.origin or self.game}: {len(self.kept)} kept, {len(self.rejected)} rejected"
-        ]
-        for f in self.functions:
-            mark = "kept    " if f.passed else "REJECTED"
-            lines.append(
-                f"  {mark} {f.stage}/{f.name} ({f.role}; {f.calls} calls, {f.seconds * 1e3:.0f} ms)"
-            )
-            for fail in f.failures:
-                lines.append("      " + fail.format())
-        for n in self.notes:
-            lines.append(f"  note: {n}")
-        return "\n".join(lines)
-
-
-def same_value(a: Any, b: Any, tol: float = 1e-9) -> bool:
-    """JSON-value equality with a float tolerance (ints and floats compare by value)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_value(x, y, tol) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_value(a[k], b[k], tol) for k in a)
-    return a == b
-
-
-def sample_inputs(
-    base: FunctionBase, stage: str, n: int, seed: int = 0
-) -> list[tuple[dict[str, Any], Any]]:
-    """``n`` seeded ``(state, prev)`` inputs for a stage, built by trusted project code."""
-    rng = np.random.default_rng(seed)
-    st = base.stage(stage)
-    out = []
-    for _ in range(n):
-        state = base.spec.sample_state(rng)
-        out.append((state, base.spec.types[st.consumes].sample(state, rng)))
-    return out
-
-
-#: call errors after which a function is not called again (each costs a worker restart)
-_FATAL = ("timeout", "cpu", "memory", "crash")
-
-
-def validate_function(
-    base: FunctionBase,
-    entry: FunctionEntry,
-    worker: SandboxWorker,
-    inputs: Sequence[tuple[dict[str, Any], Any]] | None = None,
-    n_states: int = 60,
-    seed: int = 0,
-    max_failures: int = 3,
-) -> FunctionReport:
-    """Check one function against its manual's contract, in the sandbox.
-
-    Checks, in order (a failure of ``static`` or ``load`` stops the rest): ``static``
-    (the AST whitelist), ``load``, ``example`` (each usage example gives its expected
-    output), ``run`` (no error on sampled inputs), ``type`` (the stage's output type),
-    ``property`` (the stage's and the function's claimed properties), ``deterministic``
-    (same input, same output), ``situation`` (the labeller agrees it is right there).
-    ``entry`` need not be in ``base`` yet (an emergency candidate).
-    """
-    t0 = time.perf_counter()
-    rep = FunctionReport(entry.name, entry.stage, entry.role)
-    spec = base.spec
-    stage = base.stage(entry.stage)
-    key = f"validate/{entry.name}"
-
-    def fail(check: str, message: str, **kw: Any) -> None:
-        rep.failures.append(Failure(entry.name, check, message, **kw))
-
-    violations = check_source(entry.source, required=[entry.name])
-    if violations:
-        for v in violations:
-            fail("static", str(v))
-        return rep
-    loaded = worker.load(key, entry.source, name=entry.name)
-    if not loaded.ok:
-        fail("load", str(loaded))
-        return rep
-
-    def call(state: dict[str, Any], prev: Any) -> CallResult:
-        rep.calls += 1
-        return worker.call(key, [copy.deepcopy(state), copy.deepcopy(prev)])
-
-    try:
-        for i, ex in enumerate(entry.examples):
-            res = call(ex.state, ex.prev)
-            inp = {"state": ex.state, "prev": ex.prev}
-            if not res.ok:
-                fail("example", f"usage example {i} raised {res}", input=inp, expected=ex.expected)
-                if res.kind in _FATAL:
-                    return rep
-            elif not same_value(res.value, ex.expected):
-                fail(
-                    "example",
-                    f"usage example {i} gives another output",
-                    input=inp,
-                    expected=ex.expected,
-                    got=res.value,
-                )
-        props = [*stage.properties, *entry.properties]
-        inputs = inputs if inputs is not None else sample_inputs(base, entry.stage, n_states, seed)
-        counts: dict[str, int] = {}
-        for state, prev in inputs:
-            inp = {"state": state, "prev": prev}
-            res = call(state, prev)
-            if not res.ok:
-                if res.kind in _FATAL:
-                    fail("run", f"{res}; stopped testing it (a hang or crash is fatal)", input=inp)
-                    break
-                if counts.get("run", 0) < max_failures:
-                    fail("run", f"raised {res}", input=inp)
-                counts["run"] = counts.get("run", 0) + 1
-                continue
-            problem = spec.types[stage.produces].check(res.value, state)
-            if problem:
-                if counts.get("type", 0) < max_failures:
-                    fail(
-                        "type",
-                        f"output is not a {stage.produces} value: {problem}",
-                        input=inp,
-                        got=res.value,
-                    )
-                counts["type"] = counts.get("type", 0) + 1
-                continue
-            for p in props:
-                pname, params = split_property(p)
-                try:
-                    problem = spec.properties[pname].check(state, prev, res.value, **params)
-                except (KeyError, IndexError, TypeError, ValueError) as exc:
-                    problem = f"the output could not be checked ({type(exc).__name__}: {exc})"
-                if problem:
-                    label = f"property:{pname}"
-                    if counts.get(label, 0) < max_failures:
-                        fail(
-                            "property",
-                            f"{pname}{params or ''}: {problem}",
-                            input=inp,
-                            got=res.value,
-                        )
-                    counts[label] = counts.get(label, 0) + 1
-        if inputs and not any(f.check == "run" for f in rep.failures):
-            state, prev = inputs[0]
-            a, b = call(state, prev), call(state, prev)
-            if a.ok and b.ok and not same_value(a.value, b.value):
-                fail(
-                    "deterministic",
-                    "two calls on the same input disagree",
-                    input={"state": state, "prev": prev},
-                    expected=a.value,
-                    got=b.value,
-                )
-        trial = base.copy()
-        if entry.name not in base._functions:
-            trial.add_function(entry)
-        for i, sit in enumerate(entry.situations):
-            right = trial.right_functions(entry.stage, sit.state, sit.prev)
-            if right != [entry.name]:
-                fail(
-                    "situation",
-                    f"situation {i}: the manual's conditions pick {right}, not {entry.name}",
-                    input={"state": sit.state, "prev": sit.prev},
-                )
-        for check, n in counts.items():
-            if n > max_failures:
-                fail(
-                    check.split(":")[0],
-                    f"... {n - max_failures} more {check} failures "
-                    f"(of {len(inputs)} sampled inputs)",
-                )
-    finally:
-        worker.unload(key)
-        rep.seconds = time.perf_counter() - t0
-    return rep
-
-
-def labeller_notes(base: FunctionBase, n_states: int = 100, seed: int = 0) -> list[str]:
-    """Stages where the manual's conditions pick no function or several, on samples."""
-    rng = np.random.default_rng(seed)
-    notes = []
-    states = [base.spec.sample_state(rng) for _ in range(n_states)]
-    for st in base.stages:
-        none = [s for s in states if not base.right_functions(st.name, s)]
-        many = [s for s in states if len(base.right_functions(st.name, s)) > 1]
-        if none:
-            notes.append(
-                f"stage {st.name}: no function is right for {len(none)} of {n_states} sampled "
-                f"states (a rule the base does not cover yet), e.g. {_short(none[0], 200)}"
-            )
-        if many:
-            notes.append(
-                f"stage {st.name}: several functions claim {len(many)} of {n_states} sampled "
-                f"states, e.g. {base.right_functions(st.name, many[0])} on {_short(many[0], 200)}"
-            )
-    return notes
-
-
-def validate_base(
-    base: FunctionBase,
-    worker: SandboxWorker | None = None,
-    n_states: int = 60,
-    seed: int = 0,
-    names: Iterable[str] | None = None,
-) -> ValidationReport:
-    """Validate every function (or ``names``) of a base in the sandbox.
-
-    Each stage's sampled inputs are shared by its functions. A worker is started (and
-    stopped) when none is given.
-    """
-    own = worker is None
-    worker = worker or SandboxWorker(Limits())
-    report = ValidationReport(base.game, base.origin)
-    try:
-        worker.start()
-        report.enforcement = dict(worker.enforcement)
-        inputs = {s.name: sample_inputs(base, s.name, n_states, seed) for s in base.stages}
-        chosen = list(names) if names is not None else [f.name for f in base.functions]
-        for name in chosen:
-            entry = base.function(name)
-            report.functions.append(
-                validate_function(base, entry, worker, inputs[entry.stage], seed=seed)
-            )
-        report.notes = labeller_notes(base, max(n_states, 50), seed)
-    finally:
-        if own:
-            worker.close()
-    return report
-
-
-# --------------------------------------------------------------------------- training data
-
-
-@dataclass(frozen=True)
-class SelectionExample:
-    """One student training/evaluation item: at ``stage`` on ``state`` (with the stage
-    input ``prev`` from the ground-truth chain), ``answer`` is the right function."""
-
-    state: dict[str, Any]
-    stage: str
-    prev: Any
-    candidates: tuple[str, ...]
-    answer: str
-
-
-def training_examples(
-    base: FunctionBase,
-    worker: SandboxWorker,
-    states: Iterable[Mapping[str, Any]],
-    stages: Iterable[str] | None = None,
-) -> list[SelectionExample]:
-    """Label every stage of each state with the ground truth, running the right chain
-    so each stage sees the input it would really get. States where a stage has no right
-    function are skipped from that stage on (logged)."""
-    wanted = set(stages) if stages is not None else set(base.stage_names)
-    out = []
-    skipped = 0
-    for state in states:
-        state = dict(state)
-        prev: Any = None
-        for st in base.stages:
-            try:
-                answer = base.right_function(st.name, state, prev)
-            except NoRightFunction:
-                skipped += 1
-                break
-            if st.name in wanted:
-                cands = tuple(f.name for f in base.stage_candidates(st.name))
-                out.append(SelectionExample(state, st.name, prev, cands, answer))
-            res = base.run_stage(worker, answer, state, prev)
-            if not res.ok:
-                logger.warning("ground-truth function %s failed: %s", answer, res)
-                break
-            prev = res.value
-    if skipped:
-        logger.info("%d states had a stage with no right function; labelled up to it", skipped)
-    return out
+    return getattr(importlib.import_module(module), name)

@@ -43,16 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ld_agents.ld.base import (
-    FunctionBase,
-    FunctionEntry,
-    FunctionReport,
-    bases_dir,
-    read_base_file,
-    sample_inputs,
-    validate_function,
-)
+from ld_agents.ld.base import FunctionBase, bases_dir, read_base_file
 from ld_agents.ld.sandbox import SandboxWorker
+from ld_agents.ld.schema import FunctionEntry
+from ld_agents.ld.validation import FunctionReport, sample_inputs, validate_function
 from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)

@@ -2,29 +2,15 @@
 
 At every stage of a decision the policy shows the small model a short prompt (the game in
 one line, the stage, its candidates as labelled choices with their manual's "when to call"
-line, then the state) and reads the next-token log-probabilities of the labels ``" A"``,
-``" B"``, ... in ONE forward pass (``Backend.choice_logprobs``: exact ranking, never free
-generation). The best label's function runs in the sandbox worker on the state and the
-previous stage's output; the last stage's output is the action. A function that raises,
-hangs or returns a wrong type makes that stage's choice illegal: pursuit plays
-``NO_CHOICE`` (the env counts the violations), 21 points stands; it is counted and the
-episode goes on.
-
-Prompt layout (the part above ``State:`` is static per stage, so its key-value states are
-pinned once with ``Backend.cache_prefix`` and each decision runs only the state's tokens)::
-
-    Pursuit game: three pursuers A, B, C chase one evader on a 21x21 board. ...
-    Stage 4 of 4, select: choose one target cell per pursuer from its remaining cells.
-    Functions:
-    A: approach_evader - when the evader is still far: some pursuer is more than 6 ...
-    B: encircle_evader - when the evader is near: every pursuer is within 6 cells ...
-    ...
-    State: pursuers A (3, 8), B (14, 19), C (17, 2); evader (20, 18); distance to the
-    evader A 27, B 5, C 19; extra rule in force: none.
-    Answer:
-
-The state line is built by trusted project code and includes the Manhattan distances
-(pursuit) and the opponent's visible total (21 points): facts of the state, not the answer.
+line, then the state: :mod:`ld_agents.ld.prompts`) and reads the next-token
+log-probabilities of the labels ``" A"``, ``" B"``, ... in ONE forward pass
+(``Backend.choice_logprobs``: exact ranking, never free generation). The best label's
+function runs in the sandbox worker on the state and the previous stage's output; the last
+stage's output is the action. A function that raises, hangs or returns a wrong type makes
+that stage's choice illegal: pursuit plays ``NO_CHOICE`` (the env counts the violations),
+21 points stands; it is counted and the episode goes on. The static part of each stage's
+prompt is pinned once with ``Backend.cache_prefix``; each decision runs only the state's
+tokens.
 
 With more candidates than ``retrieval_threshold`` at a stage, the MiniLM retriever's
 top-``top_k`` (query: stage + state text) are shown instead of the whole stage.
@@ -40,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -50,250 +35,28 @@ from typing import Any
 
 from ld_agents.base import game_of, register
 from ld_agents.files import assets_dir
-from ld_agents.ld.base import (
-    FunctionBase,
-    FunctionEntry,
-    SelectionExample,
-    read_base_file,
-    shipped_base,
-)
+from ld_agents.ld.base import FunctionBase, read_base_file, shipped_base
 from ld_agents.ld.chain import FunctionChainPolicy
+
+# the prompt builders are importable from here too (ld_agents.ld.policy.static_prompt ...)
+from ld_agents.ld.prompts import (
+    ANSWER_CUE,
+    HEADERS,
+    LABELS,
+    candidate_line,
+    dynamic_prompt,
+    extra_rule_text,
+    label_choices,
+    state_text,
+    static_prompt,
+)
 from ld_agents.ld.sandbox import SandboxWorker
+from ld_agents.ld.schema import FunctionEntry
 from ld_agents.llm.base import Backend, get_backend
 from ld_envs import pursuit as pu
 from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
-
-LABELS = "ABCDEFGHIJKLMNOP"
-ANSWER_CUE = "Answer:"
-
-HEADERS = {
-    "pursuit": "Pursuit on a {size}x{size} board: pursuers A, B, C chase the evader.",
-    "twentyone": "21 points: beat the opponent's total without going over 21.",
-}
-
-
-# --------------------------------------------------------------------------- prompts
-
-
-def _cell(c: Sequence[int]) -> str:
-    return f"({c[0]}, {c[1]})"
-
-
-def extra_rule_text(state: dict[str, Any]) -> str:
-    """The extra rule in force on a pursuit board, in words (``none`` without one)."""
-    area = state.get("restricted")
-    if area is None:
-        return "none"
-    x0, y0, x1, y1 = area
-    return f"no piece may enter the restricted area x {x0}..{x1}, y {y0}..{y1}"
-
-
-def state_text(game: str, state: dict[str, Any], extra_rule: str | None = None) -> str:
-    """One line describing a function-base state (what the student reads)."""
-    if game == "pursuit":
-        ev = state["evader"]
-        names = "ABC"
-        ps = ", ".join(f"{n} {_cell(p)}" for n, p in zip(names, state["pursuers"], strict=True))
-        dist = ", ".join(
-            f"{n} {abs(p[0] - ev[0]) + abs(p[1] - ev[1])}"
-            for n, p in zip(names, state["pursuers"], strict=True)
-        )
-        far = max(abs(p[0] - ev[0]) + abs(p[1] - ev[1]) for p in state["pursuers"])
-        rule = extra_rule if extra_rule is not None else extra_rule_text(state)
-        return (
-            f"pursuers {ps}; evader {_cell(ev)}; distance to the evader {dist}; "
-            f"farthest pursuer {far} cells away; extra rule in force: {rule}."
-        )
-    from ld_agents.ld.games import best_total
-
-    mine = ", ".join(state["my_cards"]) or "none"
-    opp = ", ".join(state["opponent_cards"]) or "none"
-    stood = "yes" if state["opponent_stood"] else "no"
-    shown = best_total(state["opponent_cards"])
-    return (
-        f"my cards {mine}; opponent shows {opp} (visible total {shown}), "
-        f"{state['opponent_hidden']} face down; opponent has stood: {stood}."
-    )
-
-
-def candidate_line(label: str, entry: FunctionEntry) -> str:
-    return f"{label}: {entry.name} - {entry.when_to_call}"
-
-
-def static_prompt(
-    base: FunctionBase, stage: str, candidates: Sequence[FunctionEntry], size: int = pu.DEFAULT_SIZE
-) -> str:
-    """The state-independent start of a stage's prompt (ends with a newline)."""
-    if len(candidates) > len(LABELS):
-        raise InvalidArgument(f"at most {len(LABELS)} candidates per stage, got {len(candidates)}")
-    names = base.stage_names
-    spec = base.stage(stage)
-    lines = [
-        HEADERS.get(base.game, "Pick the function for this stage.").format(size=size),
-        f"Stage {names.index(stage) + 1} of {len(names)}, {stage}: {spec.description}.",
-        "Functions:",
-        *(candidate_line(LABELS[i], c) for i, c in enumerate(candidates)),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def dynamic_prompt(game: str, state: dict[str, Any], extra_rule: str | None = None) -> str:
-    """The state part of a stage's prompt; the answer (a label) follows ``Answer:``."""
-    return f"State: {state_text(game, state, extra_rule)}\n{ANSWER_CUE}"
-
-
-def label_choices(n: int) -> list[str]:
-    """The scored continuations: ``" A"``, ``" B"``, ... (one token each)."""
-    return [" " + LABELS[i] for i in range(n)]
-
-
-# --------------------------------------------------------------------------- training data
-
-
-def selection_rows(
-    base: FunctionBase,
-    examples: Sequence[SelectionExample],
-    shuffle_seed: int | None = 0,
-    size_of: Any = None,
-) -> list[dict[str, str]]:
-    """(prompt, answer) rows for LoRA from labelled stages.
-
-    ``shuffle_seed``: present the candidates in a random order per row (so the student
-    reads the descriptions instead of learning a letter per stage); ``None`` keeps the
-    base order (the order the policy uses).
-    """
-    rng = random.Random(shuffle_seed)
-    rows = []
-    for ex in examples:
-        cands = [base.function(n) for n in ex.candidates]
-        if shuffle_seed is not None:
-            rng.shuffle(cands)
-        size = int(ex.state.get("size", pu.DEFAULT_SIZE)) if base.game == "pursuit" else 21
-        prompt = static_prompt(base, ex.stage, cands, size) + dynamic_prompt(base.game, ex.state)
-        label = LABELS[[c.name for c in cands].index(ex.answer)]
-        rows.append({"prompt": prompt, "answer": " " + label})
-    return rows
-
-
-def rule_matching_rows(
-    base: FunctionBase,
-    states: Sequence[dict[str, Any]],
-    stage: str = "constraints",
-    seed: int = 0,
-) -> list[dict[str, str]]:
-    """Manual-derived rows for the emergency stage: with an extra rule in force (the text of
-    a function's ``rule``), the function whose manual handles it is the answer; with none,
-    the function for "no extra rule". Teaches "match the rule in force to the manual", so a
-    function added later for a new rule (the restricted area) is picked with no retraining.
-    Only pursuit has such a stage in the shipped base."""
-    if base.game != "pursuit" or stage not in base.stage_names:
-        return []
-    rng = random.Random(seed)
-    funcs = base.stage_candidates(stage)
-    others = [f for f in funcs if f.right_when not in ("always", "no_extra_rule")]
-    rows = []
-    for state in states:
-        if state.get("restricted") is not None or not others:
-            continue
-        target = rng.choice(others)
-        cands = list(funcs)
-        rng.shuffle(cands)
-        rows.append(_rule_row(base, stage, cands, state, target.rule, target))
-    return rows
-
-
-def _rule_row(
-    base: FunctionBase,
-    stage: str,
-    cands: Sequence[Any],
-    state: dict[str, Any],
-    rule: str,
-    target: Any,
-) -> dict[str, str]:
-    """One rule-matching row: the stage's prompt with ``rule`` in force -> ``target``'s label."""
-    size = int(state.get("size", pu.DEFAULT_SIZE))
-    prompt = static_prompt(base, stage, cands, size) + dynamic_prompt(
-        base.game, state, extra_rule=rule
-    )
-    return {"prompt": prompt, "answer": " " + LABELS[list(cands).index(target)]}
-
-
-@dataclass(frozen=True)
-class _SyntheticEntry:
-    """A manual line of an invented constraints function (training rows only)."""
-
-    name: str
-    when_to_call: str
-    rule: str
-
-
-def _synthetic_rules(rng: random.Random, size: int) -> list[_SyntheticEntry]:
-    """Invented extra rules of several families, each with the function that would handle
-    it. None mentions a restricted area, so the emergency function stays unseen."""
-    r, c, k = rng.randrange(size), rng.randrange(size), rng.randint(2, 5)
-    half = size // 2
-    return [
-        _SyntheticEntry(f"avoid_row_{r}", f"when a rule forbids the cells of row y = {r}",
-                        f"no piece may stand on row y = {r}"),
-        _SyntheticEntry(f"avoid_column_{c}", f"when a rule forbids the cells of column x = {c}",
-                        f"no piece may stand on column x = {c}"),
-        _SyntheticEntry("drop_even_cells", "when cells with both coordinates even are banned",
-                        "no piece may stand on a cell whose x and y are both even"),
-        _SyntheticEntry("drop_corner_cells", "when the four corner cells are banned",
-                        "the corner cells of the board are closed"),
-        _SyntheticEntry("keep_left_half", f"when pieces must stay where x <= {half}",
-                        f"every piece must stay in the left half of the board (x <= {half})"),
-        _SyntheticEntry("keep_lower_half", f"when pieces must stay where y <= {half}",
-                        f"every piece must stay in the lower half of the board (y <= {half})"),
-        _SyntheticEntry(f"limit_steps_to_{k - 1}", f"when a move may cover at most {k - 1} cells",
-                        f"pursuers may move at most {k - 1} cells per step"),
-        _SyntheticEntry("drop_diagonal_cells", "when cells on the main diagonal (x = y) are banned",
-                        "no piece may stand on a cell with x = y"),
-    ]  # fmt: skip
-
-
-def synthetic_rule_rows(
-    base: FunctionBase,
-    states: Sequence[dict[str, Any]],
-    stage: str = "constraints",
-    seed: int = 0,
-) -> list[dict[str, str]]:
-    """Rule-matching rows with invented rules: the stage's functions plus one or two
-    invented functions (shuffled); the rule in force is an invented one (answer: its
-    function), a base distractor's (answer: that function) or none (answer: the function
-    for no extra rule, though an invented one is listed). Teaches matching a rule in force
-    to the manual line that names it, for functions the student has never seen."""
-    if base.game != "pursuit" or stage not in base.stage_names:
-        return []
-    rng = random.Random(seed)
-    funcs = list(base.stage_candidates(stage))
-    none_fn = [f for f in funcs if f.right_when == "no_extra_rule"]
-    others = [f for f in funcs if f.right_when not in ("always", "no_extra_rule")]
-    rows = []
-    for i, state in enumerate(states):
-        if state.get("restricted") is not None:
-            continue
-        size = int(state.get("size", pu.DEFAULT_SIZE))
-        invented = rng.sample(_synthetic_rules(rng, size), 2)
-        shown: list[Any] = funcs + invented[: 1 + (i % 2)]
-        kind = i % 4
-        if kind in (0, 1):
-            target, rule = invented[0], invented[0].rule
-        elif kind == 2 and others:
-            target = rng.choice(others)
-            rule = target.rule
-        elif none_fn:
-            target, rule = none_fn[0], "none"
-        else:
-            continue
-        rng.shuffle(shown)
-        rows.append(_rule_row(base, stage, shown, state, rule, target))
-    return rows
-
-
-# --------------------------------------------------------------------------- policy
 
 
 @dataclass
@@ -606,15 +369,19 @@ register("ld", "pursuit")(_make_ld)
 register("ld", "twentyone")(_make_ld)
 
 __all__ = [
+    "ANSWER_CUE",
+    "HEADERS",
+    "LABELS",
     "LDConfig",
     "LDPolicy",
     "StageDecision",
+    "candidate_line",
+    "default_adapter",
     "dynamic_prompt",
+    "extra_rule_text",
     "label_choices",
     "ld_backend_spec",
     "ld_base",
-    "rule_matching_rows",
-    "selection_rows",
     "state_text",
     "static_prompt",
 ]

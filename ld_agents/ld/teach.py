@@ -14,7 +14,7 @@ complete example entry from the shipped base. It answers with JSON: ``{"function
 
 Every function it wrote is then read into the schema (missing manual fields get defaults,
 noted; malformed usage examples are dropped, noted) and validated in the sandbox exactly as
-``ld-gym validate`` does (:func:`ld_agents.ld.base.validate_function`). The kept
+``ld-gym validate`` does (:func:`ld_agents.ld.validation.validate_function`). The kept
 functions are written to ``--out`` as a base (``kind: base``, provenance: the teacher's
 spec, ``stand_in: false``), or as an extension of the shipped base (``kind: extension``)
 when some stage has no kept function; the report of what was kept and what was rejected and why goes
@@ -309,7 +309,7 @@ def _fill_defaults(data: dict[str, Any], base: Any, notes: list[str]) -> dict[st
 
 def _own_examples(base: Any, entry: Any, worker: Any, seed: int, n: int = 2) -> list[Any]:
     """Usage examples from a validated function's own outputs on sampled stage inputs."""
-    from ld_agents.ld.base import sample_inputs
+    from ld_agents.ld.validation import sample_inputs
 
     key = f"teach/{entry.name}"
     if not worker.load(key, entry.source, name=entry.name).ok:  # pragma: no cover
@@ -339,14 +339,10 @@ def teach(
 
     ``answer``: a ready teacher answer to process instead of asking (tests, replays).
     """
-    from ld_agents.ld.base import (
-        FunctionBase,
-        Provenance,
-        SchemaError,
-        shipped_base,
-        validate_function,
-    )
+    from ld_agents.ld.base import FunctionBase, shipped_base
     from ld_agents.ld.sandbox import SandboxWorker
+    from ld_agents.ld.schema import Provenance, SchemaError
+    from ld_agents.ld.validation import validate_function
     from ld_agents.llm.base import GenerationRequest, get_backend
 
     t0 = time.perf_counter()

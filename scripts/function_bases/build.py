@@ -24,15 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from ld_agents.ld.base import (
-    SCHEMA_ID,
-    SCHEMA_VERSION,
-    FunctionBase,
-    bases_dir,
-    validate_base,
-)
+from ld_agents.ld.base import FunctionBase, bases_dir
 from ld_agents.ld.games import FULL_DECK, game_spec
 from ld_agents.ld.sandbox import SandboxWorker
+from ld_agents.ld.schema import SCHEMA_ID, SCHEMA_VERSION
+from ld_agents.ld.validation import validate_base
 
 HERE = Path(__file__).resolve().parent
 CREATED = "2026-11-24"

@@ -1,0 +1,213 @@
+"""The LD student's training data: labelled stages, then (prompt, answer) rows for LoRA.
+
+:func:`training_examples` labels every stage of sampled states with the ground truth
+(:meth:`~ld_agents.ld.base.FunctionBase.right_function`), running the right chain in the
+sandbox so each stage sees the input it would really get. The row builders turn them into
+the policy's own prompts (:mod:`ld_agents.ld.prompts`): :func:`selection_rows` (the right
+label per stage), and for pursuit's emergency stage :func:`rule_matching_rows` (an extra
+rule in force -> the function whose manual names it) and :func:`synthetic_rule_rows` (the
+same with invented rules and functions). :func:`ld_agents.ld.train.build_rows` mixes them
+into the ``ld-gym train-ld`` recipe's data.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ld_agents.ld.base import FunctionBase, NoRightFunction
+from ld_agents.ld.prompts import LABELS, dynamic_prompt, static_prompt
+from ld_agents.ld.sandbox import SandboxWorker
+from ld_envs import pursuit as pu
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SelectionExample:
+    """One student training/evaluation item: at ``stage`` on ``state`` (with the stage
+    input ``prev`` from the ground-truth chain), ``answer`` is the right function."""
+
+    state: dict[str, Any]
+    stage: str
+    prev: Any
+    candidates: tuple[str, ...]
+    answer: str
+
+
+def training_examples(
+    base: FunctionBase,
+    worker: SandboxWorker,
+    states: Iterable[Mapping[str, Any]],
+    stages: Iterable[str] | None = None,
+) -> list[SelectionExample]:
+    """Label every stage of each state with the ground truth, running the right chain
+    so each stage sees the input it would really get. States where a stage has no right
+    function are skipped from that stage on (logged)."""
+    wanted = set(stages) if stages is not None else set(base.stage_names)
+    out = []
+    skipped = 0
+    for state in states:
+        state = dict(state)
+        prev: Any = None
+        for st in base.stages:
+            try:
+                answer = base.right_function(st.name, state, prev)
+            except NoRightFunction:
+                skipped += 1
+                break
+            if st.name in wanted:
+                cands = tuple(f.name for f in base.stage_candidates(st.name))
+                out.append(SelectionExample(state, st.name, prev, cands, answer))
+            res = base.run_stage(worker, answer, state, prev)
+            if not res.ok:
+                logger.warning("ground-truth function %s failed: %s", answer, res)
+                break
+            prev = res.value
+    if skipped:
+        logger.info("%d states had a stage with no right function; labelled up to it", skipped)
+    return out
+
+
+def selection_rows(
+    base: FunctionBase,
+    examples: Sequence[SelectionExample],
+    shuffle_seed: int | None = 0,
+    size_of: Any = None,
+) -> list[dict[str, str]]:
+    """(prompt, answer) rows for LoRA from labelled stages.
+
+    ``shuffle_seed``: present the candidates in a random order per row (so the student
+    reads the descriptions instead of learning a letter per stage); ``None`` keeps the
+    base order (the order the policy uses).
+    """
+    rng = random.Random(shuffle_seed)
+    rows = []
+    for ex in examples:
+        cands = [base.function(n) for n in ex.candidates]
+        if shuffle_seed is not None:
+            rng.shuffle(cands)
+        size = int(ex.state.get("size", pu.DEFAULT_SIZE)) if base.game == "pursuit" else 21
+        prompt = static_prompt(base, ex.stage, cands, size) + dynamic_prompt(base.game, ex.state)
+        label = LABELS[[c.name for c in cands].index(ex.answer)]
+        rows.append({"prompt": prompt, "answer": " " + label})
+    return rows
+
+
+def rule_matching_rows(
+    base: FunctionBase,
+    states: Sequence[dict[str, Any]],
+    stage: str = "constraints",
+    seed: int = 0,
+) -> list[dict[str, str]]:
+    """Manual-derived rows for the emergency stage: with an extra rule in force (the text of
+    a function's ``rule``), the function whose manual handles it is the answer; with none,
+    the function for "no extra rule". Teaches "match the rule in force to the manual", so a
+    function added later for a new rule (the restricted area) is picked with no retraining.
+    Only pursuit has such a stage in the shipped base."""
+    if base.game != "pursuit" or stage not in base.stage_names:
+        return []
+    rng = random.Random(seed)
+    funcs = base.stage_candidates(stage)
+    others = [f for f in funcs if f.right_when not in ("always", "no_extra_rule")]
+    rows = []
+    for state in states:
+        if state.get("restricted") is not None or not others:
+            continue
+        target = rng.choice(others)
+        cands = list(funcs)
+        rng.shuffle(cands)
+        rows.append(_rule_row(base, stage, cands, state, target.rule, target))
+    return rows
+
+
+def _rule_row(
+    base: FunctionBase,
+    stage: str,
+    cands: Sequence[Any],
+    state: dict[str, Any],
+    rule: str,
+    target: Any,
+) -> dict[str, str]:
+    """One rule-matching row: the stage's prompt with ``rule`` in force -> ``target``'s label."""
+    size = int(state.get("size", pu.DEFAULT_SIZE))
+    prompt = static_prompt(base, stage, cands, size) + dynamic_prompt(
+        base.game, state, extra_rule=rule
+    )
+    return {"prompt": prompt, "answer": " " + LABELS[list(cands).index(target)]}
+
+
+@dataclass(frozen=True)
+class _SyntheticEntry:
+    """A manual line of an invented constraints function (training rows only)."""
+
+    name: str
+    when_to_call: str
+    rule: str
+
+
+def _synthetic_rules(rng: random.Random, size: int) -> list[_SyntheticEntry]:
+    """Invented extra rules of several families, each with the function that would handle
+    it. None mentions a restricted area, so the emergency function stays unseen."""
+    r, c, k = rng.randrange(size), rng.randrange(size), rng.randint(2, 5)
+    half = size // 2
+    return [
+        _SyntheticEntry(f"avoid_row_{r}", f"when a rule forbids the cells of row y = {r}",
+                        f"no piece may stand on row y = {r}"),
+        _SyntheticEntry(f"avoid_column_{c}", f"when a rule forbids the cells of column x = {c}",
+                        f"no piece may stand on column x = {c}"),
+        _SyntheticEntry("drop_even_cells", "when cells with both coordinates even are banned",
+                        "no piece may stand on a cell whose x and y are both even"),
+        _SyntheticEntry("drop_corner_cells", "when the four corner cells are banned",
+                        "the corner cells of the board are closed"),
+        _SyntheticEntry("keep_left_half", f"when pieces must stay where x <= {half}",
+                        f"every piece must stay in the left half of the board (x <= {half})"),
+        _SyntheticEntry("keep_lower_half", f"when pieces must stay where y <= {half}",
+                        f"every piece must stay in the lower half of the board (y <= {half})"),
+        _SyntheticEntry(f"limit_steps_to_{k - 1}", f"when a move may cover at most {k - 1} cells",
+                        f"pursuers may move at most {k - 1} cells per step"),
+        _SyntheticEntry("drop_diagonal_cells", "when cells on the main diagonal (x = y) are banned",
+                        "no piece may stand on a cell with x = y"),
+    ]  # fmt: skip
+
+
+def synthetic_rule_rows(
+    base: FunctionBase,
+    states: Sequence[dict[str, Any]],
+    stage: str = "constraints",
+    seed: int = 0,
+) -> list[dict[str, str]]:
+    """Rule-matching rows with invented rules: the stage's functions plus one or two
+    invented functions (shuffled); the rule in force is an invented one (answer: its
+    function), a base distractor's (answer: that function) or none (answer: the function
+    for no extra rule, though an invented one is listed). Teaches matching a rule in force
+    to the manual line that names it, for functions the student has never seen."""
+    if base.game != "pursuit" or stage not in base.stage_names:
+        return []
+    rng = random.Random(seed)
+    funcs = list(base.stage_candidates(stage))
+    none_fn = [f for f in funcs if f.right_when == "no_extra_rule"]
+    others = [f for f in funcs if f.right_when not in ("always", "no_extra_rule")]
+    rows = []
+    for i, state in enumerate(states):
+        if state.get("restricted") is not None:
+            continue
+        size = int(state.get("size", pu.DEFAULT_SIZE))
+        invented = rng.sample(_synthetic_rules(rng, size), 2)
+        shown: list[Any] = funcs + invented[: 1 + (i % 2)]
+        kind = i % 4
+        if kind in (0, 1):
+            target, rule = invented[0], invented[0].rule
+        elif kind == 2 and others:
+            target = rng.choice(others)
+            rule = target.rule
+        elif none_fn:
+            target, rule = none_fn[0], "none"
+        else:
+            continue
+        rng.shuffle(shown)
+        rows.append(_rule_row(base, stage, shown, state, rule, target))
+    return rows
