@@ -1,4 +1,14 @@
-"""ld-gym environments. Importing this package registers the Gymnasium ids.
+"""ld-gym environments: the games and their rules. Importing this package registers the ids.
+
+- ``pursuit``: the pursuit game's rules (pure functions), built-in evaders and
+  ``PursuitEnv`` (``Pursuit-v0``, ``PursuitRestricted-v0``).
+- ``pursuit_parallel``: the same game as a PettingZoo ``ParallelEnv``, a thin adapter
+  over ``PursuitEnv`` (pursuers and evader as agents).
+- ``pursuit_render``: pygame frames and the text board of a pursuit game.
+- ``twenty_one``: the 21-points game's rules, built-in opponents and ``TwentyOneEnv``
+  (``TwentyOne-v0``).
+- ``twenty_one_render``: pygame frames and the text table of a 21-points game.
+- ``errors``: the project's input errors (``InvalidArgument``, ``InvalidAction``, ...).
 
 >>> import gymnasium as gym, ld_envs
 >>> env = gym.make("Pursuit-v0")                      # doctest: +SKIP

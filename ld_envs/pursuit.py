@@ -670,53 +670,70 @@ class PursuitEnv(gym.Env):
         return [int(v) for v in values]
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        illegal = self.pursuers_turn(action)
+        if self.outcome is None:
+            self.evader_turn(self.evader.act(self.evader_observation()))
+        reward = -0.1 * sum(illegal)
+        if self.outcome == "failure_with_violation":
+            reward -= 1.0
+        elif self.outcome == "success":
+            reward += 1.0
+        terminated = self.outcome in ("success", "failure_with_violation")
+        truncated = self.outcome == "failure_without_violation"
+        mask = self._pursuer_mask()
+        if self.render_mode == "human":
+            self.render()
+        return self._obs(mask), reward, terminated, truncated, self._info(mask)
+
+    # The two halves of a step, also played one at a time by the PettingZoo view
+    # (ld_envs.pursuit_parallel), where the evader is an agent rather than a controller.
+
+    def pursuers_turn(self, action: Any) -> list[bool]:
+        """Check and apply the pursuers' joint move; per pursuer, whether it was illegal.
+
+        Ends the game on too many violations (checked first) or on a capture.
+        """
         if self.outcome is not None:
             raise InvalidAction("the episode has ended; call reset() before step()")
         values = self._parse_action(action)
         targets = decode_action(self.pursuers, values)
         self.last_action = targets
         self.pursuers, illegal = resolve_pursuers(self.pursuers, targets, self.size, self.area)
-        new_violations = sum(illegal)
-        self.violations += new_violations
+        self.violations += sum(illegal)
         self.steps += 1
-        reward = -0.1 * new_violations
-        terminated = truncated = False
-
         if self.violations > self.max_violations:
-            self.outcome, terminated = "failure_with_violation", True
-            reward -= 1.0
+            self.outcome = "failure_with_violation"
         elif captured(self.pursuers, self.evader_cell):
-            self.outcome, terminated = "success", True
-            reward += 1.0
-        else:
-            self._evader_turn()
-            if captured(self.pursuers, self.evader_cell):
-                self.outcome, terminated = "success", True
-                reward += 1.0
-            elif self.steps >= self.max_steps:
-                self.outcome, truncated = "failure_without_violation", True
-        self.history.append((list(self.pursuers), self.evader_cell))
-        mask = self._pursuer_mask()
-        if self.render_mode == "human":
-            self.render()
-        return self._obs(mask), reward, terminated, truncated, self._info(mask)
+            self.outcome = "success"
+        if self.outcome is not None:
+            self.history.append((list(self.pursuers), self.evader_cell))
+        return illegal
 
     def evader_observation(self) -> dict[str, np.ndarray]:
         """What the evader policy sees now: the board and its (5,) int8 move mask."""
         return self._obs(self._evader_mask())
 
-    def _evader_turn(self) -> None:
-        obs = self.evader_observation()
-        choice = self.evader.act(obs)
+    def evader_turn(self, choice: Any) -> None:
+        """Apply the evader's reply (an index into ``EVADER_MOVES``).
+
+        An illegal or unreadable choice leaves the evader where it is and counts one evader
+        violation. Ends the game on a capture, else truncates it at ``max_steps``.
+        """
+        assert self.outcome is None, "evader_turn after the game ended"
         try:
             k = int(choice)
         except (TypeError, ValueError):
             k = -1
-        if 0 <= k < len(EVADER_MOVES) and obs["action_mask"][k]:
+        if 0 <= k < len(EVADER_MOVES) and self._evader_mask()[k]:
             dx, dy = EVADER_MOVES[k]
             self.evader_cell = (self.evader_cell[0] + dx, self.evader_cell[1] + dy)
         else:  # illegal or unreadable: the evader stays where it is
             self.evader_violations += 1
+        if captured(self.pursuers, self.evader_cell):
+            self.outcome = "success"
+        elif self.steps >= self.max_steps:
+            self.outcome = "failure_without_violation"
+        self.history.append((list(self.pursuers), self.evader_cell))
 
     def render(self) -> Any:
         if self.render_mode is None:

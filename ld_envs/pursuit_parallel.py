@@ -1,18 +1,19 @@
 """The pursuit game as a PettingZoo ``ParallelEnv``: pursuers A, B, C and the evader as agents.
 
-Same game, same rule functions: every legality check, the move resolution, the capture
-test, the start and restricted-area draws come from :mod:`ld_envs.pursuit`
-(``resolve_pursuers``, ``evader_targets``, ``captured``, ``pursuer_action_mask``,
-``draw_start``, ``draw_area``, ...); this module only holds the state and turns it into
-per-agent observations.
+One game engine, a thin adapter: :class:`PursuitParallelEnv` owns a
+:class:`~ld_envs.pursuit.PursuitEnv` and lets it hold the state, parse the reset options,
+draw the start and the restricted area from the seed, check the input, play the rules and
+render. This module only translates the API: per-agent observations, action masks,
+rewards, terminations, truncations and infos, agent names and per-agent spaces.
 
 Turns. In the game the evader replies after seeing the pursuers' move. A parallel env
 steps every live agent together, so one game step is two parallel steps (PettingZoo's
 turn-based-in-parallel convention): on the pursuers' turn (``obs["turn"] == 0``) the three
-pursuers' actions are applied and the evader's is ignored; on the evader's turn
-(``turn == 1``) the evader's action is applied and the pursuers' are ignored. The agent
-that is not on turn has a mask holding only action 0 (stay), so a masked sampler is
-always legal. A game of 100 steps is therefore up to 200 parallel steps.
+pursuers' actions are applied (``PursuitEnv.pursuers_turn``) and the evader's is ignored;
+on the evader's turn (``turn == 1``) the evader's action is applied
+(``PursuitEnv.evader_turn``) and the pursuers' are ignored. The agent that is not on turn
+has a mask holding only action 0 (stay), so a masked sampler is always legal. A game of
+100 steps is therefore up to 200 parallel steps.
 
 >>> from ld_envs.pursuit_parallel import parallel_env
 >>> env = parallel_env(restricted=None)
@@ -30,12 +31,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
-from ld_envs.errors import InvalidArgument, InvalidStart, unknown_name
-from ld_envs.pursuit import (
-    AREA_SIDE,
+from ld_envs.errors import InvalidArgument, unknown_name
+
+# The rules the game is played by, through PursuitEnv; importable from here too, so a
+# test can check that this view copies none of them.
+from ld_envs.pursuit import (  # noqa: F401
     DEFAULT_SIZE,
     EVADER_MOVES,
     MAX_STEPS,
@@ -43,14 +45,9 @@ from ld_envs.pursuit import (
     MOVES,
     N_PURSUER_ACTIONS,
     NO_CHOICE,
-    PRESETS,
     PURSUER_NAMES,
-    Area,
-    Cell,
-    area_from_corner,
-    area_touches_edge,
+    PursuitEnv,
     captured,
-    decode_action,
     draw_area,
     draw_start,
     evader_targets,
@@ -66,6 +63,38 @@ EVADER_AGENT = "evader"
 AGENTS = (*PURSUER_AGENTS, EVADER_AGENT)
 #: ``obs["turn"]`` values
 PURSUERS_TURN, EVADER_TURN = 0, 1
+#: the reset options PursuitEnv knows; others are dropped with a warning (see ``reset``)
+RESET_OPTIONS = frozenset({"pursuers", "evader", "restricted", "preset"})
+
+
+class _EvaderSeat:
+    """The evader controller of the :class:`PursuitEnv` inside: the evader is an agent here.
+
+    ``PursuitEnv.reset`` draws a seed for its evader from the episode's generator; the seat
+    keeps it (reported as ``info["policy_seed"]``), so the draws match ``Pursuit-v0``'s. It
+    is never asked to act: the adapter hands the evader agent's action to
+    ``PursuitEnv.evader_turn`` itself.
+    """
+
+    name = "parallel_env_agent"
+
+    def __init__(self) -> None:
+        self.seed = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        self.seed = 0 if seed is None else int(seed)
+
+    def act(self, obs: dict[str, np.ndarray]) -> int:
+        raise RuntimeError(
+            "the evader is an agent of the parallel env: pass its action to step(actions)"
+        )
+
+
+def _game_attribute(name: str) -> property:
+    """A read-only view of one attribute of the :class:`PursuitEnv` inside."""
+    return property(
+        lambda self: getattr(self.game, name), doc=f"``PursuitEnv.{name}`` of the game."
+    )
 
 
 class PursuitParallelEnv(ParallelEnv):
@@ -73,8 +102,10 @@ class PursuitParallelEnv(ParallelEnv):
 
     ## Action Spaces
     Pursuers: ``Discrete(14)``, an index into ``ld_envs.pursuit.MOVES`` (0-12) or 13
-    (``NO_CHOICE``, always illegal), as one entry of ``Pursuit-v0``'s ``MultiDiscrete``.
-    Evader: ``Discrete(5)``, an index into ``EVADER_MOVES``.
+    (``NO_CHOICE``, always illegal), as one entry of ``Pursuit-v0``'s ``MultiDiscrete``;
+    the three are checked together as that env checks its action (a missing or ``None``
+    action is ``NO_CHOICE``). Evader: ``Discrete(5)``, an index into ``EVADER_MOVES``,
+    read as ``Pursuit-v0`` reads its evader's choice (unreadable = an illegal move).
 
     ## Observation Spaces
     Each agent gets a ``Dict``: ``"pursuers"`` (3, 2) and ``"evader"`` (2,) cells as in
@@ -85,10 +116,10 @@ class PursuitParallelEnv(ParallelEnv):
     ``RandomEvader`` act on the evader's observation unchanged.
 
     ## Rules and Episode End
-    Those of ``Pursuit-v0``: pursuers resolve in order A, B, C; an illegal pursuer choice
-    leaves it in place and counts one violation (team count); more than 7 ends the game
-    (``failure_with_violation``), checked before the capture; capture when every pursuer is
-    within distance 1; 100 game steps without capture truncate
+    Those of ``Pursuit-v0``, played by its code: pursuers resolve in order A, B, C; an
+    illegal pursuer choice leaves it in place and counts one violation (team count); more
+    than 7 ends the game (``failure_with_violation``), checked before the capture; capture
+    when every pursuer is within distance 1; 100 game steps without capture truncate
     (``failure_without_violation``). An illegal evader choice leaves it in place
     (``evader_violations``). Every agent terminates (or truncates) together.
 
@@ -100,14 +131,15 @@ class PursuitParallelEnv(ParallelEnv):
     ## Information
     Per agent: ``"outcome"`` (``None`` while running), ``"steps"`` (game steps),
     ``"violations"``, ``"evader_violations"``, ``"turn"``; the evader's info also holds
-    ``"policy_seed"``: the seed ``Pursuit-v0`` would reset its built-in evader with on
-    the same ``reset(seed=...)``, so a seeded ``GreedyEvader`` replays that env's games.
+    ``"policy_seed"``: the seed ``Pursuit-v0`` resets its built-in evader with on the same
+    ``reset(seed=...)``, so a seeded ``GreedyEvader`` replays that env's games.
 
     ## Arguments
     ``parallel_env(size=21, restricted=None, max_steps=100, max_violations=7,
-    render_mode=None)``; ``restricted``: ``None``, ``"random"`` (drawn per episode from
-    the seed) or a corner ``(x0, y0)``. ``reset(seed=, options=)`` takes
-    ``Pursuit-v0``'s options (``pursuers``/``evader``, ``restricted``, ``preset``).
+    render_mode=None)``, checked by ``PursuitEnv``; ``restricted``: ``None``, ``"random"``
+    (drawn per episode from the seed) or a corner ``(x0, y0)``. ``reset(seed=, options=)``
+    takes ``Pursuit-v0``'s options (``pursuers``/``evader``, ``restricted``, ``preset``).
+    The game itself is ``env.game``, a ``PursuitEnv``.
     """
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -117,6 +149,19 @@ class PursuitParallelEnv(ParallelEnv):
         "is_parallelizable": True,
     }
 
+    size = _game_attribute("size")
+    has_area = _game_attribute("has_area")
+    max_steps = _game_attribute("max_steps")
+    max_violations = _game_attribute("max_violations")
+    np_random = _game_attribute("np_random")
+    area = _game_attribute("area")
+    pursuers = _game_attribute("pursuers")
+    evader_cell = _game_attribute("evader_cell")
+    steps = _game_attribute("steps")
+    violations = _game_attribute("violations")
+    evader_violations = _game_attribute("evader_violations")
+    outcome = _game_attribute("outcome")
+
     def __init__(
         self,
         size: int = DEFAULT_SIZE,
@@ -125,46 +170,24 @@ class PursuitParallelEnv(ParallelEnv):
         max_violations: int = MAX_VIOLATIONS,
         render_mode: str | None = None,
     ) -> None:
-        if not isinstance(size, (int, np.integer)) or size < 8:
-            raise InvalidArgument(f"size must be an int >= 8, got {size!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise InvalidArgument(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, "
-                f"got {render_mode!r}"
-            )
-        if max_steps < 1 or max_violations < 0:
-            raise InvalidArgument(
-                f"max_steps must be >= 1 and max_violations >= 0, got {max_steps}, {max_violations}"
-            )
-        self.size = int(size)
+        self._seat = _EvaderSeat()
+        self.game = PursuitEnv(
+            render_mode=render_mode,
+            evader=self._seat,
+            size=size,
+            restricted=restricted,
+            max_steps=max_steps,
+            max_violations=max_violations,
+        )
         self.render_mode = render_mode
-        self.max_steps = int(max_steps)
-        self.max_violations = int(max_violations)
-        self._fixed_area: Area | None = None
-        if restricted is None:
-            self.has_area = False
-        elif isinstance(restricted, str):
-            if restricted != "random":
-                raise InvalidArgument(
-                    f"restricted must be None, 'random' or a corner (x0, y0), got {restricted!r}"
-                )
-            self.has_area = True
-        else:
-            self.has_area = True
-            self._fixed_area = self._check_area(restricted)
         self.possible_agents = list(AGENTS)
         self.agents: list[str] = []
-        self.np_random, _ = seeding.np_random(None)
-        self.area: Area | None = self._fixed_area
-        self.pursuers: list[Cell] = [(0, 0), (0, 1), (0, 2)]
-        self.evader_cell: Cell = (self.size - 1, self.size - 1)
         self.turn = PURSUERS_TURN
-        self.steps = 0
-        self.violations = 0
-        self.evader_violations = 0
-        self.outcome: str | None = None
-        self.policy_seed = 0
-        self._renderer: Any = None
+
+    @property
+    def policy_seed(self) -> int:
+        """The seed ``Pursuit-v0`` would have reset its built-in evader with."""
+        return self._seat.seed
 
     # ----------------------------------------------------------------- spaces
 
@@ -190,21 +213,7 @@ class PursuitParallelEnv(ParallelEnv):
             raise unknown_name("agent", agent, list(AGENTS))
         return spaces.Discrete(len(EVADER_MOVES) if agent == EVADER_AGENT else N_PURSUER_ACTIONS)
 
-    # ----------------------------------------------------------------- helpers
-
-    def _check_area(self, corner: Sequence[int]) -> Area:
-        try:
-            area = area_from_corner(corner)
-        except (TypeError, IndexError, ValueError) as exc:
-            raise InvalidArgument(
-                f"restricted must be a corner (x0, y0) of the 5x5 block, got {corner!r}"
-            ) from exc
-        if area_touches_edge(area, self.size):
-            raise InvalidArgument(
-                f"restricted area {area} touches the edge of the {self.size}x{self.size} "
-                f"board; x0 and y0 must lie in [1, {self.size - AREA_SIDE - 1}]"
-            )
-        return area
+    # ----------------------------------------------------------------- translation
 
     def _masks(self) -> dict[str, np.ndarray]:
         stay_p = np.zeros(N_PURSUER_ACTIONS, dtype=np.int8)
@@ -212,13 +221,12 @@ class PursuitParallelEnv(ParallelEnv):
         stay_e = np.zeros(len(EVADER_MOVES), dtype=np.int8)
         stay_e[0] = 1
         if self.turn == PURSUERS_TURN:
-            pm = pursuer_action_mask(self.pursuers, self.size, self.area)
-            masks = {a: pm[i].copy() for i, a in enumerate(PURSUER_AGENTS)}
+            rows = self.game.action_masks().reshape(len(PURSUER_AGENTS), N_PURSUER_ACTIONS)
+            masks = {a: rows[i].copy() for i, a in enumerate(PURSUER_AGENTS)}
             masks[EVADER_AGENT] = stay_e
         else:
-            moves = evader_targets(self.evader_cell, self.pursuers, self.size, self.area)
             masks = {a: stay_p.copy() for a in PURSUER_AGENTS}
-            masks[EVADER_AGENT] = np.array([m is not None for m in moves], dtype=np.int8)
+            masks[EVADER_AGENT] = self.game.evader_observation()["action_mask"].copy()
         return masks
 
     def _observations(self) -> dict[str, dict[str, Any]]:
@@ -250,59 +258,34 @@ class PursuitParallelEnv(ParallelEnv):
             infos[EVADER_AGENT]["policy_seed"] = self.policy_seed
         return infos
 
+    def _rewards(self, live: list[str], illegal: Sequence[bool]) -> dict[str, float]:
+        """Pursuer i pays 0.1 for its own illegal choice; the end pays every agent."""
+        rewards = dict.fromkeys(live, 0.0)
+        for a, bad in zip(PURSUER_AGENTS, illegal, strict=True):
+            rewards[a] -= 0.1 * bad
+        if self.outcome is not None:
+            won = self.outcome == "success"
+            for a in PURSUER_AGENTS:
+                rewards[a] += (
+                    1.0 if won else (-1.0 if self.outcome == "failure_with_violation" else 0.0)
+                )
+            rewards[EVADER_AGENT] += -1.0 if won else 1.0
+        return rewards
+
     # ----------------------------------------------------------------- API
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        """Start a game; draws exactly as ``Pursuit-v0`` does for the same seed."""
-        if seed is not None:
-            self.np_random, _ = seeding.np_random(seed)
+        """Start a game: ``PursuitEnv.reset`` draws it, exactly as ``Pursuit-v0`` does."""
         options = dict(options or {})
-        unknown = set(options) - {"pursuers", "evader", "restricted", "preset"}
+        unknown = set(options) - RESET_OPTIONS
         if unknown:  # PettingZoo's API test passes options={"options": 1}: tolerate, say so
             logger.warning("ignoring unknown reset option(s) %s", sorted(unknown))
             options = {k: v for k, v in options.items() if k not in unknown}
-        if "preset" in options:
-            name = options.pop("preset")
-            if name not in PRESETS:
-                raise unknown_name("preset", name, list(PRESETS))
-            for k, v in PRESETS[name].items():
-                options.setdefault(k, v)
-        if ("pursuers" in options) != ("evader" in options):
-            raise InvalidStart("reset options must give both 'pursuers' and 'evader', or neither")
-        given = "pursuers" in options
-
-        area: Area | None = None
-        if options.get("restricted") is not None:
-            if not self.has_area:
-                raise InvalidArgument(
-                    "this env has no restricted area; build it with restricted='random' or "
-                    "a corner to place one"
-                )
-            area = self._check_area(options["restricted"])
-        elif self.has_area:
-            area = self._fixed_area
-            if area is None:
-                avoid = [*options["pursuers"], options["evader"]] if given else []
-                area = draw_area(self.np_random, self.size, [tuple(c) for c in avoid])
-        self.area = area
-        if given:
-            self.pursuers, self.evader_cell = validate_start(
-                options["pursuers"], options["evader"], self.size, area
-            )
-        else:
-            self.pursuers, self.evader_cell = draw_start(self.np_random, self.size, area)
-        # the same draw Pursuit-v0 makes to seed its built-in evader
-        self.policy_seed = int(self.np_random.integers(2**31 - 1))
+        self.game.reset(seed=seed, options=options)  # renders in "human" mode
         self.agents = list(AGENTS)
         self.turn = PURSUERS_TURN
-        self.steps = 0
-        self.violations = 0
-        self.evader_violations = 0
-        self.outcome = None
-        if self.render_mode == "human":
-            self.render()
         return self._observations(), self._infos()
 
     def step(
@@ -318,50 +301,24 @@ class PursuitParallelEnv(ParallelEnv):
         if not self.agents:
             raise InvalidArgument("the game has ended; call reset() before step()")
         live = list(self.agents)
-        rewards = dict.fromkeys(live, 0.0)
-        terminated = truncated = False
+        illegal = [False] * len(PURSUER_AGENTS)
         if self.turn == PURSUERS_TURN:
-            joint = [
-                _as_index(actions.get(a), NO_CHOICE, N_PURSUER_ACTIONS) for a in PURSUER_AGENTS
-            ]
-            targets = decode_action(self.pursuers, joint)
-            self.pursuers, illegal = resolve_pursuers(self.pursuers, targets, self.size, self.area)
-            self.violations += sum(illegal)
-            self.steps += 1
-            for a, bad in zip(PURSUER_AGENTS, illegal, strict=True):
-                rewards[a] -= 0.1 * bad
-            if self.violations > self.max_violations:
-                self.outcome, terminated = "failure_with_violation", True
-            elif captured(self.pursuers, self.evader_cell):
-                self.outcome, terminated = "success", True
-            else:
-                self.turn = EVADER_TURN
+            illegal = self.game.pursuers_turn([_pursuer_choice(actions, a) for a in PURSUER_AGENTS])
+            next_turn = EVADER_TURN
         else:
-            moves = evader_targets(self.evader_cell, self.pursuers, self.size, self.area)
-            k = _as_index(actions.get(EVADER_AGENT), -1, len(EVADER_MOVES))
-            target = moves[k] if 0 <= k < len(moves) else None
-            if target is None:
-                self.evader_violations += 1
-            else:
-                self.evader_cell = target
-            if captured(self.pursuers, self.evader_cell):
-                self.outcome, terminated = "success", True
-            elif self.steps >= self.max_steps:
-                self.outcome, truncated = "failure_without_violation", True
-            else:
-                self.turn = PURSUERS_TURN
-        if self.outcome is not None:
-            won = self.outcome == "success"
-            for a in PURSUER_AGENTS:
-                rewards[a] += (
-                    1.0 if won else (-1.0 if self.outcome == "failure_with_violation" else 0.0)
-                )
-            rewards[EVADER_AGENT] += -1.0 if won else 1.0
+            self.game.evader_turn(actions.get(EVADER_AGENT))
+            next_turn = PURSUERS_TURN
+        outcome = self.outcome
+        if outcome is None:
+            self.turn = next_turn
+        rewards = self._rewards(live, illegal)
         observations = self._observations()
         infos = self._infos()
+        terminated = outcome in ("success", "failure_with_violation")
+        truncated = outcome == "failure_without_violation"
         terminations = dict.fromkeys(live, terminated)
         truncations = dict.fromkeys(live, truncated)
-        if terminated or truncated:
+        if outcome is not None:
             self.agents = []
         if self.render_mode == "human":
             self.render()
@@ -373,32 +330,21 @@ class PursuitParallelEnv(ParallelEnv):
         return np.array([*cells, self.turn], dtype=np.int64)
 
     def render(self) -> Any:
-        if self.render_mode is None:
-            logger.warning("render() called without a render_mode")
-            return None
-        from ld_envs import pursuit_render
-
-        if self.render_mode == "ansi":
-            return pursuit_render.ansi(self)  # type: ignore[arg-type]
-        if self._renderer is None:
-            self._renderer = pursuit_render.PursuitRenderer(self.size, self.render_mode)
-        return self._renderer.draw(self)  # type: ignore[arg-type]
+        """``PursuitEnv.render`` of the game (the same frames and text board)."""
+        return self.game.render()
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self.game.close()
 
 
-def _as_index(value: Any, default: int, n: int) -> int:
-    """An action as an int index; ``default`` when missing or unreadable."""
+def _pursuer_choice(actions: dict[str, Any], agent: str) -> Any:
+    """One pursuer's entry of the joint action: ``NO_CHOICE`` when it gave none."""
+    value = actions.get(agent)
     if value is None:
-        return default
-    try:
-        k = int(np.asarray(value).reshape(-1)[0]) if not isinstance(value, int) else value
-    except (TypeError, ValueError, IndexError):
-        return default
-    return k if 0 <= k < n else default
+        return NO_CHOICE
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return value.reshape(-1)[0]
+    return value
 
 
 def parallel_env(**kwargs: Any) -> PursuitParallelEnv:

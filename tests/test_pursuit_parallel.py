@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 pytest.importorskip("pettingzoo")
@@ -13,7 +14,7 @@ import ld_envs  # noqa: F401
 from ld_agents.baselines.pursuit import ScriptedPursuers
 from ld_envs import pursuit
 from ld_envs import pursuit_parallel as pp
-from ld_envs.errors import InvalidArgument
+from ld_envs.errors import InvalidAction, InvalidArgument
 from ld_envs.pursuit import GreedyEvader, RandomEvader
 
 VARIANTS = [pytest.param({}, id="open"), pytest.param({"restricted": "random"}, id="restricted")]
@@ -133,3 +134,137 @@ def test_bad_arguments_fail_clearly() -> None:
     assert not env.agents
     with pytest.raises(InvalidArgument, match="reset"):
         env.step({})
+
+
+class _ReplayEvader:
+    """An evader controller for PursuitEnv that plays the choices the test hands it."""
+
+    def __init__(self) -> None:
+        self.seed: int | None = None
+        self.choice: object = None
+        self.seen: list[list[int]] = []
+
+    def reset(self, seed: int | None = None) -> None:
+        self.seed = seed
+
+    def act(self, obs: dict) -> object:
+        self.seen.append(obs["action_mask"].tolist())
+        return self.choice
+
+
+def _pursuer_actions(rng: np.random.Generator, mask: np.ndarray) -> list[int]:
+    """Mostly legal moves, sometimes any entry (NO_CHOICE and illegal moves included)."""
+    return [
+        int(rng.integers(pursuit.N_PURSUER_ACTIONS))
+        if rng.random() < 0.1
+        else int(rng.choice(np.flatnonzero(row)))
+        for row in mask
+    ]
+
+
+def _evader_choice(rng: np.random.Generator, mask: np.ndarray) -> object:
+    """Mostly a legal move, sometimes an illegal, out-of-range or unreadable one."""
+    if rng.random() < 0.1:
+        return [int(rng.integers(7)), None, "x"][int(rng.integers(3))]
+    return int(rng.choice(np.flatnonzero(mask)))
+
+
+def _board(env: pursuit.PursuitEnv) -> tuple:
+    return (
+        list(env.pursuers), env.evader_cell, env.area, env.steps, env.violations,
+        env.evader_violations, env.outcome,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"restricted": "random"}, {"restricted": (4, 6), "size": 15}, {"max_violations": 2}],
+)
+def test_same_game_as_pursuit_env_for_the_same_actions(kwargs: dict) -> None:
+    """Same seed, same actions (illegal ones too): the same states, masks, ends and counts."""
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        seat = _ReplayEvader()
+        single = pursuit.PursuitEnv(evader=seat, **kwargs)
+        obs_g, _ = single.reset(seed=seed)
+        env = pp.parallel_env(**kwargs)
+        obs, infos = env.reset(seed=seed)
+        assert infos[pp.EVADER_AGENT]["policy_seed"] == seat.seed
+        assert _board(env) == _board(single)
+        evader_masks = []
+        while env.agents:
+            for i, agent in enumerate(pp.PURSUER_AGENTS):
+                assert obs[agent]["action_mask"].tolist() == obs_g["action_mask"][i].tolist()
+            joint = _pursuer_actions(rng, obs_g["action_mask"])
+            actions = dict(zip(pp.PURSUER_AGENTS, joint, strict=True))
+            obs, _, terms, truncs, infos = env.step({**actions, pp.EVADER_AGENT: 0})
+            if env.agents:
+                seat.choice = _evader_choice(rng, obs[pp.EVADER_AGENT]["action_mask"])
+                evader_masks.append(obs[pp.EVADER_AGENT]["action_mask"].tolist())
+                actions = dict.fromkeys(pp.PURSUER_AGENTS, 0)
+                obs, _, terms, truncs, infos = env.step({**actions, pp.EVADER_AGENT: seat.choice})
+            obs_g, _, term, trunc, info_g = single.step(joint)
+            assert _board(env) == _board(single), seed
+            assert (terms[pp.EVADER_AGENT], truncs[pp.EVADER_AGENT]) == (term, trunc)
+            assert infos[pp.EVADER_AGENT]["violations"] == info_g["violations"]
+        assert evader_masks == seat.seen
+        assert single.outcome is not None
+
+
+def _error(call: object) -> tuple[type, str]:
+    try:
+        call()  # type: ignore[operator]
+    except Exception as exc:  # the test compares whatever is raised
+        return type(exc), str(exc)
+    raise AssertionError("no error raised")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"size": 3},
+        {"size": "21"},
+        {"restricted": (0, 0)},
+        {"restricted": "middle"},
+        {"restricted": ("a",)},
+        {"render_mode": "window"},
+        {"max_steps": 0},
+    ],
+)
+def test_bad_arguments_raise_what_pursuit_env_raises(kwargs: dict) -> None:
+    """A bad constructor argument fails with PursuitEnv's error and message."""
+    assert _error(lambda: pp.parallel_env(**kwargs)) == _error(lambda: pursuit.PursuitEnv(**kwargs))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "options"),
+    [
+        ({}, {"preset": "figure6"}),
+        ({}, {"pursuers": [(0, 0), (1, 1), (2, 2)]}),
+        ({}, {"pursuers": [(0, 0), (0, 0), (2, 2)], "evader": (9, 9)}),
+        ({}, {"pursuers": [(0, 0), (1, 1), (2, 2)], "evader": (21, 3)}),
+        ({}, {"pursuers": [(5, 5), (5, 7), (4, 6)], "evader": (5, 6)}),
+        ({}, {"pursuers": [(0, 0), (1, 1)], "evader": (9, 9)}),
+        ({}, {"restricted": (3, 3)}),
+        ({"restricted": "random"}, {"restricted": (0, 3)}),
+        ({"restricted": (3, 3)}, {"pursuers": [(4, 4), (1, 1), (2, 2)], "evader": (9, 9)}),
+    ],
+)
+def test_bad_reset_options_raise_what_pursuit_env_raises(kwargs: dict, options: dict) -> None:
+    """A bad start or area in reset options fails with PursuitEnv's error and message."""
+    assert _error(lambda: pp.parallel_env(**kwargs).reset(seed=0, options=options)) == _error(
+        lambda: pursuit.PursuitEnv(**kwargs).reset(seed=0, options=options)
+    )
+
+
+@pytest.mark.parametrize("bad", [14, -1, 2.5, "a"])
+def test_bad_pursuer_action_raises_what_pursuit_env_raises(bad: object) -> None:
+    """An entry outside Discrete(14) fails with PursuitEnv's InvalidAction and message."""
+    env = pp.parallel_env()
+    env.reset(seed=0)
+    single = pursuit.PursuitEnv()
+    single.reset(seed=0)
+    error = _error(lambda: env.step({"pursuer_A": bad, "pursuer_B": 0, "pursuer_C": 0}))
+    assert error == _error(lambda: single.step([bad, 0, 0]))
+    assert error[0] is InvalidAction
+    assert env.steps == 0 and env.agents  # nothing was applied
