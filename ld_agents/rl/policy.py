@@ -1,365 +1,46 @@
-"""RL baselines: what a trained sb3-contrib ``MaskablePPO`` model needs at act time.
+"""The ``rl`` policy: a trained sb3-contrib ``MaskablePPO`` model behind ``act(obs)``.
 
-Training lives in :mod:`ld_agents.rl.train`; this module holds the parts that training and
-acting share, so that the ``rl`` policy sees exactly the observations the model was
-trained on:
+:class:`RLPolicy`, registered for both games (``ld_agents.make("rl", "Pursuit-v0",
+path=...)``; the default path is the model shipped in ``assets/models/``), and where the
+models live (:func:`default_model_path`, :func:`load_model_config`). It reads the very
+features training wrapped the env with (:mod:`ld_agents.rl.features`), and
+:func:`~ld_agents.rl.wrappers.area_blind` for a model trained with ``AreaBlindMask``.
 
-* **feature functions** (pure, numpy only) that flatten a game's ``Dict`` observation into
-  one float32 vector: :func:`pursuit_features`, :func:`twentyone_features`;
-* **wrappers**: :class:`FeatureObservation` (the feature function as a Gymnasium
-  ``ObservationWrapper`` that also offers ``action_masks()`` for sb3-contrib),
-  :class:`PursuitShaping` (a difference-of-potentials reward term used in training only;
-  the env's own reward and outcome are never changed), :class:`AreaBlindMask` (the
-  restricted area left out of the mask, for the new-rule experiment);
-* the **``rl`` policy** (:class:`RLPolicy`), registered for both games:
-  ``ld_agents.make("rl", "Pursuit-v0", path=...)``; the default path is the model shipped
-  in ``assets/models/``.
-
-Pursuit features (``PURSUIT_FEATURES`` names them, 114 values, each in [-1, 1])
--------------------------------------------------------------------------------
-With ``s = size - 1`` and the evader at ``(ex, ey)``:
-
-=========================  ====  ==========================================================
-block                      size  value
-=========================  ====  ==========================================================
-evader position            2     ``ex / s, ey / s`` (how close the board's edges are)
-pursuer - evader           6     ``(px - ex) / s, (py - ey) / s`` per pursuer A, B, C
-pursuer distance           3     Manhattan distance to the evader ``/ (2 s)``
-pursuer position           6     ``px / s, py / s`` per pursuer
-pursuer action mask        42    the env's (3, 14) int8 mask, flattened (legal moves now)
-evader's legal moves       5     ``evader_targets`` of the rules as 0/1 (how trapped it is)
-restricted area            5     ``1, (x0 - ex) / s, (y0 - ey) / s, (x1 - ex) / s,
-                                 (y1 - ey) / s``; all 0 when there is no area
-pursuer - evader, near     6     ``clip(px - ex, -3, 3) / 3``, same for y (detail up close)
-move gain                  39    per pursuer and move of ``MOVES``: how much nearer (in
-                                 Manhattan distance, over 2) that move takes it to the
-                                 evader; the board and the area are in the mask block
-=========================  ====  ==========================================================
-
-The move-gain block tells each pursuer's head which of its 13 moves close in (the same
-information the LLM policies get as their "selection" list, without the ranking); it
-makes the first, approach-the-evader phase quick to learn.
-
-The same 114 values exist with and without the restricted area, so a model trained on
-``Pursuit-v0`` can be run (and fine-tuned) on ``PursuitRestricted-v0`` unchanged: that
-is the new-rule experiment of ``benchmarks/studies/rl_new_rule.py``.
+The features and wrappers stay importable from here, as before the package was split.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-from ld_agents.base import Policy, game_of, register
-from ld_envs.errors import InvalidArgument
-from ld_envs.pursuit import (
-    MOVES,
-    N_PURSUER_ACTIONS,
-    evader_targets,
-    manhattan,
-    pursuer_action_mask,
+from ld_agents.base import Policy, register
+from ld_agents.rl.features import (
+    FEATURES,
+    N_PURSUIT_FEATURES,
+    N_TWENTYONE_FEATURES,
+    NEAR,
+    PURSUIT_FEATURES,
+    TWENTYONE_FEATURES,
+    Obs,
+    pursuit_features,
+    twentyone_features,
 )
+from ld_agents.rl.wrappers import (
+    AreaBlindMask,
+    FeatureObservation,
+    PursuitShaping,
+    action_masks_of,
+    area_blind,
+    game_of_env,
+)
+from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
-
-Obs = dict[str, np.ndarray]
-
-PURSUIT_FEATURES: list[str] = (
-    ["evader_x", "evader_y"]
-    + [f"{n}_{a}_rel" for n in "ABC" for a in "xy"]
-    + [f"{n}_dist" for n in "ABC"]
-    + [f"{n}_{a}" for n in "ABC" for a in "xy"]
-    + [f"mask_{n}_{k}" for n in "ABC" for k in range(N_PURSUER_ACTIONS)]
-    + [f"evader_move_{k}" for k in range(5)]
-    + ["area", "area_x0_rel", "area_y0_rel", "area_x1_rel", "area_y1_rel"]
-    + [f"{n}_{a}_near" for n in "ABC" for a in "xy"]
-    + [f"gain_{n}_{k}" for n in "ABC" for k in range(len(MOVES))]
-)
-#: relative offsets are also given clipped at this many cells (fine detail near the evader)
-NEAR = 3
-N_PURSUIT_FEATURES = len(PURSUIT_FEATURES)
-
-
-# --------------------------------------------------------------------------- features
-
-
-def _area_of(obs: Obs) -> tuple[int, int, int, int] | None:
-    if "restricted" not in obs:
-        return None
-    x0, y0, x1, y1 = (int(v) for v in obs["restricted"])
-    return (x0, y0, x1, y1)
-
-
-def pursuit_features(obs: Obs, size: int) -> np.ndarray:
-    """Flatten a pursuer-side ``Pursuit`` observation into 114 float32 values in [-1, 1].
-
-    See the module docstring for the layout. The mask block is the env's own
-    ``obs["action_mask"]``; the evader block comes from the rule function
-    ``evader_targets``, so no rule is copied here.
-    """
-    s = float(size - 1)
-    pursuers = [(int(p[0]), int(p[1])) for p in obs["pursuers"]]
-    ex, ey = (int(v) for v in obs["evader"])
-    area = _area_of(obs)
-    out = np.zeros(N_PURSUIT_FEATURES, dtype=np.float32)
-    out[0:2] = (ex / s, ey / s)
-    for i, (px, py) in enumerate(pursuers):
-        out[2 + 2 * i : 4 + 2 * i] = ((px - ex) / s, (py - ey) / s)
-        out[8 + i] = manhattan((px, py), (ex, ey)) / (2 * s)
-        out[11 + 2 * i : 13 + 2 * i] = (px / s, py / s)
-    out[17:59] = np.asarray(obs["action_mask"], dtype=np.float32).reshape(-1)
-    moves = evader_targets((ex, ey), pursuers, size, area)
-    out[59:64] = [0.0 if m is None else 1.0 for m in moves]
-    if area is not None:
-        out[64:69] = (
-            1.0,
-            (area[0] - ex) / s,
-            (area[1] - ey) / s,
-            (area[2] - ex) / s,
-            (area[3] - ey) / s,
-        )
-    gains = out[75:114].reshape(3, len(MOVES))
-    for i, (px, py) in enumerate(pursuers):
-        out[69 + 2 * i : 71 + 2 * i] = (
-            max(-NEAR, min(NEAR, px - ex)) / NEAR,
-            max(-NEAR, min(NEAR, py - ey)) / NEAR,
-        )
-        d = abs(px - ex) + abs(py - ey)
-        for k, (dx, dy) in enumerate(MOVES):
-            gains[i, k] = (d - abs(px + dx - ex) - abs(py + dy - ey)) / 2
-    return out
-
-
-TWENTYONE_FEATURES: list[str] = [
-    "own_total",
-    "opponent_visible_total",
-    "total_gap",
-    "own_soft",
-    "own_stood",
-    "opponent_stood",
-    "deck_left",
-    "own_cards",
-    "opponent_cards",
-    "opponent_hidden",
-    "bust_probability",
-    *[f"unseen_class_{k}" for k in range(10)],
-]
-N_TWENTYONE_FEATURES = len(TWENTYONE_FEATURES)
-
-
-def twentyone_features(obs: Obs, size: int = 0) -> np.ndarray:
-    """Flatten a ``TwentyOne`` observation into 21 float32 values in [-1, 1].
-
-    Totals (own, the opponent's visible cards, their gap) over 31, whether an ace counts
-    11 in the own hand, who has stood, cards left in the deck over 26, hand sizes over 9,
-    whether the opponent's first card is face down, the probability that a hit busts
-    (the rule function ``bust_probability``), and per value class (ace, 2..9, ten-valued)
-    the share of its cards still unseen (``unseen_cards``): the card counting the
-    public deck allows. ``size`` is unused (one signature for both games).
-    """
-    from ld_envs import twenty_one as t21
-
-    own = t21.decode_hand(obs["own"])
-    other_visible = t21.decode_hand(obs["opponent"])
-    n_other = int(np.sum(np.asarray(obs["opponent"]) != t21.EMPTY))
-    hidden = int(np.any(np.asarray(obs["opponent"]) == t21.HIDDEN))
-    unseen = t21.unseen_cards(own, other_visible)
-    counts = np.zeros(t21.N_CLASSES, dtype=np.float32)
-    for c in unseen:
-        counts[t21.card_class(c)] += 1
-    counts /= np.asarray(t21.CLASS_COUNTS, dtype=np.float32)
-    own_total = int(obs["own_total"])
-    vis_total = int(obs["opponent_visible_total"])
-    stood = np.asarray(obs["stood"]).reshape(-1)
-    out = np.array(
-        [
-            own_total / t21.MAX_TOTAL,
-            vis_total / t21.MAX_TOTAL,
-            (own_total - vis_total) / t21.MAX_TOTAL,
-            float(t21.is_soft(own)),
-            float(stood[0]),
-            float(stood[1]),
-            int(obs["deck_left"]) / t21.N_CARDS,
-            len(own) / t21.MAX_HAND,
-            n_other / t21.MAX_HAND,
-            float(hidden),
-            t21.bust_probability(own, unseen),
-            *counts,
-        ],
-        dtype=np.float32,
-    )
-    return np.clip(out, -1.0, 1.0)
-
-
-#: game -> (feature function, number of features)
-FEATURES: dict[str, tuple[Callable[[Obs, int], np.ndarray], int]] = {
-    "pursuit": (pursuit_features, N_PURSUIT_FEATURES),
-    "twentyone": (twentyone_features, N_TWENTYONE_FEATURES),
-}
-
-
-# --------------------------------------------------------------------------- wrappers
-
-
-class FeatureObservation(gym.ObservationWrapper):
-    """Turn a game's ``Dict`` observation into the flat float32 vector the model reads.
-
-    Pursuit: :func:`pursuit_features` (114 values); TwentyOne: :func:`twentyone_features`
-    (21 values). ``action_masks()`` returns the mask of the wrapped env (pursuit: flattened
-    (42,) int8; :class:`AreaBlindMask`'s when it is inside) or all ones when the game has
-    none (TwentyOne: both moves are always legal), as sb3-contrib's ``MaskablePPO`` reads
-    it through its ``VecEnv``.
-    """
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.game = game_of_env(env)
-        self.size = int(getattr(env.unwrapped, "size", 0))
-        self._features, n = FEATURES[self.game]
-        self.observation_space = spaces.Box(-1.0, 1.0, shape=(n,), dtype=np.float32)
-
-    def observation(self, observation: Obs) -> np.ndarray:
-        return self._features(observation, self.size)
-
-    def action_masks(self) -> np.ndarray:
-        """The legal-action mask of the current state, flat int8 (sb3-contrib's format)."""
-        return action_masks_of(self.env)
-
-
-def action_masks_of(env: gym.Env) -> np.ndarray:
-    """The mask of the outermost layer of ``env`` (a wrapper or the env) that defines
-    ``action_masks()``, or all ones for an env without one."""
-    layer: Any = env
-    while True:
-        if hasattr(type(layer), "action_masks"):
-            return np.asarray(layer.action_masks(), dtype=np.int8)
-        if not isinstance(layer, gym.Wrapper):
-            break
-        layer = layer.env
-    space = env.action_space
-    if isinstance(space, spaces.Discrete):
-        return np.ones(int(space.n), dtype=np.int8)
-    if isinstance(space, spaces.MultiDiscrete):
-        return np.ones(int(np.sum(space.nvec)), dtype=np.int8)
-    raise InvalidArgument(f"no action mask for action space {space}")
-
-
-def game_of_env(env: gym.Env) -> str:
-    """``"pursuit"`` or ``"twentyone"`` for a (wrapped) ld-gym env."""
-    spec = env.unwrapped.spec
-    if spec is not None and spec.id is not None:
-        try:
-            return game_of(spec.id)
-        except KeyError:
-            pass
-    name = type(env.unwrapped).__name__
-    if name == "PursuitEnv":
-        return "pursuit"
-    if name == "TwentyOneEnv":
-        return "twentyone"
-    raise InvalidArgument(f"not an ld-gym env: {name} (spec {spec})")
-
-
-def area_blind(obs: Obs, size: int, keep_area: bool = True) -> Obs:
-    """``obs`` with the pursuers' mask recomputed as if there were no restricted area.
-
-    The mask then still honours the board and the other pursuers
-    (``pursuer_action_mask(..., area=None)``) but allows moves into the area, which the env
-    rejects and counts as violations. ``keep_area=False`` also drops ``obs["restricted"]``
-    (the view of a model that was never told about the area).
-    """
-    out = {k: v for k, v in obs.items() if keep_area or k != "restricted"}
-    pursuers = [(int(p[0]), int(p[1])) for p in obs["pursuers"]]
-    out["action_mask"] = pursuer_action_mask(pursuers, size, None)
-    return out
-
-
-class AreaBlindMask(gym.ObservationWrapper):
-    """Pursuit with the restricted area left out of the legal-move mask (training option).
-
-    The area's coordinates stay in the observation (so in the features), but its cells
-    are not masked: a policy learns to avoid them only from the env's violation penalty
-    and the episode it loses after 7 of them. ``RLConfig(mask_area=False)`` trains this
-    way, and an ``rl`` policy whose saved config says so acts the same way.
-    """
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.size = int(env.unwrapped.size)
-
-    def observation(self, observation: Obs) -> Obs:
-        return area_blind(observation, self.size)
-
-    def action_masks(self) -> np.ndarray:
-        """The mask without the area, flattened to (42,)."""
-        base = self.env.unwrapped
-        return pursuer_action_mask(base.pursuers, self.size, None).reshape(-1)
-
-
-class PursuitShaping(gym.Wrapper):
-    """Training-only reward shaping for pursuit: a difference-of-potentials term.
-
-    ``reward' = reward + gamma * phi(s') - phi(s)`` with
-    ``phi(s) = -coef * (sum_i d_i + max_i d_i) / size``, ``d_i`` the Manhattan distance of
-    pursuer i to the evader, evaluated on the real next state at every step (the last one
-    included, so ending an episode by violations never pays).
-
-    ``gamma`` is the shaping's own discount. The default 1.0 makes the episode's shaping
-    sum telescope to ``phi(s_T) - phi(s_0)``: it pays net approach only, and with the
-    agent's discount < 1 it favours approaching early (what we want: capture fast).
-    ``gamma`` equal to the agent's discount is Ng, Harada & Russell's (1999) exactly
-    policy-invariant form, but with ``phi <= 0`` it also pays ``(1 - gamma) |phi|`` per step
-    for staying far, which on this game made random wandering out-earn capturing
-    (measured: 10.8 vs 4.3 per episode at gamma 0.97) and PPO never learned to close in.
-
-    The env's reward, outcome and ``info`` are untouched; ``info["env_reward"]`` keeps
-    the env's own reward and ``info["is_success"]`` (read by Stable-Baselines3's logger)
-    is set at the end of an episode. Apply it outside :class:`FeatureObservation`.
-    """
-
-    def __init__(self, env: gym.Env, coef: float = 1.0, gamma: float = 1.0) -> None:
-        super().__init__(env)
-        if coef < 0:
-            raise InvalidArgument(f"shaping coef must be >= 0, got {coef}")
-        if not 0 < gamma <= 1:
-            raise InvalidArgument(f"shaping gamma must be in (0, 1], got {gamma}")
-        self.coef = float(coef)
-        self.gamma = float(gamma)
-        self._phi = 0.0
-
-    def _potential(self) -> float:
-        base = self.env.unwrapped
-        d = [manhattan(p, base.evader_cell) for p in base.pursuers]
-        return -self.coef * (sum(d) + max(d)) / base.size
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        obs, info = self.env.reset(**kwargs)
-        self._phi = self._potential()
-        return obs, info
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        phi = self._potential()
-        info = dict(info)
-        info["env_reward"] = float(reward)
-        shaped = float(reward) + self.gamma * phi - self._phi
-        self._phi = phi
-        if terminated or truncated:
-            info["is_success"] = info.get("outcome") == "success"
-        return obs, shaped, terminated, truncated, info
-
-    def action_masks(self) -> np.ndarray:
-        """Pass the wrapped env's mask through."""
-        return action_masks_of(self.env)
-
-
-# --------------------------------------------------------------------------- policy
 
 
 def models_dir() -> Path:
@@ -552,3 +233,26 @@ def _rl_twentyone(
     **_: Any,
 ) -> RLPolicy:
     return RLPolicy("twentyone", path, deterministic=deterministic, seed=seed)
+
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "FEATURES",
+    "NEAR",
+    "N_PURSUIT_FEATURES",
+    "N_TWENTYONE_FEATURES",
+    "PURSUIT_FEATURES",
+    "TWENTYONE_FEATURES",
+    "AreaBlindMask",
+    "FeatureObservation",
+    "PursuitShaping",
+    "RLPolicy",
+    "action_masks_of",
+    "area_blind",
+    "default_model_path",
+    "game_of_env",
+    "load_model_config",
+    "models_dir",
+    "pursuit_features",
+    "twentyone_features",
+]
