@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ld_envs.errors import unknown_name
+from ld_agents.registry import Registry, unknown_name
 
 
 @runtime_checkable
@@ -57,8 +57,28 @@ class Policy:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-#: registry: policy name -> env family ("pursuit" / "twentyone") -> factory
-_REGISTRY: dict[str, dict[str, Callable[..., Policy]]] = {}
+#: a policy factory: ``factory(env_id=..., **kwargs) -> Policy``
+PolicyFactory = Callable[..., Policy]
+
+#: modules that register policies (add yours here); heavy extras are imported lazily
+#: inside factories, or the module is skipped when an optional extra is missing
+_BUILTIN_MODULES = (
+    "ld_agents.baselines.pursuit",
+    "ld_agents.raw",
+    "ld_agents.rl.policy",
+    "ld_agents.kd.policy",
+    "ld_agents.baselines.twenty_one",
+    "ld_agents.baselines.optimal",
+    "ld_agents.ld.chain",
+    "ld_agents.ld.policy",
+)
+_OPTIONAL_DEPS = {"torch", "transformers", "peft", "stable_baselines3", "sb3_contrib", "vllm"}
+
+#: one registry per game family: the same name may mean a policy of each game
+_POLICIES: dict[str, Registry[PolicyFactory]] = {
+    game: Registry(f"{game} policy", modules=_BUILTIN_MODULES, optional=_OPTIONAL_DEPS)
+    for game in ("pursuit", "twentyone")
+}
 
 
 def game_of(env_id: str) -> str:
@@ -71,27 +91,34 @@ def game_of(env_id: str) -> str:
         raise unknown_name("env id", env_id, list(GAME_OF_ENV)) from None
 
 
-def register(name: str, game: str) -> Callable[[Callable[..., Policy]], Callable[..., Policy]]:
+def _registry(game: str) -> Registry[PolicyFactory]:
+    try:
+        return _POLICIES[game]
+    except KeyError:
+        raise unknown_name("game", game, list(_POLICIES)) from None
+
+
+def register(name: str, game: str) -> Callable[[PolicyFactory], PolicyFactory]:
     """Decorator registering a policy factory under ``name`` for ``game``.
 
     ``game`` is ``"pursuit"`` or ``"twentyone"``. The factory is called as
-    ``factory(env_id=..., **kwargs)``.
+    ``factory(env_id=..., **kwargs)``. Another factory already registered under the same
+    name for the same game is refused.
     """
-
-    def deco(factory: Callable[..., Policy]) -> Callable[..., Policy]:
-        _REGISTRY.setdefault(name, {})[game] = factory
-        return factory
-
-    return deco
+    return _registry(game).register(name)
 
 
 def known_policies(env_id: str | None = None) -> list[str]:
     """Names of registered policies (for one env id when given)."""
-    _load_builtin_policies()
     if env_id is None:
-        return sorted(_REGISTRY)
-    game = game_of(env_id)
-    return sorted(n for n, by_game in _REGISTRY.items() if game in by_game)
+        return sorted({n for registry in _POLICIES.values() for n in registry.names()})
+    return _registry(game_of(env_id)).names()
+
+
+def factory(name: str, env_id: str) -> PolicyFactory:
+    """The factory registered as ``name`` for ``env_id``'s game (unknown names fail listing
+    those known for that env, with the closest one)."""
+    return _registry(game_of(env_id)).get(name, kind=f"policy for {env_id}")
 
 
 def make(name: str, env_id: str, **kwargs: Any) -> Policy:
@@ -102,46 +129,31 @@ def make(name: str, env_id: str, **kwargs: Any) -> Policy:
 
     An unknown name fails listing the names known for that env.
     """
-    _load_builtin_policies()
-    game = game_of(env_id)
-    factory = _REGISTRY.get(name, {}).get(game)
-    if factory is None:
-        raise unknown_name(f"policy for {env_id}", name, known_policies(env_id))
-    policy = factory(env_id=env_id, **kwargs)
+    policy = factory(name, env_id)(env_id=env_id, **kwargs)
     if not policy.name:
         policy.name = name
     return policy
 
 
-_LOADED = False
-
-
 def _load_builtin_policies() -> None:
     """Import the modules whose ``@register`` decorators fill the registry (once)."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    import importlib
-
-    for module in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:  # an optional extra is missing: its policies stay out
-            if exc.name is None or exc.name.split(".")[0] not in _OPTIONAL_DEPS:
-                raise
+    for registry in _POLICIES.values():
+        registry.load()
 
 
-#: modules that register policies (add yours here); heavy extras are imported lazily
-#: inside factories, or the module is skipped when an optional extra is missing
-_BUILTIN_MODULES = [
-    "ld_agents.baselines.pursuit",
-    "ld_agents.raw",
-    "ld_agents.rl.policy",
-    "ld_agents.kd",
-    "ld_agents.baselines.twenty_one",
-    "ld_agents.baselines.optimal",
-    "ld_agents.ld.chain",
-    "ld_agents.ld.policy",
-]
-_OPTIONAL_DEPS = {"torch", "transformers", "peft", "stable_baselines3", "sb3_contrib", "vllm"}
+class _ByName:
+    """Read view ``name -> {game: factory}`` of the registries, with ``pop`` (older callers:
+    ``benchmarks.rollout`` and the sweep tests; new code calls :func:`factory`)."""
+
+    def __getitem__(self, name: str) -> dict[str, PolicyFactory]:
+        found = {g: r.get(name) for g, r in _POLICIES.items() if name in r}
+        if not found:
+            raise KeyError(name)
+        return found
+
+    def pop(self, name: str, default: Any = None) -> Any:
+        found = {g: f for g, r in _POLICIES.items() if (f := r.remove(name)) is not None}
+        return found or default
+
+
+_REGISTRY = _ByName()

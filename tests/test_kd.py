@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import pytest
 
@@ -158,3 +160,31 @@ def test_shipped_kd_students_load_with_their_record_and_answer_readably(env_id):
             assert answer.strip() in ("hit", "stand")
         else:
             assert None not in parse_pursuer_answer(answer)
+
+
+def test_traces_command_writes_under_runs_by_default(tmp_path, monkeypatch, capsys):
+    """`ld-gym traces` without --out writes runs/traces-ENV-TEACHER-seedN in the current
+    folder (never assets/); train-kd's default run folder follows from its name."""
+    from benchmarks.cli.main import main
+    from ld_agents.kd import default_kd_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["traces", "TwentyOne-v0", "--teacher", "optimal", "--starts", "2"]) == 0
+    folder = tmp_path / "runs" / "traces-TwentyOne-v0-optimal-seed0"
+    assert TraceSet.load(folder).meta["n_starts"] == 2
+    assert "traces-TwentyOne-v0-optimal-seed0/traces.jsonl" in capsys.readouterr().out
+    assert default_kd_dir(folder) == Path("runs/kd-TwentyOne-v0-optimal-seed0")
+
+
+def test_command_options_all_have_help():
+    """Every option of `ld-gym traces` and `ld-gym train-kd` says what it does."""
+    import argparse
+
+    from benchmarks.cli import traces as traces_cli
+    from benchmarks.cli import train_kd as train_kd_cli
+
+    for module in (traces_cli, train_kd_cli):
+        parser = argparse.ArgumentParser()
+        module.configure(parser)
+        undocumented = [a.dest for a in parser._actions if not a.help]
+        assert undocumented == [], f"{module.__name__}: {undocumented}"

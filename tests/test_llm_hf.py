@@ -63,11 +63,11 @@ def test_first_build_from_gguf_and_cached_reload(tmp_path, monkeypatch):
 def test_gguf_target_uses_the_dequantized_cache(monkeypatch, tmp_path):
     """hf:/path/file.gguf resolves to the folder cached under the file's hash."""
     from ld_agents.llm import embedded
-    from ld_agents.llm.hf import _resolve_target
+    from ld_agents.llm.models import resolve_model
 
     gguf = embedded.embedded_gguf_path()
     folder = embedded.embedded_model_dir()
-    assert _resolve_target(str(gguf)) == folder  # same content hash, same folder
+    assert resolve_model(str(gguf)) == folder  # same content hash, same folder
 
 
 def test_scores_agree_across_methods(backend):

@@ -1,12 +1,13 @@
 """``ld-gym traces``: play a teacher on seeded starts and record (prompt, answer) pairs.
 
-    ld-gym traces Pursuit-v0 --teacher scripted --starts 221 --out runs/traces-pursuit
+    ld-gym traces Pursuit-v0 --teacher scripted --starts 221
     ld-gym traces TwentyOne-v0 --teacher optimal --starts 1500 --out runs/traces-twentyone
-    ld-gym traces Pursuit-v0 --teacher teacher --model openai:http://HOST/v1?model=NAME --out DIR
+    ld-gym traces Pursuit-v0 --teacher teacher --model openai:http://HOST/v1?model=NAME
 
 A non-LLM teacher (``scripted``) has its moves rendered as answer text and is labelled a
 stand-in teacher in the traces' metadata; an LLM teacher's own answers are recorded. Trace
-starts come from their own seed stream and skip the benchmark's 200 starts.
+starts come from their own seed stream and skip the benchmark's 200 starts. The work is
+:func:`ld_agents.kd.write_traces`.
 """
 
 from __future__ import annotations
@@ -22,23 +23,40 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "env_id", metavar="ENV_ID", help="Pursuit-v0, PursuitRestricted-v0 or TwentyOne-v0"
     )
-    parser.add_argument("--teacher", default="scripted", help="registered policy that teaches")
-    parser.add_argument("--model", help="model spec of an LLM teacher (teacher, raw)")
-    parser.add_argument("--starts", type=int, default=221, help="seeded starts (paper: 221)")
     parser.add_argument(
-        "--seed", type=int, default=0, help="trace seed (starts kept apart from benchmarks)"
+        "--teacher", default="scripted", help="registered policy that teaches (default scripted)"
     )
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--model", help="model spec of an LLM teacher (teacher, raw), e.g. openai:URL?model=NAME"
+    )
+    parser.add_argument(
+        "--starts", type=int, default=221, help="seeded starts to play (default 221, the paper's)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="trace seed (default 0); trace starts are kept apart from the benchmark's",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default runs/traces-ENV_ID-TEACHER-seedSEED in this folder)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    import ld_agents
-    from ld_agents.kd import collect_traces
+    from ld_agents.kd import write_traces
 
-    kwargs = {"model": args.model} if args.model else {}
-    teacher = ld_agents.make(args.teacher, args.env_id, **kwargs)
-    traces = collect_traces(teacher, args.env_id, n_starts=args.starts, seed=args.seed)
-    traces.save(args.out)
+    traces, folder = write_traces(
+        args.env_id,
+        args.out,
+        teacher=args.teacher,
+        model=args.model,
+        n_starts=args.starts,
+        seed=args.seed,
+    )
     print(json.dumps(traces.meta, indent=2))
-    print(f"wrote {len(traces.rows)} (prompt, answer) pairs to {args.out}/traces.jsonl")
+    print(f"wrote {len(traces.rows)} (prompt, answer) pairs to {folder}/traces.jsonl")
     return 0

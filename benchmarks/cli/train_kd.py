@@ -1,10 +1,11 @@
 """``ld-gym train-kd``: LoRA-fine-tune the small model on teacher traces (the KD student).
 
-    ld-gym train-kd runs/traces-pursuit --out runs/kd-pursuit --max-steps 200
+    ld-gym train-kd runs/traces-Pursuit-v0-scripted-seed0 --max-steps 200
     ld-gym train-kd runs/traces-twentyone --out runs/kd-21 --ship assets/adapters/kd-twentyone
 
 The adapter lands in ``OUT/adapter`` with its run record (config, data and base-model
 fingerprints, loss curve, steps per second); rerunning resumes from the last checkpoint.
+The work is :func:`ld_agents.kd.train_kd`.
 """
 
 from __future__ import annotations
@@ -19,23 +20,42 @@ HELP = "KD: LoRA-fine-tune the small model on teacher traces"
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("traces", type=Path, help="folder written by `ld-gym traces`")
     parser.add_argument(
-        "--out", type=Path, required=True, help="run folder (adapter in OUT/adapter)"
+        "--out",
+        type=Path,
+        default=None,
+        help="run folder, adapter in OUT/adapter (default runs/kd-NAME in this folder, NAME "
+        "the traces folder's name without 'traces-')",
     )
-    parser.add_argument("--model", default="embedded", help="hf target of the base model")
-    parser.add_argument("--max-steps", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--learning-rate", type=float, default=2e-4)
-    parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    parser.add_argument(
+        "--model",
+        default="embedded",
+        help="base model: 'embedded' (default), a Hugging Face folder or a .gguf file",
+    )
+    parser.add_argument("--max-steps", type=int, default=200, help="optimizer steps (default 200)")
+    parser.add_argument("--batch-size", type=int, default=8, help="examples per step (default 8)")
+    parser.add_argument(
+        "--learning-rate", type=float, default=2e-4, help="peak learning rate (default 2e-4)"
+    )
+    parser.add_argument(
+        "--dtype",
+        default="bfloat16",
+        choices=["float32", "bfloat16"],
+        help="weights dtype for training (default bfloat16)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="use the first N traces only")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--r", type=int, default=8, help="LoRA rank (alpha = 2r)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of initialisation and data order (default 0)"
+    )
+    parser.add_argument("--r", type=int, default=8, help="LoRA rank, alpha = 2r (default 8)")
     parser.add_argument(
         "--targets",
         default="q_proj,k_proj,v_proj,o_proj",
         help="comma-separated module names LoRA adapts (add gate_proj,up_proj,down_proj for "
         "the MLPs)",
     )
-    parser.add_argument("--save-steps", type=int, default=50, help="checkpoint interval")
+    parser.add_argument(
+        "--save-steps", type=int, default=50, help="checkpoint interval in steps (default 50)"
+    )
     parser.add_argument(
         "--ship",
         type=Path,
@@ -46,15 +66,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ld_agents.kd import TraceSet, train_kd
+    from ld_agents.kd import default_kd_dir, train_kd
 
-    traces = TraceSet.load(args.traces)
-    if args.limit is not None:
-        traces = TraceSet(traces.rows[: args.limit], traces.meta)
+    out = args.out or default_kd_dir(args.traces)
     record = train_kd(
-        traces,
-        args.out,
+        args.traces,
+        out,
         model=args.model,
+        limit=args.limit,
+        ship=args.ship,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -66,14 +86,11 @@ def run(args: argparse.Namespace) -> int:
         target_modules=args.targets.split(","),
         max_length=1024,
     )
-    if args.ship is not None:
-        from ld_agents.lora import ADAPTER_DIR, ship_adapter
-
-        shipped = ship_adapter(args.out / ADAPTER_DIR, record, args.ship)
-        print(f"shipped: {shipped}")
     summary = {
         k: record[k] for k in ("global_step", "train_loss", "wall_seconds", "steps_per_second")
     }
     print(json.dumps(summary, indent=2))
-    print(f"adapter: {args.out / 'adapter'}")
+    if args.ship is not None:
+        print(f"shipped: {args.ship / 'adapter'}")
+    print(f"adapter: {out / 'adapter'}")
     return 0

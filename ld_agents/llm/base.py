@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from ld_envs.errors import InvalidArgument, unknown_name
+from ld_agents.registry import Registry
+from ld_envs.errors import InvalidArgument
 
 
 @dataclass(frozen=True)
@@ -115,24 +116,21 @@ class Backend(ABC):
         return None
 
 
-_BACKENDS: dict[str, Callable[..., Backend]] = {}
-
-#: scheme -> module that registers it (imported on first use, so heavy deps stay lazy)
-_BACKEND_MODULES = {
-    "hf": "ld_agents.llm.hf",
-    "vllm": "ld_agents.llm.vllm_backend",
-    "openai": "ld_agents.llm.openai_backend",
-}
+#: scheme -> factory ``factory(target, **options)``; each scheme's module is imported on
+#: its first use (so heavy dependencies stay lazy) and registers itself
+BACKENDS: Registry[Callable[..., Backend]] = Registry(
+    "model backend scheme",
+    lazy={
+        "hf": "ld_agents.llm.hf",
+        "vllm": "ld_agents.llm.vllm_backend",
+        "openai": "ld_agents.llm.openai_backend",
+    },
+)
 
 
 def register_backend(scheme: str) -> Callable[[Callable[..., Backend]], Callable[..., Backend]]:
     """Decorator: register a backend factory ``factory(target, **options)`` under ``scheme``."""
-
-    def deco(factory: Callable[..., Backend]) -> Callable[..., Backend]:
-        _BACKENDS[scheme] = factory
-        return factory
-
-    return deco
+    return BACKENDS.register(scheme)
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
@@ -144,7 +142,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     if not isinstance(spec, str) or ":" not in spec:
         raise InvalidArgument(
             f"model spec {spec!r} is not of the form SCHEME:TARGET; "
-            f"schemes: {', '.join(sorted(_BACKEND_MODULES))} (e.g. 'hf:embedded')"
+            f"schemes: {', '.join(BACKENDS.names())} (e.g. 'hf:embedded')"
         )
     scheme, rest = spec.split(":", 1)
     target, _, query = rest.partition("?")
@@ -155,15 +153,8 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
 
 def make_backend(spec: str, **options: object) -> Backend:
     """Build a backend from a model spec string (see the module docstring)."""
-    import importlib
-
     scheme, target, query = parse_spec(spec)
-    if scheme not in _BACKENDS:
-        module = _BACKEND_MODULES.get(scheme)
-        if module is None:
-            raise unknown_name("model backend scheme", scheme, list(_BACKEND_MODULES))
-        importlib.import_module(module)
-    backend = _BACKENDS[scheme](target, **{**query, **options})
+    backend = BACKENDS.get(scheme)(target, **{**query, **options})
     backend.spec = spec
     return backend
 

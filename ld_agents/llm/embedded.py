@@ -4,8 +4,9 @@ The package ships the Q4_K_M GGUF in chunks. :func:`embedded_gguf_path` assemble
 into the project's cache; :func:`embedded_model_dir` loads it with transformers (which
 de-quantizes it to float32 through the ``gguf`` package, about 45 s) and saves model and
 tokenizer as an ordinary Hugging Face folder, so that later loads take seconds and vLLM and
-peft/TRL (which refuse GGUF-loaded models) can use it too. :func:`dequantized_dir` does the
-same for any GGUF file, keyed by the file's hash.
+transformers' Trainer (which refuse GGUF-loaded models) can use it too.
+:func:`dequantized_dir` does the same for any GGUF file, keyed by the file's hash. Backends
+and LoRA training reach these through :func:`ld_agents.llm.models.resolve_model`.
 
 Cache layout (``cache_dir()``: ``$LD_GYM_CACHE``, else ``~/.cache/ld-gym``)::
 

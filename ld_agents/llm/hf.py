@@ -50,12 +50,10 @@ sees, so batched output can differ slightly from unbatched output for such long 
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +61,10 @@ from typing import Any
 
 from ld_agents.errors import BackendError
 from ld_agents.llm.base import Backend, GenerationRequest, register_backend
+from ld_agents.llm.float32_products import float32_matmuls
 from ld_agents.llm.hardware import bf16_matmul_mode, slow_bf16_warning
+from ld_agents.llm.models import resolve_model
+from ld_agents.llm.prefix_cache import PrefixState, PrefixStore, cache_from, common_prefix
 from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -79,156 +80,6 @@ class _Request:
 
     ids: list[int]
     start: int
-
-
-def float32_matmuls(model: Any) -> int:
-    """Make ``model``'s bfloat16 linear layers compute ``bf16(x.float() @ W.float().T)``
-    (a float32 copy of each weight is kept); return how many were changed.
-
-    This is what a bfloat16 product does on hardware with bfloat16 instructions (exact
-    products, float32 accumulation, one rounding), so outputs stay those of the bfloat16
-    model; on a CPU without such instructions it runs at float32 speed instead of torch's
-    emulation (see :mod:`ld_agents.llm.hardware`). Call it last, on a model for inference:
-    the float32 copies are taken now, so later changes to the weights (loading, merging,
-    training) are not seen.
-    """
-    import torch
-
-    cls = _linear_class()
-    n = 0
-    for module in model.modules():
-        if type(module) is torch.nn.Linear and module.weight.dtype == torch.bfloat16:
-            module.__class__ = cls
-            # buffers (not saved): they follow .to(device); the weights are not read again
-            module.register_buffer("weight32", module.weight.detach().float(), persistent=False)
-            bias = None if module.bias is None else module.bias.detach().float()
-            module.register_buffer("bias32", bias, persistent=False)
-            n += 1
-    return n
-
-
-def _float32_matmul_forward(self: Any, x: Any) -> Any:
-    import torch.nn.functional as F
-
-    return F.linear(x.float(), self.weight32, self.bias32).to(x.dtype)
-
-
-@functools.cache
-def _linear_class() -> type:
-    import torch
-
-    return type(
-        "Float32MatmulLinear",
-        (torch.nn.Linear,),
-        {"forward": _float32_matmul_forward, "__doc__": "bfloat16 Linear, float32 product."},
-    )
-
-
-@dataclass
-class _PrefixState:
-    """Key-value states (full length, every layer) and final hidden states of a token prefix."""
-
-    ids: tuple[int, ...]
-    keys: list[Any]  # per layer, tensor [1, kv_heads, n, head_dim]
-    values: list[Any]
-    hidden: Any  # tensor [n, d_model], after the final norm
-
-    @property
-    def n_tokens(self) -> int:
-        return len(self.ids)
-
-
-class _PrefixStore:
-    """LRU of prefix states keyed by token ids, bounded by a total token budget."""
-
-    def __init__(self, max_tokens: int) -> None:
-        self.max_tokens = max_tokens
-        self._entries: OrderedDict[tuple[int, ...], _PrefixState] = OrderedDict()
-        self._pinned: set[tuple[int, ...]] = set()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self, pinned: bool = False) -> None:
-        keep = {} if pinned else {k: self._entries[k] for k in self._pinned}
-        self._entries = OrderedDict(keep)
-        if pinned:
-            self._pinned.clear()
-
-    def longest(self, ids: Sequence[int]) -> tuple[_PrefixState | None, int]:
-        """The entry sharing the longest token prefix with ``ids``, and that length."""
-        best, best_n = None, 0
-        for key, state in self._entries.items():
-            m = min(len(key), len(ids))
-            if m <= best_n:
-                continue
-            n = _common_prefix(key, ids, m)
-            if n > best_n:
-                best, best_n = state, n
-        if best is not None:
-            self._entries.move_to_end(best.ids)
-        return best, best_n
-
-    def put(self, state: _PrefixState, pin: bool = False) -> None:
-        self._entries[state.ids] = state
-        self._entries.move_to_end(state.ids)
-        if pin:
-            self._pinned.add(state.ids)
-        total = sum(len(k) for k in self._entries)
-        for key in list(self._entries):
-            if total <= self.max_tokens:
-                break
-            if key in self._pinned or key == state.ids:
-                continue
-            total -= len(key)
-            del self._entries[key]
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int | None = None) -> int:
-    """Length of the common prefix of two token sequences (at most ``limit``)."""
-    m = min(len(a), len(b)) if limit is None else limit
-    i = 0
-    while i < m and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def _resolve_target(target: str) -> Path:
-    """Map an ``hf:`` target to a local Hugging Face folder (building caches as needed)."""
-    from ld_agents.llm import embedded
-
-    if target == "embedded":
-        return embedded.embedded_model_dir()
-    path = Path(target).expanduser()
-    if target.endswith(".gguf"):
-        if not path.is_file():
-            raise InvalidArgument(
-                f"GGUF file {target!r} does not exist; pass an existing .gguf file, a local "
-                "Hugging Face folder, or 'embedded'"
-            )
-        return embedded.dequantized_dir(path)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise InvalidArgument(
-                f"folder {target!r} holds no config.json: not a Hugging Face model folder "
-                "(save one with model.save_pretrained(folder))"
-            )
-        return path
-    if path.exists():
-        raise InvalidArgument(
-            f"{target!r} is a file but not a .gguf file; pass a .gguf file, a Hugging Face "
-            "folder, or 'embedded'"
-        )
-    looks_like_path = os.sep in target or target.startswith((".", "~"))
-    if looks_like_path:
-        raise InvalidArgument(
-            f"model path {target!r} does not exist; pass an existing Hugging Face folder, a "
-            ".gguf file, or 'embedded'"
-        )
-    raise InvalidArgument(
-        f"unknown hf target {target!r}: expected 'embedded', a local Hugging Face folder or a "
-        ".gguf file (models are never downloaded from a hub; save one locally first)"
-    )
 
 
 class HFBackend(Backend):
@@ -278,7 +129,7 @@ class HFBackend(Backend):
                 )
 
         t0 = time.perf_counter()
-        folder = _resolve_target(target)
+        folder = resolve_model(target)
         self.model_dir = folder
         self.device = torch.device(device)
         self.dtype = getattr(torch, dtype)
@@ -314,7 +165,7 @@ class HFBackend(Backend):
         eos = self.model.generation_config.eos_token_id
         eos = tok.eos_token_id if eos is None else eos
         self._eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
-        self._store = _PrefixStore(cache_tokens)
+        self._store = PrefixStore(cache_tokens)
         self._kv_ok = self._check_cache_layers()
         #: score continuations as one token tree (True) or as a batch on the repeated cache
         self.tree_attention = True
@@ -414,7 +265,7 @@ class HFBackend(Backend):
         for ctx, full in zip(contexts, fulls, strict=True):
             if not ctx:  # no BOS and an empty context: condition on the start token
                 ctx, full = [self._start_id], [self._start_id, *full]
-            start = _common_prefix(ctx, full)
+            start = common_prefix(ctx, full)
             if start == 0:
                 ctx, full, start = [self._start_id], [self._start_id, *full], 1
             self._check_length(len(full), "a scoring request (context + continuation)")
@@ -427,37 +278,12 @@ class HFBackend(Backend):
         self.stats.seconds += seconds
 
     # ------------------------------------------------------------------ key-value cache
-    def _cache_from(self, state: _PrefixState | None, n: int, batch: int, record: bool) -> Any:
-        """A DynamicCache holding the first ``n`` tokens of ``state``, repeated ``batch`` times.
+    def _cache_from(self, state: PrefixState | None, n: int, batch: int, record: bool) -> Any:
+        """A DynamicCache of the first ``n`` tokens of ``state``, repeated ``batch`` times
+        (:func:`ld_agents.llm.prefix_cache.cache_from`)."""
+        return cache_from(self.model.config, state, n, batch, record)
 
-        ``record`` keeps every token in sliding-window layers (so the states can be stored and
-        cropped later); otherwise those layers keep only their window.
-        """
-        from transformers import DynamicCache
-        from transformers.cache_utils import DynamicSlidingWindowLayer
-
-        cache = DynamicCache(config=self.model.config)
-        for i, layer in enumerate(cache.layers):
-            sliding = isinstance(layer, DynamicSlidingWindowLayer)
-            if sliding and record:
-                layer.activate_past_recording()
-            if state is None or n == 0:
-                continue
-            k, v = state.keys[i][:, :, :n], state.values[i][:, :, :n]
-            layer.lazy_initialization(k, v)
-            if sliding:
-                layer.cumulative_length = n
-                if not record:
-                    k, v = (
-                        k[:, :, -(layer.sliding_window - 1) :],
-                        v[:, :, -(layer.sliding_window - 1) :],
-                    )
-            if batch > 1:
-                k, v = k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)
-            layer.keys, layer.values = k, v
-        return cache
-
-    def _prefill(self, ids: Sequence[int], pin: bool = False) -> _PrefixState:
+    def _prefill(self, ids: Sequence[int], pin: bool = False) -> PrefixState:
         """Key-value and hidden states of a token prefix, reusing the longest cached one."""
         import torch
 
@@ -471,7 +297,7 @@ class HFBackend(Backend):
                 if pin:
                     self._store.put(state, pin=True)
                 return state
-            cropped = _PrefixState(
+            cropped = PrefixState(
                 ids,
                 [k[:, :, :n] for k in state.keys],
                 [v[:, :, :n] for v in state.values],
@@ -494,7 +320,7 @@ class HFBackend(Backend):
                 hiddens.append(out.last_hidden_state[0])
                 self._count(1, piece.shape[1], 0.0)
         self.stats.seconds += time.perf_counter() - t0
-        new = _PrefixState(
+        new = PrefixState(
             ids,
             [layer.keys for layer in cache.layers],
             [layer.values for layer in cache.layers],
@@ -578,7 +404,7 @@ class HFBackend(Backend):
             label_ids.append([r.ids[-1] for r in group])
         hidden: list[Any] = [None] * len(contexts)
         groups: dict[tuple[int, int], list[int]] = {}
-        states: dict[int, _PrefixState | None] = {}
+        states: dict[int, PrefixState | None] = {}
         for i, ids in enumerate(ctx_ids):
             state, n = self._store.longest(ids)
             if state is not None and n == len(ids):
@@ -677,7 +503,7 @@ class HFBackend(Backend):
         return scores
 
     def _batched_hidden(
-        self, state: _PrefixState, rows: list[tuple[int, ...]]
+        self, state: PrefixState, rows: list[tuple[int, ...]]
     ) -> dict[tuple[int, ...], Any]:
         """Final hidden states of every prefix of ``rows``: rows batched on the repeated cache."""
         import torch
@@ -700,7 +526,7 @@ class HFBackend(Backend):
         return found
 
     def _tree_hidden(
-        self, state: _PrefixState, rows: list[tuple[int, ...]], max_nodes: int = 1024
+        self, state: PrefixState, rows: list[tuple[int, ...]], max_nodes: int = 1024
     ) -> dict[tuple[int, ...], Any]:
         """Final hidden states of every prefix of ``rows``, as one token tree per forward.
 
@@ -761,7 +587,7 @@ class HFBackend(Backend):
                 found.setdefault(p, hidden[i])
         return found
 
-    def _check_tree(self, state: _PrefixState, rows: list[tuple[int, ...]]) -> bool:
+    def _check_tree(self, state: PrefixState, rows: list[tuple[int, ...]]) -> bool:
         """First use: check the token-tree path against the batched one (else disable it)."""
         if not self._layer_kinds:
             return False
@@ -779,7 +605,7 @@ class HFBackend(Backend):
             return False
         return True
 
-    def _score_on_state(self, state: _PrefixState, reqs: list[_Request]) -> list[float]:
+    def _score_on_state(self, state: PrefixState, reqs: list[_Request]) -> list[float]:
         """Score continuations after a prefix state (all ``r.ids[:n] == state.ids``)."""
         import torch
 
@@ -860,12 +686,12 @@ class HFBackend(Backend):
             batches.append((chunk, [ids[i] for i in chunk]))
         return batches
 
-    def _shared_prefix_state(self, ids: list[list[int]]) -> tuple[_PrefixState | None, int]:
+    def _shared_prefix_state(self, ids: list[list[int]]) -> tuple[PrefixState | None, int]:
         """The cached state of a batch's shared token prefix (all but one token of the
         shortest row at most) and its length; ``(None, 0)`` when there is none."""
         shared = min(len(x) for x in ids) - 1
         for x in ids[1:]:
-            shared = _common_prefix(ids[0], x, shared)
+            shared = common_prefix(ids[0], x, shared)
         state = self._prefill(ids[0][:shared]) if self._kv_ok and shared > 0 else None
         return state, shared if state is not None else 0
 
@@ -992,4 +818,7 @@ def _make_hf(target: str, **options: Any) -> HFBackend:
     return HFBackend(target, **options)
 
 
-__all__ = ["HFBackend"]
+#: older name of :func:`ld_agents.llm.models.resolve_model` (``ld_agents.ld.policy`` uses it)
+_resolve_target = resolve_model
+
+__all__ = ["HFBackend", "float32_matmuls"]

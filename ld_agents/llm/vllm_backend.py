@@ -52,6 +52,8 @@ from typing import Any
 
 from ld_agents.errors import BackendError
 from ld_agents.llm.base import Backend, GenerationRequest, register_backend
+from ld_agents.llm.models import resolve_model
+from ld_agents.llm.prefix_cache import common_prefix
 from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -97,31 +99,6 @@ def _number(name: str, value: object, kind: type[int] | type[float], low: float)
     return out
 
 
-def resolve_model_dir(target: str) -> Path:
-    """The Hugging Face folder a ``vllm:`` target names (``embedded`` or a local folder)."""
-    if target == "embedded":
-        from ld_agents.llm.embedded import embedded_model_dir
-
-        return embedded_model_dir()
-    path = Path(target).expanduser()
-    if target.endswith(".gguf"):
-        raise InvalidArgument(
-            f"vllm cannot load the GGUF file {target!r}; de-quantize it first "
-            "(ld_agents.llm.embedded.dequantized_dir(path) returns a folder) and pass that "
-            "folder, or use 'hf:' which reads GGUF directly"
-        )
-    if not path.is_dir():
-        raise InvalidArgument(
-            f"model folder {target!r} does not exist; pass a local Hugging Face folder or "
-            "'embedded' (vllm:embedded). Models are never downloaded from a hub"
-        )
-    if not (path / "config.json").is_file():
-        raise InvalidArgument(
-            f"folder {target!r} holds no config.json: not a Hugging Face model folder"
-        )
-    return path
-
-
 def adapter_rank(adapter_dir: Path) -> int:
     """The LoRA rank ``r`` of a peft adapter folder (checks that it is one)."""
     config = adapter_dir / "adapter_config.json"
@@ -162,14 +139,6 @@ def _dynamo_disabled(active: bool) -> Iterator[None]:
             os.environ["TORCH_COMPILE_DISABLE"] = before_env
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
 class VLLMBackend(Backend):
     """A Hugging Face folder served by an in-process ``vllm.LLM`` engine.
 
@@ -201,7 +170,7 @@ class VLLMBackend(Backend):
             raise InvalidArgument(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
         adapter_dir = Path(adapter).expanduser() if adapter else None
         rank = adapter_rank(adapter_dir) if adapter_dir is not None else None
-        folder = resolve_model_dir(target)
+        folder = resolve_model(target, gguf=False, scheme="vllm")
         try:
             import vllm
             from vllm.platforms import current_platform
@@ -383,7 +352,7 @@ class VLLMBackend(Backend):
         fulls = self._encode([c + x for c, x in pairs])
         prompts, starts = [], []
         for ctx, full in zip(contexts, fulls, strict=True):
-            start = _common_prefix(ctx, full)
+            start = common_prefix(ctx, full)
             if start == 0:  # no BOS and an empty context: condition on the start token
                 full, start = [self._start_id, *full], 1
             self._check_length(len(full) + 1, "a scoring request (context + continuation)")
@@ -424,7 +393,7 @@ class VLLMBackend(Backend):
         rows: list[tuple[list[int], int]] = []  # (tokens, first scored position)
         tree: dict[tuple[int, ...], set[int]] = {}
         for full in self._encode([context + c for c in options]):
-            start = _common_prefix(ctx, full)
+            start = common_prefix(ctx, full)
             if start == 0:  # no BOS and an empty context: condition on the start token
                 full, start = [self._start_id, *full], 1
             self._check_length(len(full) + 1, "a scoring request (context + option)")
@@ -508,4 +477,4 @@ def _make_vllm(target: str, **options: object) -> VLLMBackend:
     return VLLMBackend(target, **kwargs)
 
 
-__all__ = ["VLLMBackend", "adapter_rank", "resolve_model_dir"]
+__all__ = ["VLLMBackend", "adapter_rank"]

@@ -1,16 +1,11 @@
-"""Knowledge distillation (the paper's KD rows): teacher traces -> LoRA student.
+"""KD teacher traces: a teacher played on seeded starts, its (prompt, answer) pairs recorded.
 
-1. :func:`collect_traces` plays a teacher on seeded starts kept apart from the benchmark
-   starts and records (prompt, answer) pairs: the raw prompt the student will see, and the
-   teacher's answer. An LLM teacher's answer is its own generated text; a non-LLM teacher
-   (e.g. ``scripted``) has its action rendered as the answer text and is labelled a
-   *stand-in teacher* in the trace metadata and everywhere the traces are used.
-2. :func:`train_kd` fine-tunes LoRA adapters on the traces (``ld_agents.lora``).
-3. The ``kd`` policy is the raw policy (same prompts, same lenient parsing, free
-   generation) on the base model with the adapter merged.
-
-The paper used 221 starts and 103,355 teacher outputs for pursuit; here the scale is a
-parameter (``n_starts``) and the shipped adapters record what they used.
+:func:`collect_traces` plays a teacher on seeded starts kept apart from the benchmark
+starts (their own seed stream, :func:`trace_seed`, and the benchmark's starts skipped) and
+records the raw prompt the student will see with the teacher's answer. An LLM teacher's
+answer is its own generated text; a non-LLM teacher (e.g. ``scripted``) has its action
+rendered as the answer text (:func:`stand_in_exchange`) and is labelled a *stand-in
+teacher* in the trace metadata. :class:`TraceSet` saves and loads them.
 """
 
 from __future__ import annotations
@@ -27,16 +22,10 @@ import gymnasium as gym
 import numpy as np
 
 import ld_envs  # noqa: F401  (registers the ids)
-from ld_agents.base import Policy, game_of, register
-from ld_agents.files import assets_dir
-from ld_agents.llm.base import Backend
-from ld_agents.lora import check_adapter_pin
-from ld_agents.prompts import (
-    fmt_cell,
-    pursuit_pursuers_prompt,
-    twentyone_prompt,
-)
-from ld_agents.raw import LLMPolicy, RawPursuers, RawTwentyOne
+from ld_agents.base import Policy, game_of
+from ld_agents.files import write_text_atomic
+from ld_agents.prompts import fmt_cell, pursuit_pursuers_prompt, twentyone_prompt
+from ld_agents.raw import LLMPolicy
 from ld_envs.errors import InvalidArgument
 from ld_envs.pursuit import DEFAULT_SIZE, PURSUER_NAMES, decode_action
 
@@ -70,8 +59,6 @@ class TraceSet:
 
     def save(self, folder: str | Path) -> Path:
         """Write ``traces.jsonl`` and ``meta.json`` atomically; return the folder."""
-        from ld_agents.files import write_text_atomic
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         rows = "".join(json.dumps(r) + "\n" for r in self.rows)
@@ -225,78 +212,28 @@ def collect_traces(
     return traces
 
 
-def train_kd(
-    traces: TraceSet, output_dir: str | Path, model: str = "embedded", **config: Any
-) -> dict[str, Any]:
-    """LoRA-fine-tune the base model on the traces; return the run record."""
-    from ld_agents.llm.hf import _resolve_target
-    from ld_agents.lora import LoraTrainConfig, train_lora
-
-    model_dir = _resolve_target(model)
-    cfg = LoraTrainConfig(output_dir=str(output_dir), extra={"traces": traces.meta}, **config)
-    return train_lora(model_dir, traces.rows, cfg)
+def default_traces_dir(env_id: str, teacher: str, seed: int) -> Path:
+    """Where ``ld-gym traces`` writes by default: ``runs/traces-<env>-<teacher>-seed<seed>``
+    under the current folder."""
+    return Path("runs") / f"traces-{env_id}-{teacher}-seed{seed}"
 
 
-def default_adapter(env_id: str) -> Path:
-    """The shipped KD adapter for a game (``assets/adapters/kd-<game>/adapter``)."""
-    return assets_dir() / "adapters" / f"kd-{game_of(env_id)}" / "adapter"
-
-
-def kd_backend_spec(adapter: str | Path, model: str = "embedded", dtype: str = "float32") -> str:
-    """The model spec of the base model with the KD adapter (checked against the base)."""
-    from ld_agents.llm.hf import _resolve_target
-    from ld_agents.lora import check_adapter
-
-    adapter = Path(adapter)
-    if not (adapter / "adapter_config.json").is_file():
-        raise InvalidArgument(
-            f"no KD adapter at {adapter}; train one with `ld-gym train-kd` or pass adapter=DIR"
-        )
-    check_adapter(adapter, _resolve_target(model))
-    return f"hf:{model}?adapter={adapter}&dtype={dtype}"
-
-
-@register("kd", "pursuit")
-def _kd_pursuit(
+def write_traces(
     env_id: str,
-    adapter: str | Path | None = None,
-    model: str | Backend | None = None,
-    size: int = DEFAULT_SIZE,
-    seed: int | None = None,
-    side: str = "pursuers",
-    adapter_sha256: str | None = None,
-    **kwargs: Any,
-) -> Policy:
-    if side != "pursuers":
-        raise InvalidArgument("the KD student plays the pursuers; use 'raw' for an LLM evader")
-    backend = _kd_backend(env_id, adapter, model, adapter_sha256)
-    return RawPursuers(model=backend, size=size, seed=seed, **kwargs)
+    output_dir: str | Path | None = None,
+    *,
+    teacher: str = "scripted",
+    model: str | None = None,
+    n_starts: int = 221,
+    seed: int = 0,
+) -> tuple[TraceSet, Path]:
+    """Build the registered policy ``teacher`` (on ``model`` for an LLM teacher), collect its
+    traces (:func:`collect_traces`) and save them; return the traces and their folder
+    (default :func:`default_traces_dir`)."""
+    from ld_agents.base import make
 
-
-def _kd_backend(
-    env_id: str,
-    adapter: str | Path | None,
-    model: str | Backend | None,
-    adapter_sha256: str | None = None,
-) -> str | Backend:
-    """A given backend as is; otherwise the base model (default: embedded, bf16) with the
-    game's shipped adapter or ``adapter`` (refused when ``adapter_sha256`` pins another)."""
-    if isinstance(model, Backend):
-        return model
-    base = "embedded" if model in (None, "hf:embedded") else str(model).removeprefix("hf:")
-    path = adapter or default_adapter(env_id)
-    check_adapter_pin(path, adapter_sha256)
-    return kd_backend_spec(path, base, dtype="bfloat16")
-
-
-@register("kd", "twentyone")
-def _kd_twentyone(
-    env_id: str,
-    adapter: str | Path | None = None,
-    model: str | Backend | None = None,
-    seed: int | None = None,
-    adapter_sha256: str | None = None,
-    **kwargs: Any,
-) -> Policy:
-    backend = _kd_backend(env_id, adapter, model, adapter_sha256)
-    return RawTwentyOne(model=backend, seed=seed, **kwargs)
+    kwargs = {"model": model} if model else {}
+    policy = make(teacher, env_id, **kwargs)
+    traces = collect_traces(policy, env_id, n_starts=n_starts, seed=seed)
+    folder = traces.save(output_dir or default_traces_dir(env_id, teacher, seed))
+    return traces, folder

@@ -1,0 +1,49 @@
+"""KD training: LoRA-fine-tune the base model on teacher traces (:mod:`ld_agents.lora`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ld_agents.kd.traces import TraceSet
+from ld_agents.llm.models import EMBEDDED, resolve_model
+from ld_agents.lora import ADAPTER_DIR, LoraTrainConfig, ship_adapter, train_lora
+
+
+def default_kd_dir(traces_dir: str | Path) -> Path:
+    """Where ``ld-gym train-kd`` writes by default: ``runs/kd-<name>`` under the current
+    folder, ``<name>`` the traces folder's name without its ``traces-`` prefix."""
+    return Path("runs") / f"kd-{Path(traces_dir).name.removeprefix('traces-')}"
+
+
+def train_kd(
+    traces: TraceSet | str | Path,
+    output_dir: str | Path,
+    model: str = EMBEDDED,
+    *,
+    limit: int | None = None,
+    ship: str | Path | None = None,
+    **config: Any,
+) -> dict[str, Any]:
+    """LoRA-fine-tune the base model on the traces; return the run record.
+
+    ``traces`` is a :class:`TraceSet` or a folder written by :meth:`TraceSet.save`; ``limit``
+    keeps its first rows only; ``model`` is a model target
+    (:func:`ld_agents.llm.models.resolve_model`); ``config`` holds
+    :class:`ld_agents.lora.LoraTrainConfig` fields. The adapter lands in
+    ``output_dir/adapter``; ``ship`` also copies it with its run record there (what
+    ``assets/adapters/kd-<game>`` holds, where the kd policy finds it).
+    """
+    if not isinstance(traces, TraceSet):
+        traces = TraceSet.load(traces)
+    if limit is not None:
+        traces = TraceSet(traces.rows[:limit], traces.meta)
+    model_dir = resolve_model(model)
+    cfg = LoraTrainConfig(output_dir=str(output_dir), extra={"traces": traces.meta}, **config)
+    record = train_lora(model_dir, traces.rows, cfg)
+    if ship is not None:
+        ship_adapter(Path(output_dir) / ADAPTER_DIR, record, ship)
+    return record
+
+
+__all__ = ["default_kd_dir", "train_kd"]

@@ -1,0 +1,70 @@
+"""Model targets -> local Hugging Face folders: the one resolver every backend and LoRA use.
+
+A target names a model without a scheme (what follows ``hf:`` or ``vllm:``)::
+
+    embedded                 the embedded Gemma-3-270M, de-quantized once into the cache
+    /path/to/folder          a local Hugging Face causal-LM folder (holding config.json)
+    /path/to/model.gguf      a GGUF file, de-quantized once into the cache (keyed by its hash)
+
+Nothing is downloaded: a bare name other than ``embedded`` is refused, as is a GGUF file
+for a reader that cannot take one (vLLM), with the fix in the message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ld_envs.errors import InvalidArgument
+
+#: the target naming the embedded model
+EMBEDDED = "embedded"
+
+
+def resolve_model(target: str | Path, *, gguf: bool = True, scheme: str = "hf") -> Path:
+    """The local Hugging Face folder ``target`` names, building cached folders as needed.
+
+    ``gguf=False`` refuses GGUF files (for readers that need a folder), pointing to the
+    de-quantized folder; ``scheme`` is the backend named in error messages. Raises
+    :class:`InvalidArgument` for a target that is not ``embedded``, an existing folder with
+    ``config.json`` or (when allowed) an existing ``.gguf`` file.
+    """
+    from ld_agents.llm import embedded
+
+    target = str(target)
+    if target == EMBEDDED:
+        return embedded.embedded_model_dir()
+    accepted = (
+        "a local Hugging Face folder, a .gguf file, or 'embedded'"
+        if gguf
+        else f"a local Hugging Face folder or 'embedded' ({scheme}:embedded)"
+    )
+    path = Path(target).expanduser()
+    if target.endswith(".gguf"):
+        if not gguf:
+            raise InvalidArgument(
+                f"{scheme} cannot load the GGUF file {target!r}; de-quantize it first "
+                "(ld_agents.llm.embedded.dequantized_dir(path) returns a folder) and pass that "
+                "folder, or use 'hf:' which reads GGUF directly"
+            )
+        if not path.is_file():
+            raise InvalidArgument(f"GGUF file {target!r} does not exist; pass {accepted}")
+        return embedded.dequantized_dir(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InvalidArgument(
+                f"folder {target!r} holds no config.json: not a Hugging Face model folder "
+                "(save one with model.save_pretrained(folder))"
+            )
+        return path
+    if path.exists():
+        raise InvalidArgument(f"{target!r} is a file but not a model folder; pass {accepted}")
+    if os.sep in target or target.startswith((".", "~")):
+        raise InvalidArgument(f"model path {target!r} does not exist; pass {accepted}")
+    raise InvalidArgument(
+        f"unknown {scheme} target {target!r}: expected {accepted} (models are never "
+        "downloaded from a hub; save one locally first)"
+    )
+
+
+__all__ = ["EMBEDDED", "resolve_model"]
