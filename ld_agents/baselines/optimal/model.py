@@ -25,6 +25,7 @@ from ld_envs.twenty_one import (
 
 #: tolerance below which hitting is not preferred to standing
 TIE_EPS = 1e-12
+#: the value classes: 0 = ace, 1..8 = 2..9, 9 = ten-valued
 CLASSES = range(N_CLASSES)
 #: card ids of each value class, used to build observations for an opponent policy
 _IDS_OF_CLASS: list[list[int]] = [
@@ -38,11 +39,13 @@ EMPTY_HAND: Hand = ((), _EMPTY_COUNTS, 0)
 
 
 def add_card(hand: Hand, k: int) -> Hand:
+    """``hand`` with one more card, of class ``k``."""
     seq, cnt, hard = hand
     return (*seq, k), (*cnt[:k], cnt[k] + 1, *cnt[k + 1 :]), hard + k + 1
 
 
 def hand_of(classes: tuple[int, ...] | list[int]) -> Hand:
+    """The hand of these value classes, in this order."""
     hand = EMPTY_HAND
     for k in classes:
         hand = add_card(hand, k)
@@ -50,6 +53,7 @@ def hand_of(classes: tuple[int, ...] | list[int]) -> Hand:
 
 
 def hand_total(hard: int, cnt: tuple[int, ...]) -> int:
+    """The best total of a hand: its hard total, plus 10 for an ace when that stays <= 21."""
     return hard + ACE_BONUS if cnt[0] and hard + ACE_BONUS <= TARGET else hard
 
 
