@@ -214,6 +214,21 @@ def test_cli_with_teacher_endpoint(coder_url: str, tmp_path: Path, capsys: Any) 
     assert ext["functions"][0]["name"] == "drop_restricted_cells"
 
 
+def test_cli_writes_under_runs_by_default(
+    coder_url: str, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """Without --out and --report-dir everything lands in runs/emergency/ of the current
+    directory (never in assets/), named <game>_<rule kind>_<model>."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["emergency", RULE, "--model", f"openai:{coder_url}?model=coder", "--samples", "1"]
+    assert cli_main([*argv, "--variants", "full"]) == 0
+    exts = list((tmp_path / "runs" / "emergency").glob("pursuit_restricted_area_openai_*.json"))
+    assert len(exts) == 1 and json.loads(exts[0].read_text())["kind"] == "extension"
+    reports = tmp_path / "runs" / "emergency" / "reports"
+    assert sorted(p.suffix for p in reports.iterdir()) == [".json", ".md"]
+    assert str(exts[0].relative_to(tmp_path)) in capsys.readouterr().out
+
+
 @pytest.mark.llm
 def test_embedded_model_writes_samples(tmp_path: Path) -> None:
     """The real embedded model: two short samples, each judged; the result is labelled."""

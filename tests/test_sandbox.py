@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
 from ld_agents.ld.sandbox import (
     ALLOWED_MODULES,
+    SAFE_BUILTINS,
+    WORKER_SCRIPT,
     CallResult,
     Limits,
     SandboxWorker,
@@ -322,3 +327,58 @@ def test_worker_pickles_without_its_process(worker):
         assert copy.enforcement["pid"] != worker.enforcement["pid"]
     finally:
         copy.close()
+
+
+# --------------------------------------------------------------------------- the two whitelists
+
+
+def _worker_module() -> Any:
+    """The worker script as a module (it only imports the standard library at import)."""
+    spec = importlib.util.spec_from_file_location("sandbox_worker_copy", WORKER_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def whitelist_differences(
+    what: str, static: Iterable[str], worker_copy: Iterable[str]
+) -> list[str]:
+    """What one whitelist allows and the other does not, in words (empty when equal)."""
+    static, worker_copy = set(static), set(worker_copy)
+    out = []
+    if static - worker_copy:
+        out.append(
+            f"{what}: allowed by the static check (ld_agents/ld/sandbox.py) but missing in the "
+            f"worker (ld_agents/ld/_sandbox_worker.py): {sorted(static - worker_copy)}"
+        )
+    if worker_copy - static:
+        out.append(
+            f"{what}: in the worker (ld_agents/ld/_sandbox_worker.py) but not allowed by the "
+            f"static check (ld_agents/ld/sandbox.py): {sorted(worker_copy - static)}"
+        )
+    return out
+
+
+def test_worker_whitelists_agree_with_the_static_check():
+    """The worker's copies of the builtins and modules whitelists equal sandbox.py's."""
+    w = _worker_module()
+    problems = whitelist_differences("builtins", SAFE_BUILTINS, w.SAFE_BUILTIN_NAMES)
+    problems += whitelist_differences("modules", ALLOWED_MODULES, w.PURE_MODULES)
+    problems += [
+        f"modules: the worker serves {module.__name__!r} under the name {name!r}"
+        for name, module in w.PURE_MODULES.items()
+        if module.__name__ != name
+    ]
+    if len(set(w.SAFE_BUILTIN_NAMES)) != len(w.SAFE_BUILTIN_NAMES):
+        problems.append("builtins: the worker lists a name twice")
+    assert not problems, "the sandbox's two whitelists differ:\n" + "\n".join(problems)
+
+
+def test_whitelist_check_names_the_difference():
+    """A name on one side only is reported with the side it is on."""
+    problems = whitelist_differences("builtins", {"len", "open"}, {"len", "eval"})
+    assert len(problems) == 2
+    assert "['open']" in problems[0] and "missing in the worker" in problems[0]
+    assert "['eval']" in problems[1] and "not allowed by the static check" in problems[1]
+    assert whitelist_differences("modules", {"math"}, {"math"}) == []

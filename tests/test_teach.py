@@ -173,3 +173,17 @@ def test_base_loads_after_teach(stub_url: str, tmp_path: Path) -> None:
     base = load_function_base(bases_dir() / "pursuit.json", [out])
     assert "cells_in_reach" in [f.name for f in base.stage_candidates("candidates")]
     assert base.function("cells_in_reach").provenance.model.startswith("openai:")
+
+
+def test_cli_writes_under_runs_by_default(tmp_path: Path, monkeypatch: Any) -> None:
+    """Without --out, a saved answer's kept functions and report land in runs/teach/."""
+    monkeypatch.chdir(tmp_path)
+    answer = tmp_path / "answer.txt"
+    answer.write_text(CANNED)
+    argv = ["teach", "--game", "pursuit", "--model", "saved", "--answer-file", str(answer)]
+    assert cli_main([*argv, "--states", "10"]) == 1  # only one stage covered
+    out = tmp_path / "runs" / "teach"
+    assert json.loads((out / "pursuit.json").read_text())["functions"][0]["name"] == (
+        "cells_in_reach"
+    )
+    assert (out / "pursuit.report.json").is_file() and (out / "pursuit.report.md").is_file()

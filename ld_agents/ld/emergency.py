@@ -25,7 +25,8 @@ The pipeline, :func:`handle_emergency`:
    and falls back to the shipped stand-in, with provenance ``"stand-in, generation
    failed"``.
 
-``ld-gym emergency`` (:mod:`benchmarks.cli.emergency`) runs it from the command line.
+:func:`run_emergency` runs it to files (the extension and a JSON + Markdown report); ``ld-gym
+emergency`` (:mod:`benchmarks.cli.emergency`) is its command line.
 """
 
 from __future__ import annotations
@@ -698,11 +699,89 @@ def write_report(result: EmergencyResult, out_dir: str | Path, stem: str) -> tup
     return j, m
 
 
+# --------------------------------------------------------------------------- a run to files
+
+#: where :func:`run_emergency` writes by default (relative to the current directory)
+DEFAULT_OUT_DIR = Path("runs") / "emergency"
+
+
+def model_stem(model: str) -> str:
+    """A file-name-safe short form of a model spec (``hf:embedded`` -> ``hf_embedded``)."""
+    keep = "".join(c if c.isalnum() else "_" for c in model)
+    return "_".join(p for p in keep.split("_") if p)[:60] or "model"
+
+
+@dataclass
+class EmergencyRun:
+    """What :func:`run_emergency` did and wrote."""
+
+    result: EmergencyResult
+    #: the extension file (the generated function, or the stand-in)
+    extension: Path
+    #: the report: ``STEM.json`` and ``STEM.md``
+    report_json: Path
+    report_md: Path
+
+
+def run_emergency(
+    rule_text: str,
+    game: str = "pursuit",
+    model: str = "hf:embedded",
+    base: str | Path | None = None,
+    samples: int = 8,
+    batch: int = 4,
+    max_new_tokens: int = 160,
+    stop_at_first: bool = False,
+    variants: Sequence[str] | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    name: str | None = None,
+) -> EmergencyRun:
+    """:func:`handle_emergency` on the game's shipped base (or the base file ``base``) with
+    the model spec ``model``, written to files: a partial report after each batch (a long
+    run interrupted keeps what it judged), then the extension (``out``, default
+    ``runs/emergency/STEM.json``) and the report (``report_dir``, default
+    ``runs/emergency/reports``: ``STEM.json`` + ``STEM.md``). ``STEM`` is ``name`` or
+    ``<game>_<rule kind>_<model>``."""
+    from ld_agents.ld.base import load_function_base, shipped_base
+
+    fb = load_function_base(base) if base else shipped_base(game)
+    reports = Path(report_dir) if report_dir is not None else DEFAULT_OUT_DIR / "reports"
+
+    def stem_of(res: EmergencyResult) -> str:
+        return name or f"{game}_{res.rule_kind}_{model_stem(model)}"
+
+    def partial(res: EmergencyResult) -> None:
+        write_report(res, reports, f"{stem_of(res)}.partial")
+
+    result = handle_emergency(
+        rule_text,
+        fb,
+        backend=model,
+        samples=samples,
+        stop_at_first=stop_at_first,
+        batch=batch,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        variants=variants,
+        progress=partial,
+    )
+    stem = stem_of(result)
+    for leftover in reports.glob(f"{stem}.partial.*"):
+        leftover.unlink()
+    path = write_extension(result, Path(out) if out else DEFAULT_OUT_DIR / f"{stem}.json")
+    report_json, report_md = write_report(result, reports, stem)
+    return EmergencyRun(result, path, report_json, report_md)
+
+
 __all__ = [
+    "DEFAULT_OUT_DIR",
     "FALLBACK_NOTE",
     "PROMPT_VARIANTS",
     "RULE_KINDS",
     "EmergencyResult",
+    "EmergencyRun",
     "PromptVariant",
     "RuleKind",
     "SampleResult",
@@ -711,7 +790,9 @@ __all__ = [
     "contract_inputs",
     "extract_function",
     "handle_emergency",
+    "model_stem",
     "recognise_rule",
+    "run_emergency",
     "stand_in_extension",
     "write_extension",
     "write_report",

@@ -2,7 +2,7 @@
 
 ::
 
-    ld-gym teach --game pursuit|twentyone --model SPEC --out FILE [--report PATH]
+    ld-gym teach --game pursuit|twentyone --model SPEC [--out FILE] [--report PATH]
 
 The teacher (any model spec: ``openai:URL?model=NAME`` for an OpenAI-compatible endpoint,
 ``hf:...`` for a local model) reads one prompt (:func:`teacher_prompt`): the game's rules
@@ -263,6 +263,14 @@ class TeachReport:
         lines += ["", "## Start of the answer", "", "```", self.answer_head, "```", ""]
         return "\n".join(lines)
 
+    def save(self, path: str | Path) -> Path:
+        """Write the report as JSON at ``path`` and as Markdown beside it (``.md``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        path.with_suffix(".md").write_text(self.format_markdown())
+        return path
+
 
 # --------------------------------------------------------------------------- pipeline
 
@@ -464,3 +472,36 @@ def teach(
         report.out = str(path)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+#: where :func:`run_teach` writes by default (relative to the current directory)
+DEFAULT_OUT_DIR = Path("runs") / "teach"
+
+
+def run_teach(
+    game: str,
+    model: Any,
+    out: str | Path | None = None,
+    report: str | Path | None = None,
+    answer_file: str | Path | None = None,
+    max_new_tokens: int = 4096,
+    n_states: int = 60,
+    seed: int = 0,
+) -> tuple[TeachReport, Path]:
+    """:func:`teach` written to files: the kept functions at ``out`` (default
+    ``runs/teach/<game>.json``), the report at ``report`` (default: ``out`` with
+    ``.report.json``) and its Markdown beside it. ``answer_file``: a saved teacher answer
+    to process instead of asking. Returns the report and its path."""
+    out = Path(out) if out is not None else DEFAULT_OUT_DIR / f"{game}.json"
+    answer = Path(answer_file).read_text() if answer_file else None
+    result = teach(
+        game,
+        model,
+        out=out,
+        max_new_tokens=max_new_tokens,
+        n_states=n_states,
+        seed=seed,
+        answer=answer,
+    )
+    path = result.save(Path(report) if report else out.with_suffix(".report.json"))
+    return result, path

@@ -11,18 +11,26 @@ overlaps (:func:`labeller_notes`). The verdicts are :class:`FunctionReport` and
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ld_agents.ld.base import FunctionBase
+from ld_agents.ld.base import (
+    FunctionBase,
+    load_function_base,
+    load_source_entry,
+    read_base_file,
+    shipped_base,
+)
 from ld_agents.ld.games import split_property
 from ld_agents.ld.sandbox import CallResult, Limits, SandboxWorker, check_source
-from ld_agents.ld.schema import FunctionEntry, short_json
+from ld_agents.ld.schema import FunctionEntry, SchemaError, short_json
 from ld_envs.errors import InvalidArgument
 
 
@@ -120,6 +128,12 @@ class ValidationReport:
             "notes": self.notes,
             "enforcement": self.enforcement,
         }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the report as JSON (:meth:`to_dict`) at ``path``."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        return path
 
     def format(self) -> str:
         """A human-readable report: kept, rejected with each failure, notes."""
@@ -353,3 +367,58 @@ def validate_base(
         if own:
             worker.close()
     return report
+
+
+def validate_file(
+    path: str | Path,
+    game: str,
+    base: str | Path | None = None,
+    stage: str | None = None,
+    properties: str | Sequence[Any] | None = None,
+    n_states: int = 60,
+    seed: int = 0,
+) -> ValidationReport:
+    """Validate what a file holds (what ``ld-gym validate FILE`` checks):
+
+    - a function-base JSON file (``"kind": "base"``): every function;
+    - an extension JSON file (``"kind": "extension"``): its functions, in the context of
+      the game's shipped base (or the base file ``base``);
+    - a Python source file holding one function (the last top-level ``def``): against its
+      stage's contract (``stage`` or a ``# stage: NAME`` comment) and ``properties`` (a
+      JSON list or its text; :func:`~ld_agents.ld.base.load_source_entry`).
+
+    ``n_states`` sampled inputs per function, seeded by ``seed``.
+    """
+    if n_states < 1:
+        raise InvalidArgument(f"the number of sampled inputs must be >= 1, got {n_states}")
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidArgument(f"no file at {path}")
+
+    def context() -> FunctionBase:
+        return load_function_base(base) if base is not None else shipped_base(game)
+
+    with SandboxWorker() as worker:
+        if path.suffix == ".py":
+            fb = context()
+            if isinstance(properties, str):
+                try:
+                    properties = json.loads(properties)
+                except json.JSONDecodeError as exc:
+                    raise InvalidArgument(f"properties is not JSON: {exc}") from exc
+            entry = load_source_entry(path, fb, stage, properties)
+            report = ValidationReport(fb.game, str(path), enforcement=dict(worker.enforcement))
+            report.functions.append(
+                validate_function(fb, entry, worker, n_states=n_states, seed=seed)
+            )
+            return report
+        data = read_base_file(path)
+        got = data.get("game") if isinstance(data, dict) else None
+        if got != game:
+            raise SchemaError(f"{path} is for game {got!r}, not {game!r}")
+        if data.get("kind", "base") == "extension":
+            fb = context()
+            added = fb.extend(data, origin=str(path))
+            return validate_base(fb, worker, n_states, seed, names=[e.name for e in added])
+        fb = FunctionBase.from_dict(data, origin=str(path))
+        return validate_base(fb, worker, n_states, seed)

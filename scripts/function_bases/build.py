@@ -703,60 +703,84 @@ def build_game(
     return files
 
 
+def build_all(worker: SandboxWorker) -> dict[str, dict[str, Any]]:
+    """Every shipped file's data (both games' bases and extensions), by file name."""
+    files: dict[str, dict[str, Any]] = {}
+    files.update(
+        build_game(
+            "pursuit",
+            PURSUIT_RULES,
+            PURSUIT_STAGES,
+            PURSUIT_MANUAL,
+            "pursuit_functions.py",
+            PURSUIT_EXAMPLES,
+            {"pursuit_restricted_emergency.json": (EMERGENCY_FUNCTIONS, RESTRICTED_RULE)},
+            worker,
+        )
+    )
+    files.update(
+        build_game(
+            "twentyone",
+            TWENTYONE_RULES,
+            TWENTYONE_STAGES,
+            TWENTYONE_MANUAL,
+            "twentyone_functions.py",
+            TWENTYONE_EXAMPLES,
+            {},
+            worker,
+        )
+    )
+    return files
+
+
+def validate_all(files: dict[str, dict[str, Any]], worker: SandboxWorker) -> list[Any]:
+    """Each game's base with its extensions applied, validated in the sandbox."""
+    reports = []
+    for game in ("pursuit", "twentyone"):
+        base = FunctionBase.from_dict(files[f"{game}.json"], origin=f"{game}.json")
+        for fname, data in files.items():
+            if data.get("kind") == "extension" and data["game"] == game:
+                base.extend(data, origin=fname)
+        reports.append(validate_base(base, worker))
+    return reports
+
+
+def file_text(data: dict[str, Any]) -> str:
+    """A shipped file's exact text."""
+    return json.dumps(data, indent=1) + "\n"
+
+
+def stale_files(files: dict[str, dict[str, Any]], out_dir: Path) -> list[str]:
+    """The files under ``out_dir`` that are missing or differ from the rebuilt ones."""
+    return [
+        fname
+        for fname, data in files.items()
+        if not (out_dir / fname).is_file() or (out_dir / fname).read_text() != file_text(data)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if shipped files differ")
     args = parser.parse_args(argv)
     out_dir = bases_dir()
-    files: dict[str, dict[str, Any]] = {}
     with SandboxWorker() as worker:
-        files.update(
-            build_game(
-                "pursuit",
-                PURSUIT_RULES,
-                PURSUIT_STAGES,
-                PURSUIT_MANUAL,
-                "pursuit_functions.py",
-                PURSUIT_EXAMPLES,
-                {"pursuit_restricted_emergency.json": (EMERGENCY_FUNCTIONS, RESTRICTED_RULE)},
-                worker,
-            )
-        )
-        files.update(
-            build_game(
-                "twentyone",
-                TWENTYONE_RULES,
-                TWENTYONE_STAGES,
-                TWENTYONE_MANUAL,
-                "twentyone_functions.py",
-                TWENTYONE_EXAMPLES,
-                {},
-                worker,
-            )
-        )
-        for game in ("pursuit", "twentyone"):
-            base = FunctionBase.from_dict(files[f"{game}.json"], origin=f"{game}.json")
-            for fname, data in files.items():
-                if data.get("kind") == "extension" and data["game"] == game:
-                    base.extend(data, origin=fname)
-            report = validate_base(base, worker)
+        files = build_all(worker)
+        for report in validate_all(files, worker):
             print(report.format())
             if not report.ok:
                 return 1
-    stale = []
+    if args.check:
+        stale = stale_files(files, out_dir)
+        if stale:
+            print(f"out of date: {stale}; run scripts/function_bases/build.py", file=sys.stderr)
+            return 1
+        return 0
     for fname, data in files.items():
-        text = json.dumps(data, indent=1) + "\n"
         path = out_dir / fname
-        if args.check:
-            if not path.is_file() or path.read_text() != text:
-                stale.append(fname)
-            continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_text(file_text(data))
         print(f"wrote {path}")
-    if stale:
-        print(f"out of date: {stale}; run scripts/function_bases/build.py", file=sys.stderr)
-        return 1
     return 0
 
 

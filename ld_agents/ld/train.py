@@ -1,0 +1,288 @@
+"""LoRA-train the LD student on a function base's manual: config, data, training, shipping.
+
+Reads top to bottom: :class:`LDTrainConfig` (the recipe, one help text per field, validated
+in ``__post_init__``), :func:`build_rows` (the data), :func:`train_ld` (one LoRA run through
+:func:`ld_agents.lora.train_lora`; the run record comes back), and :func:`ship_checkpoint`
+(ship a checkpoint of a run stopped early). ``ld-gym train-ld`` is the command line.
+
+Data: states from the ``train`` split (:func:`~ld_agents.ld.games.sample_states`), each
+labelled stage by stage with the ground truth on the chain's real stage inputs
+(:func:`~ld_agents.ld.training_data.training_examples`), turned into the policy's own
+prompts (:func:`~ld_agents.ld.training_data.selection_rows`: game line, stage, the stage's
+candidates as labelled one-line manual entries in the base's order, state -> the right
+label), plus for pursuit manual-derived rule-matching rows for the emergency stage
+(candidates in shuffled orders, so the student learns to match an extra rule in force to
+the function that handles it rather than a letter). The ``test`` split stays for
+``benchmarks/studies/ld_selection.py``. The base is the game's shipped base WITHOUT
+emergency functions: the restricted-area function is never seen in training.
+
+>>> from ld_agents.ld.train import LDTrainConfig, train_ld          # doctest: +SKIP
+>>> record = train_ld(LDTrainConfig("pursuit", states=40, steps=260), "runs/ld-pursuit")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ld_envs.errors import InvalidArgument
+
+logger = logging.getLogger(__name__)
+
+GAMES = ("pursuit", "twentyone")
+DTYPES = ("float32", "bfloat16")
+
+#: (field, flag) of the knobs the run record's ``command`` line repeats, in its order
+_COMMAND_FLAGS = (
+    ("game", "--game"),
+    ("states", "--states"),
+    ("rule_rows", "--rule-rows"),
+    ("synthetic_rule_rows", "--synthetic-rule-rows"),
+    ("focus", "--focus"),
+    ("pool", "--pool"),
+    ("shuffled_copies", "--shuffled-copies"),
+    ("steps", "--steps"),
+    ("batch_size", "--batch-size"),
+    ("learning_rate", "--lr"),
+    ("r", "--r"),
+    ("target_modules", "--targets"),
+    ("dtype", "--dtype"),
+)
+
+
+def _help(text: str, default: Any = None) -> Any:
+    """A dataclass field carrying its help text in ``metadata["help"]``."""
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class LDTrainConfig:
+    """The LD student's training recipe (recorded in the run record)."""
+
+    game: str = field(metadata={"help": "The game: 'pursuit' or 'twentyone'."})
+    states: int = _help("Training states (train split), every stage of each labelled; >= 0.", 3)
+    rule_rows: int = _help(
+        "Pursuit only: rule-matching rows for the emergency stage (an extra rule in force -> "
+        "the function whose manual handles it); >= 0.",
+        12,
+    )
+    synthetic_rule_rows: int = _help(
+        "Pursuit only: rule-matching rows with invented rules and functions (teach matching "
+        "a rule in force to a function never seen before); >= 0.",
+        0,
+    )
+    focus: int = _help(
+        "Rows per answer of each stage whose right function depends on the state; >= 0.", 12
+    )
+    pool: int = _help(
+        "Further training states the focus rows are drawn from (raise it when a rare answer "
+        "has fewer than focus examples there); >= 0.",
+        400,
+    )
+    shuffled_copies: int = _help(
+        "Extra copies of every row with the candidates in a random order (so the student "
+        "learns the functions, not their letters); >= 0.",
+        1,
+    )
+    steps: int = _help("Optimizer steps; >= 1.", 12)
+    batch_size: int = _help("Rows per optimizer step; >= 1.", 4)
+    learning_rate: float = _help("Peak learning rate, in (0, 1).", 1.5e-3)
+    r: int = _help("LoRA rank, >= 1 (alpha is 2r).", 8)
+    target_modules: tuple[str, ...] = _help(
+        "Module names LoRA adapts (add gate_proj, up_proj, down_proj for the MLPs).",
+        ("q_proj", "k_proj", "v_proj", "o_proj"),
+    )
+    dtype: str = _help("Training weights dtype: 'float32' or 'bfloat16'.", "bfloat16")
+    threads: int = _help("torch.set_num_threads for training; >= 1.", 2)
+    seed: int = _help("Seed of the sampled states, the row order and the LoRA run; >= 0.", 0)
+    max_length: int = _help("Longest prompt + answer in tokens; >= 8.", 512)
+    save_steps: int = _help("Checkpoint every this many steps; >= 1.", 8)
+    logging_steps: int = _help("Record the loss every this many steps; >= 1.", 2)
+
+    def __post_init__(self) -> None:
+        if self.game not in GAMES:
+            raise InvalidArgument(
+                f"LDTrainConfig.game must be one of {', '.join(GAMES)}, got {self.game!r}"
+            )
+        lows = {
+            "states": 0,
+            "rule_rows": 0,
+            "synthetic_rule_rows": 0,
+            "focus": 0,
+            "pool": 0,
+            "shuffled_copies": 0,
+            "steps": 1,
+            "batch_size": 1,
+            "r": 1,
+            "threads": 1,
+            "seed": 0,
+            "max_length": 8,
+            "save_steps": 1,
+            "logging_steps": 1,
+        }
+        for name, low in lows.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise InvalidArgument(
+                    f"LDTrainConfig.{name} must be an int >= {low}, got {value!r}"
+                )
+        if not 0.0 < self.learning_rate < 1.0:
+            raise InvalidArgument(
+                f"LDTrainConfig.learning_rate must be in (0, 1), got {self.learning_rate!r}"
+            )
+        if self.dtype not in DTYPES:
+            raise InvalidArgument(
+                f"LDTrainConfig.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"
+            )
+        self.target_modules = tuple(self.target_modules)
+        if not self.target_modules or not all(
+            isinstance(m, str) and m for m in self.target_modules
+        ):
+            raise InvalidArgument(
+                f"LDTrainConfig.target_modules must be a non-empty list of module names, got "
+                f"{self.target_modules!r}"
+            )
+
+    @property
+    def effective_rule_rows(self) -> int:
+        """``rule_rows`` for pursuit; 0 for a game without an emergency stage."""
+        return self.rule_rows if self.game == "pursuit" else 0
+
+    @property
+    def effective_synthetic_rule_rows(self) -> int:
+        """``synthetic_rule_rows`` for pursuit; 0 for a game without an emergency stage."""
+        return self.synthetic_rule_rows if self.game == "pursuit" else 0
+
+    def command(self) -> str:
+        """The ``ld-gym train-ld`` line of this recipe (recorded with the run)."""
+        parts = ["ld-gym train-ld"]
+        for name, flag in _COMMAND_FLAGS:
+            value = getattr(self, name)
+            if name == "target_modules":
+                value = ",".join(value)
+            parts.append(f"{flag} {value}")
+        return " ".join(parts)
+
+
+def build_rows(config: LDTrainConfig) -> list[dict[str, str]]:
+    """The training rows (shuffled, deterministic for a seed): every stage of
+    ``config.states`` states; ``focus`` rows per answer of each stage whose right function
+    varies with the state (pursuit ``select``, 21 points ``decide``), drawn from a ``pool``
+    of further training states so that rare answers are not swamped; ``shuffled_copies``
+    more copies of each of these with the candidates in a random order (in base order the
+    right letter of a stage whose answer never changes is constant, which a model can learn
+    without reading the manual); rule-matching rows."""
+    from ld_agents.ld.base import shipped_base
+    from ld_agents.ld.games import sample_states
+    from ld_agents.ld.sandbox import SandboxWorker
+    from ld_agents.ld.training_data import (
+        rule_matching_rows,
+        selection_rows,
+        synthetic_rule_rows,
+        training_examples,
+    )
+
+    game, seed, focus = config.game, config.seed, config.focus
+    base = shipped_base(game)
+    with SandboxWorker() as worker:
+        drawn = sample_states(game, config.states + config.pool, "train", seed)
+        examples = training_examples(base, worker, drawn[: config.states])
+        extra = training_examples(base, worker, drawn[config.states :]) if focus else []
+    by_stage: dict[str, dict[str, list[Any]]] = {}
+    for ex in extra:
+        by_stage.setdefault(ex.stage, {}).setdefault(ex.answer, []).append(ex)
+    for answers in by_stage.values():
+        if len(answers) > 1:  # the answer depends on the state
+            for group in answers.values():
+                examples += group[:focus]
+    # the policy's own prompts (base order); the rule-matching rows shuffle their candidates
+    rows = selection_rows(base, examples, shuffle_seed=None)
+    for copy in range(config.shuffled_copies):
+        rows += selection_rows(base, examples, shuffle_seed=seed * 1000 + copy + 1)
+    n_rule = config.effective_rule_rows
+    if n_rule:
+        extra_states = sample_states(game, n_rule * 2, "validation", seed)
+        rows += rule_matching_rows(base, extra_states, seed=seed)[:n_rule]
+    n_synthetic = config.effective_synthetic_rule_rows
+    if n_synthetic:
+        extra_states = sample_states(game, n_synthetic * 2, "validation", seed + 1)
+        rows += synthetic_rule_rows(base, extra_states, seed=seed)[:n_synthetic]
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+def train_ld(config: LDTrainConfig, out: str | Path) -> dict[str, Any]:
+    """Build the rows, LoRA-train the embedded model on them in ``out`` (checkpoints, the
+    adapter in ``out/adapter``, the run record; a rerun resumes), return the run record.
+
+    Ship the result with ``ld_agents.lora.ship_adapter(out / "adapter", record, PATH)``.
+    """
+    import torch
+
+    from ld_agents.llm.embedded import embedded_model_dir
+    from ld_agents.lora import LoraTrainConfig, train_lora
+
+    torch.set_num_threads(config.threads)
+    rows = build_rows(config)
+    answers: dict[str, int] = {}
+    for row in rows:
+        answers[row["answer"]] = answers.get(row["answer"], 0) + 1
+    logger.info("%d training rows; labels %s", len(rows), answers)
+    lora = LoraTrainConfig(
+        output_dir=str(out),
+        r=config.r,
+        alpha=2 * config.r,
+        target_modules=config.target_modules,
+        learning_rate=config.learning_rate,
+        max_steps=config.steps,
+        batch_size=config.batch_size,
+        max_length=config.max_length,
+        seed=config.seed,
+        save_steps=config.save_steps,
+        logging_steps=config.logging_steps,
+        dtype=config.dtype,
+        extra={
+            "what": f"LD student for {config.game}: prompt -> label of the right function",
+            "states": config.states,
+            "split": "train (sample_states); test split held out",
+            "rule_rows": config.effective_rule_rows,
+            "shuffled_copies": config.shuffled_copies,
+            "synthetic_rule_rows": config.effective_synthetic_rule_rows,
+            "focus": config.focus,
+            "pool": config.pool,
+            "rows": len(rows),
+            "label_counts": answers,
+            "command": config.command(),
+        },
+    )
+    return train_lora(embedded_model_dir(), rows, lora)
+
+
+def ship_checkpoint(run_dir: str | Path, step: int, ship: str | Path) -> dict[str, Any]:
+    """Ship ``checkpoint-STEP`` of a run that was stopped early to ``ship``, recording that
+    it was (status, steps, wall clock to the checkpoint, loss curve); return the record."""
+    from ld_agents.lora import RUN_FILE, ship_adapter
+
+    run_dir = Path(run_dir)
+    ckpt = run_dir / f"checkpoint-{step}"
+    if not (ckpt / "adapter_config.json").is_file():
+        raise InvalidArgument(f"no adapter checkpoint at {ckpt}")
+    record = json.loads((run_dir / RUN_FILE).read_text())
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    log = state.get("log_history", [])
+    planned = record["train_config"]["max_steps"]
+    # wall clock from the run record's start to the checkpoint (model loading included)
+    wall = (ckpt / "trainer_state.json").stat().st_mtime - (run_dir / RUN_FILE).stat().st_mtime
+    record.update(
+        wall_seconds_to_checkpoint=wall,
+        steps_per_second=step / wall if wall > 0 else None,
+        status=f"stopped early: checkpoint {step} of {planned} planned steps shipped",
+        global_step=state.get("global_step", step),
+        loss_curve=[{"step": h["step"], "loss": h["loss"]} for h in log if "loss" in h],
+    )
+    ship_adapter(ckpt, record, ship)
+    return record

@@ -1,0 +1,83 @@
+"""The LD student's training recipe: LDTrainConfig, its command line, its data."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from benchmarks.cli.main import build_parser
+from benchmarks.cli.train_ld import config_from_args
+from ld_agents.ld.policy import default_adapter
+from ld_agents.ld.prompts import LABELS
+from ld_agents.ld.train import LDTrainConfig, build_rows
+from ld_agents.lora import RUN_FILE
+from ld_envs.errors import InvalidArgument
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("game", "chess"),
+        ("states", -1),
+        ("rule_rows", -2),
+        ("focus", 1.5),
+        ("steps", 0),
+        ("batch_size", 0),
+        ("learning_rate", 0.0),
+        ("learning_rate", 2.0),
+        ("r", 0),
+        ("target_modules", ()),
+        ("dtype", "float16"),
+        ("threads", 0),
+        ("seed", -1),
+        ("max_length", 4),
+    ],
+)
+def test_config_rejects_a_bad_field_naming_it(field, value):
+    """An out-of-range value fails with LDTrainConfig.<field> in the message."""
+    kwargs = {"game": "pursuit", field: value}
+    with pytest.raises(InvalidArgument, match=rf"LDTrainConfig\.{field} must be"):
+        LDTrainConfig(**kwargs)
+
+
+def test_every_field_has_help():
+    """Each recipe knob documents itself (metadata["help"], shown by `ld-gym train-ld -h`)."""
+    for f in dataclasses.fields(LDTrainConfig):
+        assert f.metadata.get("help"), f"LDTrainConfig.{f.name} has no help text"
+
+
+def test_command_line_defaults_are_the_config_defaults():
+    """`ld-gym train-ld --game G` builds the dataclass's default recipe; outputs stay in runs/."""
+    args = build_parser().parse_args(["train-ld", "--game", "twentyone"])
+    assert config_from_args(args) == LDTrainConfig("twentyone")
+    assert args.run_dir is None and args.ship is None
+
+
+def test_options_map_to_fields():
+    """--lr, --r and --targets fill learning_rate, r and target_modules."""
+    argv = ["train-ld", "--game", "pursuit", "--lr", "0.0005", "--r", "16", "--targets", "a,b"]
+    config = config_from_args(build_parser().parse_args(argv))
+    assert (config.learning_rate, config.r, config.target_modules) == (5e-4, 16, ("a", "b"))
+
+
+@pytest.mark.skipif(
+    not (default_adapter("pursuit").parent / RUN_FILE).is_file(), reason="no shipped adapter"
+)
+def test_recorded_command_rebuilds_the_same_command():
+    """The shipped pursuit adapter's recorded command parses into a recipe that prints it
+    back unchanged (the run record's config fingerprint includes it)."""
+    record = json.loads((default_adapter("pursuit").parent / RUN_FILE).read_text())
+    command = record["train_config"]["extra"]["command"]
+    config = config_from_args(build_parser().parse_args(command.split()[1:]))
+    assert config.command() == command
+
+
+def test_rows_are_deterministic_and_answer_with_a_label():
+    """Two builds with one seed give the same rows; every answer is one candidate label."""
+    config = LDTrainConfig("pursuit", states=2, rule_rows=3, synthetic_rule_rows=2, pool=20)
+    rows = build_rows(config)
+    assert rows == build_rows(config)
+    assert rows and all(r["answer"].strip() in LABELS for r in rows)
+    assert sum("extra rule in force: none." not in r["prompt"] for r in rows) >= 3
