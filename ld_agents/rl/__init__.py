@@ -1,4 +1,4 @@
-"""RL baselines: sb3-contrib ``MaskablePPO`` models trained on the ld-gym envs, and the ``rl`` policy.
+"""RL baselines: sb3-contrib ``MaskablePPO`` models on the ld-gym envs, and the ``rl`` policy.
 
 - ``features``: feature functions, a game's ``Dict`` observation as the vector a model reads.
 - ``wrappers``: ``FeatureObservation``, ``PursuitShaping`` (training only), ``AreaBlindMask``.
