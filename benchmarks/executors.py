@@ -1,7 +1,7 @@
 """Where chunks run: this process, local worker processes, or Ray.
 
 Every executor runs the same :func:`benchmarks.rollout.run_chunk` on the same
-:class:`~benchmarks.rollout.ChunkTask` and hands the records to the parent's ``sink``,
+:class:`~benchmarks.specs.ChunkTask` and hands the records to the parent's ``sink``,
 which alone writes the results file; so the records are the same on every executor.
 """
 
@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks.rollout import ChunkTask, run_chunk
+from benchmarks.rollout import run_chunk
+from benchmarks.specs import ChunkTask
 from ld_envs.errors import InvalidArgument
 
 EXECUTORS = ("serial", "process", "ray")

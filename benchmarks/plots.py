@@ -6,6 +6,7 @@
   more often it was passed; starts as dots, ends as crosses; the restricted area hatched.
 * :func:`plot_table_bars` draws a sweep's table as bar charts with 95% error bars.
 * :func:`save_gif` writes the ``rgb_array`` frames of an episode as an animated GIF.
+* :func:`plot_sweep` draws all of these for a sweep folder (``ld-gym plot``).
 
 :func:`play_episode` replays one episode (a preset start such as ``figure5``, or episode
 ``i`` of a sweep with the sweep's seeds) and returns its trace. Matplotlib runs on the
@@ -27,8 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.games import build_env, build_opponent, build_policy, game_hooks
+from benchmarks.optimum import exact_optimum
 from benchmarks.results_io import write_bytes_atomic
-from benchmarks.rollout import PolicySpec, build_env, build_opponent, build_policy
+from benchmarks.specs import PolicySpec
+from benchmarks.tables import pursuit_row, twentyone_row
+from ld_agents.seeding import episode_seed, policy_seed
 from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -49,7 +54,8 @@ BAR_COLOURS = {
 }
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (files only, no window)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -58,12 +64,13 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save_figure(fig: Any, path: Path | str, dpi: int = 110) -> Path:
+def save_figure(fig: Any, path: Path | str, dpi: int = 110) -> Path:
+    """Write a figure as PNG to ``path`` atomically, close it, and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     write_bytes_atomic(path, buf.getvalue())
     return path
 
@@ -137,8 +144,6 @@ def play_episode(
     evader and policy seeds as the sweep's non-batching rollout). ``render`` keeps the
     ``rgb_array`` frames for :func:`save_gif`.
     """
-    from benchmarks.rollout import episode_seed, game_hooks, policy_seed
-
     spec = policy if isinstance(policy, PolicySpec) else PolicySpec(policy)
     env_kwargs = dict(env_kwargs or {})
     if game_hooks(env_id).opponent_key != "evader":
@@ -203,7 +208,7 @@ def plot_trajectories(trace: EpisodeTrace, path: Path | str, title: str | None =
     from matplotlib.colors import to_rgba
     from matplotlib.patches import Rectangle
 
-    plt = _pyplot()
+    plt = pyplot()
     n = trace.size
     fig, ax = plt.subplots(figsize=(6.4, 6.8))
     ax.set_xlim(-0.5, n - 0.5)
@@ -272,7 +277,7 @@ def plot_trajectories(trace: EpisodeTrace, path: Path | str, title: str | None =
         fontsize=7.5, color="#555555",
     )  # fmt: skip
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------- GIF
@@ -313,10 +318,9 @@ def plot_table_bars(
     (Student-t intervals) with the mean lower bound as a marker. 21 points: victory / loss
     / draw rates and mean reward, with the exact optimum's expected reward as a line.
     """
-    from benchmarks import tables
     from ld_agents.base import game_of
 
-    plt = _pyplot()
+    plt = pyplot()
     policies = [p["label"] for p in manifest["policies"]]
     groups = {p: [r for r in records if r["policy"] == p] for p in policies}
     policies = [p for p in policies if groups[p]]
@@ -328,7 +332,7 @@ def plot_table_bars(
     )
     x = np.arange(len(policies))
     if game == "pursuit":
-        rows = [tables.pursuit_row(p, groups[p]) for p in policies]
+        rows = [pursuit_row(p, groups[p]) for p in policies]
         metrics = [
             ("success", "success"),
             ("failure_without_violation", "fail w/o violation"),
@@ -338,7 +342,7 @@ def plot_table_bars(
         second_label = "average steps of success"
         bounds = [r.lower_bound_success.value for r in rows]
     else:
-        rows = [tables.twentyone_row(p, groups[p], None) for p in policies]
+        rows = [twentyone_row(p, groups[p], None) for p in policies]
         metrics = [("win", "victory"), ("loss", "loss"), ("draw", "draw")]
         second = [r.reward for r in rows]
         second_label = "mean reward"
@@ -369,7 +373,7 @@ def plot_table_bars(
             ax2.legend(fontsize=8)
     if game != "pursuit":
         ax2.axhline(0, color="black", linewidth=0.6)
-        opt = tables.exact_optimum(manifest.get("env_kwargs", {}))
+        opt = exact_optimum(manifest.get("env_kwargs", {}))
         if opt is not None:
             ax2.axhline(opt.expected_reward, color="#2ca02c", linestyle="--",
                         label=f"optimum (exact) {opt.expected_reward:+.3f}")  # fmt: skip
@@ -380,4 +384,70 @@ def plot_table_bars(
     ax2.set_xticks(x, policies, rotation=20 if len(policies) > 3 else 0)
     ax2.set_title(second_label + " (95%)", fontsize=10)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------- a sweep folder
+
+
+def plot_sweep(
+    folder: Path | str,
+    out: Path | str | None = None,
+    *,
+    policies: Sequence[str] | None = None,
+    preset: str | None = None,
+    episode: int | None = None,
+    gif: bool = False,
+    bars: bool = True,
+) -> list[Path]:
+    """Every figure of a sweep folder, from its manifest; returns the files written.
+
+    The bar chart of its table (unless ``bars`` is off) and, for pursuit, each policy's
+    trajectory (``policies``: labels, default all) from ``preset`` (default ``figure5``)
+    or from the sweep's ``episode``, with ``gif`` an animated GIF of it too. Files go to
+    ``out`` (default ``folder/plots``).
+    """
+    from benchmarks.sweep import load_sweep
+
+    folder = Path(folder)
+    result = load_sweep(folder)
+    manifest = result.manifest
+    out = Path(out) if out is not None else folder / "plots"
+    written = []
+    if bars:
+        written.append(plot_table_bars(manifest, result.records, out / "bars.png"))
+    env_id = manifest["env_id"]
+    if game_hooks(env_id).opponent_key != "evader":
+        if gif or episode is not None or preset is not None:
+            raise InvalidArgument(
+                f"trajectories, presets and GIFs are drawn for pursuit, not {env_id}"
+            )
+        return written
+    specs = {
+        p["label"]: PolicySpec(p["name"], p["kwargs"], p["label"]) for p in manifest["policies"]
+    }
+    wanted = list(specs) if policies is None else list(policies)
+    for label in wanted:
+        if label not in specs:
+            raise InvalidArgument(f"no policy {label!r} in {folder}; known: {', '.join(specs)}")
+    if episode is not None and not 0 <= episode < manifest["episodes"]:
+        raise InvalidArgument(
+            f"--episode must lie in [0, {manifest['episodes'] - 1}], got {episode}"
+        )
+    start = None if episode is not None else (preset or "figure5")
+    tag = f"episode{episode}" if episode is not None else start
+    for label in wanted:
+        trace = play_episode(
+            env_id,
+            specs[label],
+            manifest["env_kwargs"],
+            preset=start,
+            episode=episode,
+            sweep_seed=manifest["seed"],
+            seed=manifest["seed"],
+            render=gif,
+        )
+        written.append(plot_trajectories(trace, out / f"trajectory_{tag}_{label}.png"))
+        if gif:
+            written.append(save_gif(trace.frames, out / f"episode_{tag}_{label}.gif"))
+    return written

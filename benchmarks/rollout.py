@@ -1,16 +1,17 @@
-"""Playing a chunk of episodes of one policy: seeds, game hooks, lanes, records.
+"""Playing a chunk of episodes of one policy: the sequential, lockstep and batched loops.
 
-A :class:`ChunkTask` names some episodes of one policy of a sweep; :func:`run_chunk`
-plays them anywhere (this process, a worker process, a Ray worker) and returns their
-records. See :mod:`benchmarks.sweep` for how episodes, seeds and chunks fit together.
+A :class:`~benchmarks.specs.ChunkTask` names some episodes of one policy of a sweep;
+:func:`run_chunk` plays them anywhere (this process, a worker process, a Ray worker) and
+returns their records. Each episode runs in a lane (its env, observation, running reward,
+steps, wall time, cost and summary) and ends as one record. See :mod:`benchmarks.sweep`
+for how episodes, seeds and chunks fit together; the specs are in :mod:`benchmarks.specs`,
+the game hooks and builders in :mod:`benchmarks.games`, the replay check in
+:mod:`benchmarks.replay`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import inspect
-import json
 import logging
 import math
 import time
@@ -20,259 +21,22 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.games import GameHooks, build_env, build_opponent, build_policy, game_hooks
 from benchmarks.opponent_batch import OpponentBatcher
+from benchmarks.replay import ReplayCheck
+from benchmarks.specs import ChunkTask
 from ld_agents.seeding import chunk_seed, episode_seed, policy_seed
-from ld_envs.errors import InvalidArgument, unknown_name
+from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
 
-# ---------------------------------------------------------------------------- seeds
-
-
-# ---------------------------------------------------------------------------- specs
-
-
-def _json_roundtrip(value: Any, what: str) -> Any:
-    """``value`` as it reads back from JSON; raise :class:`InvalidArgument` if it cannot."""
-    try:
-        return json.loads(json.dumps(value, sort_keys=True, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(
-            f"{what} must be JSON data (str, number, bool, None, list, dict) so that the "
-            f"sweep's manifest can record it; got {value!r} ({exc})"
-        ) from None
-
-
-@dataclass(frozen=True)
-class PolicySpec:
-    """One policy of a sweep: a registry name, its keyword arguments and a table label."""
-
-    #: registry name passed to ``ld_agents.make`` (``scripted``, ``random``, ``raw``, ...)
-    name: str
-    #: keyword arguments for ``ld_agents.make`` (e.g. ``{"model": "hf:embedded"}``); JSON data
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    #: the name in results and tables; defaults to ``name`` (give one to run a policy twice)
-    label: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise InvalidArgument(f"PolicySpec.name must be a non-empty string, got {self.name!r}")
-        if not isinstance(self.kwargs, Mapping):
-            raise InvalidArgument(
-                f"PolicySpec.kwargs must be a mapping of keyword arguments, got {self.kwargs!r}"
-            )
-        object.__setattr__(self, "kwargs", _json_roundtrip(dict(self.kwargs), "policy kwargs"))
-        if not self.label:
-            object.__setattr__(self, "label", self.name)
-        if not isinstance(self.label, str) or any(c in self.label for c in "\n\r,"):
-            raise InvalidArgument(
-                f"PolicySpec.label must be a string without commas, got {self.label!r}"
-            )
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kwargs": dict(self.kwargs), "label": self.label}
-
-
-# ---------------------------------------------------------------------------- games
-
-
-@dataclass(frozen=True)
-class GameHooks:
-    """What a sweep needs to know about one game family."""
-
-    #: env kwarg naming the other side (pursuit: ``evader``; 21 points: ``opponent``)
-    opponent_key: str
-    #: names the env builds itself
-    builtin_opponents: tuple[str, ...]
-    #: kwargs for ``ld_agents.make`` when a registered policy plays the other side
-    opponent_make_kwargs: Mapping[str, Any]
-    #: env kwargs that are also passed to every policy factory that accepts them
-    shared_kwargs: tuple[str, ...]
-    #: extra fields of an episode record, read from the unwrapped env after reset
-    start_fields: Callable[[Any], dict[str, Any]]
-    #: ``info`` keys copied into the record at the episode's end
-    info_fields: tuple[str, ...] = ()
-
-    @property
-    def opponent_kwargs_key(self) -> str:
-        return f"{self.opponent_key}_kwargs"
-
-    def check_env_kwargs(self, env_id: str, env_kwargs: dict[str, Any]) -> None:
-        from ld_agents.base import known_policies
-
-        opponent = env_kwargs.get(self.opponent_key)
-        if opponent is not None:
-            if not isinstance(opponent, str):
-                raise InvalidArgument(
-                    f"env kwarg {self.opponent_key!r} must be a name in a sweep, got {opponent!r}"
-                )
-            known = sorted({*self.builtin_opponents, *known_policies(env_id)})
-            if opponent not in known:
-                raise unknown_name(self.opponent_key, opponent, known)
-        extra = env_kwargs.get(self.opponent_kwargs_key)
-        if extra is not None and not isinstance(extra, dict):
-            raise InvalidArgument(f"env kwarg {self.opponent_kwargs_key!r} must be a JSON object")
-        if extra and (opponent is None or opponent in self.builtin_opponents):
-            raise InvalidArgument(
-                f"{self.opponent_kwargs_key} is only used when {self.opponent_key} names a "
-                f"registered policy (not a built-in: {', '.join(self.builtin_opponents)})"
-            )
-
-
-def _pursuit_start(env: Any) -> dict[str, Any]:
-    from ld_envs.pursuit import steps_lower_bound
-
-    return {
-        "start": {
-            "pursuers": [list(p) for p in env.pursuers],
-            "evader": list(env.evader_cell),
-            "restricted": None if env.area is None else list(env.area),
-        },
-        "steps_lower_bound": steps_lower_bound(env.pursuers, env.evader_cell),
-    }
-
-
-def _twentyone_start(env: Any) -> dict[str, Any]:
-    from ld_envs.twenty_one import card_name
-
-    return {
-        "start": {
-            "agent": [card_name(c) for c in env.agent_cards],
-            "opponent": [card_name(c) for c in env.opponent_cards],
-        }
-    }
-
-
-_HOOKS: dict[str, GameHooks] = {
-    "pursuit": GameHooks(
-        opponent_key="evader",
-        builtin_opponents=("greedy", "random"),
-        opponent_make_kwargs={"side": "evader"},
-        shared_kwargs=("size",),
-        start_fields=_pursuit_start,
-        info_fields=("evader_violations",),
-    ),
-    "twentyone": GameHooks(
-        opponent_key="opponent",
-        builtin_opponents=("dealer", "random"),
-        opponent_make_kwargs={},  # 21-point players see their own side's observation
-        shared_kwargs=("opponent", "open_cards"),
-        start_fields=_twentyone_start,
-        info_fields=("agent_total", "opponent_total", "opponent_invalid"),
-    ),
-}
-
-
-def game_hooks(env_id: str) -> GameHooks:
-    from ld_agents.base import game_of
-
-    return _HOOKS[game_of(env_id)]
-
-
-def _accepts(factory: Callable[..., Any], key: str) -> bool:
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-    return key in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
-def _factory(name: str, env_id: str) -> Callable[..., Any]:
-    from ld_agents import base
-
-    base._load_builtin_policies()
-    return base._REGISTRY[name][base.game_of(env_id)]
-
-
-def build_policy(spec: PolicySpec, env_id: str, env_kwargs: Mapping[str, Any]) -> Any:
-    """``ld_agents.make`` with the spec's kwargs, plus env kwargs the policy must share.
-
-    Pursuit policies get the board ``size``; 21-point policies the ``opponent`` (when a
-    built-in name) and ``open_cards``, so that e.g. the exact optimum answers the opponent
-    the env plays. The spec's own kwargs win.
-    """
-    from ld_agents.base import make
-
-    hooks = game_hooks(env_id)
-    factory = _factory(spec.name, env_id)
-    kwargs: dict[str, Any] = {}
-    for key in hooks.shared_kwargs:
-        if key not in env_kwargs:
-            continue
-        value = env_kwargs[key]
-        if key == hooks.opponent_key and value not in hooks.builtin_opponents:
-            continue
-        params = inspect.signature(factory).parameters
-        if key in params:  # only factories that name the argument (not a catch-all **kwargs)
-            kwargs[key] = value
-    kwargs.update(spec.kwargs)
-    policy = make(spec.name, env_id, **kwargs)
-    if spec.label != spec.name and getattr(policy, "name", spec.name) == spec.name:
-        with contextlib.suppress(AttributeError):
-            policy.name = spec.label
-    return policy
-
-
-def build_env(
-    env_id: str, env_kwargs: Mapping[str, Any], opponent: Any = None, **extra: Any
-) -> Any:
-    """``gym.make`` for a sweep: sweep-only kwargs removed, a prepared opponent put in."""
-    import gymnasium as gym
-
-    import ld_envs  # noqa: F401  (registers the ids)
-
-    hooks = game_hooks(env_id)
-    kwargs = {k: v for k, v in env_kwargs.items() if k != hooks.opponent_kwargs_key}
-    if opponent is not None:
-        kwargs[hooks.opponent_key] = opponent
-    try:
-        return gym.make(env_id, **kwargs, **extra)
-    except TypeError as exc:
-        raise InvalidArgument(
-            f"{env_id} rejected the env kwargs {dict(env_kwargs)}: {exc}"
-        ) from None
-
-
-def build_opponent(env_id: str, env_kwargs: Mapping[str, Any]) -> Any:
-    """The registered policy named as the other side, or ``None`` for a built-in."""
-    from ld_agents.base import make
-
-    hooks = game_hooks(env_id)
-    name = env_kwargs.get(hooks.opponent_key)
-    if name is None or name in hooks.builtin_opponents:
-        return None
-    kwargs = dict(hooks.opponent_make_kwargs)
-    factory = _factory(name, env_id)
-    for key in hooks.shared_kwargs:
-        if key in env_kwargs and key != hooks.opponent_key and _accepts(factory, key):
-            kwargs[key] = env_kwargs[key]
-    kwargs.update(env_kwargs.get(hooks.opponent_kwargs_key) or {})
-    return make(name, env_id, **kwargs)
-
-
-# ---------------------------------------------------------------------------- rollout
-
-
-@dataclass(frozen=True)
-class ChunkTask:
-    """One unit of work: some episodes of one policy (picklable; runs anywhere)."""
-
-    env_id: str
-    env_kwargs: Mapping[str, Any]
-    policy: PolicySpec
-    seed: int
-    chunk: int
-    #: every episode index of the chunk (a batching policy plays them all)
-    episodes: tuple[int, ...]
-    #: the episodes whose records are wanted (the rest are already on disk)
-    wanted: tuple[int, ...]
-    commit: str
-    #: (episode, outcome, steps, violations) of this chunk's episodes already on disk: a
-    #: batching policy replays them, and the replay is checked against them
-    recorded: tuple[tuple[Any, ...], ...] = ()
-    #: where a batched chunk keeps its step journal (:mod:`benchmarks.journal`); ``None``:
-    #: no journal, an interrupted chunk replays whole
-    journal: str | None = None
+__all__ = [
+    "ChunkTask",
+    "ReplayCheck",  # re-exported: docs name it benchmarks.rollout.ReplayCheck
+    "episode_seed",  # re-exported: tests import the seeds from here
+    "run_chunk",
+    "wants_batching",
+]
 
 
 def wants_batching(policy: Any) -> bool:
@@ -595,55 +359,6 @@ def _run_batched(
         if journal is not None:
             journal.close(remove=not active)
     replay.report()
-
-
-def replay_fields(rec: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What a replayed episode is checked on: (outcome, steps, violations) of its record."""
-    return rec["outcome"], rec["steps"], rec["violations"]
-
-
-class ReplayCheck:
-    """Compares a resumed batched chunk's replay of episodes already on disk with their
-    records (outcome, steps, violations): a difference means the policy or the numerics
-    changed since they were written (another model, dtype or kernel). Differences are
-    logged as warnings, the tally at the end of the chunk."""
-
-    def __init__(self, task: ChunkTask) -> None:
-        self.task = task
-        self.recorded = {ep: (o, s, v) for ep, o, s, v in task.recorded}
-        self.matched: list[int] = []
-        self.differed: list[int] = []
-
-    def check(self, rec: Mapping[str, Any]) -> bool | None:
-        """Whether a replayed record matches the one on disk (``None``: none on disk)."""
-        want = self.recorded.get(rec["episode"])
-        if want is None:
-            return None
-        got = replay_fields(rec)
-        (self.matched if got == want else self.differed).append(rec["episode"])
-        if got != want:
-            logger.warning(
-                "%s chunk %d: replayed episode %d gave (outcome, steps, violations) %s, "
-                "its record on disk says %s",
-                self.task.policy.label,
-                self.task.chunk,
-                rec["episode"],
-                got,
-                want,
-            )
-        return got == want
-
-    def report(self) -> None:
-        if self.matched or self.differed:
-            logger.info(
-                "%s chunk %d: replayed %d episodes already on disk: %d match their records, "
-                "%d differ",
-                self.task.policy.label,
-                self.task.chunk,
-                len(self.matched) + len(self.differed),
-                len(self.matched),
-                len(self.differed),
-            )
 
 
 def _step_lanes(lanes: list[_Lane], actions: list[Any], batcher: OpponentBatcher | None) -> None:

@@ -21,7 +21,7 @@ indices; a chunk is the unit of work an executor runs. Inside a chunk:
   once per chunk (with :func:`chunk_seed`), so its results depend on the chunk's make-up,
   which is fixed by the manifest (``chunk_size``). A resumed chunk is re-run whole, only
   its missing episodes are written, and the others are checked against their records
-  (:class:`benchmarks.rollout.ReplayCheck`); when the policy (and a batching other side)
+  (:class:`benchmarks.replay.ReplayCheck`); when the policy (and a batching other side)
   can ``prime`` its caches, as the LLM policies can, the chunk journals each step in
   ``DIR/journal/`` and a resumed chunk replays the journaled steps without asking the
   models, then goes on from the step where it stopped (:mod:`benchmarks.journal`);
@@ -64,6 +64,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.executors import EXECUTORS, execute
+from benchmarks.games import build_env, build_opponent, build_policy, game_hooks
+from benchmarks.replay import replay_fields
 from benchmarks.results_io import (
     EPISODES_FILE,
     MANIFEST_FILE,
@@ -75,21 +77,9 @@ from benchmarks.results_io import (
     read_manifest,
     write_json_atomic,
 )
-from benchmarks.rollout import (
-    ChunkTask,
-    PolicySpec,
-    _json_roundtrip,
-    build_env,
-    build_opponent,
-    build_policy,
-    chunk_seed,
-    episode_seed,
-    game_hooks,
-    policy_seed,
-    replay_fields,
-    run_chunk,
-    wants_batching,
-)
+from benchmarks.rollout import run_chunk, wants_batching
+from benchmarks.specs import ChunkTask, PolicySpec, json_roundtrip
+from ld_agents.seeding import chunk_seed, episode_seed, policy_seed
 from ld_envs.errors import InvalidArgument, unknown_name
 
 logger = logging.getLogger(__name__)
@@ -152,7 +142,7 @@ class SweepSpec:
                 raise unknown_name(f"policy for {self.env_id}", p.name, known)
         if not isinstance(self.env_kwargs, Mapping):
             raise InvalidArgument(f"env_kwargs must be a mapping, got {self.env_kwargs!r}")
-        env_kwargs = _json_roundtrip(dict(self.env_kwargs), "env kwargs")
+        env_kwargs = json_roundtrip(dict(self.env_kwargs), "env kwargs")
         if "render_mode" in env_kwargs:
             raise InvalidArgument(
                 "env kwargs may not set render_mode in a sweep (benchmarks.plots renders)"
@@ -201,6 +191,16 @@ class RunOptions:
             raise unknown_name("executor", self.executor, list(EXECUTORS))
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
             raise InvalidArgument(f"workers must be an integer >= 1, got {self.workers!r}")
+
+    @classmethod
+    def from_command(
+        cls, executor: str | None = None, workers: int = 1, no_progress: bool = False
+    ) -> RunOptions:
+        """The options a command line asks for: ``executor`` defaults to ``process`` with
+        more than one worker, else ``serial``; ``no_progress`` turns the bar off (else the
+        terminal decides, :func:`progress_enabled`)."""
+        chosen = executor or ("process" if workers > 1 else "serial")
+        return cls(executor=chosen, workers=workers, progress=False if no_progress else None)
 
 
 @dataclass
@@ -455,6 +455,7 @@ __all__ = [
     "build_policy",
     "chunk_seed",
     "episode_seed",
+    "game_hooks",
     "load_sweep",
     "plan_chunks",
     "policy_seed",

@@ -1,199 +1,35 @@
-"""The paper's Tables 1-3 from a sweep's records, with honest error bars.
+"""The paper's Tables 1-3 from a sweep's records, as text, Markdown and CSV.
 
 * Pursuit (Tables 1-2): success %, failure without violation %, failure with violation %,
   average steps of successful episodes, and the mean stationary steps lower bound over the
   same successful episodes (:func:`ld_envs.pursuit.steps_lower_bound`).
-* 21 points (Table 3): victory %, loss %, draw %, mean reward; the exact optimum (from
-  ``ld_agents.baselines.optimal.solve``) as a ceiling row labelled *exact*, and each policy's regret
+* 21 points (Table 3): victory %, loss %, draw %, mean reward; the exact optimum
+  (:mod:`benchmarks.optimum`) as a ceiling row labelled *exact*, and each policy's regret
   (its mean reward minus the optimum's exact expected reward).
 
-Every rate carries a Wilson 95% interval (:func:`wilson`); means carry a Student-t 95%
-interval (:func:`mean_ci`). :func:`paired_comparison` compares two policies episode by
-episode over their shared starts or decks. A column holds the paper's reported figure for
-rows that match one of the paper's (our ``teacher``/``raw``/``kd``/``ld`` against its
-Large/Small/-KD/-LD rows, for one model family), labelled with the paper's model name and
-kept apart from our figures.
+The intervals come from :mod:`benchmarks.stats` (Wilson for rates, Student-t for means,
+paired differences); the paper's reported figures from :mod:`benchmarks.paper`, in a column
+of their own for rows that match one of the paper's, labelled with the paper's model name.
+:func:`build_report` gathers a sweep folder's tables.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ld_envs.errors import InvalidArgument, unknown_name
+from benchmarks.optimum import Optimum, exact_optimum
+from benchmarks.paper import DEFAULT_FAMILY, PaperColumn, paper_column
+from benchmarks.results_io import write_text_atomic
+from benchmarks.stats import Estimate, Paired, mean_ci, paired_comparison, rate
 
-logger = logging.getLogger(__name__)
-
-#: the 97.5% quantile of the standard normal distribution
-Z95 = 1.959963984540054
-PAPER_FILE = Path(__file__).resolve().parent.parent / "assets" / "paper_results.json"
-DEFAULT_FAMILY = "GLM4"
 PURSUIT_OUTCOMES = ("success", "failure_without_violation", "failure_with_violation")
 TWENTYONE_OUTCOMES = ("win", "loss", "draw")
-
-# Student t 97.5% quantiles for 1..30 degrees of freedom.
-_T975 = (
-    12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004,
-    2.262157, 2.228139, 2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905,
-    2.109816, 2.100922, 2.093024, 2.085963, 2.079614, 2.073873, 2.068658, 2.063899,
-    2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272,
-)  # fmt: skip
-
-
-# ---------------------------------------------------------------------------- statistics
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for ``k`` successes in ``n`` trials (95% by default).
-
-    Unlike the normal (Wald) interval it stays inside [0, 1] and is not degenerate at
-    0% or 100%, which the paper's tables are full of (0/200 -> [0, 1.9%]).
-    """
-    if n <= 0:
-        return (math.nan, math.nan)
-    if not 0 <= k <= n:
-        raise InvalidArgument(f"wilson needs 0 <= k <= n, got k={k}, n={n}")
-    p = k / n
-    z2 = z * z
-    denom = 1 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends (no rounding residue)
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return (lo, hi)
-
-
-def t975(df: int) -> float:
-    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (to about 1e-5)."""
-    if df < 1:
-        return math.nan
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = Z95  # Cornish-Fisher expansion, exact enough beyond 30 degrees of freedom
-    return (
-        z
-        + (z**3 + z) / (4 * df)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
-    )
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A figure with its 95% interval (``lo``/``hi`` are NaN when it cannot be had)."""
-
-    value: float
-    lo: float
-    hi: float
-    n: int
-
-    @property
-    def half_width(self) -> float:
-        return (self.hi - self.lo) / 2
-
-
-def rate(k: int, n: int) -> Estimate:
-    """A proportion with its Wilson interval."""
-    lo, hi = wilson(k, n)
-    return Estimate(k / n if n else math.nan, lo, hi, n)
-
-
-def mean_ci(values: Sequence[float]) -> Estimate:
-    """A mean with its Student-t 95% interval (NaN interval below two values)."""
-    n = len(values)
-    if n == 0:
-        return Estimate(math.nan, math.nan, math.nan, 0)
-    mean = math.fsum(values) / n
-    if n == 1:
-        return Estimate(mean, math.nan, math.nan, 1)
-    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
-    half = t975(n - 1) * math.sqrt(var / n)
-    return Estimate(mean, mean - half, mean + half, n)
-
-
-@dataclass(frozen=True)
-class Paired:
-    """A paired difference ``a - b`` over shared episodes."""
-
-    a: str
-    b: str
-    metric: str
-    #: shared episodes the difference is taken over
-    n: int
-    #: episodes where the two policies' figures differ
-    n_differ: int
-    diff: Estimate
-    #: the unpaired 95% half-width of the same difference, for contrast
-    unpaired_half_width: float
-
-
-def paired_comparison(
-    records: Sequence[Mapping[str, Any]], a: str, b: str, metric: str = "reward"
-) -> Paired:
-    """Mean per-episode difference of ``metric`` between policies ``a`` and ``b``.
-
-    Pairing is what makes small differences visible. Two policies play the *same* starts
-    (pursuit) or decks (21 points) in a sweep, so most of the luck of an episode is
-    common to both and cancels in the per-episode difference. Unpaired, a 21-point reward
-    (+1/-1/0) has a standard deviation near 0.95, so the 95% interval of the difference of
-    two 200-game means is about +-1.96 * 0.95 * sqrt(2/200) = +-0.19: two policies whose
-    expected rewards differ by 0.04 cannot be told apart. Paired, the games where both
-    policies make the same choices contribute a difference of exactly 0, the standard
-    deviation of the difference shrinks with them, and the interval narrows accordingly.
-
-    ``metric``: ``reward``, ``success`` (1/0), ``win`` (1/0), ``violations``, or ``steps``
-    (taken over episodes where both succeeded, as "average steps of success").
-    """
-    by_a = {r["episode"]: r for r in records if r["policy"] == a}
-    by_b = {r["episode"]: r for r in records if r["policy"] == b}
-    for name, got in ((a, by_a), (b, by_b)):
-        if not got:
-            known = sorted({str(r["policy"]) for r in records})
-            raise unknown_name("policy in these records", name, known)
-    shared = sorted(set(by_a) & set(by_b))
-    pairs: list[tuple[float, float]] = []
-    for ep in shared:
-        ra, rb = by_a[ep], by_b[ep]
-        if metric == "steps":
-            if ra["outcome"] == "success" and rb["outcome"] == "success":
-                pairs.append((float(ra["steps"]), float(rb["steps"])))
-        else:
-            pairs.append((_metric(ra, metric), _metric(rb, metric)))
-    diffs = [x - y for x, y in pairs]
-    est = mean_ci(diffs)
-    xa, xb = [x for x, _ in pairs], [y for _, y in pairs]
-    unpaired = math.nan
-    if len(pairs) >= 2:
-        va, vb = _var(xa), _var(xb)
-        unpaired = Z95 * math.sqrt(va / len(xa) + vb / len(xb))
-    return Paired(a, b, metric, len(pairs), sum(d != 0 for d in diffs), est, unpaired)
-
-
-def _var(xs: Sequence[float]) -> float:
-    m = math.fsum(xs) / len(xs)
-    return math.fsum((x - m) ** 2 for x in xs) / (len(xs) - 1)
-
-
-def _metric(rec: Mapping[str, Any], metric: str) -> float:
-    if metric == "reward":
-        return float(rec["reward"])
-    if metric == "success":
-        return float(rec["outcome"] == "success")
-    if metric == "win":
-        return float(rec["outcome"] == "win")
-    if metric == "violations":
-        return float(rec["violations"])
-    raise InvalidArgument(
-        f"unknown paired metric {metric!r}; known: reward, success, win, violations, steps"
-    )
 
 
 # ---------------------------------------------------------------------------- tables
@@ -342,66 +178,7 @@ def twentyone_row(
     )  # fmt: skip
 
 
-# ---------------------------------------------------------------------------- the paper
-
-
-@lru_cache(maxsize=4)
-def _paper_doc(path: str) -> dict[str, Any] | None:
-    p = Path(path)
-    if not p.exists():
-        logger.warning("paper figures not found at %s; the paper column is left out", p)
-        return None
-    doc: dict[str, Any] = json.loads(p.read_text())
-    return doc
-
-
-def paper_families(path: Path | str = PAPER_FILE) -> list[str]:
-    doc = _paper_doc(str(path))
-    return sorted(doc["families"]) if doc else []
-
-
-@dataclass(frozen=True)
-class PaperColumn:
-    """The paper's figures for one env and model family, ready to sit beside ours."""
-
-    header: str
-    table: str
-    metrics: list[str]
-    #: role (teacher/raw/kd/ld) -> the paper's row
-    rows: dict[str, dict[str, Any]]
-    #: policy registry name -> role
-    policy_roles: dict[str, str]
-    notes: list[str]
-
-    def row_for(self, name: str) -> dict[str, Any] | None:
-        role = self.policy_roles.get(name)
-        return None if role is None else self.rows.get(role)
-
-
-def paper_column(
-    env_id: str, family: str = DEFAULT_FAMILY, path: Path | str = PAPER_FILE
-) -> PaperColumn | None:
-    """The paper's rows of ``env_id``'s table for a model family (``None`` if it has none)."""
-    doc = _paper_doc(str(path))
-    if doc is None:
-        return None
-    families = doc["families"]
-    if family not in families:
-        raise unknown_name("paper model family", family, list(families))
-    table = doc["tables"].get(env_id)
-    if table is None:
-        return None
-    rows = {r["role"]: r for r in table["rows"] if r["family"] == family}
-    if not rows:
-        return None
-    return PaperColumn(
-        header=f"paper ({families[family]['small']})",
-        table=table["table"],
-        metrics=list(table["metrics"]),
-        rows=rows,
-        policy_roles=dict(doc["policy_roles"]),
-        notes=list(table.get("notes", [])),
-    )
+# ---------------------------------------------------------------------------- the paper's rows
 
 
 def _paper_cell(row: Mapping[str, Any] | None, metrics: Sequence[str]) -> str:
@@ -443,58 +220,6 @@ def paper_reference_table(col: PaperColumn, family: str) -> Table:
         columns=columns,
         rows=rows,
         notes=col.notes,
-    )
-
-
-# ---------------------------------------------------------------------------- the optimum
-
-
-@dataclass(frozen=True)
-class Optimum:
-    """The exact best response's figures (probabilities, not frequencies)."""
-
-    win: float
-    loss: float
-    draw: float
-    expected_reward: float
-    label: str = "optimal (exact)"
-
-
-def exact_optimum(env_kwargs: Mapping[str, Any]) -> Optimum | None:
-    """Exact figures of the best response to the sweep's opponent, from the solver.
-
-    ``None`` (with a logged reason) when the solver is unavailable or the opponent is a
-    registered policy the solver cannot model.
-    """
-    try:
-        from ld_agents.baselines import optimal
-    except ImportError:
-        logger.warning("ld_agents.baselines.optimal is not available: no exact optimum row")
-        return None
-    opponent = env_kwargs.get("opponent", "dealer")
-    open_cards = bool(env_kwargs.get("open_cards", False))
-    try:
-        sol = optimal.solve(opponent=opponent, open_cards=open_cards)
-    except Exception as exc:  # an opponent the solver does not model
-        logger.warning("no exact optimum for opponent %r: %s", opponent, exc)
-        return None
-    return Optimum(*_solution_figures(sol))
-
-
-def _solution_figures(sol: Any) -> tuple[float, float, float, float]:
-    def get(*names: str) -> float:
-        for name in names:
-            if isinstance(sol, Mapping) and name in sol:
-                return float(sol[name])
-            if hasattr(sol, name):
-                return float(getattr(sol, name))
-        raise InvalidArgument(f"the solver's result has none of {names}: {sol!r}")
-
-    return (
-        get("win", "p_win", "victory"),
-        get("loss", "p_loss", "lose"),
-        get("draw", "p_draw"),
-        get("expected_reward", "reward", "value"),
     )
 
 
@@ -724,8 +449,6 @@ class Report:
 
     def save(self, folder: Path | str) -> list[Path]:
         """Write ``table.md`` (every table), ``table.csv`` and ``paired.csv``, atomically."""
-        from benchmarks.results_io import write_text_atomic
-
         folder = Path(folder)
         paths = [folder / "table.md", folder / "table.csv"]
         write_text_atomic(paths[0], self.to_markdown())

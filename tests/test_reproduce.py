@@ -1,4 +1,5 @@
-"""``ld-gym reproduce``: the table sweeps' specs, the record it keeps, resuming."""
+"""``ld-gym reproduce`` (:mod:`benchmarks.reproduce`): the table sweeps' specs, the record it
+keeps, resuming."""
 
 from __future__ import annotations
 
@@ -6,43 +7,36 @@ import json
 
 import pytest
 
-from benchmarks.cli import reproduce
+from benchmarks import reproduce
 from benchmarks.cli.main import main
 from ld_envs.errors import UnknownName
 
 
-def _args(tmp_path, **kw):
-    import argparse
-
-    p = argparse.ArgumentParser()
-    reproduce.configure(p)
-    ns = p.parse_args(["--out", str(tmp_path)])
-    for k, v in kw.items():
-        setattr(ns, k, v)
-    return ns
+def _config(tmp_path, **kw):
+    return reproduce.ReproduceConfig(out=tmp_path, **kw)
 
 
 def test_specs_follow_the_paper_settings(tmp_path):
     """Table 1 runs twice (greedy and raw-model evader), the teacher row appears only with
     a teacher model, and the LLM other side gets the small model."""
-    args = _args(tmp_path, teacher_model="openai:http://127.0.0.1:9/v1?model=big")
-    sweeps = {s.folder: s for s in reproduce.selected(args)}
+    config = _config(tmp_path, teacher_model="openai:http://127.0.0.1:9/v1?model=big")
+    sweeps = {s.folder: s for s in reproduce.selected(config)}
     assert set(sweeps) == {"table1-greedy", "table1-raw", "table2", "table3-dealer", "table3-raw"}
-    raw_evader = reproduce.sweep_spec(sweeps["table1-raw"], args)
-    assert raw_evader.env_kwargs == {"evader": "raw", "evader_kwargs": {"model": args.model}}
+    raw_evader = reproduce.sweep_spec(sweeps["table1-raw"], config)
+    assert raw_evader.env_kwargs == {"evader": "raw", "evader_kwargs": {"model": config.model}}
     labels = [p.label for p in raw_evader.policies]
     assert labels[0] == "teacher" and {"raw", "kd", "ld", "rl", "scripted"} <= set(labels)
-    assert raw_evader.policies[0].kwargs == {"model": args.teacher_model}
-    dealer = reproduce.sweep_spec(sweeps["table3-dealer"], _args(tmp_path))
+    assert raw_evader.policies[0].kwargs == {"model": config.teacher_model}
+    dealer = reproduce.sweep_spec(sweeps["table3-dealer"], _config(tmp_path))
     assert "teacher" not in [p.label for p in dealer.policies]
     assert "optimal" in [p.label for p in dealer.policies]
     # the exact optimum is a best response to the dealer rule, not to an LLM opponent
-    raw_opponent = reproduce.sweep_spec(sweeps["table3-raw"], _args(tmp_path))
+    raw_opponent = reproduce.sweep_spec(sweeps["table3-raw"], _config(tmp_path))
     assert "optimal" not in [p.label for p in raw_opponent.policies]
     assert dealer.env_kwargs == {"opponent": "dealer"}
-    assert reproduce.sweep_spec(sweeps["table2"], args).env_id == "PursuitRestricted-v0"
+    assert reproduce.sweep_spec(sweeps["table2"], config).env_id == "PursuitRestricted-v0"
     with pytest.raises(UnknownName, match="known: 1, 2, 3"):
-        reproduce.selected(_args(tmp_path, tables="4"))
+        reproduce.selected(_config(tmp_path, tables="4"))
 
 
 def test_students_are_pinned_to_their_adapters_content(tmp_path):
@@ -52,10 +46,10 @@ def test_students_are_pinned_to_their_adapters_content(tmp_path):
     from ld_agents.ld import policy as ld
     from ld_agents.lora import adapter_sha256
 
-    args = _args(tmp_path)
-    sweeps = {s.folder: s for s in reproduce.selected(args)}
+    config = _config(tmp_path)
+    sweeps = {s.folder: s for s in reproduce.selected(config)}
     for folder, game in (("table2", "pursuit"), ("table3-dealer", "twentyone")):
-        by_name = {p.name: p for p in reproduce.sweep_spec(sweeps[folder], args).policies}
+        by_name = {p.name: p for p in reproduce.sweep_spec(sweeps[folder], config).policies}
         ld_sha = adapter_sha256(ld.default_adapter(game))
         kd_sha = adapter_sha256(kd.default_adapter(sweeps[folder].env_id))
         assert by_name["ld"].kwargs == {"adapter_sha256": ld_sha}

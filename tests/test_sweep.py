@@ -225,7 +225,7 @@ def test_batched_resume_checks_its_replay_against_the_records_on_disk(tmp_path, 
     kept = [r for r in recs if r["chunk"] == 0] + [r for r in recs if r["chunk"] == 1][:2]
     path = tmp_path / "a" / EPISODES_FILE
     path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    with caplog.at_level("INFO", logger="benchmarks.rollout"):
+    with caplog.at_level("INFO", logger="benchmarks.replay"):
         assert run_sweep(spec("batcher", chunk=3), tmp_path / "a", SERIAL).ran == 1
     assert "batcher chunk 1: replayed 2 episodes already on disk: 2 match" in caplog.text
     assert "WARNING" not in [r.levelname for r in caplog.records]
@@ -233,7 +233,7 @@ def test_batched_resume_checks_its_replay_against_the_records_on_disk(tmp_path, 
     altered = kept[-1] | {"steps": kept[-1]["steps"] + 1}
     path.write_text("".join(json.dumps(r) + "\n" for r in [*kept[:-1], altered]))
     caplog.clear()
-    with caplog.at_level("INFO", logger="benchmarks.rollout"):
+    with caplog.at_level("INFO", logger="benchmarks.replay"):
         run_sweep(spec("batcher", chunk=3), tmp_path / "a", SERIAL)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warned) == 1 and f"replayed episode {altered['episode']} gave" in warned[0]
@@ -305,7 +305,7 @@ def test_twentyone_policies_meet_the_same_decks(tmp_path):
 
 def test_optimal_answers_the_opponent_the_env_plays():
     """The exact optimum is built for the sweep's opponent and card visibility."""
-    from benchmarks.rollout import build_policy
+    from benchmarks.games import build_policy
 
     kwargs = {"opponent": "random", "open_cards": True}
     policy = build_policy(PolicySpec("optimal"), "TwentyOne-v0", kwargs)

@@ -1,4 +1,5 @@
-"""Tables: Wilson and t intervals, pursuit and 21-point rows, paired comparison, paper column."""
+"""Tables and their parts: Wilson and t intervals, pursuit and 21-point rows, paired
+comparison, the paper column, the exact optimum row."""
 
 from __future__ import annotations
 
@@ -12,18 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks import tables
-from benchmarks.tables import (
-    Optimum,
-    build_report,
-    mean_ci,
-    paired_comparison,
-    paper_column,
-    pursuit_table,
-    t975,
-    twentyone_table,
-    wilson,
-)
+from benchmarks import paper, stats, tables
+from benchmarks.optimum import Optimum, exact_optimum
+from benchmarks.paper import paper_column
+from benchmarks.stats import mean_ci, paired_comparison, t975, wilson
+from benchmarks.tables import build_report, pursuit_table, twentyone_table
 from ld_envs.errors import UnknownName
 
 
@@ -79,7 +73,7 @@ def test_wilson_bounds_solve_the_score_equation(kn):
     assert 0.0 <= lo <= k / n <= hi <= 1.0
     for p in (lo, hi):
         if 0.0 < p < 1.0:
-            gap = (k / n - p) ** 2 - tables.Z95**2 * p * (1 - p) / n
+            gap = (k / n - p) ** 2 - stats.Z95**2 * p * (1 - p) / n
             assert abs(gap) < 1e-12
 
 
@@ -195,7 +189,7 @@ def test_paired_unknown_policy_lists_known():
 
 def test_paper_file_holds_tables_1_to_3_as_printed():
     """assets/paper_results.json transcribes the paper's three tables with row names."""
-    doc = json.loads(tables.PAPER_FILE.read_text())
+    doc = json.loads(paper.PAPER_FILE.read_text())
     t1, t2, t3 = (
         doc["tables"][k]["rows"] for k in ("Pursuit-v0", "PursuitRestricted-v0", "TwentyOne-v0")
     )
@@ -295,6 +289,6 @@ def test_cost_columns_for_llm_rows_only():
     assert header[-1] == "ms_per_decision"
     assert "ms / decision" not in tables.pursuit_table(plain).columns
     cards = [card_rec("raw", 0, 1.0) | {"cost": llm[0]["cost"]}, card_rec("dealer", 0, -1.0)]
-    t21 = tables.twentyone_table(cards, ["dealer", "raw"], optimum=tables.exact_optimum({}))
+    t21 = tables.twentyone_table(cards, ["dealer", "raw"], optimum=exact_optimum({}))
     assert t21.rows[1][-3:] == ["1.00", "300", "200"]
     assert all(len(r) == len(t21.columns) for r in t21.rows)  # the exact row padded

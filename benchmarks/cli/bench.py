@@ -3,18 +3,17 @@
 ld-gym bench Pursuit-v0 --policies scripted,random --episodes 200 --seed 0 --out runs/p
 ld-gym bench Pursuit-v0 --policies raw --model hf:embedded --evader raw --out runs/t1
 ld-gym bench TwentyOne-v0 --policies optimal,random --out runs/21 --paired optimal,random
+
+The work is :mod:`benchmarks.bench` (the spec, the report) and :mod:`benchmarks.sweep`.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from pathlib import Path
 from typing import Any
-
-from ld_envs.errors import InvalidArgument
 
 HELP = "run or resume a benchmark sweep and print its table (the paper's Tables 1-3)"
 
@@ -56,7 +55,9 @@ def _positive(text: str) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     from benchmarks.sweep import DEFAULT_EPISODES, EXECUTORS
 
-    parser.add_argument("env_id", metavar="ENV_ID", help="Pursuit-v0, PursuitRestricted-v0, ...")
+    parser.add_argument(
+        "env_id", metavar="ENV_ID", help="Pursuit-v0, PursuitRestricted-v0 or TwentyOne-v0"
+    )
     parser.add_argument(
         "--policies",
         required=True,
@@ -141,89 +142,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _takes(name: str, env_id: str, key: str) -> bool:
-    """Whether policy ``name``'s factory names the argument ``key`` (not just **kwargs)."""
-    from benchmarks.rollout import _factory
+def run(args: argparse.Namespace) -> int:
+    from benchmarks.bench import bench_report, bench_spec, paper_family
+    from benchmarks.sweep import RunOptions, run_sweep
 
-    try:
-        return key in inspect.signature(_factory(name, env_id)).parameters
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
-def spec_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`~benchmarks.sweep.SweepSpec` an ``ld-gym bench`` command line asks for."""
-    from benchmarks.results_io import read_manifest
-    from benchmarks.sweep import DEFAULT_CHUNK_SIZE, PolicySpec, SweepSpec, game_hooks
-
-    hooks = game_hooks(args.env_id)  # unknown env id fails here, listing the known
-    env_kwargs = dict(args.env_kwargs)
-    if args.opponent is not None:
-        env_kwargs[hooks.opponent_key] = args.opponent
-    opponent_model = args.opponent_model or args.model
-    opponent = env_kwargs.get(hooks.opponent_key)
-    if (
-        opponent_model
-        and opponent not in (None, *hooks.builtin_opponents)
-        and _takes(opponent, args.env_id, "model")
-    ):
-        extra = dict(env_kwargs.get(hooks.opponent_kwargs_key) or {})
-        extra.setdefault("model", opponent_model)
-        env_kwargs[hooks.opponent_kwargs_key] = extra
-    elif args.opponent_model and opponent in (None, *hooks.builtin_opponents):
-        raise InvalidArgument(
-            f"--evader-model needs --evader naming an LLM policy, not {opponent or 'the default'}"
-        )
-    policies = []
-    for name in args.policies:
-        kwargs = dict(args.policy_kwargs)
-        if args.model and _takes(name, args.env_id, "model"):
-            kwargs.setdefault("model", args.model)
-        policies.append(PolicySpec(name, kwargs))
-    chunk = args.chunk_size
-    if chunk is None:
-        old = read_manifest(args.out) if args.out.is_dir() else None
-        chunk = int(old.get("chunk_size", DEFAULT_CHUNK_SIZE)) if old else DEFAULT_CHUNK_SIZE
-    return SweepSpec(
-        env_id=args.env_id,
-        policies=policies,
+    spec = bench_spec(
+        args.env_id,
+        args.policies,
+        args.out,
         episodes=args.episodes,
         seed=args.seed,
-        env_kwargs=env_kwargs,
-        chunk_size=chunk,
+        model=args.model,
+        opponent=args.opponent,
+        opponent_model=args.opponent_model,
+        env_kwargs=args.env_kwargs,
+        policy_kwargs=args.policy_kwargs,
+        chunk_size=args.chunk_size,
     )
-
-
-def run(args: argparse.Namespace) -> int:
-    from benchmarks.sweep import RunOptions, run_sweep
-    from benchmarks.tables import build_report
-
-    spec = spec_from_args(args)
-    labels = {p.label for p in spec.policies}
-    family = None if args.paper_family.lower() == "none" else args.paper_family
-    if family is not None:
-        from benchmarks.tables import paper_column
-
-        paper_column(spec.env_id, family)  # an unknown family fails before the sweep runs
-    executor = args.executor or ("process" if args.workers > 1 else "serial")
-    options = RunOptions(
-        executor=executor, workers=args.workers, progress=False if args.no_progress else None
-    )
+    family = paper_family(args.paper_family, spec.env_id)
+    options = RunOptions.from_command(args.executor, args.workers, args.no_progress)
     result = run_sweep(spec, args.out, options)
     for msg in result.report.messages(args.out / "episodes.jsonl"):
         print(f"warning: {msg}", file=sys.stderr)
-    known = set(result.policies)
-    for a, b in args.paired:
-        for name in (a, b):
-            if name not in known:
-                raise InvalidArgument(
-                    f"--paired {a},{b}: no policy {name!r} in {args.out}; "
-                    f"known: {', '.join(sorted(known))}"
-                )
-    report = build_report(result.manifest, result.records, paired=args.paired, family=family)
+    report = bench_report(result, args.paired, family)
     paths = report.save(args.out)
     print(report.to_text())
-    extra = sorted(known - labels)
+    extra = sorted(set(result.policies) - {p.label for p in spec.policies})
     if extra:
         print(f"(also in this folder: {', '.join(extra)})")
     print(

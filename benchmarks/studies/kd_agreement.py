@@ -15,7 +15,8 @@ than the pursuer is now (the teacher's own rate is the reference); for 21 points
 same hit or stand. Cheaper than a sweep (no episode runs to its step limit) and says
 *why* a student plays as it does.
 
-Writes ``benchmarks/results/kd_agreement.{json,md}``.
+Writes ``kd_agreement.{json,md}`` into ``--out`` (default ``runs/kd_agreement``; the
+committed figures: ``--out benchmarks/results``).
 """
 
 from __future__ import annotations
@@ -151,16 +152,16 @@ def to_markdown(results: dict[str, Any], machine: str = "") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.results_io import write_text_atomic
+    from ld_agents.files import write_text_atomic
     from ld_agents.llm.hardware import describe_machine
     from ld_envs.errors import InvalidArgument
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--games", default="pursuit,twentyone")
+    p.add_argument("--games", default="pursuit,twentyone", help="comma list of games")
     p.add_argument("--decisions", type=int, default=96, help="teacher decisions drawn per game")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the decision draw")
     p.add_argument("--adapter", type=Path, help="a KD adapter to measure (one game only)")
-    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--out", type=Path, default=OUT, help=f"output folder (default {OUT})")
     args = p.parse_args(argv)
     games = [g.strip() for g in args.games.split(",") if g.strip()]
     for g in games:

@@ -17,7 +17,10 @@
    way (one full forward with full logits per candidate, ``loglikelihood(method="naive")``),
    in the same run, same prompts, checking both pick the same functions.
 
-Writes ``benchmarks/results/ld_selection.{json,md}``.
+Writes ``ld_selection.{json,md}`` and ``ld_selection_entropy.png`` into ``--out`` (default
+``runs/ld_selection``; the committed figures: ``--out benchmarks/results``), and each
+finished half (base model, student) to ``ld_selection_parts/`` there, so that a run split
+with ``--who`` picks up the halves already done.
 """
 
 from __future__ import annotations
@@ -273,9 +276,9 @@ def _adapter_key(game: str, adapter: str | None) -> str:
 def plot_entropies(result: dict[str, Any], path: Path) -> Path:
     """Histograms of the per-item selection entropy (over the K labels) and next-token
     entropy (full vocabulary), base model and LD student, one panel per game."""
-    from benchmarks.plots import _pyplot, _save_figure
+    from benchmarks.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     games = [g for g in result["games"] if {"base", "student"} <= set(result["games"][g])]
     fig, axes = plt.subplots(1, len(games), figsize=(5.2 * len(games), 3.6), squeeze=False)
     for ax, game in zip(axes[0], games, strict=True):
@@ -307,7 +310,7 @@ def plot_entropies(result: dict[str, Any], path: Path) -> Path:
         ax.legend(fontsize=7)
     fig.suptitle("Selection over K functions vs free generation's next token (mean in legend)")
     fig.tight_layout(rect=(0, 0, 1, 0.94))
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def _always_first(base: Any, items: list[Any]) -> dict[str, float]:
@@ -437,12 +440,14 @@ def main(argv: list[str] | None = None) -> int:
     from ld_agents.llm.base import get_backend
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--states", type=int, default=150)
-    p.add_argument("--games", default="pursuit,twentyone")
-    p.add_argument("--dtype", default="bfloat16")
-    p.add_argument("--speed-decisions", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--states", type=int, default=150, help="held-out states per game")
+    p.add_argument("--games", default="pursuit,twentyone", help="comma list of games")
+    p.add_argument("--dtype", default="bfloat16", help="model dtype")
+    p.add_argument(
+        "--speed-decisions", type=int, default=8, help="pursuit decisions timed (0: no timing)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the state draw")
+    p.add_argument("--out", default=str(OUT), help=f"output folder (default {OUT})")
     p.add_argument("--who", default="base,student", help="which halves to run now")
     p.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy CPU)")
     args = p.parse_args(argv)

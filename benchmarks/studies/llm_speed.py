@@ -51,6 +51,9 @@ from ld_agents.files import git_commit
 
 logger = logging.getLogger(__name__)
 
+#: default output file, under the current directory
+OUT = Path("runs") / "llm_speed.json"
+
 RULES = """\
 You command three blue pursuers, A, B and C, that chase one orange evader on a board of \
 21 x 21 cells. A cell is written (x, y), with 0 <= x, y <= 20.
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--naive-rounds", type=int, default=None, help="decisions for naive and logits_to_keep"
     )
-    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--dtypes", default="float32,bfloat16", help="comma list of dtypes")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument(
         "--clock",
@@ -281,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default="auto",
         help="wall time, or CPU time / threads (auto: cpu when the load exceeds the CPUs)",
     )
-    parser.add_argument("--no-generation", action="store_true")
+    parser.add_argument("--no-generation", action="store_true", help="skip the generation timing")
     parser.add_argument(
         "--gen-tokens",
         type=int,
@@ -291,7 +294,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--gen-batches", default=None, help="comma-separated batch sizes (default 1,16,32)"
     )
-    parser.add_argument("--out", default=str(Path("runs") / "llm_speed.json"))
+    parser.add_argument(
+        "--out",
+        default=str(OUT),
+        help=f"JSON file (default {OUT}; the committed one: benchmarks/results/llm_speed.json)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

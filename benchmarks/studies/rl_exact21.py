@@ -26,8 +26,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.studies.rl_exact21")
     parser.add_argument("--model", help="TwentyOne model (default: the shipped one)")
-    parser.add_argument("--opponent", default="dealer", choices=["dealer", "random"])
-    parser.add_argument("--open-cards", action="store_true")
+    parser.add_argument(
+        "--opponent", default="dealer", choices=["dealer", "random"], help="the other side"
+    )
+    parser.add_argument("--open-cards", action="store_true", help="all cards face up")
     parser.add_argument("--out", help="JSON file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

@@ -35,8 +35,9 @@ The pursuit model trained on ``Pursuit-v0`` (no restricted area) meets
     python -m benchmarks.studies.rl_new_rule finetune --mode penalty
     python -m benchmarks.studies.rl_new_rule report --original-eval RUN/eval.csv
 
-Each step writes a JSON under ``--out`` (``new_rule_zero_shot.json``,
-``new_rule_finetune_<mode>.json`` with the run in ``new_rule_finetune_<mode>/``);
+Each step writes a JSON under ``--out`` (default ``runs/rl_new_rule``; the committed results:
+``--out benchmarks/results/rl``): ``new_rule_zero_shot.json``,
+``new_rule_finetune_<mode>.json`` with the run in ``new_rule_finetune_<mode>/``;
 ``report`` merges them into ``new_rule.json`` and ``new_rule.md``.
 """
 
@@ -59,6 +60,8 @@ from ld_envs.pursuit import DEFAULT_SIZE
 
 logger = logging.getLogger(__name__)
 
+#: default output folder, under the current directory
+OUT = Path("runs") / "rl_new_rule"
 #: what the LD row says until the LD sweep fills it in
 LD_PLACEHOLDER = "(LD figure: from the LD sweep on PursuitRestricted-v0, to be filled in)"
 
@@ -95,7 +98,7 @@ class RuleBlind(Policy):
 
 def bench_seeds(seed: int, episodes: int) -> list[int]:
     """The env seeds of episodes 0..episodes-1 of an ``ld-gym bench`` sweep seeded ``seed``."""
-    from benchmarks.sweep import episode_seed
+    from ld_agents.seeding import episode_seed
 
     return [episode_seed(seed, i) for i in range(episodes)]
 
@@ -252,7 +255,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     meta = json.loads(model_path.with_suffix(".json").read_text(encoding="utf-8"))
     target = zs["open_board"]["success"]
     original_rows = _read_eval_csv(Path(args.original_eval)) if args.original_eval else []
-    from benchmarks.results_io import git_commit
+    from ld_agents.files import git_commit
 
     merged: dict[str, Any] = {
         "zero_shot": zs,
@@ -374,20 +377,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.studies.rl_new_rule", description=__doc__
     )
-    parser.add_argument("step", choices=["zero-shot", "finetune", "report"])
+    parser.add_argument(
+        "step", choices=["zero-shot", "finetune", "report"], help="which step to run (in order)"
+    )
     parser.add_argument("--mode", default="env_mask", help=f"finetune: {', '.join(MODES)}")
     parser.add_argument("--model", help="pursuit model (default: the shipped one)")
     parser.add_argument("--original-eval", help="report: eval.csv of the model's own training")
-    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--episodes", type=int, default=200, help="benchmark starts per env")
     parser.add_argument("--seed", type=int, default=0, help="sweep seed of the benchmark starts")
     parser.add_argument("--target", type=float, help="success to reach (default: open-board's)")
-    parser.add_argument("--budget-steps", type=int, default=2_000_000)
-    parser.add_argument("--max-wall-s", type=float, default=1800.0)
-    parser.add_argument("--eval-freq", type=int, default=50_000)
-    parser.add_argument("--eval-episodes", type=int, default=100)
-    parser.add_argument("--train-seed", type=int, default=1)
-    parser.add_argument("--out", default="benchmarks/results/rl")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--budget-steps", type=int, default=2_000_000, help="finetune: env steps at most"
+    )
+    parser.add_argument(
+        "--max-wall-s", type=float, default=1800.0, help="finetune: seconds at most"
+    )
+    parser.add_argument(
+        "--eval-freq", type=int, default=50_000, help="finetune: env steps between evaluations"
+    )
+    parser.add_argument(
+        "--eval-episodes", type=int, default=100, help="finetune: starts per evaluation"
+    )
+    parser.add_argument("--train-seed", type=int, default=1, help="finetune: training seed")
+    parser.add_argument(
+        "--out",
+        default=str(OUT),
+        help=f"output folder (default {OUT}; the committed results: benchmarks/results/rl)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     step = {"zero-shot": zero_shot, "finetune": finetune, "report": report}[args.step]

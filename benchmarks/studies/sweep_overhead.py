@@ -28,8 +28,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmarks.rollout import build_env, build_policy, episode_seed, policy_seed
-from benchmarks.sweep import PolicySpec, RunOptions, SweepSpec, run_sweep
+from benchmarks.games import build_env, build_policy
+from benchmarks.specs import PolicySpec
+from benchmarks.sweep import RunOptions, SweepSpec, run_sweep
+from ld_agents.seeding import episode_seed, policy_seed
 
 logger = logging.getLogger(__name__)
 
@@ -154,10 +156,10 @@ def baseline_sweeps(episodes: int) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", default="Pursuit-v0")
+    parser.add_argument("--env", default="Pursuit-v0", help="env id to measure")
     parser.add_argument("--policy", default="random", help="random: 100-step episodes")
-    parser.add_argument("--episodes", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--episodes", type=int, default=200, help="episodes per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     parser.add_argument("--baselines", action="store_true", help="also time every baseline")
     parser.add_argument("--json", default=None, help="write the figures to this file")
     args = parser.parse_args(argv)

@@ -1,0 +1,113 @@
+"""One sweep as ``ld-gym bench`` asks for it: the spec from its choices, and its report.
+
+:func:`bench_spec` turns the command's choices (policy names, one model spec for every
+policy and the other side that takes one, env and policy kwargs) into a
+:class:`~benchmarks.sweep.SweepSpec`; :func:`bench_report` builds the tables of the folder
+once the sweep has run (:func:`benchmarks.sweep.run_sweep`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.games import game_hooks, policy_factory
+from benchmarks.paper import DEFAULT_FAMILY, paper_column
+from benchmarks.results_io import read_manifest
+from benchmarks.specs import PolicySpec
+from benchmarks.sweep import DEFAULT_CHUNK_SIZE, DEFAULT_EPISODES, SweepResult, SweepSpec
+from benchmarks.tables import Report, build_report
+from ld_envs.errors import InvalidArgument
+
+
+def takes(name: str, env_id: str, key: str) -> bool:
+    """Whether policy ``name``'s factory names the argument ``key`` (not just **kwargs)."""
+    try:
+        return key in inspect.signature(policy_factory(name, env_id)).parameters
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def bench_spec(
+    env_id: str,
+    policies: Sequence[str],
+    out: Path,
+    *,
+    episodes: int = DEFAULT_EPISODES,
+    seed: int = 0,
+    model: str | None = None,
+    opponent: str | None = None,
+    opponent_model: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    policy_kwargs: Mapping[str, Any] | None = None,
+    chunk_size: int | None = None,
+) -> SweepSpec:
+    """The sweep of ``policies`` on ``env_id`` into the folder ``out``.
+
+    ``model`` goes to every policy (and the other side) whose factory takes one;
+    ``opponent_model`` (default ``model``) to an LLM other side only. ``chunk_size``
+    defaults to the folder's own when it holds a sweep, else to the library default.
+    """
+    hooks = game_hooks(env_id)  # unknown env id fails here, listing the known
+    env_kwargs = dict(env_kwargs or {})
+    if opponent is not None:
+        env_kwargs[hooks.opponent_key] = opponent
+    other_model = opponent_model or model
+    other = env_kwargs.get(hooks.opponent_key)
+    if (
+        other_model
+        and other not in (None, *hooks.builtin_opponents)
+        and takes(other, env_id, "model")
+    ):
+        extra = dict(env_kwargs.get(hooks.opponent_kwargs_key) or {})
+        extra.setdefault("model", other_model)
+        env_kwargs[hooks.opponent_kwargs_key] = extra
+    elif opponent_model and other in (None, *hooks.builtin_opponents):
+        raise InvalidArgument(
+            f"--evader-model needs --evader naming an LLM policy, not {other or 'the default'}"
+        )
+    specs = []
+    for name in policies:
+        kwargs = dict(policy_kwargs or {})
+        if model and takes(name, env_id, "model"):
+            kwargs.setdefault("model", model)
+        specs.append(PolicySpec(name, kwargs))
+    if chunk_size is None:
+        old = read_manifest(out) if out.is_dir() else None
+        chunk_size = int(old.get("chunk_size", DEFAULT_CHUNK_SIZE)) if old else DEFAULT_CHUNK_SIZE
+    return SweepSpec(
+        env_id=env_id,
+        policies=specs,
+        episodes=episodes,
+        seed=seed,
+        env_kwargs=env_kwargs,
+        chunk_size=chunk_size,
+    )
+
+
+def paper_family(name: str, env_id: str) -> str | None:
+    """The paper's model family for the paper column (``none``: no column); an unknown
+    family fails here, before a sweep runs."""
+    if name.lower() == "none":
+        return None
+    paper_column(env_id, name)
+    return name
+
+
+def bench_report(
+    result: SweepResult,
+    paired: Sequence[tuple[str, str]] = (),
+    family: str | None = DEFAULT_FAMILY,
+) -> Report:
+    """The tables of a sweep's folder, with paired comparisons of policies in it."""
+    known = set(result.policies)
+    for a, b in paired:
+        for name in (a, b):
+            if name not in known:
+                raise InvalidArgument(
+                    f"--paired {a},{b}: no policy {name!r} in {result.folder}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
+    return build_report(result.manifest, result.records, paired=paired, family=family)

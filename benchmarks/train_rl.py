@@ -1,0 +1,131 @@
+"""Training the MaskablePPO baselines: the shipped models' configs, a run, shipping it.
+
+Reads top to bottom: the game's default config (:data:`PRESETS`, overridable field by
+field), then :func:`ld_agents.rl.train.train` (vector envs, MaskablePPO, evaluation
+callback, CSV and TensorBoard logs, progress bar), then the model zip, config JSON and
+curve PNG in the run folder; :func:`ship` copies them to ``assets/models/rl_<game>.zip`` /
+``.json`` / ``_curve.png``, which the ``rl`` policy loads by default, only when asked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ld_envs.errors import InvalidArgument
+
+logger = logging.getLogger(__name__)
+
+#: the shipped models' configs (see benchmarks/results/rl/README.md for the budgets)
+PRESETS: dict[str, dict[str, Any]] = {
+    "pursuit": {
+        "env_id": "Pursuit-v0",
+        "total_timesteps": 3_000_000,
+        "n_envs": 8,
+        "n_steps": 256,
+        "batch_size": 512,
+        "learning_rate": 5e-4,
+        "gamma": 0.98,
+        "ent_coef": 0.005,
+        "shaping_coef": 1.0,
+        "shaping_gamma": 1.0,
+        "eval_freq": 100_000,
+        "eval_episodes": 100,
+        "max_wall_s": 2400.0,
+    },
+    "twentyone": {
+        "env_id": "TwentyOne-v0",
+        "total_timesteps": 400_000,
+        "n_envs": 8,
+        "n_steps": 128,
+        "batch_size": 256,
+        "learning_rate": 3e-4,
+        "ent_coef": 0.01,
+        "gamma": 1.0,
+        "gae_lambda": 1.0,
+        "eval_freq": 25_000,
+        "eval_episodes": 2000,
+        "net_arch": [64, 64],
+        "max_wall_s": 1200.0,
+    },
+}
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_config(game: str, overrides: list[str], **fields: Any) -> Any:
+    """The game's preset with ``field=value`` overrides (values parsed as JSON)."""
+    from ld_agents.rl.train import RLConfig
+
+    if game not in PRESETS:
+        raise InvalidArgument(f"unknown game {game!r}; known: {', '.join(PRESETS)}")
+    data = dict(PRESETS[game])
+    known = set(RLConfig.help())
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in known:
+            raise InvalidArgument(
+                f"--set wants field=value with a field of RLConfig ({', '.join(sorted(known))}); "
+                f"got {item!r}"
+            )
+        data[key] = _parse_value(value)
+    data.update({k: v for k, v in fields.items() if v is not None})
+    return RLConfig(**data)
+
+
+def ship(result: Any, game: str) -> list[Path]:
+    """Copy a run's model, config and curve to ``assets/models/rl_<game>.*``."""
+    from ld_agents.rl.policy import default_model_path
+
+    dest = default_model_path(game)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    pairs = [
+        (result.model_path, dest),
+        (result.config_path, dest.with_suffix(".json")),
+    ]
+    if result.curve_path is not None:
+        pairs.append((result.curve_path, dest.with_name(dest.stem + "_curve.png")))
+    for src, dst in pairs:
+        shutil.copyfile(src, dst)
+    size_mb = dest.stat().st_size / 2**20
+    if size_mb > 5:
+        logger.warning("%s is %.1f MB (over the 5 MB the assets aim for)", dest, size_mb)
+    return [d for _, d in pairs]
+
+
+def default_out(config: Any) -> Path:
+    """The run folder when none is named: ``runs/rl/<run name>`` under the current directory."""
+    from ld_agents.rl.train import run_name
+
+    return Path("runs") / "rl" / run_name(config)
+
+
+def train_run(
+    config: Any, out: Path | str | None = None, ship_game: str | None = None
+) -> dict[str, Any]:
+    """Train with ``config`` into ``out`` (default :func:`default_out`) and return a summary
+    (model path, timesteps, wall time, stop reason, last evaluation); with ``ship_game``
+    also copy the result into ``assets/models/`` (:func:`ship`)."""
+    from ld_agents.rl.train import train
+
+    out = Path(out) if out else default_out(config)
+    logger.info("training %s -> %s", config.env_id, out)
+    result = train(config, out)
+    summary: dict[str, Any] = {
+        "model": str(result.model_path),
+        "timesteps": result.timesteps,
+        "wall_s": round(result.wall_s, 1),
+        "stop_reason": result.stop_reason,
+        "final_eval": result.evals[-1] if result.evals else None,
+    }
+    if ship_game is not None:
+        summary["shipped"] = [str(p) for p in ship(result, ship_game)]
+    return summary
