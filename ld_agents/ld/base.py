@@ -72,9 +72,6 @@ SHIPPED: dict[str, dict[str, str]] = {
 }
 
 
-# --------------------------------------------------------------------------- the base
-
-
 @dataclass
 class StageStep:
     """One stage of one decision: the candidates, the chosen function, its result."""

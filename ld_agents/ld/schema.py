@@ -65,9 +65,6 @@ class SchemaError(InvalidArgument):
     """A function-base file breaks the schema; the message names the field."""
 
 
-# --------------------------------------------------------------------------- schema
-
-
 @dataclass(frozen=True)
 class Param:
     """A documented input or output of a function."""
@@ -156,6 +153,7 @@ class FunctionEntry:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
+        """The entry as schema JSON data."""
         out: dict[str, Any] = {
             "name": self.name,
             "stage": self.stage,
@@ -178,6 +176,7 @@ class FunctionEntry:
 
 
 def short_json(value: Any, limit: int = 160) -> str:
+    """``value`` as compact JSON, cut to ``limit`` characters (for messages)."""
     text = json.dumps(value, separators=(",", ":"))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -191,11 +190,14 @@ class Reader:
         self.data, self.path = data, path
 
     def at(self, key: str) -> str:
+        """The path of ``key`` inside this object (``functions[2].stage``)."""
         return f"{self.path}.{key}" if self.path else key
 
     def get(
         self, key: str, kind: type | tuple[type, ...], default: Any = ..., empty: bool = True
     ) -> Any:
+        """The value at ``key``, of type ``kind`` (required unless a default is given;
+        ``empty=False`` refuses an empty string or list)."""
         if key not in self.data:
             if default is ...:
                 raise SchemaError(f"{self.at(key)} is missing (required)")
@@ -209,6 +211,7 @@ class Reader:
         return value
 
     def no_unknown(self, known: Iterable[str]) -> None:
+        """Refuse fields outside ``known`` (a typo names itself)."""
         unknown = sorted(set(self.data) - set(known))
         if unknown:
             raise SchemaError(
@@ -230,6 +233,7 @@ def _identifier(value: str, where: str) -> str:
 
 
 def read_properties(spec: GameSpec, values: list[Any], where: str) -> tuple[Any, ...]:
+    """A list of property references, each checked against the game's vocabulary."""
     for i, p in enumerate(values):
         problem = spec.property_problem(p)
         if problem:
@@ -238,6 +242,7 @@ def read_properties(spec: GameSpec, values: list[Any], where: str) -> tuple[Any,
 
 
 def read_provenance(data: Any, where: str) -> Provenance:
+    """A ``provenance`` object."""
     r = Reader(data, where)
     r.no_unknown(["author", "stand_in", "note", "created", "model"])
     return Provenance(
@@ -285,6 +290,8 @@ def read_function(
     stages: Mapping[str, StageSpec],
     require_examples: bool = True,
 ) -> FunctionEntry:
+    """One ``functions[i]`` object: its stage must be in ``stages``, its examples and
+    situations well-typed for that stage (``require_examples=False``: none needed)."""
     r = Reader(data, where)
     r.no_unknown(_FUNCTION_FIELDS)
     name = _identifier(r.get("name", str, empty=False), r.at("name"))
@@ -363,6 +370,7 @@ def _check_io(spec: GameSpec, stage: StageSpec, state: Any, prev: Any, where: st
 
 
 def read_stage(data: Any, where: str, spec: GameSpec) -> StageSpec:
+    """One ``stages[i]`` object (its types must be the game's)."""
     r = Reader(data, where)
     r.no_unknown(["name", "description", "consumes", "produces", "properties"])
     name = _identifier(r.get("name", str, empty=False), r.at("name"))
@@ -385,6 +393,7 @@ def read_stage(data: Any, where: str, spec: GameSpec) -> StageSpec:
 
 
 def read_header(r: Reader, kind: str) -> None:
+    """Check a file's ``schema``, ``schema_version`` and ``kind`` (``"base"``/``"extension"``)."""
     schema = r.get("schema", str)
     if schema != SCHEMA_ID:
         raise SchemaError(f"schema must be {SCHEMA_ID!r}, got {schema!r}")
@@ -399,6 +408,7 @@ def read_header(r: Reader, kind: str) -> None:
 
 
 def check_unique(names: list[str], where: str) -> None:
+    """Refuse a function name given twice."""
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise SchemaError(f"{where}: duplicate function name(s) {dup}")
