@@ -40,7 +40,7 @@ __all__ = [
 
 
 def wants_batching(policy: Any) -> bool:
-    """Whether a policy steps many episodes together (see the module docstring)."""
+    """Whether a policy steps many episodes together (see :mod:`benchmarks.sweep`, Chunks)."""
     flag = getattr(policy, "batch_episodes", None)
     if isinstance(flag, bool):
         return flag

@@ -3,9 +3,9 @@
 A sweep is an env id (with env kwargs), a list of policies, an episode count (200, as the
 paper), a seed and an output folder::
 
-    from benchmarks.sweep import PolicySpec, SweepSpec, run_sweep
+    from benchmarks.sweep import PolicySpec, RunOptions, SweepSpec, run_sweep
     spec = SweepSpec("Pursuit-v0", [PolicySpec("scripted"), PolicySpec("random")], seed=0)
-    result = run_sweep(spec, "runs/pursuit", executor="process", workers=2)
+    result = run_sweep(spec, "runs/pursuit", RunOptions(executor="process", workers=2))
 
 Seeds. Episode ``i`` resets the env with :func:`episode_seed` ``(seed, i)`` for every
 policy, so every policy meets the same start (pursuit) or deck (21 points), and the
