@@ -10,7 +10,9 @@ itself, all in the sandbox; ``situations`` are seeded states where the manual's
 
     .venv/bin/python scripts/function_bases/build.py [--check]
 
-``--check`` rebuilds in memory and fails when a shipped file differs (for CI).
+``--check`` rebuilds in memory and fails when a shipped file differs (for CI);
+``tests/test_function_base_build.py`` makes the same comparison in the test suite
+(:func:`build_all`, :func:`stale_files`).
 """
 
 from __future__ import annotations
