@@ -4,6 +4,10 @@ A policy maps an observation to an action. It owns its random generator (seeded 
 ``reset(seed=...)``) and never touches global random state. ``act_batch`` lets a rollout
 step many episodes together so that LLM-backed policies can batch their model calls; the
 default loops over ``act``.
+
+Policies are named per game (``"pursuit"``, ``"twentyone"``) in lazy registries
+(:class:`ld_agents.registry.Registry`): the modules in ``_BUILTIN_MODULES`` are imported on
+the first lookup, and those needing a missing optional extra stay out.
 """
 
 from __future__ import annotations
@@ -127,7 +131,7 @@ def make(name: str, env_id: str, **kwargs: Any) -> Policy:
     >>> make("scripted", "Pursuit-v0")          # doctest: +SKIP
     >>> make("optimal", "TwentyOne-v0", opponent="dealer", open_cards=False)  # doctest: +SKIP
 
-    An unknown name fails listing the names known for that env.
+    An unknown name fails listing the names known for that env, the closest one first.
     """
     policy = factory(name, env_id)(env_id=env_id, **kwargs)
     if not policy.name:

@@ -127,10 +127,12 @@ class Registry(Generic[T]):
             raise unknown_name(kind or self.kind, name, self.names())
         return self._entries[name]
 
-    def names(self) -> list[str]:
-        """Every known name, sorted (lazy ones included, without importing them)."""
+    def names(self, *, sort: bool = True) -> list[str]:
+        """Every known name (lazy ones included, without importing them): sorted, or with
+        ``sort=False`` in the order given (the lazy ones first, then as registered)."""
         self.load()
-        return sorted({*self._entries, *self._lazy})
+        ordered = list(dict.fromkeys([*self._lazy, *self._entries]))
+        return sorted(ordered) if sort else ordered
 
     def __contains__(self, name: object) -> bool:
         self.load()

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ld_agents.errors import BackendError
+from ld_agents.llm.models import offline
 from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -76,12 +77,6 @@ def _file_lock(name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _offline() -> None:
-    """Forbid hub downloads in this process (set before transformers is imported)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def embedded_gguf_path() -> Path:
@@ -152,7 +147,7 @@ def dequantized_dir(gguf_file: str | Path, sha256: str | None = None) -> Path:
 
 def _build_dequantized(gguf: Path, digest: str, out: Path) -> None:
     """Load ``gguf`` with transformers, save model + tokenizer to ``out`` atomically."""
-    _offline()
+    offline()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     t0 = time.monotonic()

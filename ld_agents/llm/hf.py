@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ from ld_agents.errors import BackendError
 from ld_agents.llm.base import Backend, GenerationRequest, register_backend
 from ld_agents.llm.float32_products import float32_matmuls
 from ld_agents.llm.hardware import bf16_matmul_mode, slow_bf16_warning
-from ld_agents.llm.models import resolve_model
+from ld_agents.llm.models import offline, resolve_model
 from ld_agents.llm.prefix_cache import PrefixState, PrefixStore, cache_from, common_prefix
 from ld_envs.errors import InvalidArgument
 
@@ -101,8 +100,7 @@ class HFBackend(Backend):
         bf16_matmul: str = "auto",
     ) -> None:
         super().__init__()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        offline()  # before transformers is imported
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -7,7 +7,8 @@ A target names a model without a scheme (what follows ``hf:`` or ``vllm:``)::
     /path/to/model.gguf      a GGUF file, de-quantized once into the cache (keyed by its hash)
 
 Nothing is downloaded: a bare name other than ``embedded`` is refused, as is a GGUF file
-for a reader that cannot take one (vLLM), with the fix in the message.
+for a reader that cannot take one (vLLM), with the fix in the message; :func:`offline`
+forbids hub downloads in the process (call it before transformers is imported).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from ld_envs.errors import InvalidArgument
 
 #: the target naming the embedded model
 EMBEDDED = "embedded"
+
+
+def offline() -> None:
+    """Forbid Hugging Face hub downloads in this process (unless the variables are set)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def resolve_model(target: str | Path, *, gguf: bool = True, scheme: str = "hf") -> Path:
@@ -67,4 +74,4 @@ def resolve_model(target: str | Path, *, gguf: bool = True, scheme: str = "hf") 
     )
 
 
-__all__ = ["EMBEDDED", "resolve_model"]
+__all__ = ["EMBEDDED", "offline", "resolve_model"]

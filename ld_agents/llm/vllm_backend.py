@@ -52,7 +52,7 @@ from typing import Any
 
 from ld_agents.errors import BackendError
 from ld_agents.llm.base import Backend, GenerationRequest, register_backend
-from ld_agents.llm.models import resolve_model
+from ld_agents.llm.models import offline, resolve_model
 from ld_agents.llm.prefix_cache import common_prefix
 from ld_envs.errors import InvalidArgument
 
@@ -164,8 +164,7 @@ class VLLMBackend(Backend):
         torch_compile: bool | None = None,
     ) -> None:
         super().__init__()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        offline()  # before transformers is imported
         if dtype is not None and dtype not in _DTYPES:
             raise InvalidArgument(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
         adapter_dir = Path(adapter).expanduser() if adapter else None
