@@ -12,13 +12,14 @@ Cells are ``(x, y)`` tuples with ``0 <= x, y < size``; a restricted area is
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ld_envs import pursuit_rules
 from ld_envs.errors import InvalidAction, InvalidArgument, InvalidStart, unknown_name
 
 logger = logging.getLogger(__name__)
@@ -98,25 +99,38 @@ def enterable(cell: Sequence[int], size: int, area: Area | None) -> bool:
 
 
 def pursuer_move_legal(
-    origin: Cell, target: Cell | None, size: int, area: Area | None, blocked: Sequence[Cell]
+    origin: Cell,
+    target: Cell | None,
+    size: int,
+    area: Area | None,
+    blocked: Sequence[Cell],
+    forbidden: Collection[Cell] = (),
 ) -> bool:
     """Whether a pursuer at ``origin`` may move to ``target``.
 
     Legal: within Manhattan distance ``PURSUER_SPEED`` (staying counts), on the board,
-    outside the restricted area and not onto a cell in ``blocked`` (the other pursuers'
-    cells). The evader's cell is allowed: a pursuer may share it.
+    outside the restricted area, not onto a cell in ``blocked`` (the other pursuers'
+    cells) and not onto a cell the extra rules forbid it (``forbidden``, see
+    :mod:`ld_envs.pursuit_rules`; staying is always allowed). The evader's cell is allowed:
+    a pursuer may share it.
     """
     if target is None:
         return False
+    target = tuple(target)
     return (
         manhattan(origin, target) <= PURSUER_SPEED
         and enterable(target, size, area)
-        and tuple(target) not in blocked
+        and target not in blocked
+        and (target == tuple(origin) or target not in forbidden)
     )
 
 
 def legal_pursuer_targets(
-    pursuers: Sequence[Cell], index: int, size: int, area: Area | None
+    pursuers: Sequence[Cell],
+    index: int,
+    size: int,
+    area: Area | None,
+    forbidden: Collection[Cell] = (),
 ) -> list[Cell]:
     """Cells pursuer ``index`` may move to with every other piece where it stands now.
 
@@ -125,25 +139,35 @@ def legal_pursuer_targets(
     x, y = pursuers[index]
     others = [tuple(p) for j, p in enumerate(pursuers) if j != index]
     targets = ((x + dx, y + dy) for dx, dy in MOVES)
-    return [t for t in targets if enterable(t, size, area) and t not in others]
+    return [
+        t
+        for t in targets
+        if enterable(t, size, area) and t not in others and (t == (x, y) or t not in forbidden)
+    ]
 
 
 def resolve_pursuers(
-    pursuers: Sequence[Cell], targets: Sequence[Cell | None], size: int, area: Area | None
+    pursuers: Sequence[Cell],
+    targets: Sequence[Cell | None],
+    size: int,
+    area: Area | None,
+    forbidden: Sequence[Collection[Cell]] | None = None,
 ) -> tuple[list[Cell], list[bool]]:
     """Apply one joint pursuer move, resolved in order A, B, C.
 
     A is checked against B's and C's current cells, B against A's new cell and C's
     current cell, C against both new cells. An illegal choice (``None`` included) leaves
-    that pursuer where it is. Returns the new cells and, per pursuer, whether its choice
-    was illegal (one violation each).
+    that pursuer where it is. ``forbidden[i]``: the cells the extra rules forbid pursuer i
+    this step. Returns the new cells and, per pursuer, whether its choice was illegal (one
+    violation each).
     """
     cells = [tuple(p) for p in pursuers]
     illegal = [False, False, False]
     for i in range(3):
         blocked = [cells[j] for j in range(3) if j != i]
         target = None if targets[i] is None else tuple(targets[i])
-        if pursuer_move_legal(cells[i], target, size, area, blocked):
+        extra = () if forbidden is None else forbidden[i]
+        if pursuer_move_legal(cells[i], target, size, area, blocked, extra):
             cells[i] = target
         else:
             illegal[i] = True
@@ -151,14 +175,19 @@ def resolve_pursuers(
 
 
 def evader_targets(
-    evader: Cell, pursuers: Sequence[Cell], size: int, area: Area | None
+    evader: Cell,
+    pursuers: Sequence[Cell],
+    size: int,
+    area: Area | None,
+    forbidden: Collection[Cell] = (),
 ) -> list[Cell | None]:
     """Per entry of ``EVADER_MOVES``, the cell it reaches, or ``None`` when illegal.
 
     The evader moves at most 1, stays on the board and outside the area, and never
-    steps onto a pursuer; staying is always legal, even when a pursuer shares its cell.
+    steps onto a pursuer nor onto a cell the extra rules forbid it (``forbidden``); staying
+    is always legal, even when a pursuer shares its cell.
     """
-    blocked = {tuple(p) for p in pursuers}
+    blocked = {tuple(p) for p in pursuers} | set(forbidden)
     out: list[Cell | None] = [tuple(evader)]
     for dx, dy in EVADER_MOVES[1:]:
         t = (evader[0] + dx, evader[1] + dy)
@@ -267,7 +296,11 @@ for _bits in range(1 << 13):
 _EVADER_ROWS = np.array([[(b >> k) & 1 for k in range(5)] for b in range(32)], dtype=np.int8)
 
 
-def _static_bits(size: int, area: Area | None, moves: Sequence[Cell]) -> list[list[int]]:
+def _static_bits(
+    size: int, area: Area | None, moves: Sequence[Cell], forbidden: np.ndarray | None = None
+) -> list[list[int]]:
+    """Per cell, the bit set of ``moves`` that stay on the board, out of the area and off
+    the ``forbidden`` cells (a (size, size) bool grid; the stay move is never removed)."""
     xs, ys = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
     bits = np.zeros((size, size), dtype=np.int64)
     for k, (dx, dy) in enumerate(moves):
@@ -275,16 +308,25 @@ def _static_bits(size: int, area: Area | None, moves: Sequence[Cell]) -> list[li
         ok = (tx >= 0) & (tx < size) & (ty >= 0) & (ty < size)
         if area is not None:
             ok &= ~((tx >= area[0]) & (tx <= area[2]) & (ty >= area[1]) & (ty <= area[3]))
+        if forbidden is not None and (dx, dy) != (0, 0):
+            ok &= ~forbidden[np.clip(tx, 0, size - 1), np.clip(ty, 0, size - 1)]
         bits |= ok.astype(np.int64) << k
     return bits.tolist()
 
 
-def pursuer_action_mask(pursuers: Sequence[Cell], size: int, area: Area | None) -> np.ndarray:
+def pursuer_action_mask(
+    pursuers: Sequence[Cell],
+    size: int,
+    area: Area | None,
+    forbidden: Sequence[Collection[Cell]] | None = None,
+) -> np.ndarray:
     """The (3, 14) int8 mask: ``mask[i, a]`` is 1 when pursuer i's move a is legal with
-    every other piece where it stands now. ``NO_CHOICE`` is always 0."""
+    every other piece where it stands now (``forbidden[i]``: the cells the extra rules
+    forbid pursuer i). ``NO_CHOICE`` is always 0."""
     mask = np.zeros((3, N_PURSUER_ACTIONS), dtype=np.int8)
     for i in range(3):
-        for t in legal_pursuer_targets(pursuers, i, size, area):
+        extra = () if forbidden is None else forbidden[i]
+        for t in legal_pursuer_targets(pursuers, i, size, area, extra):
             mask[i, _MOVE_INDEX[(t[0] - pursuers[i][0], t[1] - pursuers[i][1])]] = 1
     return mask
 
@@ -451,6 +493,7 @@ class PursuitEnv(gym.Env):
         restricted: str | Sequence[int] | None = None,
         max_steps: int = MAX_STEPS,
         max_violations: int = MAX_VIOLATIONS,
+        rules: Any = None,
     ) -> None:
         if not isinstance(size, (int, np.integer)) or size < 8:
             raise InvalidArgument(
@@ -483,6 +526,11 @@ class PursuitEnv(gym.Env):
             self.has_area = True
             self._fixed_area = self._check_area(restricted)
         self.evader = self._make_evader(evader)
+        self._rule_specs = pursuit_rules.parse_rules(rules)
+        fixed = self._fixed_rules()
+        #: the rules are drawn per episode (some parameter is "random")
+        self._draws_rules = fixed is None
+        self.rules: list[pursuit_rules.Rule] = fixed or []
 
         n = self.size
         obs_spaces: dict[str, spaces.Space] = {
@@ -492,11 +540,13 @@ class PursuitEnv(gym.Env):
         }
         if self.has_area:
             obs_spaces["restricted"] = spaces.Box(0, n - 1, shape=(4,), dtype=np.int64)
+        if self._rule_specs:
+            obs_spaces["forbidden"] = spaces.Box(0, 1, shape=(4, n, n), dtype=np.int8)
         self.observation_space = spaces.Dict(obs_spaces)
         self.action_space = spaces.MultiDiscrete([N_PURSUER_ACTIONS] * 3)
 
         self.area: Area | None = self._fixed_area
-        self._tables_for: tuple[Area | None] | None = None
+        self._tables_for: tuple[Any, ...] | None = None
         self.pursuers: list[Cell] = [(0, 0), (0, 1), (0, 2)]
         self.evader_cell: Cell = (n - 1, n - 1)
         self.steps = 0
@@ -508,6 +558,15 @@ class PursuitEnv(gym.Env):
         self._renderer: Any = None
 
     # ----------------------------------------------------------------- helpers
+
+    def _start_problem(self) -> str | None:
+        """Why the current start cannot lead to a capture under the rules (None: it can)."""
+        if not self.rules:
+            return None
+        area = pursuit_rules.rect_cells(self.area) if self.area is not None else ()
+        return pursuit_rules.start_problem(
+            self.rules, self.size, self.pursuers, self.evader_cell, MOVES, area
+        )
 
     def _make_evader(self, evader: str | Any) -> Any:
         if isinstance(evader, str):
@@ -536,24 +595,95 @@ class PursuitEnv(gym.Env):
             )
         return area
 
+    def _fixed_rules(self) -> list[pursuit_rules.Rule] | None:
+        """The rules when none is drawn per episode (checked now); ``None`` when drawn."""
+        if any(pursuit_rules.draws_per_episode(spec) for spec in self._rule_specs):
+            # checked now with a throwaway draw, so a bad spec fails before any episode
+            rng = np.random.default_rng(0)
+            for spec in self._rule_specs:
+                pursuit_rules.make_rule(spec, self.size, rng)
+            return None
+        rules = [pursuit_rules.make_rule(spec, self.size) for spec in self._rule_specs]
+        for k, rule in enumerate(rules):
+            pockets = pursuit_rules.capture_pockets([rule], self.size)
+            if pockets:
+                raise pursuit_rules.InvalidRule(
+                    f"rules[{k}] ({rule.kind}): no capture possible: the evader could never be "
+                    f"caught at {pockets[0]} (fewer than three cells near it that distinct "
+                    f"pursuers may enter); change its parameters or its pieces"
+                )
+        pockets = pursuit_rules.capture_pockets(rules, self.size)
+        if pockets:
+            raise pursuit_rules.InvalidRule(
+                f"rules: together they leave no capture possible at {pockets[0]}; drop or "
+                f"move one of them"
+            )
+        return rules
+
+    def _draw_rules(self) -> list[pursuit_rules.Rule]:
+        """This episode's rules, parameters given as ``"random"`` drawn from the seed."""
+        if not self._draws_rules:
+            return self.rules
+        area = pursuit_rules.rect_cells(self.area) if self.area is not None else set()
+        for _ in range(200):
+            rules = [
+                pursuit_rules.make_rule(spec, self.size, self.np_random)
+                for spec in self._rule_specs
+            ]
+            if not pursuit_rules.capture_pockets(rules, self.size, area):
+                return rules
+        raise InvalidStart(f"no placement of the rules {self._rule_specs} keeps capture possible")
+
     def _build_tables(self) -> None:
-        key = (self.area,)
+        static = pursuit_rules.static_forbidden(self.rules, self.size) if self.rules else None
+        key = (self.area, tuple(self.rules))
         if self._tables_for == key:
             return
-        self._pbits = _static_bits(self.size, self.area, MOVES)
-        self._ebits = _static_bits(self.size, self.area, EVADER_MOVES)
+        if static is None:
+            table = _static_bits(self.size, self.area, MOVES)
+            self._pbits = [table, table, table]
+            self._ebits = _static_bits(self.size, self.area, EVADER_MOVES)
+        else:
+            grids = pursuit_rules.forbidden_grid(
+                [r for r in self.rules if not r.moving], self.board()
+            ).astype(bool)
+            self._pbits = [_static_bits(self.size, self.area, MOVES, grids[i]) for i in range(3)]
+            self._ebits = _static_bits(self.size, self.area, EVADER_MOVES, grids[3])
+        self._moving = [r for r in self.rules if r.moving]
         self._tables_for = key
+
+    def board(self) -> pursuit_rules.Board:
+        """The positions the extra rules read."""
+        return pursuit_rules.Board.of(self.pursuers, self.evader_cell, self.size)
+
+    def forbidden_now(self) -> dict[str, frozenset[Cell]]:
+        """Per piece (A, B, C, evader), the cells the extra rules forbid it on this board."""
+        return pursuit_rules.forbidden_sets(self.rules, self.board())
+
+    def rules_text(self) -> str:
+        """The extra rules in force, as an LLM reads them ("" when none)."""
+        return pursuit_rules.rules_text(self.rules)
+
+    def _moving_forbidden(self) -> dict[str, frozenset[Cell]] | None:
+        """Per piece, the cells the rules that move with the state forbid now (or None)."""
+        return pursuit_rules.forbidden_sets(self._moving, self.board()) if self._moving else None
 
     def _pursuer_mask(self) -> np.ndarray:
         ps = self.pursuers
+        moving = self._moving_forbidden()
         rows = []
         for i in range(3):
             x, y = ps[i]
-            b = self._pbits[x][y]
+            b = self._pbits[i][x][y]
             for j in range(3):
                 if j != i:
                     k = _MOVE_INDEX.get((ps[j][0] - x, ps[j][1] - y))
                     if k is not None:
+                        b &= ~(1 << k)
+            if moving is not None:
+                for cx, cy in moving[PURSUER_NAMES[i]]:
+                    k = _MOVE_INDEX.get((cx - x, cy - y))
+                    if k:  # staying (k == 0) is always legal
                         b &= ~(1 << k)
             rows.append(b)
         return _PURSUER_ROWS[rows]
@@ -565,6 +695,12 @@ class PursuitEnv(gym.Env):
             k = _EVADER_MOVE_INDEX.get((px - ex, py - ey))
             if k:  # a pursuer on the evader's own cell (k == 0) never blocks staying
                 b &= ~(1 << k)
+        moving = self._moving_forbidden()
+        if moving is not None:
+            for cx, cy in moving["evader"]:
+                k = _EVADER_MOVE_INDEX.get((cx - ex, cy - ey))
+                if k:
+                    b &= ~(1 << k)
         return _EVADER_ROWS[b]
 
     def _obs(self, mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -575,6 +711,8 @@ class PursuitEnv(gym.Env):
         }
         if self.has_area:
             obs["restricted"] = np.array(self.area, dtype=np.int64)
+        if self._rule_specs:
+            obs["forbidden"] = pursuit_rules.forbidden_grid(self.rules, self.board())
         return obs
 
     def _info(self, mask: np.ndarray) -> dict[str, Any]:
@@ -631,14 +769,26 @@ class PursuitEnv(gym.Env):
                 avoid = [*options["pursuers"], options["evader"]] if given else []
                 area = draw_area(self.np_random, self.size, [tuple(c) for c in avoid])
         self.area = area
+        self.rules = self._draw_rules()
         self._build_tables()
 
         if given:
             self.pursuers, self.evader_cell = validate_start(
                 options["pursuers"], options["evader"], self.size, area
             )
+            problem = self._start_problem()
+            for _ in range(200 if self._draws_rules else 0):  # redraw rules clear of it
+                if problem is None:
+                    break
+                self.rules = self._draw_rules()
+                self._build_tables()
+                problem = self._start_problem()
+            if problem is not None:
+                raise InvalidStart(f"start {self.pursuers} vs {self.evader_cell}: {problem}")
         else:
             self.pursuers, self.evader_cell = draw_start(self.np_random, self.size, area)
+            while self._start_problem() is not None:  # only with extra rules
+                self.pursuers, self.evader_cell = draw_start(self.np_random, self.size, area)
 
         if hasattr(self.evader, "reset"):
             self.evader.reset(seed=int(self.np_random.integers(2**31 - 1)))
@@ -698,7 +848,13 @@ class PursuitEnv(gym.Env):
         values = self._parse_action(action)
         targets = decode_action(self.pursuers, values)
         self.last_action = targets
-        self.pursuers, illegal = resolve_pursuers(self.pursuers, targets, self.size, self.area)
+        forbidden = None
+        if self.rules:
+            now = self.forbidden_now()
+            forbidden = [now[name] for name in PURSUER_NAMES]
+        self.pursuers, illegal = resolve_pursuers(
+            self.pursuers, targets, self.size, self.area, forbidden
+        )
         self.violations += sum(illegal)
         self.steps += 1
         if self.violations > self.max_violations:

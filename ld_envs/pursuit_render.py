@@ -20,6 +20,8 @@ HEADER_PX = 36
 BACKGROUND = (250, 250, 246)
 GRID = (214, 214, 208)
 AREA = (120, 120, 120)
+RULE_EVERY = (150, 130, 130)  # an extra rule's cell forbidden to every piece
+RULE_SOME = (222, 200, 200)  # forbidden to some pieces only
 PURSUER = (31, 119, 180)  # blue, as in the paper
 EVADER = (255, 127, 14)  # orange, as in the paper
 TEXT = (30, 30, 30)
@@ -32,13 +34,30 @@ def cell_center(cell: Cell, size: int) -> tuple[int, int]:
     return x * CELL_PX + CELL_PX // 2, HEADER_PX + (size - 1 - y) * CELL_PX + CELL_PX // 2
 
 
+def rule_cells(env: PursuitEnv) -> tuple[set[Cell], set[Cell]]:
+    """The cells the extra rules forbid now: (to every piece, to some pieces only)."""
+    if not getattr(env, "rules", None):
+        return set(), set()
+    sets = list(env.forbidden_now().values())
+    every = set.intersection(*(set(c) for c in sets))
+    return every, set().union(*sets) - every
+
+
 def ansi(env: PursuitEnv) -> str:
-    """A text board: ``A``/``B``/``C`` pursuers, ``E`` evader, ``#`` restricted, ``.`` free.
+    """A text board: ``A``/``B``/``C`` pursuers, ``E`` evader, ``#`` restricted, ``.`` free;
+    the extra rules' cells: ``%`` forbidden to every piece, ``+`` to some pieces only.
 
     A pursuer sharing the evader's cell is shown in lower case.
     """
     size = env.size
-    grid = [["#" if in_area((x, y), env.area) else "." for x in range(size)] for y in range(size)]
+    every, some = rule_cells(env)
+
+    def mark(c: Cell) -> str:
+        if in_area(c, env.area):
+            return "#"
+        return "%" if c in every else "+" if c in some else "."
+
+    grid = [[mark((x, y)) for x in range(size)] for y in range(size)]
     ex, ey = env.evader_cell
     grid[ey][ex] = "E"
     for name, (x, y) in zip(PURSUER_NAMES, env.pursuers, strict=True):
@@ -79,6 +98,11 @@ class PursuitRenderer:
             pg.draw.line(
                 s, GRID, (0, HEADER_PX + k * CELL_PX), (n * CELL_PX, HEADER_PX + k * CELL_PX)
             )
+        every, some = rule_cells(env)
+        for cells, colour in ((some, RULE_SOME), (every, RULE_EVERY)):
+            for x, y in cells:
+                top = HEADER_PX + (n - 1 - y) * CELL_PX
+                pg.draw.rect(s, colour, (x * CELL_PX + 1, top + 1, CELL_PX - 1, CELL_PX - 1))
         if env.area is not None:
             x0, y0, x1, y1 = env.area
             left, top = x0 * CELL_PX, HEADER_PX + (n - 1 - y1) * CELL_PX

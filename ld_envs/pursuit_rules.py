@@ -27,8 +27,8 @@ piece in place and counts a violation, as the restricted area does. A piece may 
 stay where it is.
 
 Kinds whose forbidden cells move with the state (:attr:`RuleKind.moving`): ``slow`` (one
-pursuer's reach), ``diagonal`` (cells diagonal to the evader) and ``guard`` (the cells
-around one pursuer, forbidden to the others).
+pursuer's reach), ``diagonal`` (cells diagonal to the evader) and ``guard`` (one pursuer's
+row or column, forbidden to another).
 """
 
 from __future__ import annotations
@@ -338,9 +338,21 @@ def _diagonal_cells(p: Mapping[str, Any], b: Board, piece: str) -> set[Cell]:
 
 
 def _guard_cells(p: Mapping[str, Any], b: Board, piece: str) -> set[Cell]:
-    if piece == p["pursuer"]:
+    if piece != p["other"]:
         return set()
-    return diamond_cells(b.pursuers[PURSUERS.index(p["pursuer"])], p["radius"], b.size)
+    x, y = b.pursuers[PURSUERS.index(p["pursuer"])]
+    return line_cells(p["axis"], x if p["axis"] == "column" else y, 0, b.size - 1)
+
+
+def _check_guard(p: Mapping[str, Any], size: int) -> str | None:
+    if p["other"] == p["pursuer"]:
+        return f"other: must differ from pursuer ({p['pursuer']}), got {p['other']!r}"
+    return None
+
+
+def _draw_guard(rng: np.random.Generator, size: int) -> dict[str, Any]:
+    first, second = (PURSUERS[int(k)] for k in rng.choice(3, size=2, replace=False))
+    return {"pursuer": first, "other": second, "axis": ["row", "column"][int(rng.integers(2))]}
 
 
 def _pick(values: Sequence[Any]) -> Callable[[np.random.Generator, int], Any]:
@@ -506,21 +518,16 @@ for _kind in (
     ),
     RuleKind(
         "guard",
-        "the cells around one pursuer, forbidden to the other pursuers (move with it)",
+        "the row or column of one pursuer, forbidden to another pursuer (moves with it)",
         (
             _PURSUER,
-            Param(
-                "radius",
-                "how close the others may not come",
-                _int_in(lambda n: 1, lambda n: 2),
-                _pick([1]),
-                1,
-            ),
+            Param("other", "the pursuer that may not enter it: A, B or C", _check_pursuer),
+            _AXIS,
         ),
         _guard_cells,
         lambda p: (
-            f"{{who}} may stop within Manhattan distance {p['radius']} of pursuer "
-            f"{p['pursuer']} (pursuer {p['pursuer']} itself is free)."
+            f"Pursuer {p['other']} may not stop in the same {p['axis']} as pursuer "
+            f"{p['pursuer']} (the same {'x' if p['axis'] == 'column' else 'y'})."
         ),
         pieces="pursuers",
         moving=True,
@@ -531,11 +538,13 @@ for _kind in (
 _CHECKS: dict[str, Callable[[Mapping[str, Any], int], str | None]] = {
     "wall": _check_wall,
     "distance": _check_distance,
+    "guard": _check_guard,
 }
 _DRAWS: dict[str, Callable[[np.random.Generator, int], dict[str, Any]]] = {
     "wall": _draw_wall,
     "band": _draw_band,
     "distance": _draw_distance,
+    "guard": _draw_guard,
 }
 
 
@@ -715,6 +724,19 @@ def make_rule(
 
 def _freeze(value: Sequence[Any]) -> list[Any]:
     return [tuple(v) if isinstance(v, (list, tuple)) else int(v) for v in value]
+
+
+def draws_per_episode(spec: Any) -> bool:
+    """Whether a rule spec leaves a parameter to be drawn per episode."""
+    if isinstance(spec, Rule):
+        return False
+    if isinstance(spec, str):
+        spec = {"kind": spec}
+    if not isinstance(spec, Mapping) or spec.get("kind") not in KINDS:
+        return False  # make_rule names what is wrong
+    kind = KINDS[spec["kind"]]
+    return any(spec.get(p.name, RANDOM if p.default is None else p.default) == RANDOM
+               for p in kind.params)  # fmt: skip
 
 
 def parse_rules(value: Any) -> list[Any]:

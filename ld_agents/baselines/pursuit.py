@@ -8,7 +8,7 @@ an index into ``EVADER_MOVES``. Both read the legal moves from ``obs["action_mas
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from itertools import permutations
 from typing import Any
 
@@ -64,8 +64,11 @@ class RandomPursuers(Policy):
         return action
 
 
-def bfs_distances(goal: Cell, size: int, area: Area | None) -> list[list[int]]:
-    """Shortest 4-neighbour path length from every cell to ``goal`` around the area.
+def bfs_distances(
+    goal: Cell, size: int, area: Area | None, blocked: Collection[Cell] = ()
+) -> list[list[int]]:
+    """Shortest 4-neighbour path length from every cell to ``goal`` around the area and the
+    ``blocked`` cells (those the extra rules forbid).
 
     Unreachable cells (the area itself) get a large number. On an open board this equals
     the Manhattan distance.
@@ -82,6 +85,8 @@ def bfs_distances(goal: Cell, size: int, area: Area | None) -> list[list[int]]:
             if 0 <= nx < size and 0 <= ny < size and dist[nx][ny] > d:
                 if area is not None and area[0] <= nx <= area[2] and area[1] <= ny <= area[3]:
                     continue
+                if (nx, ny) in blocked:
+                    continue
                 dist[nx][ny] = d
                 queue.append((nx, ny))
     return dist
@@ -96,26 +101,39 @@ class ScriptedPursuers(Policy):
     the legal target nearest its slot by path length around the restricted area. When a
     pursuer is already at its slot it stays. The evader is pinned against the board's
     edge and caught; against the greedy evader it succeeds on every benchmark start.
+
+    It knows the extra rules (:mod:`ld_envs.pursuit_rules`) from ``obs["forbidden"]``: a
+    pursuer only takes slots and targets the rules allow it, its path lengths go around the
+    cells forbidden to it, and ties between equally good targets break at random (from its
+    own generator).
     """
 
     def __init__(self, size: int = DEFAULT_SIZE, seed: int | None = None) -> None:
         super().__init__(seed)
         self.size = size
-        self._dist_cache: dict[tuple[Cell, Area | None], list[list[int]]] = {}
+        self._dist_cache: dict[tuple[Any, ...], list[list[int]]] = {}
+        #: how often each board (pursuers relative to the evader) was seen this episode
+        self._seen: dict[tuple[Any, ...], int] = {}
 
-    def _dist(self, goal: Cell, area: Area | None) -> Any:
-        if area is None:
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self._seen = {}
+
+    def _dist(self, goal: Cell, area: Area | None, blocked: frozenset[Cell]) -> Any:
+        if area is None and not blocked:
             return None  # Manhattan is exact on an open board
-        key = (goal, area)
+        key = (goal, area, blocked)
         table = self._dist_cache.get(key)
         if table is None:
             if len(self._dist_cache) > 4096:
                 self._dist_cache.clear()
-            table = self._dist_cache[key] = bfs_distances(goal, self.size, area)
+            table = self._dist_cache[key] = bfs_distances(goal, self.size, area, blocked)
         return table
 
-    def _path_len(self, a: Cell, goal: Cell, area: Area | None) -> int:
-        table = self._dist(goal, area)
+    def _path_len(
+        self, a: Cell, goal: Cell, area: Area | None, blocked: frozenset[Cell] = frozenset()
+    ) -> int:
+        table = self._dist(goal, area, blocked)
         return manhattan(a, goal) if table is None else table[a[0]][a[1]]
 
     def act(self, obs: Obs) -> np.ndarray:
@@ -123,24 +141,33 @@ class ScriptedPursuers(Policy):
         evader: Cell = tuple(obs["evader"].tolist())
         area: Area | None = tuple(obs["restricted"].tolist()) if "restricted" in obs else None
         size = self.size
+        forbidden = _forbidden_cells(obs)
         slots = [
             (evader[0] + dx, evader[1] + dy)
             for dx, dy in EVADER_MOVES
             if enterable((evader[0] + dx, evader[1] + dy), size, area)
         ]
-        best: tuple[tuple[int, int], Sequence[Cell]] | None = None
+        # with extra rules that move with the pieces, the chase can cycle beside the evader;
+        # a board seen twice already this episode takes a random allowed assignment instead
+        looping = False
+        if "forbidden" in obs:
+            here = (*((p[0] - evader[0], p[1] - evader[1]) for p in pursuers), evader)
+            self._seen[here] = self._seen.get(here, 0) + 1
+            looping = self._seen[here] > 2
+        best: tuple[tuple[float, ...], Sequence[Cell]] | None = None
         for chosen in permutations(slots, 3):
-            steps = [
-                -(-self._path_len(p, s, area) // 2) for p, s in zip(pursuers, chosen, strict=True)
+            if any(s in forbidden[i] and s != pursuers[i] for i, s in enumerate(chosen)):
+                continue
+            lengths = [
+                self._path_len(p, s, area, forbidden[i])
+                for i, (p, s) in enumerate(zip(pursuers, chosen, strict=True))
             ]
-            key = (
-                max(steps),
-                sum(self._path_len(p, s, area) for p, s in zip(pursuers, chosen, strict=True)),
-            )
+            key: tuple[float, ...] = (max(-(-d // 2) for d in lengths), sum(lengths))
+            if looping:
+                key = (float(self.np_random.random()),)
             if best is None or key < best[0]:
                 best = (key, chosen)
-        assert best is not None
-        goals = best[1]
+        goals = best[1] if best is not None else [evader] * 3
 
         action = np.full(3, NO_CHOICE, dtype=np.int64)
         cells = list(pursuers)
@@ -150,15 +177,32 @@ class ScriptedPursuers(Policy):
             choice, choice_key = None, None
             for k, (dx, dy) in enumerate(MOVES):
                 target = (origin[0] + dx, origin[1] + dy)
-                if not pursuer_move_legal(origin, target, size, area, blocked):
+                if not pursuer_move_legal(origin, target, size, area, blocked, forbidden[i]):
                     continue
-                key = (self._path_len(target, goals[i], area), manhattan(target, evader), k)
+                key = (
+                    self._path_len(target, goals[i], area, forbidden[i]),
+                    manhattan(target, evader),
+                    # with extra rules, ties break at random: rules that move with the
+                    # pieces can otherwise lock the pursuers into a loop beside the evader
+                    float(self.np_random.random()) if "forbidden" in obs else k,
+                )
                 if choice_key is None or key < choice_key:
                     choice, choice_key = k, key
             if choice is not None:
                 action[i] = choice
                 cells[i] = (origin[0] + MOVES[choice][0], origin[1] + MOVES[choice][1])
         return action
+
+
+def _forbidden_cells(obs: Obs) -> list[frozenset[Cell]]:
+    """Per pursuer, the cells the extra rules forbid it now (from ``obs["forbidden"]``)."""
+    grid = obs.get("forbidden")
+    if grid is None:
+        return [frozenset()] * 3
+    return [
+        frozenset((int(x), int(y)) for x, y in zip(*np.nonzero(grid[i]), strict=True))
+        for i in range(3)
+    ]
 
 
 @register("random", "pursuit")

@@ -117,8 +117,9 @@ def reference_condition(rule: Rule | None, kind: str | None = None) -> str:
     elif k == "diagonal":
         cond = "abs(c[0] - e[0]) == 1 and abs(c[1] - e[1]) == 1"
     elif k == "guard":
-        j = PURSUERS.index(p["pursuer"])
-        cond = f"i != {j} and abs(c[0] - ps[{j}][0]) + abs(c[1] - ps[{j}][1]) <= {p['radius']}"
+        j, o = PURSUERS.index(p["pursuer"]), PURSUERS.index(p["other"])
+        a = 0 if p["axis"] == "column" else 1
+        cond = f"i == {o} and c[{a}] == ps[{j}][{a}]"
     else:
         raise KeyError(k)
     bound = [PURSUERS.index(x) for x in rule.pieces if x in PURSUERS]
@@ -252,13 +253,13 @@ def wording(rule: Rule | None, style: int, kind: str | None = None) -> str:
             f"{s} take a corner-touching cell of the evader's cell.",
         ][style]
     if k == "guard":
-        q, r = p["pursuer"], p["radius"]
+        q, o, ax = p["pursuer"], p["other"], p["axis"]
+        v = "x" if ax == "column" else "y"
         return [
-            f"No other pursuer may stop within distance {r} of pursuer {q}.",
-            f"Pursuers other than {q} must keep more than {r} away from pursuer {q}.",
-            f"The cells within Manhattan distance {r} of pursuer {q} are closed to the other "
-            "pursuers.",
-            f"Pursuer {q} has a personal space of radius {r} that the others may not enter.",
+            f"Pursuer {o} may not stop in the same {ax} as pursuer {q}.",
+            f"Pursuer {o} must keep out of pursuer {q}'s {ax} ({v} equal to its {v}).",
+            f"The {ax} of pursuer {q} is closed to pursuer {o}.",
+            f"Pursuer {o} may not stand on a cell whose {v} equals pursuer {q}'s {v}.",
         ][style]
     raise KeyError(k)
 
@@ -289,8 +290,6 @@ def random_rule(kind: str, rng: np.random.Generator, size: int = pu.DEFAULT_SIZE
         spec.update(x=int(rng.integers(2)), y=int(rng.integers(2)))
     if kind == "slow":
         spec["speed"] = int(rng.integers(2))
-    if kind == "guard":
-        spec["radius"] = int(rng.integers(1, 3))
     return make_rule(spec, size, rng)
 
 
@@ -471,3 +470,51 @@ def _semantic_problem(got: list, want: list, prev: Sequence[Any], state: Any) ->
             where = f"pursuers {state['pursuers']}, evader {state['evader']}"
             return f"pursuer {PURSUERS[i]}: {what} ({where})"
     return "differs from the rule's semantics"
+
+
+# --------------------------------------------------------------------------- training
+
+#: every linear layer of Gemma-3 (the writer needs more capacity than selection)
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def base_constraint_functions(base: Any) -> list[dict[str, Any]]:
+    """The shipped base's own constraints-stage functions as (rule, name, source) rows."""
+    return [
+        {"rule": fe.rule, "name": fe.name, "source": fe.source}
+        for fe in base.stage_candidates(STAGE)
+        if fe.rule and fe.source
+    ]
+
+
+def writer_train_config(output_dir: str, **overrides: Any) -> Any:
+    """The writer's LoRA recipe: r=16 on every linear layer, lr 5e-4, batch 8, 250 steps."""
+    from ld_agents.lora import LoraTrainConfig
+
+    settings: dict[str, Any] = {
+        "output_dir": output_dir,
+        "r": 16,
+        "alpha": 32,
+        "target_modules": ALL_LINEAR,
+        "learning_rate": 5e-4,
+        "batch_size": 8,
+        "max_steps": 250,
+        "max_length": 320,
+        "save_steps": 25,
+    }
+    settings.update(overrides)
+    return LoraTrainConfig(**settings)
+
+
+def train_writer(
+    output_dir: str, n_rows: int = 1200, seed: int = 0, **overrides: Any
+) -> dict[str, Any]:
+    """Train the writer adapter on :func:`training_rows`; return the run record."""
+    from ld_agents.ld.base import shipped_base
+    from ld_agents.llm.embedded import embedded_model_dir
+    from ld_agents.lora import train_lora
+
+    base = shipped_base("pursuit", emergencies=["restricted_area"])
+    data = training_rows(n_rows, seed, base_functions=base_constraint_functions(base))
+    config = writer_train_config(output_dir, seed=seed, extra={"writer": data.meta}, **overrides)
+    return train_lora(embedded_model_dir(), data.rows, config)
