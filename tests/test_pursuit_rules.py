@@ -61,7 +61,7 @@ def test_violations_are_counted_exactly_and_a_masked_move_never_enters_a_forbidd
     env = gym.make("Pursuit-v0", rules=[kind], max_violations=10_000)
     base = env.unwrapped
     rng = np.random.default_rng(seed)
-    obs, info = env.reset(seed=seed)
+    obs, _ = env.reset(seed=seed)
     for _ in range(25):
         mask = obs["action_mask"]
         action = []
