@@ -726,6 +726,12 @@ class PursuitEnv(gym.Env):
 
     # ----------------------------------------------------------------- API
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle and deep-copy without the renderer (pygame state); it is rebuilt lazily."""
+        state = dict(self.__dict__)
+        state["_renderer"] = None
+        return state
+
     def action_masks(self) -> np.ndarray:
         """The current action mask flattened to (42,), as sb3-contrib's MaskablePPO reads it."""
         return self._pursuer_mask().reshape(-1)

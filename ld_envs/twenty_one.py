@@ -382,8 +382,10 @@ class TwentyOneEnv(gym.Env):
     ## Information
     ``"outcome"``: ``None`` while running, then ``"win"``, ``"loss"`` or ``"draw"``
     (from the agent's side); ``"agent_total"`` (the agent's total); ``"opponent_total"``
-    and ``"opponent_cards"`` (``None`` while running, revealed at the end);
-    ``"opponent_invalid"`` (count of unreadable opponent answers).
+    (-1 while running, revealed at the end) and ``"opponent_cards"`` (a list of cards,
+    empty while running, revealed at the end); ``"opponent_invalid"`` (count of unreadable
+    opponent answers). Every key has one type on every step, so Gymnasium's vector envs
+    can stack the infos of several games.
 
     ## Arguments
     ``gym.make("TwentyOne-v0", opponent="dealer", open_cards=False, render_mode=None)``;
@@ -497,12 +499,23 @@ class TwentyOneEnv(gym.Env):
         return {
             "outcome": self.outcome,
             "agent_total": total_of(self._hard[AGENT], self._ace[AGENT]),
-            "opponent_total": self.total(OPPONENT) if done else None,
-            "opponent_cards": list(self.hands[OPPONENT]) if done else None,
+            "opponent_total": self.total(OPPONENT) if done else -1,
+            "opponent_cards": list(self.hands[OPPONENT]) if done else [],
             "opponent_invalid": self.opponent_invalid,
         }
 
     # ----------------------------------------------------------------- API
+
+    def action_masks(self) -> np.ndarray:
+        """int8 (2,): which actions are legal (stand and hit always are while the game runs),
+        as sb3-contrib's MaskablePPO reads it."""
+        return np.ones(2, dtype=np.int8)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle and deep-copy without the renderer (pygame state); it is rebuilt lazily."""
+        state = dict(self.__dict__)
+        state["_renderer"] = None
+        return state
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

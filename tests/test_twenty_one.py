@@ -407,7 +407,7 @@ def test_info_reveals_the_opponent_only_at_the_end():
     """info hides the opponent's total and cards while running and reveals them at the end."""
     env = make(opponent=Scripted())
     _, info = env.reset(options={"deck": stacked("KS", "AS", "9S", "8S", "2S")})
-    assert info["opponent_total"] is None and info["opponent_cards"] is None
+    assert info["opponent_total"] == -1 and info["opponent_cards"] == []
     _, _, terminated, _, info = env.step(STAND)
     assert terminated and info["opponent_total"] == 19
     assert info["opponent_cards"] == cards("AS", "8S")
