@@ -1,15 +1,17 @@
 """The ``ld-gym`` command line: one console script, one subcommand per module.
 
-Each subcommand lives in its own module, named in :data:`COMMANDS`, which provides:
+Each subcommand lives in its own module, named in :data:`COMMANDS` (the project's one
+:class:`~ld_agents.registry.Registry` type), which provides:
 
 * ``HELP: str`` — one line for ``ld-gym --help``;
 * ``configure(parser: argparse.ArgumentParser) -> None`` — adds its arguments;
 * ``run(args: argparse.Namespace) -> int`` — does the work, returns the exit status.
 
 To add a subcommand (``validate``, ``teach``, ``traces``, ``train``, ...), write such a
-module and add one line to :data:`COMMANDS`. A module is imported only to build the
-parser (keep heavy imports inside ``run``); one that cannot be imported (an optional
-extra missing) is listed as unavailable instead of breaking the other subcommands.
+module and add one line to :data:`COMMANDS`; ``--help`` shows every option's default. A
+module is imported only to build the parser (keep heavy imports inside ``run``); one
+that cannot be imported (an optional extra missing) is listed as unavailable instead of
+breaking the other subcommands.
 
 Errors on bad input (every :class:`ld_envs.errors.LdGymError`) print one message to
 stderr and exit 1, without a traceback; ``--debug`` shows the traceback. Ctrl-C exits 130.
@@ -18,35 +20,56 @@ stderr and exit 1, without a traceback; ``--debug`` shows the traceback. Ctrl-C 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-#: subcommand -> module providing HELP, configure(parser), run(args)
-COMMANDS: dict[str, str] = {
-    "bench": "benchmarks.cli.bench",
-    "reproduce": "benchmarks.cli.reproduce",
-    "plot": "benchmarks.cli.plot",
-    "demo": "benchmarks.cli.demo",
-    "validate": "benchmarks.cli.validate",
-    "emergency": "benchmarks.cli.emergency",
-    "teach": "benchmarks.cli.teach",
-    "train-ld": "benchmarks.cli.train_ld",
-    "traces": "benchmarks.cli.traces",
-    "train-kd": "benchmarks.cli.train_kd",
-    "train-rl": "benchmarks.cli.train_rl",
-}
+from ld_agents.registry import Registry
+
+#: subcommand -> module providing HELP, configure(parser), run(args); loaded on first use
+COMMANDS: Registry[ModuleType] = Registry(
+    "command",
+    lazy={
+        "bench": "benchmarks.cli.bench",
+        "reproduce": "benchmarks.cli.reproduce",
+        "plot": "benchmarks.cli.plot",
+        "demo": "benchmarks.cli.demo",
+        "validate": "benchmarks.cli.validate",
+        "emergency": "benchmarks.cli.emergency",
+        "teach": "benchmarks.cli.teach",
+        "train-ld": "benchmarks.cli.train_ld",
+        "traces": "benchmarks.cli.traces",
+        "train-kd": "benchmarks.cli.train_kd",
+        "train-rl": "benchmarks.cli.train_rl",
+    },
+)
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in ``--help`` (unless its help already says it, or it has
+    none); descriptions keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, argparse.SUPPRESS, False)
+            or action.required
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _load(name: str) -> ModuleType | str:
-    """The subcommand's module, or why it cannot be loaded."""
+    """The subcommand's module, or why it cannot be loaded (an optional extra missing)."""
     try:
-        return importlib.import_module(COMMANDS[name])
+        return COMMANDS.get(name)
     except ImportError as exc:
         return f"unavailable ({exc})"
 
@@ -55,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ld-gym",
         description="Logic Distillation (IJCAI 2025) as a research suite.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks and debug logging on errors"
@@ -62,12 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMANDS:
+    for name in COMMANDS.names(sort=False):
         module = _load(name)
         if isinstance(module, str):
             sub.add_parser(name, help=module)
             continue
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        doc = (module.__doc__ or "").strip()
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=module.HELP + (f"\n\n{doc}" if doc else ""),
+            formatter_class=HelpFormatter,
+        )
         module.configure(p)
         p.set_defaults(_module=module)
     return parser
