@@ -1,4 +1,5 @@
-"""Emergency handling: a new rule as text -> a generated, validated function at its stage."""
+"""Emergencies: a new rule's text -> functions written by a model, validated against the
+rule's semantics, the first that passes added to the base (never one that fails)."""
 
 from __future__ import annotations
 
@@ -9,48 +10,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from benchmarks.cli.main import main as cli_main
-from ld_agents.ld.base import bases_dir, load_function_base, shipped_base
+from ld_agents.ld import rule_writer as rw
 from ld_agents.ld.emergency import (
-    FALLBACK_NOTE,
-    PROMPT_VARIANTS,
-    build_prompt,
-    extract_function,
-    handle_emergency,
-    recognise_rule,
-    write_extension,
-    write_report,
+    UnrelatedRule,
+    cut_completion,
+    relate_rule,
+    save_result,
+    write_rule_function,
 )
 from ld_agents.ld.sandbox import SandboxWorker
+from ld_envs import pursuit_rules as pr
 from ld_envs.errors import InvalidArgument
 
-RULE = "no piece may enter the 5x5 block (x0, y0, x1, y1)"
-
-CORRECT = """def keep_out_of_block(state, prev):
-    area = state["restricted"]
-    if area is None:
-        return [list(cells) for cells in prev]
-    x0, y0, x1, y1 = area
-    return [[c for c in cells if not (x0 <= c[0] <= x1 and y0 <= c[1] <= y1)] for cells in prev]
-"""
-# off by one: the block's border cells stay listed
-WRONG_CELLS = CORRECT.replace("keep_out_of_block", "inner_block_only").replace(
-    "x0 <= c[0] <= x1 and y0 <= c[1] <= y1", "x0 < c[0] < x1 and y0 < c[1] < y1"
-)
-# right cells, but crashes when no area is in force
-NO_NONE = """def drop_block(state, prev):
-    x0, y0, x1, y1 = state["restricted"]
-    return [[c for c in cells if not (x0 <= c[0] <= x1 and y0 <= c[1] <= y1)] for cells in prev]
-"""
-HOSTILE = "import os\ndef sneaky(state, prev):\n    return os.listdir('/')\n"
-RESTRICTED_STATE = {
-    "size": 21,
-    "pursuers": [[5, 5], [15, 15], [2, 18]],
-    "evader": [10, 2],
-    "restricted": [6, 6, 10, 10],
-}
+GUARD = {"kind": "guard", "pursuer": "A", "other": "B", "axis": "column"}
+GUARD_TEXT = "Pursuer B may not stop in the same column as pursuer A."
+RIGHT = "    ps = state['pursuers']\n    return [[c for c in cells if not (i == 1 and c[0] == ps[0][0])] for i, cells in enumerate(prev)]\n"  # noqa: E501
+WRONG = "    ps = state['pursuers']\n    return [[c for c in cells if not (c[0] == ps[0][0])] for i, cells in enumerate(prev)]\n"  # noqa: E501
 
 
 @pytest.fixture(scope="module")
@@ -59,89 +38,48 @@ def worker() -> Iterator[SandboxWorker]:
         yield w
 
 
-def test_rule_recognised_and_unknown_rule_refused() -> None:
-    kind = recognise_rule(RULE)
-    assert kind.stage == "constraints" and kind.name == "restricted_area"
-    assert {"name": "removes_exactly", "cells": "restricted_area"} in kind.properties
-    with pytest.raises(InvalidArgument, match="known rule kinds: restricted_area"):
-        recognise_rule("pursuers must wear hats")
+@pytest.mark.parametrize("kind", list(pr.KINDS))
+def test_reference_code_passes_its_own_rule_and_fails_others(kind, worker):
+    """The semantic validator tells right from wrong: each kind's reference function
+    passes its rule, and the function of another drawn rule of the same kind fails."""
+    rng = np.random.default_rng(1)
+    rule = rw.random_rule(kind, rng)
+    assert rw.check_rule_function(rw.reference_source(rule, "f"), "f", worker, rule).ok
+    other = rw.random_rule(kind, rng)
+    while (other.params, other.pieces) == (rule.params, rule.pieces):
+        other = rw.random_rule(kind, rng)
+    verdict = rw.check_rule_function(rw.reference_source(other, "f"), "f", worker, rule)
+    assert not verdict.ok and verdict.failure
 
 
-def test_prompt_holds_rule_stage_types_neighbour_signature() -> None:
-    base = shipped_base("pursuit")
-    prompt, header = build_prompt(base, recognise_rule(RULE), RULE, PROMPT_VARIANTS[0])
-    assert RULE in prompt and "'constraints'" in prompt and "cell_lists" in prompt
-    assert "def drop_evader_cell(state, prev):" in prompt  # the neighbouring function
-    assert prompt.endswith(header) and header.startswith("def drop_restricted_cells(state, prev):")
-    assert len({v.key for v in PROMPT_VARIANTS}) == len(PROMPT_VARIANTS) >= 8
+def test_without_semantics_only_the_generic_checks_run(worker):
+    wrong = "def f(state, prev):\n" + WRONG
+    semantic = rw.check_rule_function(wrong, "f", worker, pr.make_rule(GUARD, 21))
+    generic = rw.check_rule_function(wrong, "f", worker, semantics=False)
+    assert not semantic.ok and "pursuer" in semantic.failure
+    assert generic.ok and generic.checks == list(rw.GENERIC_CHECKS)
+    adds = "def f(state, prev):\n    return [cells + [[0, 0]] for cells in prev]\n"
+    assert "not in its input" in rw.check_rule_function(adds, "f", worker, semantics=False).failure
 
 
-def test_extract_function_forms() -> None:
-    header = 'def f(state, prev):\n    """Doc."""\n'
-    body = "    return prev\n\n\nsome trailing junk (\n"
-    src, name = extract_function(body, header, "f")
-    assert name == "f" and src == 'def f(state, prev):\n    """Doc."""\n    return prev\n'
-    fenced = "Sure!\n```python\nimport math\ndef g(state, prev):\n    return prev\n```\nbye"
-    src, name = extract_function(fenced, header, "f")
-    assert name == "g" and src.startswith("import math\ndef g(state, prev):")
-    src, name = extract_function("    return (((\n", header, "f")
-    assert name == "f"  # never parses: comes back whole, the static check reports it
+def test_relate_rule_places_specs_kinds_and_texts_and_refuses_the_unrelated():
+    assert relate_rule(GUARD_TEXT, GUARD).semantics
+    assert relate_rule("x", "restricted_area").kind == rw.AREA_KIND
+    text_only = relate_rule("No pursuer may stop on a cell whose x and y are both odd.")
+    assert text_only.stage == "constraints" and not text_only.semantics
+    with pytest.raises(UnrelatedRule, match=r"handles rules that forbid cells.*guard"):
+        relate_rule("The dealer must stand on soft 17.")
+    with pytest.raises(pr.InvalidRule, match="other"):
+        relate_rule(GUARD_TEXT, dict(GUARD, other="A"))
 
 
-def test_correct_passes_wrong_rejected_with_report(worker: SandboxWorker, tmp_path: Path) -> None:
-    base = shipped_base("pursuit")
-    res = handle_emergency(
-        RULE, base, candidates=[WRONG_CELLS, NO_NONE, HOSTILE, CORRECT], worker=worker
-    )
-    verdicts = [(s.name, s.passed, s.checks_failed) for s in res.samples]
-    assert verdicts[0] == ("inner_block_only", False, ["property"])
-    assert "removes_exactly" in res.samples[0].failures[0]
-    assert "kept wrongly" in res.samples[0].failures[0]
-    assert verdicts[1][1] is False and verdicts[1][2] == ["run"]
-    assert verdicts[2][1] is False and verdicts[2][2] == ["static"]
-    assert verdicts[3] == ("keep_out_of_block", True, [])
-    assert (res.tried, res.passed, res.first_pass) == (4, 1, 4)
-    assert res.source_kind == "generated" and res.function == "keep_out_of_block"
-    # added to the base at its stage; the labeller picks it when the area is in force
-    assert "keep_out_of_block" in [f.name for f in base.stage_candidates("constraints")]
-    assert base.right_function("constraints", RESTRICTED_STATE) == "keep_out_of_block"
-
-    # the extension file loads into the shipped base at its stage, with provenance
-    ext = write_extension(res, tmp_path / "generated" / "ext.json")
-    loaded = load_function_base(bases_dir() / "pursuit.json", [ext])
-    entry = loaded.function("keep_out_of_block")
-    assert entry.stage == "constraints" and entry.role == "emergency"
-    assert entry.handles_rule == "restricted_area"
-    assert entry.provenance is not None and not entry.provenance.stand_in
-    assert RULE in entry.provenance.note and "sample 4 of 4" in entry.provenance.note
-    assert len(entry.examples) == 2
-    # and `ld-gym validate` accepts it
-    assert cli_main(["validate", str(ext), "--game", "pursuit", "--states", "20"]) == 0
-    j, m = write_report(res, tmp_path / "report", "hand")
-    data = json.loads(j.read_text())
-    assert data["samples_tried"] == 4 and data["samples_passed"] == 1
-    assert data["samples_needed"] == 4
-    assert "| 1 | candidate 0 | no | property |" in m.read_text()
+def test_cut_completion_keeps_the_body_only():
+    assert cut_completion(RIGHT + "\ndef more():\n    pass\n") == RIGHT
+    assert cut_completion("    return prev\nprint(1)\n") == "    return prev\n"
 
 
-def test_fallback_labels_the_stand_in(worker: SandboxWorker, tmp_path: Path) -> None:
-    base = shipped_base("pursuit")
-    res = handle_emergency(RULE, base, candidates=[WRONG_CELLS, HOSTILE], worker=worker)
-    assert res.passed == 0 and res.first_pass is None
-    assert res.source_kind == "stand-in" and res.function == "drop_restricted_cells"
-    assert res.extension["provenance"]["note"].startswith(FALLBACK_NOTE)
-    assert res.extension["provenance"]["stand_in"] is True
-    assert "none passed" in res.format_markdown()
-    ext = write_extension(res, tmp_path / "fallback.json")
-    loaded = load_function_base(bases_dir() / "pursuit.json", [ext])
-    entry = loaded.function("drop_restricted_cells")
-    assert entry.stage == "constraints"
-    assert entry.provenance is not None and entry.provenance.note.startswith(FALLBACK_NOTE)
-    assert base.right_function("constraints", RESTRICTED_STATE) == "drop_restricted_cells"
-
-
-class _Coder(BaseHTTPRequestHandler):
-    """An OpenAI-compatible teacher that answers every completion with a body."""
+class _Writer(BaseHTTPRequestHandler):
+    """An OpenAI-compatible writer: sample seeds 0 and 1 answer wrong, the others right."""
 
     def log_message(self, *args: Any) -> None:
         return None
@@ -155,26 +93,17 @@ class _Coder(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
-        self._send({"data": [{"id": "coder"}]})
+        self._send({"data": [{"id": "writer"}]})
 
     def do_POST(self) -> None:
         req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-        # the prompt ends with the signature + docstring (+ scaffold): answer with a body
-        if req["prompt"].rstrip().endswith('"""'):
-            text = (
-                '    area = state["restricted"]\n    if area is None:\n        return prev\n'
-                "    x0, y0, x1, y1 = area\n"
-                "    return [[c for c in cells if not (x0 <= c[0] <= x1 and y0 <= c[1] <= y1)]"
-                " for cells in prev]\n"
-            )
-        else:
-            text = "    return prev\n"  # wrong after a scaffold: keeps the area's cells
-        self._send({"choices": [{"text": text}]})
+        assert req["temperature"] == 0.8 and req["prompt"].endswith("(state, prev):\n")
+        self._send({"choices": [{"text": WRONG if req["seed"] < 2 else RIGHT}]})
 
 
 @pytest.fixture()
-def coder_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Coder)
+def writer_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Writer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/v1"
@@ -183,74 +112,74 @@ def coder_url() -> Iterator[str]:
         server.server_close()
 
 
-def test_cli_with_teacher_endpoint(coder_url: str, tmp_path: Path, capsys: Any) -> None:
-    out = tmp_path / "ext.json"
-    code = cli_main(
-        [
-            "emergency",
-            RULE,
-            "--model",
-            f"openai:{coder_url}?model=coder",
-            "--samples",
-            "3",
-            "--variants",
-            "full-none,full,short",
-            "--out",
-            str(out),
-            "--report-dir",
-            str(tmp_path / "rep"),
-            "--name",
-            "stub",
-        ]
+def test_samples_are_judged_and_only_a_passing_one_is_added(writer_url, tmp_path, worker):
+    result = write_rule_function(
+        GUARD_TEXT, GUARD, model=f"openai:{writer_url}?model=writer", samples=4, worker=worker
     )
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert "3 samples" in printed and "2 passed" in printed
-    report = json.loads((tmp_path / "rep" / "stub.json").read_text())
-    assert [s["passed"] for s in report["samples"]] == [False, True, True]
-    assert report["samples_needed"] == 2
-    ext = json.loads(out.read_text())
-    assert ext["kind"] == "extension" and ext["provenance"]["model"].startswith("openai:")
-    assert ext["functions"][0]["name"] == "drop_restricted_cells"
+    assert [s.ok for s in result.samples] == [False, False, True, True]
+    assert result.first_pass == 3 and result.passed == 2
+    assert set(rw.SEMANTIC_CHECKS) <= set(result.checks)
+    ext = result.extension()
+    entry = ext["functions"][0]
+    assert entry["stage"] == "constraints" and entry["right_when"] == "new_rule_in_force"
+    assert GUARD_TEXT in entry["when_to_call"] and entry["source"].endswith(RIGHT)
+    out, rjson, _ = save_result(result, tmp_path / "ext.json", tmp_path / "rep", "g")
+    assert out is not None and json.loads(rjson.read_text())["first_pass"] == 3
+    with pytest.raises(InvalidArgument, match="--overwrite"):
+        save_result(result, tmp_path / "ext.json", tmp_path / "rep", "g")
+    none = write_rule_function(
+        GUARD_TEXT, GUARD, model=f"openai:{writer_url}?model=writer", samples=2, worker=worker
+    )
+    with pytest.raises(InvalidArgument, match="never added"):
+        none.extension()
 
 
-def test_cli_writes_under_runs_by_default(
-    coder_url: str, tmp_path: Path, monkeypatch: Any, capsys: Any
-) -> None:
-    """Without --out and --report-dir everything lands in runs/emergency/ of the current
-    directory (never in assets/), named <game>_<rule kind>_<model>."""
+def test_a_generated_function_joins_the_base_and_the_oracle_selects_it_when_in_force(
+    writer_url, tmp_path, worker
+):
+    import gymnasium as gym
+
+    import ld_agents
+
+    result = write_rule_function(
+        GUARD_TEXT, GUARD, model=f"openai:{writer_url}?model=writer", samples=3, worker=worker
+    )
+    path, _, _ = save_result(result, tmp_path / "ext.json", tmp_path, "g")
+    env = gym.make("Pursuit-v0", rules=[GUARD])
+    obs, _ = env.reset(seed=2)
+    policy = ld_agents.make("ld_oracle", "Pursuit-v0", rules=[GUARD], extensions=[path])
+    try:
+        state = policy.state(obs)
+        assert policy.base.right_function("constraints", state) == result.name
+        policy.rule_text = None  # the same base with no rule in force: not selected
+        assert policy.base.right_function("constraints", policy.state(obs)) == "no_extra_rule"
+    finally:
+        policy.close()
+
+
+def test_cli_writes_under_runs_by_default(writer_url, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    argv = ["emergency", RULE, "--model", f"openai:{coder_url}?model=coder", "--samples", "1"]
-    assert cli_main([*argv, "--variants", "full"]) == 0
-    exts = list((tmp_path / "runs" / "emergency").glob("pursuit_restricted_area_openai_*.json"))
+    argv = ["emergency", GUARD_TEXT, "--rule", json.dumps(GUARD), "--samples", "3"]
+    assert cli_main([*argv, "--model", f"openai:{writer_url}?model=writer"]) == 0
+    exts = list((tmp_path / "runs" / "emergency").glob("*.json"))
     assert len(exts) == 1 and json.loads(exts[0].read_text())["kind"] == "extension"
-    reports = tmp_path / "runs" / "emergency" / "reports"
-    assert sorted(p.suffix for p in reports.iterdir()) == [".json", ".md"]
-    assert str(exts[0].relative_to(tmp_path)) in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "3 samples, 1 passed" in printed and "first pass at sample 3" in printed
 
 
 @pytest.mark.llm
-def test_embedded_model_writes_samples(tmp_path: Path) -> None:
-    """The real embedded model: two short samples, each judged; the result is labelled."""
-    base = shipped_base("pursuit")
-    res = handle_emergency(
-        RULE,
-        base,
-        backend="hf:embedded",
-        samples=2,
-        batch=2,
-        max_new_tokens=48,
-        variants=["full-loop", "full-unpack"],
-    )
-    assert res.tried == 2 and res.model == "hf:embedded"
-    for s in res.samples:
-        assert s.source.startswith(f"def {s.name}(state, prev):")
-        assert s.passed == (not s.failures)
-    if res.passed:
-        assert res.source_kind == "generated"
-        assert res.extension["provenance"]["model"] == "hf:embedded"
-    else:
-        assert res.source_kind == "stand-in"
-        assert res.extension["provenance"]["note"].startswith(FALLBACK_NOTE)
-    assert res.function in [f.name for f in base.stage_candidates("constraints")]
-    write_report(res, tmp_path, "llm")
+def test_embedded_writer_samples_are_reproducible(worker):
+    """The real embedded model with the shipped writer adapter: two samples at a fixed
+    seed; the same seed gives the same code, and each verdict is the validator's."""
+    if not (rw_adapter := Path("assets/adapters/ld-pursuit-writer/adapter")).is_dir():
+        pytest.skip("no shipped writer adapter")
+    rule = {"kind": "block", "cells": [6, 5, 9, 8], "pieces": "pursuers"}
+    text = rw.wording(pr.make_rule(rule, 21), rw.HELD_OUT_WORDING)
+    runs = [
+        write_rule_function(text, rule, adapter=rw_adapter, samples=2, seed=7, worker=worker)
+        for _ in range(2)
+    ]
+    assert [s.source for s in runs[0].samples] == [s.source for s in runs[1].samples]
+    for s in runs[0].samples:
+        again = rw.check_rule_function(s.source, runs[0].name, worker, pr.make_rule(rule, 21))
+        assert again.ok == s.ok

@@ -1,96 +1,96 @@
-"""``ld-gym emergency RULE``: turn a new rule given as text into a validated function.
+"""``ld-gym emergency "RULE TEXT"``: the small model writes the function for a new rule.
 
-The model (``--model``, default the embedded ``hf:embedded``; any spec, e.g. an
-OpenAI-compatible teacher ``openai:URL?model=NAME``) writes ``--samples`` candidates from
-code-completion prompts; each is checked statically and validated in the sandbox against the
-rule's properties; the first that passes is written as an extension file (``--out``, default
-``runs/emergency/<game>_<rule>_<model>.json``). When none passes, the shipped stand-in is
-written instead, labelled ``"stand-in, generation failed"``. The report (JSON + Markdown)
-goes to ``--report-dir`` (default ``runs/emergency/reports``). Exit 0 when a generated
-function passed, 2 when the stand-in was used. The work is
-:func:`ld_agents.ld.emergency.run_emergency`.
+    ld-gym emergency "Pursuer B may not stop in the same column as pursuer A." \\
+        --rule '{"kind": "guard", "pursuer": "A", "other": "B", "axis": "column"}'
+    ld-gym emergency "No piece may step into the block in state['restricted']." \\
+        --rule restricted_area
+    ld-gym emergency "No pursuer may stop on the four cells diagonal to the evader."
+
+The writer (``--model``, default the embedded Gemma-3-270M with the shipped writer adapter)
+draws ``--samples`` completions at ``--temperature``, seeds ``--seed``, ``--seed``+1, ...;
+each is validated in the sandbox: against the rule's semantics when ``--rule`` gives them
+(a spec in the schema of ``ld_envs.pursuit_rules``, or ``restricted_area``), otherwise
+only the checks that need none (the report says which ran). The first sample that passes
+is written as an extension file (``--out``); load it with
+``ld_agents.make("ld", ENV_ID, extensions=[OUT], rules=[SPEC])``. Exit 0 when a sample
+passed, 3 when none did (nothing is added). The work is
+:func:`ld_agents.ld.emergency.write_rule_function`.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-HELP = "write a new function for a new rule (emergency), validate it, add it to the base"
+HELP = "the small model writes the function for a new rule; validate it; add it to the base"
 
-EXIT_GENERATED, EXIT_FALLBACK = 0, 2
-
-DEFAULT_RULE = "no piece may enter the 5x5 block (x0, y0, x1, y1)"
+EXIT_PASSED, EXIT_NONE_PASSED = 0, 3
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rule_text", metavar="RULE", help="the new rule, as text")
     parser.add_argument(
-        "rule",
-        nargs="?",
-        default=DEFAULT_RULE,
-        help=f"the new rule as text (default: {DEFAULT_RULE!r})",
-    )
-    parser.add_argument(
-        "--game", default="pursuit", choices=["pursuit"], help="the game the rule is for"
-    )
-    parser.add_argument("--model", default="hf:embedded", help="model spec that writes the code")
-    parser.add_argument("--base", default=None, help="base JSON (default: the shipped base)")
-    parser.add_argument("--samples", type=int, default=8, help="samples (prompt variants) to try")
-    parser.add_argument("--batch", type=int, default=4, help="samples generated per batch")
-    parser.add_argument(
-        "--max-new-tokens", type=int, default=160, help="longest completion per sample, in tokens"
-    )
-    parser.add_argument(
-        "--stop-at-first", action="store_true", help="stop after the batch where one passes"
-    )
-    parser.add_argument(
-        "--variants", default=None, help="comma-separated prompt variant keys (default: all)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the validation inputs")
-    parser.add_argument(
-        "--out",
+        "--rule",
         default=None,
-        help="extension file to write (default: runs/emergency/STEM.json; name a path under "
-        "assets/function_bases/generated/ to ship it)",
+        metavar="SPEC",
+        help="the rule's semantics: a JSON spec in the schema of ld_envs.pursuit_rules, a .json "
+        "file holding one, or restricted_area (the drawn 5x5 area); without it only the "
+        "checks that need no semantics run",
     )
     parser.add_argument(
-        "--report-dir",
-        default=None,
-        help="folder of the report STEM.json + STEM.md (default: runs/emergency/reports)",
+        "--model", default="hf:embedded", help="model spec of the writer (hf:, vllm:, openai:)"
     )
     parser.add_argument(
-        "--name", default=None, help="file stem STEM (default: <game>_<rule kind>_<model>)"
+        "--adapter",
+        default="default",
+        help="writer LoRA adapter folder for an hf: model: 'default' (the shipped one) or 'none'",
     )
+    parser.add_argument("--samples", type=int, default=8, help="functions to sample")
+    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first sample")
+    parser.add_argument("--boards", type=int, default=60, help="sampled boards per validation")
+    parser.add_argument("--max-new-tokens", type=int, default=160, help="longest completion")
+    parser.add_argument("--name", default=None, help="file stem and function name")
+    parser.add_argument(
+        "--out", default=None, help="extension file (default: runs/emergency/NAME.json)"
+    )
+    parser.add_argument(
+        "--report-dir", default="runs/emergency/reports", help="folder of NAME.json + NAME.md"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ld_agents.ld.emergency import run_emergency
+    from ld_agents.ld.emergency import (
+        function_name,
+        read_rule_arg,
+        save_result,
+        write_rule_function,
+    )
 
-    done = run_emergency(
-        args.rule,
-        game=args.game,
+    name = args.name or function_name(args.rule_text)
+    result = write_rule_function(
+        args.rule_text,
+        rule=read_rule_arg(args.rule),
         model=args.model,
-        base=args.base,
+        adapter=None if args.adapter == "none" else args.adapter,
         samples=args.samples,
-        batch=args.batch,
-        max_new_tokens=args.max_new_tokens,
-        stop_at_first=args.stop_at_first,
-        variants=args.variants.split(",") if args.variants else None,
+        temperature=args.temperature,
         seed=args.seed,
-        out=args.out,
-        report_dir=args.report_dir,
-        name=args.name,
+        name=name,
+        boards=args.boards,
+        max_new_tokens=args.max_new_tokens,
     )
-    result = done.result
+    out = Path(args.out) if args.out else Path("runs") / "emergency" / f"{name}.json"
+    extension, rjson, rmd = save_result(result, out, args.report_dir, name, args.overwrite)
     print(
-        f"rule {args.rule!r} -> stage {result.stage}: {result.tried} samples from "
-        f"{result.model}, {result.passed} passed"
+        f"rule -> stage {result.stage} ({result.how}); {len(result.samples)} samples, "
+        f"{result.passed} passed; first pass at sample {result.first_pass or '-'}"
     )
-    if result.source_kind == "generated":
-        print(f"added {result.function} (sample {result.first_pass}); extension {done.extension}")
+    print(f"checks run: {', '.join(result.checks)}")
+    if extension is not None:
+        print(f"extension: {extension}")
     else:
-        print(
-            f"NO SAMPLE PASSED: fell back to the shipped stand-in {result.function} "
-            f"(provenance 'stand-in, generation failed'); extension {done.extension}"
-        )
-    print(f"report: {done.report_json}, {done.report_md}")
-    return EXIT_GENERATED if result.source_kind == "generated" else EXIT_FALLBACK
+        print("NO SAMPLE PASSED: nothing was added to the base")
+    print(f"report: {rjson}, {rmd}")
+    return EXIT_PASSED if extension is not None else EXIT_NONE_PASSED

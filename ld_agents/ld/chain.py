@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ld_agents.base import Policy, game_of, register
@@ -30,11 +31,13 @@ from ld_agents.ld.base import (
     ChainTrace,
     Chooser,
     FunctionBase,
+    read_base_file,
     shipped_base,
 )
 from ld_agents.ld.games import game_spec
 from ld_agents.ld.sandbox import Limits, SandboxWorker
 from ld_envs import pursuit as pu
+from ld_envs import pursuit_rules
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +52,12 @@ class FunctionChainPolicy(Policy):
         worker: SandboxWorker | None = None,
         size: int = pu.DEFAULT_SIZE,
         seed: int | None = None,
+        rule_text: str | None = None,
     ) -> None:
         super().__init__(seed)
         self.base = base
+        #: the new rule in force, as the policy is told it (``state["rule"]``; None: none)
+        self.rule_text = rule_text or None
         #: the chooser given (``None``: the ground-truth labeller)
         self.custom_chooser = chooser
         self.worker = worker or SandboxWorker(Limits())
@@ -67,8 +73,11 @@ class FunctionChainPolicy(Policy):
         return self.custom_chooser or self.base.ground_truth_chooser()
 
     def state(self, obs: Any) -> dict[str, Any]:
-        """The function-base state of an observation."""
-        return self.base.spec.state_from_obs(obs, size=self.size)
+        """The function-base state of an observation (with the new rule's text, if any)."""
+        state = self.base.spec.state_from_obs(obs, size=self.size)
+        if self.rule_text is not None:
+            state["rule"] = self.rule_text
+        return state
 
     def decide(self, obs: Any) -> tuple[Any, ChainTrace]:
         """Run the chain on one observation: ``(action, trace)``."""
@@ -135,6 +144,15 @@ def collect_states(
     return states
 
 
+def rule_text_of(rules: Any, size: int = pu.DEFAULT_SIZE) -> str | None:
+    """The text a policy is told for new rules: rule specs (as ``gym.make`` takes them,
+    with fixed parameters) become their texts; ``None`` or ``[]``: no new rule."""
+    specs = pursuit_rules.parse_rules(rules)
+    if not specs:
+        return None
+    return pursuit_rules.rules_text([pursuit_rules.make_rule(s, size) for s in specs])
+
+
 def oracle_base(env_id: str, emergency: bool = True) -> FunctionBase:
     """The shipped base for an env; ``PursuitRestricted-v0`` gets the shipped emergency
     function for the restricted area when ``emergency`` is true."""
@@ -149,9 +167,14 @@ def _oracle(
     emergency: bool = True,
     base: FunctionBase | None = None,
     seed: int | None = None,
+    rules: Any = None,
+    extensions: Sequence[str | Path] = (),
     **_: Any,
 ) -> FunctionChainPolicy:
-    return FunctionChainPolicy(base or oracle_base(env_id, emergency), size=size, seed=seed)
+    fb = base or oracle_base(env_id, emergency)
+    for path in extensions:
+        fb.extend(read_base_file(path), origin=str(path))
+    return FunctionChainPolicy(fb, size=size, seed=seed, rule_text=rule_text_of(rules, size))
 
 
 register("ld_oracle", "pursuit")(_oracle)

@@ -36,7 +36,7 @@ from typing import Any
 from ld_agents.base import game_of, register
 from ld_agents.files import assets_dir
 from ld_agents.ld.base import FunctionBase, read_base_file, shipped_base
-from ld_agents.ld.chain import FunctionChainPolicy
+from ld_agents.ld.chain import FunctionChainPolicy, rule_text_of
 
 # the prompt builders are importable from here too (ld_agents.ld.policy.static_prompt ...)
 from ld_agents.ld.prompts import (
@@ -151,8 +151,16 @@ class LDPolicy(FunctionChainPolicy):
         worker: SandboxWorker | None = None,
         size: int = pu.DEFAULT_SIZE,
         seed: int | None = None,
+        rule_text: str | None = None,
     ) -> None:
-        super().__init__(base, chooser=self._choose_one, worker=worker, size=size, seed=seed)
+        super().__init__(
+            base,
+            chooser=self._choose_one,
+            worker=worker,
+            size=size,
+            seed=seed,
+            rule_text=rule_text,
+        )
         self.config = config or LDConfig()
         self.backend = get_backend(backend)
         self.retriever: Any = None
@@ -309,17 +317,24 @@ class LDPolicy(FunctionChainPolicy):
 # --------------------------------------------------------------------------- factory
 
 
-def ld_base(env_id: str, emergency: bool | str | Path = True) -> FunctionBase:
+def ld_base(
+    env_id: str, emergency: bool | str | Path = True, extensions: Sequence[str | Path] = ()
+) -> FunctionBase:
     """The base the student plays ``env_id`` with: the game's shipped base, plus for
     ``PursuitRestricted-v0`` the restricted-area emergency function (the shipped stand-in
-    when ``emergency`` is true, the extension file when it is a path)."""
+    when ``emergency`` is true, the extension file when it is a path), plus the functions
+    of each extension file in ``extensions`` (e.g. written by ``ld-gym emergency`` for a
+    new rule)."""
     game = game_of(env_id)
     if env_id != "PursuitRestricted-v0" or emergency is False:
-        return shipped_base(game)
-    if emergency is True:
-        return shipped_base(game, ["restricted_area"])
-    base = shipped_base(game)
-    base.extend(read_base_file(emergency), origin=str(emergency))
+        base = shipped_base(game)
+    elif emergency is True:
+        base = shipped_base(game, ["restricted_area"])
+    else:
+        base = shipped_base(game)
+        base.extend(read_base_file(emergency), origin=str(emergency))
+    for path in extensions:
+        base.extend(read_base_file(path), origin=str(path))
     return base
 
 
@@ -336,12 +351,15 @@ def _make_ld(
     top_k: int = 5,
     side: str = "pursuers",
     adapter_sha256: str | None = None,
+    rules: Any = None,
+    extensions: Sequence[str | Path] = (),
     **_: Any,
 ) -> LDPolicy:
     if side != "pursuers":
         raise InvalidArgument("the LD student plays the pursuers; use 'raw' for an LLM evader")
     game = game_of(env_id)
-    fb = base if base is not None else ld_base(env_id, emergency)
+    fb = base if base is not None else ld_base(env_id, emergency, extensions)
+    rule_text = rule_text_of(rules, size)
     if isinstance(model, Backend):
         config = LDConfig(
             adapter=adapter,
@@ -362,7 +380,7 @@ def _make_ld(
             adapter_sha256=adapter_sha256,
         )
         backend = ld_backend_spec(game, config)
-    return LDPolicy(fb, backend, config, size=size, seed=seed)
+    return LDPolicy(fb, backend, config, size=size, seed=seed, rule_text=rule_text)
 
 
 register("ld", "pursuit")(_make_ld)

@@ -52,12 +52,16 @@ def _cell(c: Sequence[int]) -> str:
 
 
 def extra_rule_text(state: dict[str, Any]) -> str:
-    """The extra rule in force on a pursuit board, in words (``none`` without one)."""
+    """The extra rule in force on a pursuit board, in words (``none`` without one): the
+    restricted area, and a new rule's own text (``state["rule"]``)."""
+    parts = []
     area = state.get("restricted")
-    if area is None:
-        return "none"
-    x0, y0, x1, y1 = area
-    return f"no piece may enter the restricted area x {x0}..{x1}, y {y0}..{y1}"
+    if area is not None:
+        x0, y0, x1, y1 = area
+        parts.append(f"no piece may enter the restricted area x {x0}..{x1}, y {y0}..{y1}")
+    if state.get("rule"):
+        parts.append(str(state["rule"]).strip().rstrip("."))
+    return "; ".join(parts) or "none"
 
 
 def state_text(game: str, state: dict[str, Any], extra_rule: str | None = None) -> str:

@@ -29,15 +29,28 @@ from ld_envs.errors import InvalidArgument
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One free-text generation: stop at any of ``until`` or after ``max_new_tokens``."""
+    """One free-text generation: stop at any of ``until`` or after ``max_new_tokens``.
+
+    ``temperature`` 0 (the default) decodes greedily; above 0 each token is sampled from the
+    softmax of the logits divided by it, from a generator seeded with ``seed``, so one
+    request with one seed gives one text.
+    """
 
     context: str
     until: tuple[str, ...] = ()
     max_new_tokens: int = 64
+    temperature: float = 0.0
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise InvalidArgument(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not isinstance(self.temperature, (int, float)) or not 0 <= self.temperature <= 10:
+            raise InvalidArgument(
+                f"temperature must be a number in [0, 10], got {self.temperature!r}"
+            )
+        if self.temperature > 0 and self.seed is None:
+            raise InvalidArgument("sampling (temperature > 0) needs a seed, for reproducible text")
 
 
 @dataclass

@@ -650,7 +650,8 @@ class HFBackend(Backend):
 
     # ------------------------------------------------------------------ generation
     def generate_until(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        """Greedy continuations, batched, in request order (stop strings excluded)."""
+        """Continuations, batched, in request order (stop strings excluded): greedy, or
+        sampled where a request sets a temperature (from its own seeded generator)."""
         reqs = [r if isinstance(r, GenerationRequest) else _as_request(r) for r in requests]
         results: list[str] = [""] * len(reqs)
         for chunk, ids in self._generation_batches(reqs):
@@ -714,6 +715,9 @@ class HFBackend(Backend):
         ]
         generated: list[list[int]] = [[] for _ in range(bsz)]
         texts: list[str | None] = [None] * bsz
+        samplers = [
+            torch.Generator().manual_seed(int(r.seed)) if r.temperature > 0 else None for r in reqs
+        ]
         active = list(range(bsz))  # original row of each live batch row
         with torch.inference_mode():
             cache = self._cache_from(state, n, bsz, record=False)
@@ -734,7 +738,9 @@ class HFBackend(Backend):
                 self.stats.extra["logit_rows"] = (
                     self.stats.extra.get("logit_rows", 0) + logits.shape[0]
                 )
-                nxt = logits.float().argmax(dim=-1)
+                nxt = _next_tokens(
+                    logits.float(), [reqs[r] for r in active], [samplers[r] for r in active]
+                )
                 keep: list[int] = []
                 for j, row in enumerate(active):
                     tok = int(nxt[j])
@@ -782,6 +788,18 @@ class HFBackend(Backend):
         for name in ("model", "body", "head"):
             if hasattr(self, name):
                 delattr(self, name)
+
+
+def _next_tokens(logits: Any, reqs: Sequence[GenerationRequest], samplers: Sequence[Any]) -> Any:
+    """Per row, the argmax (temperature 0) or a token sampled at the row's temperature."""
+    import torch
+
+    nxt = logits.argmax(dim=-1)
+    for j, (req, gen) in enumerate(zip(reqs, samplers, strict=True)):
+        if gen is not None:
+            probs = torch.softmax(logits[j].cpu() / req.temperature, dim=-1)
+            nxt[j] = int(torch.multinomial(probs, 1, generator=gen))
+    return nxt
 
 
 def _find_stop(text: str, until: Sequence[str]) -> int | None:

@@ -331,7 +331,8 @@ class OpenAIBackend(Backend):
     # -- the protocol -------------------------------------------------------------------
 
     def generate_until(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        """Greedy completions (temperature 0), cut at the first stop string, in order."""
+        """Completions (greedy unless a request sets a temperature, then with its seed), cut at
+        the first stop string, in order."""
         start = time.perf_counter()
         model = self.model
         out = self._map(lambda r: self._generate_one(model, r), list(requests))
@@ -342,7 +343,8 @@ class OpenAIBackend(Backend):
         payload: dict[str, Any] = {
             "model": model,
             "max_tokens": req.max_new_tokens,
-            "temperature": 0.0,
+            "temperature": float(req.temperature),
+            **({"seed": req.seed} if req.seed is not None else {}),
         }
         if req.until:
             payload["stop"] = list(req.until)

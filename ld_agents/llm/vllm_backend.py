@@ -324,7 +324,8 @@ class VLLMBackend(Backend):
             prompts.append(TokensPrompt(prompt_token_ids=row))
             params.append(
                 SamplingParams(
-                    temperature=0.0,
+                    temperature=float(req.temperature),
+                    seed=req.seed,
                     max_tokens=min(req.max_new_tokens, self.max_length - len(row)),
                     stop=list(req.until) or None,
                 )

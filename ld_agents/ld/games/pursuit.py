@@ -314,8 +314,13 @@ PURSUIT = GameSpec(
         ),
         "no_extra_rule": Predicate(
             "no_extra_rule",
-            "no rule beyond the base game is in force (no restricted area)",
-            lambda s, p: s.get("restricted") is None,
+            "no rule beyond the base game is in force (no restricted area, no new rule)",
+            lambda s, p: s.get("restricted") is None and s.get("rule") is None,
+        ),
+        "new_rule_in_force": Predicate(
+            "new_rule_in_force",
+            "a new rule (state['rule'], its text; ld_envs.pursuit_rules) is in force",
+            lambda s, p: s.get("rule") is not None,
         ),
         "restricted_area_in_force": Predicate(
             "restricted_area_in_force",
