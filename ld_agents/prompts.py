@@ -25,6 +25,7 @@ from ld_envs.pursuit import (
     PURSUER_NAMES,
     Area,
     Cell,
+    pursuer_action_mask,
 )
 
 
@@ -61,9 +62,23 @@ def pursuer_targets_from_mask(obs: dict[str, np.ndarray]) -> list[list[Cell]]:
     return out
 
 
-def pursuit_pursuers_prompt(obs: dict[str, np.ndarray], size: int) -> str:
-    """The raw pursuers' prompt: rules, state and each pursuer's legal target cells."""
-    targets = pursuer_targets_from_mask(obs)
+def pursuit_pursuers_prompt(
+    obs: dict[str, np.ndarray], size: int, rule_text: str | None = None, rule_mask: str = "env"
+) -> str:
+    """The raw pursuers' prompt: rules, state and each pursuer's legal target cells.
+
+    ``rule_text``: a new rule in force, told as text. ``rule_mask``: ``"env"`` lists the
+    cells the env's mask allows (a new rule's cells already left out); ``"base"`` lists the
+    base game's legal cells, so the new rule is known from its text alone."""
+    if rule_mask == "base":
+        cells = [tuple(p) for p in obs["pursuers"].tolist()]
+        base = dict(obs, action_mask=pursuer_action_mask(cells, size, _area(obs)))
+        targets = pursuer_targets_from_mask(base)
+    else:
+        targets = pursuer_targets_from_mask(obs)
+    rule = area_rule(_area(obs))
+    if rule_text:
+        rule += f"; and a new rule is in force: {rule_text.strip().rstrip('.')}"
     lines = [
         f"Pursuer {name} is at {fmt_cell(p)}. It may move to: "
         + ", ".join(fmt_cell(t) for t in cells)
@@ -72,7 +87,7 @@ def pursuit_pursuers_prompt(obs: dict[str, np.ndarray], size: int) -> str:
     return template("pursuit_pursuers").format(
         size=size,
         max_xy=size - 1,
-        area_rule=area_rule(_area(obs)),
+        area_rule=rule,
         max_steps=MAX_STEPS,
         max_violations=MAX_VIOLATIONS,
         evader=fmt_cell(obs["evader"]),

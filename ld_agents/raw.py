@@ -104,12 +104,22 @@ class RawPursuers(LLMPolicy):
         size: int = DEFAULT_SIZE,
         seed: int | None = None,
         max_new_tokens: int | None = None,
+        rule_text: str | None = None,
+        rule_mask: str = "env",
     ) -> None:
         super().__init__(model, seed, max_new_tokens)
+        if rule_mask not in ("env", "base"):
+            raise InvalidArgument(f"rule_mask must be 'env' or 'base', got {rule_mask!r}")
         self.size = size
+        #: a new rule told as text, and which legal cells the prompt lists (see the prompt)
+        self.rule_text = rule_text
+        self.rule_mask = rule_mask
 
     def prompts(self, observations: Sequence[dict[str, np.ndarray]]) -> list[str]:
-        return [pursuit_pursuers_prompt(o, self.size) for o in observations]
+        return [
+            pursuit_pursuers_prompt(o, self.size, self.rule_text, self.rule_mask)
+            for o in observations
+        ]
 
     def act_batch(self, observations: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
         answers = self.generate(self.prompts(observations))

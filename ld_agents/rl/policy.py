@@ -39,6 +39,7 @@ from ld_agents.rl.wrappers import (
     game_of_env,
 )
 from ld_envs.errors import InvalidArgument
+from ld_envs.pursuit import pursuer_action_mask
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,14 @@ class RLPolicy(Policy):
         device: str = "cpu",
         model: Any = None,
         mask_area: bool | None = None,
+        rule_mask: str = "env",
     ) -> None:
         super().__init__(seed)
+        if rule_mask not in ("env", "base"):
+            raise InvalidArgument(f"rule_mask must be 'env' or 'base', got {rule_mask!r}")
+        #: "env": the env's mask (new rules included: the rule is given for free);
+        #: "base": the base game's mask, the new rules unknown (as to the LLMs, told only text)
+        self.rule_mask = rule_mask
         self.game = game
         self.config: dict[str, Any] = {}
         if model is None:
@@ -167,6 +174,15 @@ class RLPolicy(Policy):
         probs = dist.distribution.probs[0].cpu().numpy().astype(float)
         return tuple(float(p) for p in probs / probs.sum())
 
+    def _base_game_view(self, obs: Obs) -> Obs:
+        """The observation as the base game shows it: the new rules' cells left out of the
+        mask (features and masking then know nothing of them)."""
+        area = tuple(obs["restricted"].tolist()) if "restricted" in obs else None
+        cells = [tuple(p) for p in np.asarray(obs["pursuers"]).tolist()]
+        view = {k: v for k, v in obs.items() if k != "forbidden"}
+        view["action_mask"] = pursuer_action_mask(cells, self.size, area)
+        return view
+
     def _mask(self, obs: Obs) -> np.ndarray:
         if self.game == "pursuit":
             return np.asarray(obs["action_mask"], dtype=bool).reshape(-1)
@@ -182,6 +198,8 @@ class RLPolicy(Policy):
         """One batched forward pass for several observations."""
         if not observations:
             return []
+        if self.game == "pursuit" and self.rule_mask == "base":
+            observations = [self._base_game_view(o) for o in observations]
         if self.game == "pursuit" and not self.mask_area:
             observations = [area_blind(o, self.size) for o in observations]
         feats = np.stack([self._features(o, self.size) for o in observations])
@@ -215,12 +233,19 @@ def _rl_pursuit(
     seed: int | None = None,
     side: str = "pursuers",
     mask_area: bool | None = None,
+    rule_mask: str = "env",
     **_: Any,
 ) -> RLPolicy:
     if side != "pursuers":
         raise InvalidArgument("the rl policy plays the pursuers; for the evader use 'greedy'")
     return RLPolicy(
-        "pursuit", path, deterministic=deterministic, size=size, seed=seed, mask_area=mask_area
+        "pursuit",
+        path,
+        deterministic=deterministic,
+        size=size,
+        seed=seed,
+        mask_area=mask_area,
+        rule_mask=rule_mask,
     )
 
 
