@@ -8,16 +8,31 @@ default loops over ``act``.
 Policies are named per game (``"pursuit"``, ``"twentyone"``) in lazy registries
 (:class:`ld_agents.registry.Registry`): the modules in ``_BUILTIN_MODULES`` are imported on
 the first lookup, and those needing a missing optional extra stay out.
+
+Keywords. :func:`make` refuses a keyword the factory does not name
+(:class:`~ld_envs.errors.UnknownKeyword`, with the closest one), so a typo never goes
+unnoticed and a run records only what it used. A factory's ``**_`` takes nothing; a
+factory with ``**kwargs`` under another name forwards them and checks them itself.
+:func:`policy_keywords` says what a factory takes (the sweeps pass the board ``size``, the
+``side`` and 21 points' ``opponent``/``open_cards`` only to factories that name them).
+
+Observations. A policy given an observation it cannot read (another game's, or a
+flattened one) raises :class:`~ld_envs.errors.InvalidObservation` saying which it got
+and which it reads (:func:`ld_envs.errors.guard_observation` wraps every subclass's
+``act`` and ``act_batch``; :func:`make` sets the policy's ``game``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ld_agents.registry import Registry, unknown_name
+from ld_envs.errors import UnknownKeyword, close_match, guard_observation
 
 
 @runtime_checkable
@@ -40,6 +55,14 @@ class Policy:
 
     #: Short name used in tables (``make`` sets it to the registry name when left empty).
     name: str = ""
+    #: the game whose observations it reads (``pursuit``, ``twentyone``; ``make`` sets it)
+    game: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for method, batch in (("act", False), ("act_batch", True)):
+            if method in cls.__dict__:
+                setattr(cls, method, guard_observation(batch=batch)(cls.__dict__[method]))
 
     def __init__(self, seed: int | None = None) -> None:
         self.np_random = np.random.default_rng(seed)
@@ -125,17 +148,51 @@ def factory(name: str, env_id: str) -> PolicyFactory:
     return _registry(game_of(env_id)).get(name, kind=f"policy for {env_id}")
 
 
+def policy_keywords(name: str, env_id: str) -> frozenset[str] | None:
+    """The keywords the factory of ``name`` takes (``env_id`` aside); ``None`` when it takes
+    any (a ``**kwargs`` it forwards; a ``**_`` takes nothing)."""
+    try:
+        params = inspect.signature(factory(name, env_id)).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the factory decide
+        return None
+    if any(p.kind is p.VAR_KEYWORD and p.name != "_" for p in params):
+        return None
+    named = (p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    return frozenset(named) - {"env_id"}
+
+
+def check_policy_kwargs(name: str, env_id: str, kwargs: Mapping[str, Any]) -> None:
+    """Refuse a keyword the factory of ``name`` does not take, naming the closest one
+    (:class:`~ld_envs.errors.UnknownKeyword`); an unknown ``name`` fails first."""
+    known = policy_keywords(name, env_id)
+    if known is None:
+        return
+    for key in kwargs:
+        if key not in known:
+            close = close_match(key, known)
+            hint = f"; did you mean {close!r}?" if close else ";"
+            raise UnknownKeyword(
+                f"policy {name!r} for {env_id} takes no keyword {key!r}{hint} it takes: "
+                f"{', '.join(sorted(known)) or 'none'}"
+            )
+
+
 def make(name: str, env_id: str, **kwargs: Any) -> Policy:
     """Build the policy registered as ``name`` for ``env_id``.
 
     >>> make("scripted", "Pursuit-v0")          # doctest: +SKIP
     >>> make("optimal", "TwentyOne-v0", opponent="dealer", open_cards=False)  # doctest: +SKIP
 
-    An unknown name fails listing the names known for that env, the closest one first.
+    An unknown name fails listing the names known for that env, the closest one first; so
+    does a keyword the policy does not take (``open_card=True`` -> ``open_cards``).
     """
+    check_policy_kwargs(name, env_id, kwargs)
     policy = factory(name, env_id)(env_id=env_id, **kwargs)
     if not policy.name:
         policy.name = name
+    if getattr(policy, "game", None) is None:
+        with contextlib.suppress(AttributeError):  # a read-only or slotted object
+            policy.game = game_of(env_id)
     return policy
 
 
@@ -143,21 +200,3 @@ def _load_builtin_policies() -> None:
     """Import the modules whose ``@register`` decorators fill the registry (once)."""
     for registry in _POLICIES.values():
         registry.load()
-
-
-class _ByName:
-    """Read view ``name -> {game: factory}`` of the registries, with ``pop`` (older callers:
-    ``benchmarks.rollout`` and the sweep tests; new code calls :func:`factory`)."""
-
-    def __getitem__(self, name: str) -> dict[str, PolicyFactory]:
-        found = {g: r.get(name) for g, r in _POLICIES.items() if name in r}
-        if not found:
-            raise KeyError(name)
-        return found
-
-    def pop(self, name: str, default: Any = None) -> Any:
-        found = {g: f for g, r in _POLICIES.items() if (f := r.remove(name)) is not None}
-        return found or default
-
-
-_REGISTRY = _ByName()

@@ -191,14 +191,22 @@ class RawTwentyOne(LLMPolicy):
 
 @register("raw", "twentyone")
 def _raw_twentyone(
-    env_id: str, model: str | Backend = DEFAULT_MODEL, seed: int | None = None, **kwargs: Any
+    env_id: str,
+    model: str | Backend = DEFAULT_MODEL,
+    seed: int | None = None,
+    max_new_tokens: int | None = None,
 ) -> Policy:
-    return RawTwentyOne(model=model, seed=seed, **kwargs)
+    return RawTwentyOne(model=model, seed=seed, max_new_tokens=max_new_tokens)
 
 
 @register("teacher", "twentyone")
-def _teacher_twentyone(env_id: str, model: str | Backend | None = None, **kwargs: Any) -> Policy:
-    return _raw_twentyone(env_id, model=_teacher_model(model), **kwargs)
+def _teacher_twentyone(
+    env_id: str,
+    model: str | Backend | None = None,
+    seed: int | None = None,
+    max_new_tokens: int | None = None,
+) -> Policy:
+    return _raw_twentyone(env_id, _teacher_model(model), seed, max_new_tokens)
 
 
 @register("raw", "pursuit")
@@ -208,13 +216,19 @@ def _raw_pursuit(
     model: str | Backend = DEFAULT_MODEL,
     size: int = DEFAULT_SIZE,
     seed: int | None = None,
-    **kwargs: Any,
+    max_new_tokens: int | None = None,
+    rule_text: str | None = None,
+    rule_mask: str = "env",
 ) -> Policy:
     if side == "evader":
-        return RawEvader(model=model, size=size, seed=seed, **kwargs)
+        if rule_text is not None or rule_mask != "env":
+            raise InvalidArgument(
+                "rule_text and rule_mask tell the pursuers a new rule; the raw evader takes neither"
+            )
+        return RawEvader(model=model, size=size, seed=seed, max_new_tokens=max_new_tokens)
     if side != "pursuers":
         raise InvalidArgument(f"side must be 'pursuers' or 'evader', got {side!r}")
-    return RawPursuers(model=model, size=size, seed=seed, **kwargs)
+    return RawPursuers(model, size, seed, max_new_tokens, rule_text, rule_mask)
 
 
 def _teacher_model(model: str | Backend | None) -> str | Backend:
@@ -227,5 +241,15 @@ def _teacher_model(model: str | Backend | None) -> str | Backend:
 
 
 @register("teacher", "pursuit")
-def _teacher_pursuit(env_id: str, model: str | Backend | None = None, **kwargs: Any) -> Policy:
-    return _raw_pursuit(env_id, model=_teacher_model(model), **kwargs)
+def _teacher_pursuit(
+    env_id: str,
+    side: str = "pursuers",
+    model: str | Backend | None = None,
+    size: int = DEFAULT_SIZE,
+    seed: int | None = None,
+    max_new_tokens: int | None = None,
+    rule_text: str | None = None,
+    rule_mask: str = "env",
+) -> Policy:
+    model = _teacher_model(model)
+    return _raw_pursuit(env_id, side, model, size, seed, max_new_tokens, rule_text, rule_mask)

@@ -24,23 +24,14 @@ definition run again (same module and qualified name: a reloaded module, a re-ru
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from typing import Any, Generic, TypeVar
 
-from ld_envs.errors import InvalidArgument, UnknownName
+from ld_envs.errors import InvalidArgument, unknown_name
 
 T = TypeVar("T")
-
-
-def unknown_name(kind: str, name: object, known: Iterable[str]) -> UnknownName:
-    """The "unknown X" error: the closest known name (when one is close) and all of them."""
-    known = sorted(known)
-    close = difflib.get_close_matches(str(name), known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ";"
-    return UnknownName(f"unknown {kind} {name!r}{hint} known: {', '.join(known)}")
 
 
 @cache

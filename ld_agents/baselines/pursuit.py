@@ -212,7 +212,6 @@ def _random(
     masked: bool = True,
     seed: int | None = None,
     size: int = DEFAULT_SIZE,
-    **_: Any,
 ) -> Any:
     if _check_side(side) == "evader":
         return RandomEvader(seed=seed, size=size)
@@ -220,7 +219,7 @@ def _random(
 
 
 @register("random_blind", "pursuit")
-def _random_blind(env_id: str, side: str = "pursuers", seed: int | None = None, **_: Any) -> Any:
+def _random_blind(env_id: str, side: str = "pursuers", seed: int | None = None) -> Any:
     if _check_side(side) != "pursuers":
         raise InvalidArgument("random_blind plays the pursuers only; use 'random' for the evader")
     return RandomPursuers(masked=False, seed=seed)
@@ -228,7 +227,7 @@ def _random_blind(env_id: str, side: str = "pursuers", seed: int | None = None, 
 
 @register("scripted", "pursuit")
 def _scripted(
-    env_id: str, side: str = "pursuers", seed: int | None = None, size: int = DEFAULT_SIZE, **_: Any
+    env_id: str, side: str = "pursuers", seed: int | None = None, size: int = DEFAULT_SIZE
 ) -> Any:
     if _check_side(side) == "evader":
         return GreedyEvader(seed=seed, size=size)
@@ -237,7 +236,7 @@ def _scripted(
 
 @register("greedy", "pursuit")
 def _greedy(
-    env_id: str, side: str = "evader", seed: int | None = None, size: int = DEFAULT_SIZE, **_: Any
+    env_id: str, side: str = "evader", seed: int | None = None, size: int = DEFAULT_SIZE
 ) -> Any:
     if _check_side(side) != "evader":
         raise InvalidArgument("greedy is an evader; for pursuers use 'scripted'")

@@ -99,13 +99,13 @@ class ScriptedPlayer(Policy):
 
 
 @register("random", "twentyone")
-def _random(env_id: str, seed: int | None = None, p_hit: float = 0.5, **_: Any) -> RandomPlayer:
+def _random(env_id: str, seed: int | None = None, p_hit: float = 0.5) -> RandomPlayer:
     return RandomPlayer(seed=seed, p_hit=p_hit)
 
 
 @register("dealer", "twentyone")
 def _dealer(
-    env_id: str, stands_at: int = DEALER_STANDS_AT, seed: int | None = None, **_: Any
+    env_id: str, stands_at: int = DEALER_STANDS_AT, seed: int | None = None
 ) -> DealerPlayer:
     return DealerPlayer(seed=seed, stands_at=stands_at)
 
@@ -116,6 +116,5 @@ def _scripted(
     stand_at: int = DEALER_STANDS_AT,
     max_bust: float = 0.5,
     seed: int | None = None,
-    **_: Any,
 ) -> ScriptedPlayer:
     return ScriptedPlayer(stand_at=stand_at, max_bust=max_bust, seed=seed)

@@ -9,7 +9,6 @@ refused when trained on another base model or when ``adapter_sha256`` pins other
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ld_agents.base import Policy, game_of, register
 from ld_agents.files import assets_dir
@@ -46,12 +45,14 @@ def _kd_pursuit(
     seed: int | None = None,
     side: str = "pursuers",
     adapter_sha256: str | None = None,
-    **kwargs: Any,
+    max_new_tokens: int | None = None,
+    rule_text: str | None = None,
+    rule_mask: str = "env",
 ) -> Policy:
     if side != "pursuers":
         raise InvalidArgument("the KD student plays the pursuers; use 'raw' for an LLM evader")
     backend = _kd_backend(env_id, adapter, model, adapter_sha256)
-    return RawPursuers(model=backend, size=size, seed=seed, **kwargs)
+    return RawPursuers(backend, size, seed, max_new_tokens, rule_text, rule_mask)
 
 
 def _kd_backend(
@@ -77,10 +78,10 @@ def _kd_twentyone(
     model: str | Backend | None = None,
     seed: int | None = None,
     adapter_sha256: str | None = None,
-    **kwargs: Any,
+    max_new_tokens: int | None = None,
 ) -> Policy:
     backend = _kd_backend(env_id, adapter, model, adapter_sha256)
-    return RawTwentyOne(model=backend, seed=seed, **kwargs)
+    return RawTwentyOne(model=backend, seed=seed, max_new_tokens=max_new_tokens)
 
 
 __all__ = ["default_adapter", "kd_backend_spec"]

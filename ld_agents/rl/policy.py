@@ -234,7 +234,6 @@ def _rl_pursuit(
     side: str = "pursuers",
     mask_area: bool | None = None,
     rule_mask: str = "env",
-    **_: Any,
 ) -> RLPolicy:
     if side != "pursuers":
         raise InvalidArgument("the rl policy plays the pursuers; for the evader use 'greedy'")
@@ -255,7 +254,6 @@ def _rl_twentyone(
     path: str | Path | None = None,
     deterministic: bool = True,
     seed: int | None = None,
-    **_: Any,
 ) -> RLPolicy:
     return RLPolicy("twentyone", path, deterministic=deterministic, seed=seed)
 

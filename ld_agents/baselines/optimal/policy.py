@@ -54,6 +54,6 @@ class OptimalPolicy(Policy):
 
 @register("optimal", "twentyone")
 def _optimal(
-    env_id: str, opponent: str | Any = "dealer", open_cards: bool = False, **_: Any
+    env_id: str, opponent: str | Any = "dealer", open_cards: bool = False
 ) -> OptimalPolicy:
     return OptimalPolicy(opponent=opponent, open_cards=open_cards)
