@@ -12,7 +12,7 @@ Cells are ``(x, y)`` tuples with ``0 <= x, y < size``; a restricted area is
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -20,7 +20,13 @@ import numpy as np
 from gymnasium import spaces
 
 from ld_envs import pursuit_rules
-from ld_envs.errors import InvalidAction, InvalidArgument, InvalidStart, unknown_name
+from ld_envs.errors import (
+    InvalidAction,
+    InvalidArgument,
+    InvalidStart,
+    guard_observation,
+    unknown_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -257,20 +263,48 @@ def draw_start(rng: np.random.Generator, size: int, area: Area | None) -> tuple[
             return pursuers, evader
 
 
+def is_int(value: Any) -> bool:
+    """True for a Python or numpy integer, never for a bool (``True`` is not a cell or move)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def int_pair(value: Any) -> Cell | None:
+    """``value`` as a cell ``(x, y)`` when it is exactly two integers (no bool, no float,
+    no longer sequence); ``None`` otherwise."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        return None
+    if not all(is_int(v) for v in value):
+        return None
+    return int(value[0]), int(value[1])
+
+
 def validate_start(
     pursuers: Sequence[Sequence[int]], evader: Sequence[int], size: int, area: Area | None
 ) -> tuple[list[Cell], Cell]:
-    """Check a user-given start and return it as tuples; raise :class:`InvalidStart`."""
-    try:
-        ps = [(int(p[0]), int(p[1])) for p in pursuers]
-        ev = (int(evader[0]), int(evader[1]))
-    except (TypeError, IndexError, ValueError) as exc:
+    """Check a user-given start and return it as tuples; raise :class:`InvalidStart`.
+
+    Cells are exactly two integers each: floats are not cut to cells, booleans are not
+    numbers, and a longer sequence is not cut to its first two."""
+    if isinstance(pursuers, np.ndarray):
+        pursuers = pursuers.tolist()
+    cells = (
+        [int_pair(p) for p in pursuers]
+        if isinstance(pursuers, Sequence) and not isinstance(pursuers, (str, bytes))
+        else [None]
+    )
+    ev = int_pair(evader)
+    if len(cells) != 3 and ev is not None:
         raise InvalidStart(
-            f"a start is three pursuer cells [(x, y)] * 3 and one evader cell (x, y); got "
-            f"pursuers={pursuers!r}, evader={evader!r}"
-        ) from exc
-    if len(ps) != 3 or any(len(p) != 2 for p in pursuers):
-        raise InvalidStart(f"expected 3 pursuer cells (x, y), got {pursuers!r}")
+            f"expected 3 pursuer cells (x, y), one for each of A, B, C; got {pursuers!r}"
+        )
+    if len(cells) != 3 or None in cells or ev is None:
+        raise InvalidStart(
+            f"a start is three pursuer cells [(x, y)] * 3 and one evader cell (x, y), each "
+            f"two integers; got pursuers={pursuers!r}, evader={evader!r}"
+        )
+    ps: list[Cell] = cells  # type: ignore[assignment]  # no None left
     for name, c in [*zip(PURSUER_NAMES, ps, strict=True), ("evader", ev)]:
         if not on_board(c, size):
             raise InvalidStart(
@@ -353,6 +387,7 @@ class GreedyEvader:
         if seed is not None:
             self.np_random = np.random.default_rng(seed)
 
+    @guard_observation("pursuit")
     def act(self, obs: dict[str, np.ndarray]) -> int:
         pursuers = [tuple(p) for p in obs["pursuers"].tolist()]
         ex, ey = obs["evader"].tolist()
@@ -396,6 +431,7 @@ class RandomEvader:
         if seed is not None:
             self.np_random = np.random.default_rng(seed)
 
+    @guard_observation("pursuit")
     def act(self, obs: dict[str, np.ndarray]) -> int:
         legal = np.flatnonzero(obs["action_mask"])
         return int(legal[int(self.np_random.integers(len(legal)))])
@@ -505,6 +541,11 @@ class PursuitEnv(gym.Env):
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "
                 f"got {render_mode!r}"
             )
+        if not (is_int(max_steps) and is_int(max_violations)):
+            raise InvalidArgument(
+                f"max_steps and max_violations must be integers, got {max_steps!r}, "
+                f"{max_violations!r}"
+            )
         if max_steps < 1 or max_violations < 0:
             raise InvalidArgument(
                 f"max_steps must be >= 1 and max_violations >= 0, got {max_steps}, {max_violations}"
@@ -581,12 +622,21 @@ class PursuitEnv(gym.Env):
         return evader
 
     def _check_area(self, corner: Sequence[int]) -> Area:
-        try:
-            area = area_from_corner(corner)
-        except (TypeError, IndexError, ValueError) as exc:
+        """The block of a corner (x0, y0), or of a whole block (x0, y0, x1, y1) as the
+        observation and episode records give it; anything else is refused, never cut."""
+        values = corner.tolist() if isinstance(corner, np.ndarray) else corner
+        cell = int_pair(values)
+        if cell is None and isinstance(values, Sequence) and len(values) == 4:
+            lo, hi = int_pair(values[:2]), int_pair(values[2:])
+            if lo is not None and hi is not None and area_from_corner(lo)[2:] == hi:
+                cell = lo
+        if cell is None:
             raise InvalidArgument(
-                f"restricted must be a corner (x0, y0) of the 5x5 block, got {corner!r}"
-            ) from exc
+                f"restricted must be 'random', the corner (x0, y0) of the 5x5 block or the "
+                f"block (x0, y0, x0 + 4, y0 + 4), in integers; got {corner!r} (floats and "
+                f"booleans are not cells; give the corner alone, e.g. restricted=(8, 8))"
+            )
+        area = area_from_corner(cell)
         if area_touches_edge(area, self.size):
             raise InvalidArgument(
                 f"restricted area {area} touches the edge of the {self.size}x{self.size} "
@@ -744,6 +794,12 @@ class PursuitEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
+        if options is not None and not isinstance(options, Mapping):
+            raise InvalidArgument(
+                f"reset options must be a dict such as {{'preset': 'figure5'}} or "
+                f"{{'pursuers': [...], 'evader': (x, y)}}, got {type(options).__name__} "
+                f"{options!r}"
+            )
         options = dict(options or {})
         unknown = set(options) - {"pursuers", "evader", "restricted", "preset"}
         if unknown:
@@ -817,11 +873,12 @@ class PursuitEnv(gym.Env):
         if (
             values is None
             or len(values) != 3
-            or not all(isinstance(v, (int, np.integer)) and 0 <= v <= NO_CHOICE for v in values)
+            or not all(is_int(v) and 0 <= v <= NO_CHOICE for v in values)
         ):
             raise InvalidAction(
                 f"a Pursuit action is 3 ints in [0, {NO_CHOICE}] (A, B, C; {NO_CHOICE} = "
-                f"no readable choice), e.g. env.unwrapped.encode_targets(cells); got {action!r}"
+                f"no readable choice; no bools or floats), e.g. "
+                f"env.unwrapped.encode_targets(cells); got {action!r}"
             )
         return [int(v) for v in values]
 
@@ -882,8 +939,8 @@ class PursuitEnv(gym.Env):
         violation. Ends the game on a capture, else truncates it at ``max_steps``.
         """
         assert self.outcome is None, "evader_turn after the game ended"
-        try:
-            k = int(choice)
+        try:  # a bool or a float is no move index: unreadable, like an unparsable answer
+            k = -1 if isinstance(choice, (bool, np.bool_, float, np.floating)) else int(choice)
         except (TypeError, ValueError):
             k = -1
         if 0 <= k < len(EVADER_MOVES) and self._evader_mask()[k]:

@@ -14,14 +14,14 @@ slot, :data:`HIDDEN` for the face-down card.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ld_envs.errors import InvalidAction, InvalidArgument, unknown_name
+from ld_envs.errors import InvalidAction, InvalidArgument, guard_observation, unknown_name
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +248,7 @@ class TwentyOnePlayer:
         """``(p_stand, p_hit)`` in this observation."""
         raise NotImplementedError
 
+    @guard_observation("twentyone")
     def act(self, obs: dict[str, Any]) -> int:
         """0 = stand, 1 = hit; drawn from :meth:`action_probs` with the own generator."""
         p_hit = self.action_probs(obs)[1]
@@ -278,6 +279,7 @@ class DealerPlayer(TwentyOnePlayer):
     def action_probs(self, obs: dict[str, Any]) -> tuple[float, float]:
         return (0.0, 1.0) if obs["own_total"] < self.stands_at else (1.0, 0.0)
 
+    @guard_observation("twentyone")
     def act(self, obs: dict[str, Any]) -> int:
         return HIT if obs["own_total"] < self.stands_at else STAND
 
@@ -521,6 +523,11 @@ class TwentyOneEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
+        if options is not None and not isinstance(options, Mapping):
+            raise InvalidArgument(
+                f"reset options must be a dict such as {{'deck': [card ids]}}, got "
+                f"{type(options).__name__} {options!r}"
+            )
         options = options or {}
         unknown = set(options) - {"deck"}
         if unknown:
@@ -635,10 +642,16 @@ def _parse_action(action: Any) -> int:
 
 def _check_deck(deck: Any) -> list[int]:
     """Validate a stacked deck given to ``reset(options={"deck": ...})``."""
-    try:
-        order = [int(c) for c in deck]
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"deck must be a sequence of card ids 0..25, got {deck!r}") from exc
+    if isinstance(deck, np.ndarray):
+        deck = deck.tolist()
+    if isinstance(deck, (str, bytes, Mapping)) or not isinstance(deck, Iterable):
+        raise InvalidArgument(f"deck must be a sequence of card ids 0..25, got {deck!r}")
+    order = list(deck)
+    if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in order):
+        raise InvalidArgument(
+            f"deck must hold integer card ids 0..25 (no floats, bools or text), got {deck!r}"
+        )
+    order = [int(c) for c in order]
     if len(order) < 4 or len(set(order)) != len(order) or not all(0 <= c < N_CARDS for c in order):
         raise InvalidArgument(
             f"deck must hold at least 4 distinct card ids in 0..{N_CARDS - 1} (dealt agent, "
