@@ -3,31 +3,36 @@
 :func:`bench_spec` turns the command's choices (policy names, one model spec for every
 policy and the other side that takes one, env and policy kwargs) into a
 :class:`~benchmarks.sweep.SweepSpec`; :func:`bench_report` builds the tables of the folder
-once the sweep has run (:func:`benchmarks.sweep.run_sweep`).
+once the sweep has run (:func:`benchmarks.sweep.run_sweep`). :func:`check_bench` runs
+the command's cross-checks before the first episode: the output folder
+(:func:`benchmarks.outputs.check_sweep_folder`) and the ``--paired`` labels.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.games import game_hooks, policy_factory
+from benchmarks.games import game_hooks
+from benchmarks.outputs import check_sweep_folder
 from benchmarks.paper import DEFAULT_FAMILY, paper_column
 from benchmarks.results_io import read_manifest
 from benchmarks.specs import PolicySpec
 from benchmarks.sweep import DEFAULT_CHUNK_SIZE, DEFAULT_EPISODES, SweepResult, SweepSpec
 from benchmarks.tables import Report, build_report
-from ld_envs.errors import InvalidArgument
+from ld_envs.errors import InvalidArgument, unknown_name
 
 
 def takes(name: str, env_id: str, key: str) -> bool:
     """Whether policy ``name``'s factory names the argument ``key`` (not just **kwargs)."""
+    from ld_agents.base import policy_keywords
+
     try:
-        return key in inspect.signature(policy_factory(name, env_id)).parameters
-    except (KeyError, TypeError, ValueError):
+        known = policy_keywords(name, env_id)
+    except KeyError:  # an unknown name: the sweep's spec names it with the known ones
         return False
+    return known is not None and key in known
 
 
 def bench_spec(
@@ -85,6 +90,27 @@ def bench_spec(
         env_kwargs=env_kwargs,
         chunk_size=chunk_size,
     )
+
+
+def check_bench(
+    spec: SweepSpec,
+    out: Path | str | None,
+    paired: Sequence[tuple[str, str]] = (),
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """The cross-checks of ``ld-gym bench``, before its first episode: the output folder may
+    be written (a sweep of its own, or no file a sweep writes; ``overwrite`` allows
+    replacing them), and each ``--paired`` label is a policy of this run or of the folder's
+    sweep. Returns the folder."""
+    folder = check_sweep_folder(out, overwrite=overwrite)
+    old = read_manifest(folder) if folder.is_dir() else None
+    known = {p.label for p in spec.policies} | {p["label"] for p in (old or {}).get("policies", [])}
+    for a, b in paired:
+        for name in (a, b):
+            if name not in known:
+                raise unknown_name(f"--paired {a},{b}: policy label", name, known)
+    return folder
 
 
 def paper_family(name: str, env_id: str) -> str | None:

@@ -5,18 +5,25 @@ side, its built-in names, the per-episode record fields). :func:`build_policy`,
 :func:`build_env` and :func:`build_opponent` turn a sweep's policy spec and env kwargs into
 the objects an episode is played with, the same way for the sweep, the figures and the
 studies.
+
+:func:`check_sweep_inputs` checks everything a sweep will build before its first episode
+and before it writes anything: every keyword of every policy and of the other side
+(:func:`ld_agents.base.check_policy_kwargs`), the env keywords (unknown ones named with the
+closest, then the env built once), model specs (scheme, local paths) and adapter folders.
+A typo fails in a second, not after a sweep, and never leaves a folder behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from benchmarks.specs import PolicySpec
-from ld_envs.errors import InvalidArgument, unknown_name
+from ld_envs.errors import InvalidArgument, UnknownKeyword, close_match, unknown_name
 
 
 @dataclass(frozen=True)
@@ -112,20 +119,20 @@ def game_hooks(env_id: str) -> GameHooks:
     return _HOOKS[game_of(env_id)]
 
 
-def _accepts(factory: Callable[..., Any], key: str) -> bool:
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-    return key in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+def _accepts(name: str, env_id: str, key: str) -> bool:
+    """Whether policy ``name``'s factory names the keyword ``key`` (a forwarding **kwargs
+    counts: the factory checks what it forwards)."""
+    from ld_agents.base import policy_keywords
+
+    known = policy_keywords(name, env_id)
+    return known is None or key in known
 
 
 def policy_factory(name: str, env_id: str) -> Callable[..., Any]:
     """The factory registered for policy ``name`` in ``env_id``'s game."""
-    from ld_agents import base
+    from ld_agents.base import factory
 
-    base._load_builtin_policies()
-    return base._REGISTRY[name][base.game_of(env_id)]
+    return factory(name, env_id)
 
 
 def build_policy(spec: PolicySpec, env_id: str, env_kwargs: Mapping[str, Any]) -> Any:
@@ -181,14 +188,140 @@ def build_opponent(env_id: str, env_kwargs: Mapping[str, Any]) -> Any:
     """The registered policy named as the other side, or ``None`` for a built-in."""
     from ld_agents.base import make
 
+    name, kwargs = opponent_spec(env_id, env_kwargs)
+    return None if name is None else make(name, env_id, **kwargs)
+
+
+def opponent_spec(env_id: str, env_kwargs: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The registered policy named as the other side and its ``make`` keywords (the side,
+    the shared env kwargs its factory names, then ``<other>_kwargs``); ``(None, {})`` for a
+    built-in. A policy that cannot play that side (no ``side`` keyword) is refused."""
     hooks = game_hooks(env_id)
     name = env_kwargs.get(hooks.opponent_key)
     if name is None or name in hooks.builtin_opponents:
-        return None
+        return None, {}
     kwargs = dict(hooks.opponent_make_kwargs)
-    factory = policy_factory(name, env_id)
+    for key in kwargs:
+        if not _accepts(name, env_id, key):
+            raise InvalidArgument(
+                f"policy {name!r} cannot play the {hooks.opponent_key} of {env_id}: it takes "
+                f"no {key!r}; name a policy that plays it (built-in: "
+                f"{', '.join(hooks.builtin_opponents)}; or e.g. raw)"
+            )
     for key in hooks.shared_kwargs:
-        if key in env_kwargs and key != hooks.opponent_key and _accepts(factory, key):
+        if key in env_kwargs and key != hooks.opponent_key and _accepts(name, env_id, key):
             kwargs[key] = env_kwargs[key]
     kwargs.update(env_kwargs.get(hooks.opponent_kwargs_key) or {})
-    return make(name, env_id, **kwargs)
+    return name, kwargs
+
+
+# ---------------------------------------------------------------------------- checks first
+
+#: ``gym.make``'s own keywords, taken beside the env's
+_MAKE_KEYWORDS = frozenset(
+    {"max_episode_steps", "autoreset", "apply_api_compatibility", "disable_env_checker"}
+)
+
+
+def env_keywords(env_id: str) -> frozenset[str] | None:
+    """The keywords ``gym.make(env_id, ...)`` takes (``None``: any, a ``**kwargs`` env)."""
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    import ld_envs  # noqa: F401  (registers the ids)
+
+    spec = gym.spec(env_id)
+    creator = spec.entry_point
+    if isinstance(creator, str):
+        creator = load_env_creator(creator)
+    params = inspect.signature(creator).parameters.values()  # type: ignore[arg-type]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params) | _MAKE_KEYWORDS
+
+
+def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
+    """Refuse env kwargs the env does not take (naming the closest), or that its own checks
+    refuse: the env is built once, with a built-in other side in place of a policy."""
+    hooks = game_hooks(env_id)
+    hooks.check_env_kwargs(env_id, dict(env_kwargs))
+    known = env_keywords(env_id)
+    if known is not None:
+        known = known | {hooks.opponent_kwargs_key}
+        for key in env_kwargs:
+            if key not in known:
+                close = close_match(key, known)
+                hint = f"; did you mean {close!r}?" if close else ";"
+                raise UnknownKeyword(
+                    f"{env_id} takes no keyword {key!r}{hint} it takes: {', '.join(sorted(known))}"
+                )
+    kwargs = dict(env_kwargs)
+    if kwargs.get(hooks.opponent_key) not in (None, *hooks.builtin_opponents):
+        del kwargs[hooks.opponent_key]  # a policy: checked by check_policy_spec
+    build_env(env_id, kwargs).close()
+
+
+def check_model_spec(spec: str) -> None:
+    """Refuse a model spec that cannot load, without loading it: its form, its scheme, and
+    a local model path or adapter folder that does not exist (or an empty GGUF file)."""
+    from ld_agents.llm.base import BACKENDS, parse_spec
+    from ld_agents.llm.models import EMBEDDED, resolve_model
+
+    scheme, target, options = parse_spec(spec)
+    if scheme not in BACKENDS:
+        raise unknown_name("model backend scheme", scheme, BACKENDS.names())
+    if scheme == "openai":
+        return
+    path = Path(target).expanduser()
+    if target.endswith(".gguf"):
+        if not path.is_file() or path.stat().st_size == 0:
+            what = "is empty" if path.is_file() else "does not exist"
+            raise InvalidArgument(
+                f"model spec {spec!r}: the GGUF file {target} {what}; pass a GGUF model file, "
+                f"a Hugging Face folder, or {scheme}:{EMBEDDED}"
+            )
+    elif target != EMBEDDED:
+        resolve_model(target, scheme=scheme)  # a folder with config.json, checked
+    adapter = options.get("adapter")
+    if adapter:
+        check_adapter_folder(adapter, f"model spec {spec!r}")
+
+
+def check_adapter_folder(adapter: str | Path, what: str) -> None:
+    """Refuse an adapter path that is not a peft adapter folder."""
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        problem = "holds no adapter_config.json" if path.is_dir() else "does not exist"
+        raise InvalidArgument(
+            f"{what}: adapter folder {adapter} {problem}; pass a folder written by "
+            f"`ld-gym train-kd` / `ld-gym train-ld` (its adapter/ folder), or leave it out "
+            f"for the shipped one"
+        )
+
+
+def check_policy_spec(spec: PolicySpec, env_id: str) -> None:
+    """Refuse a policy that would fail when built: unknown keywords, a model spec or an
+    adapter folder that cannot load (nothing is loaded)."""
+    from ld_agents.base import check_policy_kwargs
+
+    check_policy_kwargs(spec.name, env_id, spec.kwargs)
+    model = spec.kwargs.get("model")
+    if isinstance(model, str) and ":" in model:
+        check_model_spec(model)
+    adapter = spec.kwargs.get("adapter")
+    if isinstance(adapter, str) and adapter not in ("default", "none"):
+        check_adapter_folder(adapter, f"policy {spec.label!r}")
+
+
+def check_sweep_inputs(
+    env_id: str, env_kwargs: Mapping[str, Any], policies: Sequence[PolicySpec]
+) -> None:
+    """Everything a sweep will build, checked before its first episode (see the module
+    docstring); raises the first problem found."""
+    check_env_kwargs(env_id, env_kwargs)
+    for spec in policies:
+        check_policy_spec(spec, env_id)
+    name, kwargs = opponent_spec(env_id, env_kwargs)
+    if name is not None:
+        label = f"{game_hooks(env_id).opponent_key} {name}"
+        check_policy_spec(PolicySpec(name, kwargs, label.replace(",", " ")), env_id)

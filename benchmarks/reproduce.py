@@ -34,13 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.games import game_hooks
+from benchmarks.games import check_sweep_inputs, game_hooks
+from benchmarks.outputs import check_tables_folder
 from benchmarks.results_io import write_text_atomic
 from benchmarks.specs import PolicySpec
 from benchmarks.sweep import RunOptions, SweepSpec, run_sweep
 from benchmarks.tables import build_report
 from ld_agents.files import git_commit
-from ld_envs.errors import unknown_name
+from ld_envs.errors import InvalidArgument, unknown_name
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,8 @@ class ReproduceConfig:
     workers: int = 1
     #: turn the progress bars off
     no_progress: bool = False
+    #: replace files in ``out`` that are not this command's own (see :mod:`benchmarks.outputs`)
+    overwrite: bool = False
 
     def command_line(self) -> str:
         """The full command that reproduces this run (every option spelled out)."""
@@ -137,29 +140,63 @@ class ReproduceConfig:
         return shlex.join(parts)
 
 
+def _comma_list(text: str | None, option: str) -> list[str] | None:
+    """The names of a comma list (``None``: not given); a list naming nothing is refused."""
+    if text is None:
+        return None
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    if not names:
+        raise InvalidArgument(f"{option} {text!r} names nothing; give a comma list or leave it out")
+    return names
+
+
 def selected(config: ReproduceConfig) -> list[TableSweep]:
-    """The sweeps the config asks for (clear errors for unknown tables/folders)."""
-    tables = [t.strip() for t in str(config.tables).split(",") if t.strip()]
+    """The sweeps the config asks for: clear errors for unknown tables, folders and
+    policies, and for a selection that leaves no sweep to run (a sweep where ``policies``
+    selects none of its own is left out)."""
+    tables = _comma_list(config.tables, "--tables") or []
     for t in tables:
         if t not in {s.table for s in SWEEPS}:
             raise unknown_name("table", t, sorted({s.table for s in SWEEPS}))
     sweeps = [s for s in SWEEPS if s.table in tables]
-    if config.only:
-        names = [n.strip() for n in config.only.split(",") if n.strip()]
+    names = _comma_list(config.only, "--only")
+    if names is not None:
         for n in names:
             if n not in {s.folder for s in SWEEPS}:
                 raise unknown_name("sweep folder", n, [s.folder for s in SWEEPS])
+        outside = [n for n in names if n not in {s.folder for s in sweeps}]
+        if outside:
+            raise InvalidArgument(
+                f"--only {','.join(outside)} is not in --tables {config.tables} (the sweeps "
+                f"of those tables: {', '.join(s.folder for s in sweeps)}); add its table"
+            )
         sweeps = [s for s in sweeps if s.folder in names]
+    wanted = _comma_list(config.policies, "--policies")
+    if wanted is not None:
+        known = {n for s in sweeps for n in _policy_names(s, config)}
+        for name in wanted:
+            if name not in known:
+                raise unknown_name("policy of the selected sweeps", name, known)
+        sweeps = [s for s in sweeps if set(_policy_names(s, config)) & set(wanted)]
+    if not sweeps:
+        raise InvalidArgument(
+            f"--tables {config.tables} --only {config.only} selects no sweep; known sweeps: "
+            f"{', '.join(f'{s.folder} (table {s.table})' for s in SWEEPS)}"
+        )
     return sweeps
+
+
+def _policy_names(sweep: TableSweep, config: ReproduceConfig) -> tuple[str, ...]:
+    """Every policy of a table sweep (the teacher first, with a teacher model)."""
+    return (("teacher",) if config.teacher_model else ()) + sweep.policies
 
 
 def sweep_spec(sweep: TableSweep, config: ReproduceConfig) -> SweepSpec:
     """The :class:`~benchmarks.sweep.SweepSpec` of one table sweep."""
     hooks = game_hooks(sweep.env_id)
-    wanted = None if not config.policies else {n.strip() for n in config.policies.split(",")}
-    names = (("teacher",) if config.teacher_model else ()) + sweep.policies
+    wanted = _comma_list(config.policies, "--policies")
     policies = []
-    for name in names:
+    for name in _policy_names(sweep, config):
         if wanted is not None and name not in wanted:
             continue
         kwargs: dict[str, Any] = {}
@@ -212,11 +249,24 @@ def machine() -> dict[str, Any]:
     }
 
 
+def plan(config: ReproduceConfig) -> list[tuple[TableSweep, SweepSpec]]:
+    """The selected sweeps with their specs, every one checked before the first runs: the
+    selection, each sweep's inputs (:func:`benchmarks.games.check_sweep_inputs`) and the
+    output folders (:func:`benchmarks.outputs.check_tables_folder`)."""
+    sweeps = selected(config)
+    planned = [(sweep, sweep_spec(sweep, config)) for sweep in sweeps]
+    for _, spec in planned:
+        check_sweep_inputs(spec.env_id, spec.env_kwargs, spec.policies)
+    check_tables_folder(config.out, [s.folder for s in sweeps], overwrite=config.overwrite)
+    return planned
+
+
 def reproduce(config: ReproduceConfig, echo: Callable[[str], None] = logger.info) -> Path:
     """Run (or resume) the selected sweeps into ``config.out``, save each one's tables,
     record the run in ``reproduce.json`` and gather everything in ``README.md``; returns
-    that README's path. ``echo`` gets each sweep's heading and main table as it finishes."""
-    sweeps = selected(config)
+    that README's path. ``echo`` gets each sweep's heading and main table as it finishes.
+    Everything is checked before the first sweep starts (:func:`plan`)."""
+    planned = plan(config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / LOG_FILE
@@ -224,8 +274,7 @@ def reproduce(config: ReproduceConfig, echo: Callable[[str], None] = logger.info
     options = RunOptions.from_command(config.executor, config.workers, config.no_progress)
     command = config.command_line()
     commit = git_commit()  # the code that runs: read before a long sweep, not after it
-    for sweep in sweeps:
-        spec = sweep_spec(sweep, config)
+    for sweep, spec in planned:
         folder = out / sweep.folder
         echo(f"== {sweep.folder}: {sweep.env_id}, {sweep.notes}")
         t0 = time.perf_counter()

@@ -51,9 +51,11 @@ class OutputExists(LdGymError, FileExistsError):
 
 
 def close_match(name: object, known: Iterable[str]) -> str | None:
-    """The known name closest to ``name`` (a likely typo), or ``None`` when none is close."""
-    found = difflib.get_close_matches(str(name), list(known), n=1)
-    return found[0] if found else None
+    """The known name closest to ``name`` (a likely typo), or ``None`` when none is close;
+    a known name with the same letters (two swapped: ``sied`` -> ``side``) comes first."""
+    found = difflib.get_close_matches(str(name), list(known), n=3)
+    swapped = [f for f in found if sorted(f) == sorted(str(name))]
+    return (swapped or found or [None])[0]
 
 
 def unknown_name(

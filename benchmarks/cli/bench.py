@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
+
+from benchmarks.cli.arguments import out_path
 
 HELP = "run or resume a benchmark sweep and print its table (the paper's Tables 1-3)"
 
@@ -74,7 +75,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"episodes per policy (default {DEFAULT_EPISODES}, the paper's)",
     )
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="sweep seed (default 0)")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=out_path,
+        metavar="DIR",
+        help="output folder: a new one, or a sweep's own folder to resume it",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace tables or results in --out that are not this sweep's own",
+    )
     parser.add_argument(
         "--model",
         metavar="SPEC",
@@ -143,7 +155,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmarks.bench import bench_report, bench_spec, paper_family
+    from benchmarks.bench import bench_report, bench_spec, check_bench, paper_family
     from benchmarks.sweep import RunOptions, run_sweep
 
     spec = bench_spec(
@@ -159,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         policy_kwargs=args.policy_kwargs,
         chunk_size=args.chunk_size,
     )
+    check_bench(spec, args.out, args.paired, overwrite=args.overwrite)
     family = paper_family(args.paper_family, spec.env_id)
     options = RunOptions.from_command(args.executor, args.workers, args.no_progress)
     result = run_sweep(spec, args.out, options)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from benchmarks.cli.arguments import out_path
 
 if TYPE_CHECKING:
     from benchmarks.reproduce import ReproduceConfig
@@ -36,7 +37,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sweep seed (default 0)")
     p.add_argument(
         "--out",
-        type=Path,
+        type=out_path,
         default=DEFAULT_OUT,
         help=f"output folder, one sweep folder inside (default {DEFAULT_OUT}; the committed "
         "tables: benchmarks/results/tables)",
@@ -59,6 +60,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--workers", type=int, default=1, help="parallel workers (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in --out that are not this command's own (a README.md, a table.md)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
@@ -78,6 +84,7 @@ def config_from_args(args: argparse.Namespace) -> ReproduceConfig:
         executor=args.executor,
         workers=args.workers,
         no_progress=args.no_progress,
+        overwrite=args.overwrite,
     )
 
 
