@@ -17,9 +17,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.games import check_sweep_inputs
+from benchmarks.outputs import check_sweep_folder
 from benchmarks.specs import PolicySpec
 from benchmarks.sweep import RunOptions, SweepSpec, run_sweep
 from benchmarks.tables import build_report
+from ld_agents.files import output_path
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +44,22 @@ def run_demo(
     seed: int = 0,
     progress: bool | None = None,
     echo: Callable[[str], None] = logger.info,
+    overwrite: bool = False,
 ) -> float:
     """Run the demo's sweeps into ``out`` and return the seconds it took; ``echo`` gets
-    each sweep's main table and a line on what ran."""
+    each sweep's main table and a line on what ran. Every sweep and folder is checked
+    before the first episode (a folder that is not the sweep's own is written only when it
+    holds none of a sweep's files, or with ``overwrite``)."""
     episodes = {"pursuit": pursuit_episodes, "twentyone": twentyone_episodes}
-    start = time.perf_counter()
+    out = output_path(out)
+    planned = []
     for env_id, names, game in PLAN:
         policies = [PolicySpec(n, {"model": model} if n == "raw" else {}) for n in names]
         spec = SweepSpec(env_id, policies, episodes=episodes[game], seed=seed)
-        folder = Path(out) / env_id
+        check_sweep_inputs(spec.env_id, spec.env_kwargs, spec.policies)
+        planned.append((spec, check_sweep_folder(out / env_id, overwrite=overwrite)))
+    start = time.perf_counter()
+    for spec, folder in planned:
         result = run_sweep(spec, folder, RunOptions(progress=progress))
         report = build_report(result.manifest, result.records)
         report.save(folder)

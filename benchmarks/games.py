@@ -265,6 +265,7 @@ def check_model_spec(spec: str) -> None:
     """Refuse a model spec that cannot load, without loading it: its form, its scheme, and
     a local model path or adapter folder that does not exist (or an empty GGUF file)."""
     from ld_agents.llm.base import BACKENDS, parse_spec
+    from ld_agents.llm.embedded import check_gguf
     from ld_agents.llm.models import EMBEDDED, resolve_model
 
     scheme, target, options = parse_spec(spec)
@@ -272,14 +273,8 @@ def check_model_spec(spec: str) -> None:
         raise unknown_name("model backend scheme", scheme, BACKENDS.names())
     if scheme == "openai":
         return
-    path = Path(target).expanduser()
     if target.endswith(".gguf"):
-        if not path.is_file() or path.stat().st_size == 0:
-            what = "is empty" if path.is_file() else "does not exist"
-            raise InvalidArgument(
-                f"model spec {spec!r}: the GGUF file {target} {what}; pass a GGUF model file, "
-                f"a Hugging Face folder, or {scheme}:{EMBEDDED}"
-            )
+        check_gguf(Path(target).expanduser())
     elif target != EMBEDDED:
         resolve_model(target, scheme=scheme)  # a folder with config.json, checked
     adapter = options.get("adapter")

@@ -33,8 +33,10 @@ from benchmarks.optimum import exact_optimum
 from benchmarks.results_io import write_bytes_atomic
 from benchmarks.specs import PolicySpec
 from benchmarks.tables import pursuit_row, twentyone_row
+from ld_agents.files import check_output_folder, mark_made, output_path
 from ld_agents.seeding import episode_seed, policy_seed
-from ld_envs.errors import InvalidArgument
+from ld_envs.errors import InvalidArgument, close_match, unknown_name
+from ld_envs.pursuit import PRESETS
 
 logger = logging.getLogger(__name__)
 
@@ -399,43 +401,57 @@ def plot_sweep(
     episode: int | None = None,
     gif: bool = False,
     bars: bool = True,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Every figure of a sweep folder, from its manifest; returns the files written.
 
     The bar chart of its table (unless ``bars`` is off) and, for pursuit, each policy's
     trajectory (``policies``: labels, default all) from ``preset`` (default ``figure5``)
     or from the sweep's ``episode``, with ``gif`` an animated GIF of it too. Files go to
-    ``out`` (default ``folder/plots``).
+    ``out`` (default ``folder/plots``). Every choice and output file is checked before the
+    first figure is drawn: a file that an earlier ``plot`` did not write (or that changed
+    since) is replaced only with ``overwrite`` (:func:`ld_agents.files.check_output_folder`).
     """
     from benchmarks.sweep import load_sweep
 
     folder = Path(folder)
     result = load_sweep(folder)
     manifest = result.manifest
-    out = Path(out) if out is not None else folder / "plots"
-    written = []
-    if bars:
-        written.append(plot_table_bars(manifest, result.records, out / "bars.png"))
+    out = folder / "plots" if out is None else output_path(out)
     env_id = manifest["env_id"]
-    if game_hooks(env_id).opponent_key != "evader":
-        if gif or episode is not None or preset is not None:
-            raise InvalidArgument(
-                f"trajectories, presets and GIFs are drawn for pursuit, not {env_id}"
-            )
-        return written
+    pursuit = game_hooks(env_id).opponent_key == "evader"
+    if not pursuit and (gif or episode is not None or preset is not None):
+        raise InvalidArgument(f"trajectories, presets and GIFs are drawn for pursuit, not {env_id}")
     specs = {
         p["label"]: PolicySpec(p["name"], p["kwargs"], p["label"]) for p in manifest["policies"]
     }
     wanted = list(specs) if policies is None else list(policies)
     for label in wanted:
         if label not in specs:
-            raise InvalidArgument(f"no policy {label!r} in {folder}; known: {', '.join(specs)}")
+            close = close_match(label, specs)
+            hint = f"; did you mean {close!r}?" if close else ";"
+            raise InvalidArgument(
+                f"no policy {label!r} in {folder}{hint} known: {', '.join(specs)}"
+            )
     if episode is not None and not 0 <= episode < manifest["episodes"]:
         raise InvalidArgument(
             f"--episode must lie in [0, {manifest['episodes'] - 1}], got {episode}"
         )
     start = None if episode is not None else (preset or "figure5")
+    if start is not None and start not in PRESETS:
+        raise unknown_name("preset", start, PRESETS)
     tag = f"episode{episode}" if episode is not None else start
+    if not pursuit:
+        wanted = []
+    names = ["bars.png"] if bars else []
+    for label in wanted:
+        names.append(f"trajectory_{tag}_{label}.png")
+        names += [f"episode_{tag}_{label}.gif"] if gif else []
+    check_output_folder(out, names, overwrite=overwrite)
+    written = []
+    if bars:
+        written.append(plot_table_bars(manifest, result.records, out / "bars.png"))
+        mark_made(written[-1:])
     for label in wanted:
         trace = play_episode(
             env_id,
@@ -450,4 +466,5 @@ def plot_sweep(
         written.append(plot_trajectories(trace, out / f"trajectory_{tag}_{label}.png"))
         if gif:
             written.append(save_gif(trace.frames, out / f"episode_{tag}_{label}.gif"))
+        mark_made(written[-2 if gif else -1 :])
     return written

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ld_agents.files import check_output_file, check_output_folder
 from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -81,18 +82,36 @@ def build_config(game: str, overrides: list[str], **fields: Any) -> Any:
     return RLConfig(**data)
 
 
-def ship(result: Any, game: str) -> list[Path]:
-    """Copy a run's model, config and curve to ``assets/models/rl_<game>.*``."""
+#: what :func:`ld_agents.rl.train.train` writes in its run folder
+RUN_OUTPUTS = ("model.zip", "model.json", "model_curve.png", "eval.csv", "progress.csv")
+
+
+def ship_paths(game: str) -> list[Path]:
+    """Where :func:`ship` copies a run: ``assets/models/rl_<game>.zip`` / ``.json`` /
+    ``_curve.png``."""
     from ld_agents.rl.policy import default_model_path
 
     dest = default_model_path(game)
+    return [dest, dest.with_suffix(".json"), dest.with_name(dest.stem + "_curve.png")]
+
+
+def check_outputs(out: Path | str, ship_game: str | None, overwrite: bool = False) -> Path:
+    """May a training run write to ``out`` (none of a run's files there) and ship to
+    ``assets/models/`` (no model there), unless ``overwrite``? Checked before training."""
+    folder = check_output_folder(out, RUN_OUTPUTS, overwrite=overwrite, replaceable=False)
+    if ship_game is not None:
+        for path in ship_paths(ship_game):
+            check_output_file(path, overwrite=overwrite, option="--ship", replaceable=False)
+    return folder
+
+
+def ship(result: Any, game: str) -> list[Path]:
+    """Copy a run's model, config and curve to ``assets/models/rl_<game>.*``."""
+    dest, config_dest, curve_dest = ship_paths(game)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    pairs = [
-        (result.model_path, dest),
-        (result.config_path, dest.with_suffix(".json")),
-    ]
+    pairs = [(result.model_path, dest), (result.config_path, config_dest)]
     if result.curve_path is not None:
-        pairs.append((result.curve_path, dest.with_name(dest.stem + "_curve.png")))
+        pairs.append((result.curve_path, curve_dest))
     for src, dst in pairs:
         shutil.copyfile(src, dst)
     size_mb = dest.stat().st_size / 2**20
@@ -109,14 +128,18 @@ def default_out(config: Any) -> Path:
 
 
 def train_run(
-    config: Any, out: Path | str | None = None, ship_game: str | None = None
+    config: Any,
+    out: Path | str | None = None,
+    ship_game: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train with ``config`` into ``out`` (default :func:`default_out`) and return a summary
     (model path, timesteps, wall time, stop reason, last evaluation); with ``ship_game``
-    also copy the result into ``assets/models/`` (:func:`ship`)."""
+    also copy the result into ``assets/models/`` (:func:`ship`). The folders are checked
+    first (:func:`check_outputs`): nothing there is replaced unless ``overwrite``."""
     from ld_agents.rl.train import train
 
-    out = Path(out) if out else default_out(config)
+    out = check_outputs(default_out(config) if out is None else out, ship_game, overwrite)
     logger.info("training %s -> %s", config.env_id, out)
     result = train(config, out)
     summary: dict[str, Any] = {

@@ -17,10 +17,11 @@ Outputs. A command never replaces a file it did not make unless the user asks
 
 * a resume of the command's own run: the folder holds the run's own record (a sweep's
   ``sweep.json``, ``reproduce.json``, a training run's record), named by ``resume``;
-* a file ld-gym wrote and recorded with :func:`mark_made` (the folder's
-  :data:`MADE_FILE` keeps each such file's SHA-256) and that nobody changed since, when the
-  output may be remade (``replaceable=True``: tables, figures, reports). Costly data
-  (traces, adapters, models) is never replaceable: remaking it needs ``--overwrite``.
+* a file ld-gym wrote and recorded with :func:`mark_made` (a record per folder in the
+  cache, :func:`made_records_dir`, keeps each such file's SHA-256; nothing is added to the
+  user's folder) and that nobody changed since, when the output may be remade
+  (``replaceable=True``: tables, figures, reports). Costly data (traces, adapters,
+  models) is never replaceable: remaking it needs ``--overwrite``.
 
 An empty path (``--out ''``) is refused (it would mean the current folder), as are a file
 where a folder is expected and a folder where a file is expected.
@@ -109,8 +110,17 @@ def git_commit() -> str:
 
 # ---------------------------------------------------------------------------- may I write here
 
-#: the file, in an output folder, recording what ld-gym wrote there (name -> SHA-256)
-MADE_FILE = ".ld-gym-made.json"
+
+def made_records_dir() -> Path:
+    """Where :func:`mark_made` keeps its records: ``made/`` in the project's cache
+    (``$LD_GYM_CACHE``, else ``~/.cache/ld-gym``)."""
+    env = os.environ.get("LD_GYM_CACHE")
+    return (Path(env).expanduser() if env else Path.home() / ".cache" / "ld-gym") / "made"
+
+
+def _record_of(folder: Path) -> Path:
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:24]
+    return made_records_dir() / f"{key}.json"
 
 
 def output_path(path: Path | str | None, *, option: str = "--out") -> Path:
@@ -132,8 +142,8 @@ def _sha256(path: Path) -> str:
 
 def _made(folder: Path) -> dict[str, str]:
     try:
-        made = json.loads((folder / MADE_FILE).read_text())
-    except (OSError, ValueError):
+        made = json.loads(_record_of(folder).read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
         return {}
     return made if isinstance(made, dict) else {}
 
@@ -151,18 +161,24 @@ def mark_made(paths: Iterable[Path | str]) -> None:
     for path in map(Path, paths):
         by_folder.setdefault(path.parent, []).append(path)
     for folder, files in by_folder.items():
-        made = _made(folder)
+        made = {n: h for n, h in _made(folder).items() if (folder / n).exists()}
         made.update({p.name: _sha256(p) for p in files if p.is_file()})
-        write_json_atomic(folder / MADE_FILE, made)
+        record = _record_of(folder)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(record, {"folder": str(folder.resolve()), "files": made})
 
 
-def _refuse(clashes: list[Path], option: str) -> OutputExists:
+def _refuse(clashes: list[Path], option: str, replaceable: bool) -> OutputExists:
+    one = len(clashes) == 1
     listed = ", ".join(str(p) for p in clashes)
+    why = (
+        f" and {'was' if one else 'were'} not written by this command (or changed since)"
+        if replaceable
+        else ""
+    )
     return OutputExists(
-        f"{option}: {listed} already exist{'s' if len(clashes) == 1 else ''} and "
-        f"{'was' if len(clashes) == 1 else 'were'} not written by this command (or changed "
-        f"since); pass --overwrite to replace {'it' if len(clashes) == 1 else 'them'}, or "
-        f"choose another path"
+        f"{option}: {listed} already exist{'s' if one else ''}{why}; pass --overwrite to "
+        f"replace {'it' if one else 'them'}, or choose another path"
     )
 
 
@@ -185,7 +201,7 @@ def check_output_file(
         )
     _check_parents(path, option)
     if path.exists() and not overwrite and not (replaceable and made_here(path)):
-        raise _refuse([path], option)
+        raise _refuse([path], option, replaceable)
     return path
 
 
@@ -201,7 +217,8 @@ def check_output_folder(
     """May a command write the files ``names`` into ``folder``? Return it, or raise.
 
     Refused: an empty path, a file, a path under a file, and a folder already holding one of
-    ``names`` (files or folders) unless ``overwrite``, or the folder holds the run record
+    ``names`` (files or folders; a name with ``*`` is a glob pattern, e.g.
+    ``checkpoint-*``) unless ``overwrite``, or the folder holds the run record
     ``resume`` (the command's own run, resumed), or (``replaceable``) ld-gym made that file
     and it is unchanged. Other files in the folder are never touched, so they do not count.
     """
@@ -213,13 +230,10 @@ def check_output_folder(
     _check_parents(folder, option)
     if overwrite or not folder.is_dir() or (resume and (folder / resume).is_file()):
         return folder
-    clashes = [
-        folder / n
-        for n in names
-        if (folder / n).exists() and not (replaceable and made_here(folder / n))
-    ]
+    found = [p for n in names for p in (sorted(folder.glob(n)) if "*" in n else [folder / n])]
+    clashes = [p for p in found if p.exists() and not (replaceable and made_here(p))]
     if clashes:
-        raise _refuse(clashes, option)
+        raise _refuse(clashes, option, replaceable)
     return folder
 
 

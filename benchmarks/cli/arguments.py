@@ -26,4 +26,14 @@ def in_path(text: str) -> Path:
     return Path(text)
 
 
-__all__ = ["in_path", "out_path"]
+def in_file(text: str) -> Path:
+    """An existing file to read (a missing one, or a folder, fails while parsing)."""
+    path = in_path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no file at {text}; check the path")
+    return path
+
+
+__all__ = ["in_file", "in_path", "out_path"]

@@ -8,7 +8,8 @@ model, prints the paper's table for it and saves it under ``--out/<env id>/`` (d
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from benchmarks.cli.arguments import out_path
 
 HELP = "main job: a small sweep of both games, baselines beside the raw embedded model"
 
@@ -17,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from benchmarks.demo import DEFAULT_MODEL, DEFAULT_OUT
 
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
+        "--out", type=out_path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
     )
     parser.add_argument(
         "--model", default=DEFAULT_MODEL, help=f"model spec of the raw policy ({DEFAULT_MODEL})"
@@ -30,6 +31,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="sweep seed (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace tables in --out that are not the demo sweeps' own",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=False if args.no_progress else None,
         echo=print,
+        overwrite=args.overwrite,
     )
     print(f"demo finished in {seconds:.0f} s")
     return 0

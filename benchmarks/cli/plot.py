@@ -12,14 +12,17 @@ kwargs, seed), so the figures show the sweep's own set-up. Files go to DIR/plots
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from benchmarks.cli.arguments import in_path, out_path
 
 HELP = "draw a sweep's figures: bar charts of its table, Figure 5 trajectories, GIFs"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folder", metavar="DIR", type=Path, help="a sweep folder (ld-gym bench)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default DIR/plots)")
+    parser.add_argument("folder", metavar="DIR", type=in_path, help="a sweep folder (ld-gym bench)")
+    parser.add_argument(
+        "--out", type=out_path, default=None, help="output folder (default DIR/plots)"
+    )
     parser.add_argument(
         "--policies",
         default=None,
@@ -42,6 +45,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--gif", action="store_true", help="also write each episode as a GIF")
     parser.add_argument("--no-bars", action="store_true", help="skip the bar chart")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace figures in --out that an earlier plot did not write (or that changed)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         episode=args.episode,
         gif=args.gif,
         bars=not args.no_bars,
+        overwrite=args.overwrite,
     )
     for path in written:
         print(path)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from benchmarks.cli.arguments import out_path
 
 HELP = "KD: play a teacher on seeded starts and record (prompt, answer) pairs"
 
@@ -40,9 +41,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out",
-        type=Path,
+        type=out_path,
         default=None,
         help="output folder (default runs/traces-ENV_ID-TEACHER-seedSEED in this folder)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace traces already in the output folder (they may have cost money to make)",
     )
 
 
@@ -56,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         n_starts=args.starts,
         seed=args.seed,
+        overwrite=args.overwrite,
     )
     print(json.dumps(traces.meta, indent=2))
     print(f"wrote {len(traces.rows)} (prompt, answer) pairs to {folder}/traces.jsonl")

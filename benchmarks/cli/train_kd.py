@@ -1,10 +1,13 @@
 """``ld-gym train-kd``: LoRA-fine-tune the small model on teacher traces (the KD student).
 
     ld-gym train-kd runs/traces-Pursuit-v0-scripted-seed0 --max-steps 200
-    ld-gym train-kd runs/traces-twentyone --out runs/kd-21 --ship assets/adapters/kd-twentyone
+    ld-gym train-kd runs/traces-twentyone --out runs/kd-21 --ship assets/adapters/kd-twentyone \
+        --overwrite
 
 The adapter lands in ``OUT/adapter`` with its run record (config, data and base-model
 fingerprints, loss curve, steps per second); rerunning resumes from the last checkpoint.
+Another run's files in ``--out`` and an adapter already in ``--ship`` are replaced only with
+``--overwrite`` (checked before training).
 The work is :func:`ld_agents.kd.train_kd`.
 """
 
@@ -12,16 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from benchmarks.cli.arguments import in_path, out_path
 
 HELP = "KD: LoRA-fine-tune the small model on teacher traces"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("traces", type=Path, help="folder written by `ld-gym traces`")
+    parser.add_argument("traces", type=in_path, help="folder written by `ld-gym traces`")
     parser.add_argument(
         "--out",
-        type=Path,
+        type=out_path,
         default=None,
         help="run folder, adapter in OUT/adapter (default runs/kd-NAME in this folder, NAME "
         "the traces folder's name without 'traces-')",
@@ -58,10 +62,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ship",
-        type=Path,
+        type=out_path,
         default=None,
         help="also copy the adapter and its run record here (e.g. assets/adapters/kd-pursuit, "
-        "where the kd policy finds it)",
+        "where the kd policy finds it; an adapter there is replaced only with --overwrite)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace another run's files in --out, or an adapter already in --ship",
     )
 
 
@@ -75,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         limit=args.limit,
         ship=args.ship,
+        overwrite=args.overwrite,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,

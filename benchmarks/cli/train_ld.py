@@ -1,11 +1,13 @@
 """``ld-gym train-ld``: LoRA-train the LD student (function selection) for a game.
 
-    ld-gym train-ld --game pursuit --states 40 --steps 260 --ship assets/adapters/ld-pursuit
+    ld-gym train-ld --game pursuit --states 40 --steps 260 --ship assets/adapters/ld-pursuit \
+        --overwrite
 
 The recipe is :class:`ld_agents.ld.train.LDTrainConfig` (each option's help is its field's);
 the work is :func:`ld_agents.ld.train.train_ld`. The run (checkpoints, the adapter, its run
 record) goes to ``--run-dir`` (default ``runs/ld-<game>`` under the current directory); the
-adapter is copied where the ``ld`` policy finds it only when ``--ship PATH`` names it.
+adapter is copied where the ``ld`` policy finds it only when ``--ship PATH`` names it; an
+adapter already there is replaced only with ``--overwrite`` (checked before training).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cli.arguments import out_path
 from ld_agents.ld.train import DTYPES, GAMES, LDTrainConfig
 
 HELP = "LoRA-train the LD student (function selection) for a game"
@@ -49,10 +52,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     option("--threads", "threads", type=int)
     option("--seed", "seed", type=int)
     p.add_argument(
-        "--run-dir", default=None, help="run folder (default: runs/ld-<game>, current directory)"
+        "--run-dir",
+        type=out_path,
+        default=None,
+        help="run folder (default: runs/ld-<game>, current directory); a run's own folder resumes",
     )
     p.add_argument(
         "--ship",
+        type=out_path,
         default=None,
         metavar="PATH",
         help="also copy the adapter and its run record here (e.g. assets/adapters/ld-pursuit, "
@@ -65,6 +72,11 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="STEP",
         help="do not train: ship the run's checkpoint-STEP (a run stopped early) to --ship",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace another run's files in --run-dir, or an adapter already in --ship",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> LDTrainConfig:
@@ -75,6 +87,7 @@ def config_from_args(args: argparse.Namespace) -> LDTrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ld_agents.kd.train import check_lora_outputs
     from ld_agents.ld.train import ship_checkpoint, train_ld
     from ld_agents.lora import ADAPTER_DIR, ship_adapter
     from ld_envs.errors import InvalidArgument
@@ -83,11 +96,14 @@ def run(args: argparse.Namespace) -> int:
     if args.ship_checkpoint is not None:
         if args.ship is None:
             raise InvalidArgument("--ship-checkpoint needs --ship PATH (where to ship it)")
+        check_lora_outputs(None, args.ship, overwrite=args.overwrite)
         record = ship_checkpoint(run_dir, args.ship_checkpoint, args.ship)
         ckpt = run_dir / f"checkpoint-{args.ship_checkpoint}"
         print(f"shipped {ckpt} -> {Path(args.ship) / ADAPTER_DIR} ({record['status']})")
         return 0
-    record = train_ld(config_from_args(args), run_dir)
+    config = config_from_args(args)
+    check_lora_outputs(run_dir, args.ship, overwrite=args.overwrite, option="--run-dir")
+    record = train_ld(config, run_dir)
     adapter = run_dir / ADAPTER_DIR
     if args.ship is not None:
         adapter = ship_adapter(adapter, record, args.ship)

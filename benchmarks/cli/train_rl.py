@@ -1,15 +1,16 @@
 """``ld-gym train-rl``: train the MaskablePPO baselines and (with ``--ship``) put them in
 ``assets/models/``.
 
-    ld-gym train-rl --game pursuit --ship
-    ld-gym train-rl --game twentyone --timesteps 300000 --ship
+    ld-gym train-rl --game pursuit --ship --overwrite
+    ld-gym train-rl --game twentyone --timesteps 300000 --ship --overwrite
     ld-gym train-rl --game pursuit --set n_envs=4 --set ent_coef=0.005
 
 The game's default config (:data:`benchmarks.train_rl.PRESETS`) is overridable with
 ``--set field=value``; ``--help-config`` lists every field with its help. The run goes to
 ``--out`` (default ``runs/rl/<run name>``); ``--ship`` copies the model, config and curve to
 ``assets/models/rl_<game>.zip`` / ``.json`` / ``_curve.png``, which the ``rl`` policy loads
-by default. The work is :mod:`benchmarks.train_rl`'s.
+by default; a file already there (or a run's file in ``--out``) is replaced only with
+``--overwrite``, checked before training. The work is :mod:`benchmarks.train_rl`'s.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from benchmarks.cli.arguments import out_path
 
 HELP = "train the MaskablePPO baselines (pursuit, 21 points) and ship them to assets/models/"
 
@@ -35,8 +38,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a field"
     )
-    parser.add_argument("--out", help="run folder (default runs/rl/<run name>)")
-    parser.add_argument("--ship", action="store_true", help="copy the result to assets/models/")
+    parser.add_argument("--out", type=out_path, help="run folder (default runs/rl/<run name>)")
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help="copy the result to assets/models/ (a model there is replaced only with --overwrite)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run's files already in --out, or the model in assets/models/",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--help-config", action="store_true", help="list RLConfig's fields with their help, exit"
@@ -62,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
         env_id=args.env_id,
         progress_bar=False if args.no_progress else None,
     )
-    summary = train_run(config, args.out, args.game if args.ship else None)
+    summary = train_run(config, args.out, args.game if args.ship else None, args.overwrite)
     sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     return 0

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from benchmarks.cli.arguments import out_path
+
 HELP = "check a function base, an extension or one function's source in the sandbox"
 
 EXIT_OK, EXIT_REJECTED = 0, 1
@@ -36,12 +38,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--states", type=int, default=60, help="sampled inputs per function")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled inputs")
-    parser.add_argument("--json", default=None, help="also write the report as JSON here")
+    parser.add_argument(
+        "--json", type=out_path, default=None, help="also write the report as JSON here (a file)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a --json file this command did not write"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from ld_agents.files import check_output_file, mark_made
     from ld_agents.ld.validation import validate_file
 
+    if args.json is not None:
+        check_output_file(args.json, overwrite=args.overwrite, option="--json")
     report = validate_file(
         args.file,
         args.game,
@@ -52,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     print(report.format())
-    if args.json:
-        report.save(args.json)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        mark_made([report.save(args.json)])
     return EXIT_OK if report.ok else EXIT_REJECTED

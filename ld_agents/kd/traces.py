@@ -23,13 +23,16 @@ import numpy as np
 
 import ld_envs  # noqa: F401  (registers the ids)
 from ld_agents.base import Policy, game_of
-from ld_agents.files import write_text_atomic
+from ld_agents.files import check_output_folder, write_text_atomic
 from ld_agents.prompts import fmt_cell, pursuit_pursuers_prompt, twentyone_prompt
 from ld_agents.raw import LLMPolicy
 from ld_envs.errors import InvalidArgument
 from ld_envs.pursuit import DEFAULT_SIZE, PURSUER_NAMES, decode_action
 
 logger = logging.getLogger(__name__)
+
+#: what :meth:`TraceSet.save` writes in its folder
+TRACE_FILES = ("traces.jsonl", "meta.json")
 
 #: SeedSequence spawn key of trace starts (the sweeps use 0, 1, 2), so trace starts and
 #: benchmark starts come from different streams.
@@ -226,14 +229,25 @@ def write_traces(
     model: str | None = None,
     n_starts: int = 221,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> tuple[TraceSet, Path]:
     """Build the registered policy ``teacher`` (on ``model`` for an LLM teacher), collect its
     traces (:func:`collect_traces`) and save them; return the traces and their folder
-    (default :func:`default_traces_dir`)."""
+    (default :func:`default_traces_dir`).
+
+    Traces can cost money to make again, so a folder already holding traces is refused
+    before any teacher call, unless ``overwrite``."""
     from ld_agents.base import make
 
+    folder = check_output_folder(
+        default_traces_dir(env_id, teacher, seed) if output_dir is None else output_dir,
+        TRACE_FILES,
+        overwrite=overwrite,
+        replaceable=False,
+    )
+    if n_starts < 1:
+        raise InvalidArgument(f"n_starts must be >= 1 (--starts), got {n_starts}")
     kwargs = {"model": model} if model else {}
     policy = make(teacher, env_id, **kwargs)
     traces = collect_traces(policy, env_id, n_starts=n_starts, seed=seed)
-    folder = traces.save(output_dir or default_traces_dir(env_id, teacher, seed))
-    return traces, folder
+    return traces, traces.save(folder)

@@ -5,9 +5,44 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ld_agents.files import check_output_folder
 from ld_agents.kd.traces import TraceSet
 from ld_agents.llm.models import EMBEDDED, resolve_model
-from ld_agents.lora import ADAPTER_DIR, LoraTrainConfig, ship_adapter, train_lora
+from ld_agents.lora import ADAPTER_DIR, RUN_FILE, LoraTrainConfig, ship_adapter, train_lora
+
+#: what a LoRA run writes in its folder (its record, the adapter, checkpoints)
+RUN_OUTPUTS = (RUN_FILE, ADAPTER_DIR, "checkpoint-*")
+#: what shipping an adapter writes in the ship folder
+SHIP_OUTPUTS = (RUN_FILE, ADAPTER_DIR)
+
+
+def check_lora_outputs(
+    output_dir: str | Path | None,
+    ship: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    option: str = "--out",
+) -> Path | None:
+    """May a LoRA run (KD or LD) write to ``output_dir`` and ship to ``ship``? Checked before
+    training: a run folder holding its record is the run's own (resumed; another run's is
+    refused by :func:`ld_agents.lora.train_lora`), any other folder may hold none of what a
+    run writes; a ship folder may hold no adapter, unless ``overwrite``. Returns the run
+    folder (``output_dir=None``: only ``ship`` is checked, for shipping a checkpoint)."""
+    folder = None
+    if output_dir is not None:
+        folder = check_output_folder(
+            output_dir,
+            RUN_OUTPUTS,
+            overwrite=overwrite,
+            option=option,
+            resume=RUN_FILE,
+            replaceable=False,
+        )
+    if ship is not None:
+        check_output_folder(
+            ship, SHIP_OUTPUTS, overwrite=overwrite, option="--ship", replaceable=False
+        )
+    return folder
 
 
 def default_kd_dir(traces_dir: str | Path) -> Path:
@@ -23,6 +58,7 @@ def train_kd(
     *,
     limit: int | None = None,
     ship: str | Path | None = None,
+    overwrite: bool = False,
     **config: Any,
 ) -> dict[str, Any]:
     """LoRA-fine-tune the base model on the traces; return the run record.
@@ -32,8 +68,10 @@ def train_kd(
     (:func:`ld_agents.llm.models.resolve_model`); ``config`` holds
     :class:`ld_agents.lora.LoraTrainConfig` fields. The adapter lands in
     ``output_dir/adapter``; ``ship`` also copies it with its run record there (what
-    ``assets/adapters/kd-<game>`` holds, where the kd policy finds it).
+    ``assets/adapters/kd-<game>`` holds, where the kd policy finds it). Both folders are
+    checked before training (:func:`check_lora_outputs`; ``overwrite`` allows replacing).
     """
+    check_lora_outputs(output_dir, ship, overwrite=overwrite)
     if not isinstance(traces, TraceSet):
         traces = TraceSet.load(traces)
     if limit is not None:
@@ -46,4 +84,4 @@ def train_kd(
     return record
 
 
-__all__ = ["default_kd_dir", "train_kd"]
+__all__ = ["RUN_OUTPUTS", "SHIP_OUTPUTS", "check_lora_outputs", "default_kd_dir", "train_kd"]

@@ -125,14 +125,10 @@ def dequantized_dir(gguf_file: str | Path, sha256: str | None = None) -> Path:
 
     The folder is ``cache_dir()/models/<stem>-<sha256[:16]>``; ``sha256`` may be passed
     when known (saves hashing the file). Raises :class:`InvalidArgument` if the file is
-    missing.
+    missing, empty, not a GGUF file (its first bytes are not ``GGUF``) or cannot be read.
     """
     gguf = Path(gguf_file).expanduser()
-    if not gguf.is_file():
-        raise InvalidArgument(
-            f"GGUF file {str(gguf)!r} does not exist; pass an existing .gguf file or "
-            "'hf:embedded' for the embedded model"
-        )
+    check_gguf(gguf)
     digest = sha256 or file_sha256(gguf)
     out = cache_dir() / "models" / f"{gguf.stem}-{digest[:16]}"
     if (out / BUILD_MARKER).is_file():
@@ -145,6 +141,27 @@ def dequantized_dir(gguf_file: str | Path, sha256: str | None = None) -> Path:
     return out
 
 
+#: the first bytes of every GGUF file
+GGUF_MAGIC = b"GGUF"
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse a path that is not a readable GGUF file (missing, a folder, empty, or without
+    the GGUF magic bytes), with what came and what to pass instead."""
+    fix = "pass a .gguf model file, a Hugging Face folder, or 'hf:embedded'"
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise InvalidArgument(f"GGUF file {str(path)!r} {what}; {fix}")
+    with open(path, "rb") as fh:
+        head = fh.read(len(GGUF_MAGIC))
+    if not head:
+        raise InvalidArgument(f"GGUF file {str(path)!r} is empty (0 bytes); {fix}")
+    if head != GGUF_MAGIC:
+        raise InvalidArgument(
+            f"{str(path)!r} is not a GGUF file (it starts with {head!r}, not {GGUF_MAGIC!r}); {fix}"
+        )
+
+
 def _build_dequantized(gguf: Path, digest: str, out: Path) -> None:
     """Load ``gguf`` with transformers, save model + tokenizer to ``out`` atomically."""
     offline()
@@ -155,8 +172,15 @@ def _build_dequantized(gguf: Path, digest: str, out: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it owner-only; the cache is shared read-only
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        except (ValueError, KeyError, IndexError, OSError, RuntimeError) as exc:
+            raise InvalidArgument(
+                f"GGUF file {str(gguf)!r} could not be read as a causal language model "
+                f"({type(exc).__name__}: {exc}); pass a GGUF model file that transformers "
+                "reads (e.g. a llama.cpp export of a Gemma, Llama or Qwen model)"
+            ) from exc
         # transformers marks GGUF-loaded models as "quantized" and refuses to save them;
         # the weights are plain de-quantized tensors, so drop the marks.
         model.hf_quantizer = None
@@ -196,7 +220,9 @@ def embedded_model_dir() -> Path:
 __all__ = [
     "BUILD_MARKER",
     "EMBEDDED_GGUF_NAME",
+    "GGUF_MAGIC",
     "cache_dir",
+    "check_gguf",
     "dequantized_dir",
     "embedded_gguf_path",
     "embedded_model_dir",
