@@ -24,6 +24,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from ld_agents.registry import Registry
 
@@ -37,6 +38,7 @@ COMMANDS: Registry[ModuleType] = Registry(
         "demo": "benchmarks.cli.demo",
         "validate": "benchmarks.cli.validate",
         "emergency": "benchmarks.cli.emergency",
+        "emergency-suite": "benchmarks.cli.emergency_suite",
         "teach": "benchmarks.cli.teach",
         "train-ld": "benchmarks.cli.train_ld",
         "traces": "benchmarks.cli.traces",
@@ -47,6 +49,38 @@ COMMANDS: Registry[ModuleType] = Registry(
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that names the closest choice of a misspelled one (a command, ``--game``,
+    ``--executor``): ``invalid choice: 'bnech'; did you mean 'bench'? (choose from ...)``,
+    and the closest option of a misspelled option (``--sed``: did you mean ``--seed``?)."""
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+        from ld_envs.errors import close_match
+
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = getattr(parsed, "_parser", self)  # the subcommand's, when one was named
+            options = [o for a in parser._actions for o in a.option_strings]
+            typo = next((e.split("=")[0] for e in extras if e.startswith("-")), None)
+            close = close_match(typo, options) if typo else None
+            hint = f"; did you mean {close!r}?" if close else ""
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return parsed
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        from ld_envs.errors import close_match
+
+        choices = action.choices
+        if choices is not None and value not in choices:
+            close = close_match(value, [str(c) for c in choices])
+            hint = f"; did you mean {close!r}?" if close else ""
+            known = ", ".join(map(repr, choices))
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r}{hint} (choose from {known})"
+            )
+        super()._check_value(action, value)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -75,7 +109,7 @@ def _load(name: str) -> ModuleType | str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ld-gym",
         description="Logic Distillation (IJCAI 2025) as a research suite.",
         formatter_class=HelpFormatter,
@@ -99,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=HelpFormatter,
         )
         module.configure(p)
-        p.set_defaults(_module=module)
+        p.set_defaults(_module=module, _parser=p)
     return parser
 
 
