@@ -228,7 +228,14 @@ def _raw_pursuit(
         return RawEvader(model=model, size=size, seed=seed, max_new_tokens=max_new_tokens)
     if side != "pursuers":
         raise InvalidArgument(f"side must be 'pursuers' or 'evader', got {side!r}")
-    return RawPursuers(model, size, seed, max_new_tokens, rule_text, rule_mask)
+    return RawPursuers(
+        model=model,
+        size=size,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        rule_text=rule_text,
+        rule_mask=rule_mask,
+    )
 
 
 def _teacher_model(model: str | Backend | None) -> str | Backend:

@@ -52,7 +52,14 @@ def _kd_pursuit(
     if side != "pursuers":
         raise InvalidArgument("the KD student plays the pursuers; use 'raw' for an LLM evader")
     backend = _kd_backend(env_id, adapter, model, adapter_sha256)
-    return RawPursuers(backend, size, seed, max_new_tokens, rule_text, rule_mask)
+    return RawPursuers(
+        model=backend,
+        size=size,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        rule_text=rule_text,
+        rule_mask=rule_mask,
+    )
 
 
 def _kd_backend(
