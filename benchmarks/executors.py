@@ -3,6 +3,11 @@
 Every executor runs the same :func:`benchmarks.rollout.run_chunk` on the same
 :class:`~benchmarks.specs.ChunkTask` and hands the records to the parent's ``sink``,
 which alone writes the results file; so the records are the same on every executor.
+
+Threads: each process that plays chunks gives torch the ``threads`` the caller planned
+(:func:`ld_agents.llm.threads.plan_threads`: the physical cores, split among the workers),
+this process directly and each worker in its initializer (a Ray worker before each
+chunk), so that W workers never run W times the cores' threads.
 """
 
 from __future__ import annotations
@@ -18,17 +23,21 @@ from typing import Any
 
 from benchmarks.rollout import run_chunk
 from benchmarks.specs import ChunkTask
+from ld_agents.llm.threads import use_threads
 from ld_envs.errors import InvalidArgument
 
 EXECUTORS = ("serial", "process", "ray")
 
 
-def _worker_init(parent: int) -> None:
-    """Worker initializer: leave Ctrl-C to the parent, and exit when the parent dies.
+def _worker_init(parent: int, threads: int | None = None) -> None:
+    """Worker initializer: set the torch threads, leave Ctrl-C to the parent, and exit when
+    the parent dies.
 
     The parent stops its workers on Ctrl-C or an error; after ``kill -9`` it cannot, so
     each worker checks once a second that its parent is still there.
     """
+    if threads is not None:
+        use_threads(threads, environ=True)  # before any model imports torch
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
@@ -45,38 +54,51 @@ def execute(
     executor: str,
     workers: int,
     sink: Callable[[list[dict[str, Any]]], None],
+    threads: int | None = None,
 ) -> None:
     """Run every task on ``executor`` and pass each batch of records to ``sink``.
 
     ``serial`` passes records one episode at a time, as they end; ``process`` and ``ray``
     pass a chunk's records when the chunk ends. An error or Ctrl-C stops the workers and
-    propagates; whatever reached ``sink`` before stays written.
+    propagates; whatever reached ``sink`` before stays written. ``threads``: torch threads
+    of each process that plays (``None``: leave them as they are).
     """
     if executor == "serial" or not tasks:
+        if threads is not None:
+            use_threads(threads)
         for task in tasks:
             run_chunk(task, on_record=lambda rec: sink([rec]))
     elif executor == "process":
-        _execute_processes(tasks, workers, sink)
+        _execute_processes(tasks, workers, sink, threads)
     elif executor == "ray":
-        _execute_ray(tasks, workers, sink)
+        _execute_ray(tasks, workers, sink, threads)
     else:  # guarded by RunOptions
         raise AssertionError(executor)
 
 
-def _execute_processes(
-    tasks: Sequence[ChunkTask], workers: int, sink: Callable[[list[dict[str, Any]]], None]
-) -> None:
+def process_pool(workers: int, threads: int | None = None) -> Any:
+    """A pool of ``workers`` spawned processes set up by :func:`_worker_init`."""
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: LLM backends (torch, vLLM) and threads do not survive a fork
-    ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(tasks)),
-        mp_context=ctx,
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_init,
-        initargs=(os.getpid(),),
+        initargs=(os.getpid(), threads),
     )
+
+
+def _execute_processes(
+    tasks: Sequence[ChunkTask],
+    workers: int,
+    sink: Callable[[list[dict[str, Any]]], None],
+    threads: int | None,
+) -> None:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pool = process_pool(min(workers, len(tasks)), threads)
     clean = False
     try:
         pending = {pool.submit(run_chunk, t) for t in tasks}
@@ -93,8 +115,18 @@ def _execute_processes(
         pool.shutdown(wait=clean, cancel_futures=True)
 
 
+def _run_chunk_with_threads(task: ChunkTask, threads: int | None) -> list[dict[str, Any]]:
+    """A Ray task: set the worker's torch threads (Ray reuses workers), then play."""
+    if threads is not None:
+        use_threads(threads, environ=True)
+    return run_chunk(task)
+
+
 def _execute_ray(
-    tasks: Sequence[ChunkTask], workers: int, sink: Callable[[list[dict[str, Any]]], None]
+    tasks: Sequence[ChunkTask],
+    workers: int,
+    sink: Callable[[list[dict[str, Any]]], None],
+    threads: int | None,
 ) -> None:
     try:
         import ray
@@ -114,8 +146,8 @@ def _execute_ray(
                 log_to_driver=False,
             )
         started = True
-    remote = ray.remote(num_cpus=1, max_retries=0)(run_chunk)
-    refs = [remote.remote(t) for t in tasks]
+    remote = ray.remote(num_cpus=1, max_retries=0)(_run_chunk_with_threads)
+    refs = [remote.remote(t, threads) for t in tasks]
     clean = False
     try:
         pending = list(refs)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,7 +259,31 @@ def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
     kwargs = dict(env_kwargs)
     if kwargs.get(hooks.opponent_key) not in (None, *hooks.builtin_opponents):
         del kwargs[hooks.opponent_key]  # a policy: checked by check_policy_spec
-    build_env(env_id, kwargs).close()
+    shared_env(env_id, kwargs)  # kept: a serial sweep's sequential chunks play on it
+
+
+#: the env :func:`shared_env` built last, by (env id, env kwargs)
+_SHARED: dict[str, Any] = {}
+
+
+def shared_env(env_id: str, env_kwargs: Mapping[str, Any]) -> Any:
+    """This process's env for ``env_kwargs`` with a built-in other side, built on first use
+    and reused while the kwargs stay the same (the previous one is closed when they change).
+
+    Whoever uses it starts each episode with ``reset(seed=...)``, which starts afresh (as the
+    episodes of a chunk already rely on); ``gym.make`` costs as much as a fast episode.
+    """
+    key = json.dumps([env_id, dict(env_kwargs)], sort_keys=True)
+    if key not in _SHARED:
+        drop_shared_env()
+        _SHARED[key] = build_env(env_id, env_kwargs)
+    return _SHARED[key]
+
+
+def drop_shared_env() -> None:
+    """Close and forget the shared env (after an episode stopped midway)."""
+    while _SHARED:
+        _SHARED.popitem()[1].close()
 
 
 def check_model_spec(spec: str) -> None:

@@ -16,7 +16,8 @@ The file (``<sweep>/journal/<label>-chunk<k>.jsonl``) starts with a header namin
 a journal whose header differs (another seed, policy, env or episodes) is set aside and the
 chunk starts over; the commit may differ (as for a replayed chunk, the records say which
 code wrote them). A torn last line is dropped. The file is removed when the chunk ends.
-Lines are whole, appended and fsynced like the episode records.
+Lines are whole and appended like the episode records, with the same batched ``fsync``
+(:mod:`benchmarks.results_io`): after ``kill -9`` every written step is there.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class StepJournal:
         return steps
 
     def append(self, entry: Mapping[str, Any]) -> None:
-        """Write one finished step (whole line, fsynced)."""
+        """Write one finished step (a whole line; fsynced in batches)."""
         if self._writer is None:
             raise ValueError(f"journal {self.path} is closed")
         self._writer.append([entry])
@@ -96,7 +97,7 @@ class StepJournal:
     def close(self, remove: bool = False) -> None:
         """Close the file; ``remove`` deletes it, and its folder once empty (the chunk ended)."""
         if self._writer is not None:
-            self._writer.close()
+            self._writer.close(sync=not remove)  # no fsync for a file about to go
             self._writer = None
         if remove:
             self.path.unlink(missing_ok=True)

@@ -21,10 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.games import GameHooks, build_env, build_opponent, build_policy, game_hooks
+from benchmarks.games import (
+    GameHooks,
+    build_env,
+    build_opponent,
+    build_policy,
+    drop_shared_env,
+    game_hooks,
+    shared_env,
+)
 from benchmarks.opponent_batch import OpponentBatcher
 from benchmarks.replay import ReplayCheck
 from benchmarks.specs import ChunkTask
+from ld_agents.llm.threads import configure_torch
 from ld_agents.seeding import chunk_seed, episode_seed, policy_seed
 from ld_envs.errors import InvalidArgument
 
@@ -37,6 +46,12 @@ __all__ = [
     "run_chunk",
     "wants_batching",
 ]
+
+
+#: episode seeds, each computed once per process (a reset and its record both ask)
+_episode_seed = functools.lru_cache(maxsize=4096)(episode_seed)
+#: the game hooks by env id (asked once per record)
+_hooks = functools.lru_cache(maxsize=None)(game_hooks)
 
 
 def wants_batching(policy: Any) -> bool:
@@ -116,7 +131,7 @@ def _record(task: ChunkTask, lane: _Lane, pseed: int, batched: bool) -> dict[str
         "policy": task.policy.label,
         "name": task.policy.name,
         "episode": lane.episode,
-        "env_seed": episode_seed(task.seed, lane.episode),
+        "env_seed": _episode_seed(task.seed, lane.episode),
         "policy_seed": pseed,
         "chunk": task.chunk,
         "batched": batched,
@@ -127,7 +142,7 @@ def _record(task: ChunkTask, lane: _Lane, pseed: int, batched: bool) -> dict[str
         "wall_s": round(lane.wall, 6),
         "commit": task.commit,
     }
-    for key in game_hooks(task.env_id).info_fields:
+    for key in _hooks(task.env_id).info_fields:
         if key in info:
             rec[key] = _plain(info[key])
     rec.update(lane.extras)
@@ -160,6 +175,7 @@ def run_chunk(
     """
     policy = build_policy(task.policy, task.env_id, task.env_kwargs)
     opponent = build_opponent(task.env_id, task.env_kwargs)
+    configure_torch()  # a model backend may just have imported torch: give it our threads
     hooks = game_hooks(task.env_id)
     out: list[dict[str, Any]] = []
 
@@ -177,34 +193,49 @@ def run_chunk(
     return out
 
 
+def _sequential_env(task: ChunkTask, opponent: Any) -> tuple[Any, bool]:
+    """The env for a sequential chunk and whether the chunk owns it (closes it at its end):
+    a prepared other side gets a fresh env; a built-in one the process's shared env, which
+    the next chunks (and the sweep's input check before them) share."""
+    if opponent is not None:
+        return build_env(task.env_id, task.env_kwargs, opponent), True
+    return shared_env(task.env_id, task.env_kwargs), False
+
+
 def _run_sequential(
     task: ChunkTask, policy: Any, opponent: Any, hooks: GameHooks, emit: Callable[[dict], None]
 ) -> None:
-    env = build_env(task.env_id, task.env_kwargs, opponent)
+    env, owned = _sequential_env(task, opponent)
     counters = _Counters(policy)
+    clean = False
     try:
         for ep in task.wanted:
             pseed = policy_seed(task.seed, ep)
             lane = _Lane(ep, env)
             t0 = time.perf_counter()
-            obs, info = env.reset(seed=episode_seed(task.seed, ep))
+            obs, info = env.reset(seed=_episode_seed(task.seed, ep))
             policy.reset(seed=pseed)
             lane.extras = hooks.start_fields(env.unwrapped)
             counters.delta()
             done = False
+            total, steps = 0.0, 0  # locals: this loop is the sweep's whole per-step cost
             while not done:
-                action = policy.act(obs)
-                obs, reward, terminated, truncated, info = env.step(action)
-                lane.reward += float(reward)
-                lane.steps += 1
+                obs, reward, terminated, truncated, info = env.step(policy.act(obs))
+                total += float(reward)
+                steps += 1
                 done = terminated or truncated
             lane.wall = time.perf_counter() - t0
+            lane.reward, lane.steps = total, steps
             lane.info = info
             lane.cost = counters.delta()
             lane.summary = _summary(policy) or {}
             emit(_record(task, lane, pseed, batched=False))
+        clean = True
     finally:
-        env.close()
+        if owned:
+            env.close()
+        elif not clean:  # stopped mid-episode: the next chunk gets a fresh env
+            drop_shared_env()
 
 
 def _run_lockstep(
@@ -223,7 +254,7 @@ def _run_lockstep(
     try:
         for lane in lanes:
             t0 = time.perf_counter()
-            lane.obs, lane.info = lane.env.reset(seed=episode_seed(task.seed, lane.episode))
+            lane.obs, lane.info = lane.env.reset(seed=_episode_seed(task.seed, lane.episode))
             agents[lane.episode].reset(seed=seeds[lane.episode])
             lane.extras = hooks.start_fields(lane.env.unwrapped)
             counters[lane.episode] = _Counters(agents[lane.episode])
@@ -287,7 +318,7 @@ def _run_batched(
     try:
         for lane in lanes:
             t0 = time.perf_counter()
-            lane.obs, lane.info = lane.env.reset(seed=episode_seed(task.seed, lane.episode))
+            lane.obs, lane.info = lane.env.reset(seed=_episode_seed(task.seed, lane.episode))
             lane.extras = hooks.start_fields(lane.env.unwrapped)
             lane.wall = time.perf_counter() - t0
         policy.reset(seed=pseed)

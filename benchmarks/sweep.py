@@ -32,7 +32,10 @@ Either way the same seeds give the same records on every executor (serial, local
 processes, Ray) and after any number of interruptions.
 
 Results. ``DIR/episodes.jsonl`` gets one line per finished episode (see
-:mod:`benchmarks.results_io` for the durability rules), ``DIR/sweep.json`` the manifest.
+:mod:`benchmarks.results_io` for the durability rules and what ``kill -9`` can and cannot
+lose), ``DIR/sweep.json`` the manifest; its ``last_run`` says how the last run played
+(executor, workers, the torch threads of each process from
+:func:`ld_agents.llm.threads.plan_threads`, and the CPU).
 Re-running the same sweep runs only the missing (policy, episode) pairs; a folder holding
 another sweep fails with :class:`~benchmarks.results_io.SweepMismatch`; adding policies to an
 existing sweep is allowed.
@@ -64,11 +67,19 @@ from typing import Any
 import numpy as np
 
 from benchmarks.executors import EXECUTORS, execute
-from benchmarks.games import build_env, build_opponent, build_policy, game_hooks
+from benchmarks.games import (
+    build_env,
+    build_opponent,
+    build_policy,
+    check_sweep_inputs,
+    game_hooks,
+)
 from benchmarks.replay import replay_fields
 from benchmarks.results_io import (
     EPISODES_FILE,
     MANIFEST_FILE,
+    SYNC_AFTER,
+    SYNC_EVERY,
     LoadReport,
     RecordWriter,
     SweepMismatch,
@@ -79,8 +90,10 @@ from benchmarks.results_io import (
 )
 from benchmarks.rollout import run_chunk, wants_batching
 from benchmarks.specs import ChunkTask, PolicySpec, json_roundtrip
+from ld_agents.files import output_path
+from ld_agents.llm.threads import ThreadPlan, plan_threads
 from ld_agents.seeding import chunk_seed, episode_seed, policy_seed
-from ld_envs.errors import InvalidArgument, unknown_name
+from ld_envs.errors import InvalidArgument, LdGymError, unknown_name
 
 logger = logging.getLogger(__name__)
 
@@ -185,12 +198,20 @@ class RunOptions:
     workers: int = 1
     #: a tqdm bar; ``None``: on when stderr is a terminal and ``CI`` is not set
     progress: bool | None = None
+    #: fsync the results file once this many records wait (1: after every record)
+    sync_every: int = SYNC_EVERY
+    #: ... or this many seconds after the first waiting record was written
+    sync_after: float = SYNC_AFTER
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
             raise unknown_name("executor", self.executor, list(EXECUTORS))
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
             raise InvalidArgument(f"workers must be an integer >= 1, got {self.workers!r}")
+        if not isinstance(self.sync_every, int) or self.sync_every < 1:
+            raise InvalidArgument(f"sync_every must be an integer >= 1, got {self.sync_every!r}")
+        if not isinstance(self.sync_after, (int, float)) or not self.sync_after > 0:
+            raise InvalidArgument(f"sync_after must be seconds > 0, got {self.sync_after!r}")
 
     @classmethod
     def from_command(
@@ -214,8 +235,12 @@ class SweepResult:
     ran: int
     report: LoadReport
     seconds: float
-    #: of ``seconds``, the time spent in fsync after each append
+    #: of ``seconds``, the time spent in fsync (batched: see :mod:`benchmarks.results_io`)
     sync_seconds: float = 0.0
+    #: how many fsyncs of the results file there were
+    syncs: int = 0
+    #: the torch threads of each process that played (``None`` for :func:`load_sweep`)
+    threads: ThreadPlan | None = None
 
     @property
     def policies(self) -> list[str]:
@@ -251,8 +276,11 @@ def _describe(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _reconcile_manifest(folder: Path, spec: SweepSpec, commit: str) -> dict[str, Any]:
-    """Create the manifest, or check the folder's one against ``spec`` and add policies."""
+def _reconcile_manifest(
+    folder: Path, spec: SweepSpec, commit: str, last_run: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Create the manifest, or check the folder's one against ``spec`` and add policies;
+    ``last_run`` (how this run plays: executor, threads, CPU) is recorded in it."""
     manifest = read_manifest(folder)
     wanted = spec.identity()
     if manifest is None:
@@ -268,6 +296,8 @@ def _reconcile_manifest(folder: Path, spec: SweepSpec, commit: str) -> dict[str,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "commit": commit,
         }
+        if last_run is not None:
+            manifest["last_run"] = dict(last_run)
         write_json_atomic(folder / MANIFEST_FILE, manifest)
         return manifest
 
@@ -297,8 +327,29 @@ def _reconcile_manifest(folder: Path, spec: SweepSpec, commit: str) -> dict[str,
             )
     if added:
         manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if last_run is not None and manifest.get("last_run") != last_run:
+        manifest["last_run"] = dict(last_run)
+        added = True
+    if added:
         write_json_atomic(folder / MANIFEST_FILE, manifest)
     return manifest
+
+
+def _last_run(options: RunOptions, plan: ThreadPlan) -> dict[str, Any]:
+    """How this run plays, for the manifest: executor, workers, torch threads and CPU."""
+    from ld_agents.llm.hardware import cpu_info
+
+    return {
+        "executor": options.executor,
+        "workers": options.workers,
+        "threads": plan.to_json(),
+        "cpu": json.loads(json.dumps(dict(cpu_info()), sort_keys=True, default=_sorted_or_str)),
+    }
+
+
+def _sorted_or_str(value: Any) -> Any:
+    """JSON for what ``json`` cannot write: sets (CPU flags) sorted, anything else as text."""
+    return sorted(value) if isinstance(value, (set, frozenset)) else str(value)
 
 
 def _check_records(folder: Path, spec: SweepSpec, records: list[dict[str, Any]]) -> None:
@@ -359,19 +410,59 @@ def run_sweep(
 ) -> SweepResult:
     """Run (or resume) a sweep into ``out_dir`` and return every record there.
 
-    Raises :class:`SweepMismatch` when the folder holds another sweep, and the errors of
-    :class:`SweepSpec` / :class:`RunOptions` on bad settings. ``KeyboardInterrupt`` stops
-    it cleanly: every finished episode is on disk; run it again to resume.
+    Everything the sweep will build is checked first, before anything is written
+    (:func:`benchmarks.games.check_sweep_inputs`). Raises :class:`SweepMismatch` when the
+    folder holds another sweep, and the errors of :class:`SweepSpec` / :class:`RunOptions`
+    on bad settings; a new sweep rejected before its first episode leaves nothing behind
+    that would block the corrected one. ``KeyboardInterrupt`` stops it cleanly: every
+    finished episode is on disk; run it again to resume.
     """
     options = options or RunOptions()
-    folder = Path(out_dir)
+    folder = output_path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise InvalidArgument(f"--out {folder} is a file; give a folder")
+    check_sweep_inputs(spec.env_id, spec.env_kwargs, spec.policies)
+    before = _what_exists(folder)
+    try:
+        return _run_sweep(spec, folder, options)
+    except LdGymError:
+        _remove_rejected(folder, before)
+        raise
+
+
+def _what_exists(folder: Path) -> set[Path]:
+    """The folder, its missing parents' first existing one, and its sweep files, as now."""
+    paths = [folder, *folder.parents]
+    names = (MANIFEST_FILE, EPISODES_FILE, ".lock", JOURNAL_DIR)
+    return {p for p in [*paths, *(folder / n for n in names)] if p.exists()}
+
+
+def _remove_rejected(folder: Path, before: set[Path]) -> None:
+    """Undo what a new sweep made before it was rejected with no episode played: its
+    manifest, an empty results file, the lock and empty folders it created."""
+    if (folder / MANIFEST_FILE) in before:
+        return  # a resumed sweep: its folder stays as it is
+    episodes = folder / EPISODES_FILE
+    if episodes.exists() and (episodes in before or episodes.stat().st_size):
+        return  # episodes were played (or the file was not ours): keep everything
+    for name in (MANIFEST_FILE, EPISODES_FILE, ".lock"):
+        path = folder / name
+        if path not in before:
+            path.unlink(missing_ok=True)
+    for path in (folder / JOURNAL_DIR, folder, *folder.parents):
+        if path in before:
+            break
+        with contextlib.suppress(OSError):  # not empty: leave it
+            path.rmdir()
+
+
+def _run_sweep(spec: SweepSpec, folder: Path, options: RunOptions) -> SweepResult:
     folder.mkdir(parents=True, exist_ok=True)
     commit = git_commit()
+    plan = plan_threads(1 if options.executor == "serial" else options.workers)
     t0 = time.perf_counter()
     with _folder_lock(folder):
-        manifest = _reconcile_manifest(folder, spec, commit)
+        manifest = _reconcile_manifest(folder, spec, commit, _last_run(options, plan))
         records, report = load_records(folder / EPISODES_FILE)
         _check_records(folder, spec, records)
         done = {(r["policy"], r["episode"]) for r in records}
@@ -390,7 +481,10 @@ def run_sweep(
             from tqdm import tqdm
 
             bar = tqdm(total=todo, unit="ep", desc=f"{spec.env_id}", dynamic_ncols=True)
-        with RecordWriter(folder / EPISODES_FILE) as writer:
+        writer = RecordWriter(
+            folder / EPISODES_FILE, sync_every=options.sync_every, sync_after=options.sync_after
+        )
+        with writer:
 
             def sink(batch: list[dict[str, Any]]) -> None:
                 nonlocal ran
@@ -404,12 +498,14 @@ def run_sweep(
                     bar.update(len(fresh))
 
             try:
-                execute(tasks, options.executor, options.workers, sink)
+                execute(tasks, options.executor, options.workers, sink, plan.threads)
             finally:
                 if bar is not None:
                     bar.close()
-            synced = writer.sync_seconds
-    return SweepResult(folder, manifest, records, ran, report, time.perf_counter() - t0, synced)
+    seconds = time.perf_counter() - t0  # the writer's last fsync (at close) included
+    return SweepResult(
+        folder, manifest, records, ran, report, seconds, writer.sync_seconds, writer.syncs, plan
+    )
 
 
 def load_sweep(folder: Path | str) -> SweepResult:

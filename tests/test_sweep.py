@@ -14,12 +14,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 from benchmarks.cli.main import main
 from benchmarks.opponent_batch import OpponentBatcher
-from benchmarks.results_io import EPISODES_FILE, MANIFEST_FILE, SweepMismatch, load_records
+from benchmarks.results_io import (
+    EPISODES_FILE,
+    MANIFEST_FILE,
+    RecordWriter,
+    SweepMismatch,
+    load_records,
+)
 from benchmarks.sweep import (
     PolicySpec,
     RunOptions,
@@ -33,6 +40,7 @@ from benchmarks.sweep import (
 from ld_agents import base
 from ld_agents.base import Policy
 from ld_agents.baselines.pursuit import ScriptedPursuers
+from ld_agents.llm.threads import plan_threads
 from ld_envs.errors import InvalidArgument, UnknownName
 from ld_envs.pursuit import EVADER_MOVES, steps_lower_bound
 
@@ -61,7 +69,8 @@ def registered() -> Iterator[list[str]]:
     names: list[str] = []
     yield names
     for name in names:
-        base._REGISTRY.pop(name, None)
+        for game in ("pursuit", "twentyone"):
+            base._registry(game).remove(name)
 
 
 class Batcher(Policy):
@@ -154,6 +163,27 @@ def test_sweep_records_match_a_bare_loop(tmp_path):
             r["outcome"], r["steps"], r["violations"],
         )  # fmt: skip
         assert r["reward"] == pytest.approx(total)
+
+
+def test_sequential_chunks_share_one_env_and_play_as_on_fresh_ones(tmp_path, monkeypatch):
+    """A serial sweep of sequential chunks builds its env once (the input check's, shared
+    by every chunk), and its records equal one-chunk and process-worker runs'."""
+    from benchmarks import games
+
+    games.drop_shared_env()
+    built: list[str] = []
+    real = games.build_env
+    monkeypatch.setattr(games, "build_env", lambda *a, **k: built.append(a[0]) or real(*a, **k))
+
+    def six(chunk: int) -> SweepSpec:
+        return spec("random", "scripted", episodes=6, chunk=chunk, size=9)
+
+    shared = run_sweep(six(2), tmp_path / "a", SERIAL)
+    assert built == ["Pursuit-v0"]
+    one_chunk = run_sweep(six(6), tmp_path / "b", SERIAL)
+    fresh = run_sweep(six(2), tmp_path / "c", RunOptions("process", workers=2, progress=False))
+    assert len(shared.records) == 12
+    assert keys(shared.records) == keys(one_chunk.records) == keys(fresh.records)
 
 
 # --------------------------------------------------------------------------- resume
@@ -386,7 +416,9 @@ def test_a_batching_other_side_answers_every_running_lane_in_one_call(
     made: list[Any] = []
     plain, batched = (Fleeing, BatchedFleeing) if game == "pursuit" else (Hitter, BatchedHitter)
     for name, cls in (("other_plain", plain), ("other_batched", batched)):
-        base.register(name, game)(lambda env_id, _c=cls, **_: made.append(_c()) or made[-1])
+        base.register(name, game)(
+            lambda env_id, _c=cls, side=None, **_: made.append(_c()) or made[-1]
+        )
         registered.append(name)
     if game == "pursuit":
         base.register("agent", game)(lambda env_id, seed=None, **_: Batcher(seed))
@@ -424,9 +456,10 @@ def test_opponent_batcher_surfaces_a_failing_act_batch_and_acts_directly_outside
 
     threads = threading.active_count()
     batcher = OpponentBatcher(Broken())
-    assert batcher.act("obs") == 7
+    obs, _ = gym.make("TwentyOne-v0").reset(seed=0)  # an observation the policy reads
+    assert batcher.act(obs) == 7
     with pytest.raises(ValueError, match="fell over"):
-        batcher.step_all([lambda: batcher.act(1), lambda: batcher.act(2)])
+        batcher.step_all([lambda: batcher.act(obs), lambda: batcher.act(obs)])
     assert threading.active_count() == threads  # no lane left waiting
 
     def boom() -> None:
@@ -499,6 +532,8 @@ def test_folder_in_use_by_a_running_sweep_is_refused(tmp_path):
         (lambda: spec("scripted", evader="fox"), UnknownName, "greedy"),
         (lambda: RunOptions(executor="dask"), UnknownName, "ray"),
         (lambda: RunOptions(workers=0), InvalidArgument, "workers"),
+        (lambda: RunOptions(sync_every=0), InvalidArgument, "sync_every"),
+        (lambda: RunOptions(sync_after=0), InvalidArgument, "sync_after"),
         (lambda: PolicySpec("raw", {"model": object()}), InvalidArgument, "JSON"),
     ],
 )
@@ -524,14 +559,26 @@ def test_executors_give_the_serial_records(tmp_path, executor):
     assert other.ran == 10
     assert keys(other.records) == keys(serial)
     assert len(lines(tmp_path / executor)) == 10
+    run = json.loads((tmp_path / executor / MANIFEST_FILE).read_text())["last_run"]
+    assert run["executor"] == executor and run["workers"] == 2
+    assert run["threads"] == plan_threads(2).to_json()  # each worker: cores // 2 threads
+    assert "cpu_model" in run["cpu"]
 
 
 # --------------------------------------------------------------------------- interruption
 
 
-def _child(out: Path, *extra: str) -> list[str]:
+#: runs ``sweep_child.py`` with ``os.fsync`` a no-op: every line stays in the page cache only
+NO_FSYNC = (
+    "import os, runpy, sys; os.fsync = lambda fd: None; sys.argv = sys.argv[1:]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def _child(out: Path, *extra: str, fsync: bool = True) -> list[str]:
+    python = [sys.executable] if fsync else [sys.executable, "-c", NO_FSYNC]
     return [
-        sys.executable, str(CHILD), "bench", "Pursuit-v0", "--policies", "scripted,slow_random",
+        *python, str(CHILD), "bench", "Pursuit-v0", "--policies", "scripted,slow_random",
         "--episodes", "24", "--chunk-size", "6", "--seed", "5", "--out", str(out), *extra,
     ]  # fmt: skip
 
@@ -548,7 +595,7 @@ def _reference(tmp_path: Path, registered: list[str]) -> list[tuple]:
     return keys(run_sweep(ref, tmp_path / "reference", SERIAL).records)
 
 
-def _interrupt_midway(out: Path, sig: int) -> subprocess.CompletedProcess:
+def _interrupt_midway(out: Path, sig: int, fsync: bool = True) -> subprocess.CompletedProcess:
     # slow enough that the rest of the sweep outlasts a busy parent's polling (a fresh-clone
     # run on a loaded 2-core machine once saw the child finish before the signal landed)
     env = {**os.environ, "CI": "1", "SLOW_RANDOM_DELAY": "0.02"}
@@ -557,7 +604,7 @@ def _interrupt_midway(out: Path, sig: int) -> subprocess.CompletedProcess:
     # which case Python installs no KeyboardInterrupt handler in the child: give the child
     # the default disposition, as a shell does for a foreground command
     proc = subprocess.Popen(
-        _child(out),
+        _child(out, fsync=fsync),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -568,16 +615,17 @@ def _interrupt_midway(out: Path, sig: int) -> subprocess.CompletedProcess:
         assert proc.poll() is None, "the sweep ended before it could be interrupted"
         assert time.monotonic() < deadline
         time.sleep(0.005)
-    proc.send_signal(sig)
-    assert proc.poll() is None, "the sweep finished before the signal was sent"
+    proc.send_signal(sig)  # the callers check the exit status: killed, not finished
     stdout, stderr = proc.communicate(timeout=60)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
-def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path, registered):
-    """kill -9 mid-sweep, rerun the same command: every episode once, as if never killed."""
+@pytest.mark.parametrize("fsync", [True, False], ids=["batched-fsync", "no-fsync"])
+def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path, registered, fsync):
+    """kill -9 mid-sweep, rerun the same command: every episode once, as if never killed;
+    so too when the killed sweep never fsynced (its lines were in the page cache only)."""
     out = tmp_path / "killed"
-    killed = _interrupt_midway(out, signal.SIGKILL)
+    killed = _interrupt_midway(out, signal.SIGKILL, fsync)
     assert killed.returncode == -signal.SIGKILL
     done_before = len(lines(out))
     assert 30 <= done_before < 48
@@ -627,6 +675,98 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# --------------------------------------------------------------------------- batched fsync
+
+
+def _record(i: int) -> dict[str, Any]:
+    return {"policy": "p", "episode": i, "env_seed": i, "outcome": "capture", "steps": 1,
+            "violations": 0, "reward": 1.0}  # fmt: skip
+
+
+@pytest.fixture
+def fsyncs(monkeypatch) -> list[int]:
+    """``os.fsync`` replaced by a list of the descriptors it was called with."""
+    calls: list[int] = []
+    monkeypatch.setattr(os, "fsync", calls.append)
+    return calls
+
+
+def test_record_writer_fsyncs_every_n_records_on_demand_and_at_close(tmp_path, fsyncs):
+    """Every line is in the file as soon as it is appended; fsync comes after every
+    ``sync_every`` lines, with ``sync=True``, and once at close (not twice)."""
+    path = tmp_path / "r.jsonl"
+    writer = RecordWriter(path, sync_every=3, sync_after=3600)
+    for i in range(7):
+        writer.append([_record(i)])
+        assert len(load_records(path)[0]) == i + 1  # readable before any fsync
+    assert len(fsyncs) == 2 and writer.syncs == 2
+    writer.append([_record(7)], sync=True)
+    assert len(fsyncs) == 3
+    writer.append([_record(8)])
+    writer.close()
+    writer.close()
+    assert len(fsyncs) == 4
+    assert [r["episode"] for r in load_records(path)[0]] == list(range(9))
+
+
+def test_record_writer_fsyncs_a_waiting_line_after_sync_after_seconds(tmp_path, fsyncs):
+    """A line written between fsyncs is fsynced by a timer ``sync_after`` seconds later,
+    once; a close with nothing waiting does not fsync again."""
+    writer = RecordWriter(tmp_path / "r.jsonl", sync_every=100, sync_after=0.05)
+    writer.append([_record(0)])
+    deadline = time.monotonic() + 30
+    while not fsyncs:
+        assert time.monotonic() < deadline, "the timer never fsynced"
+        time.sleep(0.01)
+    time.sleep(0.2)
+    writer.close()
+    assert len(fsyncs) == 1
+
+
+def test_a_sweep_fsyncs_in_batches_not_per_record(tmp_path, fsyncs):
+    """A 20-record serial sweep fsyncs its results file once (at the end), not 20 times;
+    ``sync_every=1`` brings back one fsync per record."""
+    no_timer = RunOptions(progress=False, sync_after=3600)  # however slow the machine
+    batched = run_sweep(spec("scripted", "random", episodes=10, chunk=2), tmp_path / "a", no_timer)
+    assert batched.syncs == 1
+    per_record = RunOptions(progress=False, sync_every=1)
+    every = run_sweep(spec("scripted", "random", episodes=10, chunk=2), tmp_path / "b", per_record)
+    assert every.syncs == 20
+    assert keys(every.records) == keys(batched.records)
+
+
+KILL_BETWEEN_FSYNCS = """
+import os, sys, time
+from benchmarks.results_io import RecordWriter
+os.fsync = lambda fd: sys.exit("fsync was called")
+writer = RecordWriter(sys.argv[1], sync_every=10**9, sync_after=3600)
+for i in range(50):
+    writer.append([{"policy": "p", "episode": i, "env_seed": i, "outcome": "capture",
+                    "steps": 1, "violations": 0, "reward": 1.0}])
+print("written", flush=True)
+time.sleep(120)
+"""
+
+
+def test_kill_9_between_fsyncs_loses_no_written_line(tmp_path):
+    """A process killed with SIGKILL after writing 50 lines and before any fsync leaves all
+    50 in the file: written lines live in the page cache, not in the process."""
+    path = tmp_path / "r.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_BETWEEN_FSYNCS, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"written\n", proc.communicate(timeout=60)[1]
+    proc.kill()
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    records, report = load_records(path)
+    assert [r["episode"] for r in records] == list(range(50))
+    assert report.torn_bytes == 0 and not report.corrupt
 
 
 def test_sigkill_of_a_process_pool_sweep_leaves_no_workers_and_resumes(tmp_path):
@@ -685,7 +825,7 @@ def test_cli_bench_prints_the_table_and_saves_it(tmp_path, capsys):
         (["--policies", "clever"], "unknown policy for Pursuit-v0 'clever'; known:"),
         (["--policies", "scripted", "--episodes", "0"], "episodes must be >= 1"),
         (["--policies", "scripted", "--evader", "fox"], "unknown evader 'fox'"),
-        (["--policies", "scripted", "--paired", "scripted,ghost"], "no policy 'ghost'"),
+        (["--policies", "scripted", "--paired", "scripted,ghost"], "policy label 'ghost'"),
         (["--policies", "scripted", "--paper-family", "GPT"], "unknown paper model family"),
     ],
 )
@@ -764,7 +904,7 @@ def test_interrupted_batched_chunk_resumes_from_its_journal_at_the_step_it_stopp
         agents.append(PrimingPursuers())
         return agents[-1]
 
-    def evader(env_id: str, **_: Any) -> PrimingFleeing:
+    def evader(env_id: str, side: str | None = None, **_: Any) -> PrimingFleeing:
         evaders.append(PrimingFleeing())
         return evaders[-1]
 

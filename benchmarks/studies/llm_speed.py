@@ -277,7 +277,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--naive-rounds", type=int, default=None, help="decisions for naive and logits_to_keep"
     )
     parser.add_argument("--dtypes", default="float32,bfloat16", help="comma list of dtypes")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: the physical cores this process may use)",
+    )
     parser.add_argument(
         "--clock",
         choices=("auto", "wall", "cpu"),
@@ -301,14 +306,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from ld_agents.llm.models import offline
+
+    offline()
     import torch
 
     from ld_agents.llm import make_backend
     from ld_agents.llm.hardware import cpu_info
+    from ld_agents.llm.threads import plan_threads, use_threads
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    plan = plan_threads()  # the physical cores of this process's affinity, or OMP_NUM_THREADS
+    use_threads(args.threads or plan.threads)
     Clock.threads = torch.get_num_threads()
     busy = os.getloadavg()[0] > (os.cpu_count() or 1)
     Clock.kind = args.clock if args.clock != "auto" else ("cpu" if busy else "wall")
@@ -322,6 +330,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **cpu_info(),
         "cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),
+        "threads_source": "--threads" if args.threads else plan.source,
         "load_average_start": os.getloadavg(),
         "clock": Clock.kind,
         "quick": args.quick,

@@ -47,7 +47,9 @@ _ENCODERS: dict[str, Any] = {}
 def load_encoder(device: str = "cpu") -> Any:
     """The packaged MiniLM encoder (loaded once per process, never from a hub)."""
     if device not in _ENCODERS:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from ld_agents.llm.models import offline
+
+        offline()
         from sentence_transformers import SentenceTransformer
 
         _ENCODERS[device] = SentenceTransformer(str(encoder_dir()), device=device)
