@@ -32,6 +32,7 @@ import logging
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,6 +41,7 @@ from typing import Any
 from benchmarks.games import build_env, build_policy
 from benchmarks.specs import PolicySpec
 from benchmarks.sweep import RunOptions, SweepSpec, run_sweep
+from ld_agents.files import git_commit
 from ld_agents.llm.hardware import cpu_info
 from ld_agents.llm.threads import plan_threads
 from ld_agents.seeding import episode_seed, policy_seed
@@ -169,6 +171,8 @@ def _timed_sweep(
 def measure_overhead(env_id: str, policy: str, episodes: int, repeats: int) -> Overhead:
     bare, bare_cpu = [], []
     runs: dict[str, list[tuple]] = {"batched": [], "per_record": []}
+    bare_loop(env_id, policy, 1)  # warm up: the first use imports and registers
+    _timed_sweep(env_id, [policy], 1, 0, None)
     for _ in range(repeats):  # interleaved, so that machine load hits all alike
         c0 = time.process_time()
         seconds, outcomes = bare_loop(env_id, policy, episodes)
@@ -271,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{paired['per_record_ratio']:.3f}, CPU {paired['per_record_cpu_ratio']:.3f}"
     )
     out: dict[str, Any] = {
+        "commit": git_commit(),
+        "command": "python -m benchmarks.studies.sweep_overhead " + " ".join(argv or sys.argv[1:]),
         "machine": platform.platform(),
         "python": platform.python_version(),
         "cpu": json.loads(json.dumps(cpu_info(), default=sorted)),
