@@ -169,7 +169,6 @@ def _oracle(
     seed: int | None = None,
     rules: Any = None,
     extensions: Sequence[str | Path] = (),
-    **_: Any,
 ) -> FunctionChainPolicy:
     fb = base or oracle_base(env_id, emergency)
     for path in extensions:

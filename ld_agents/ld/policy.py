@@ -353,7 +353,6 @@ def _make_ld(
     adapter_sha256: str | None = None,
     rules: Any = None,
     extensions: Sequence[str | Path] = (),
-    **_: Any,
 ) -> LDPolicy:
     if side != "pursuers":
         raise InvalidArgument("the LD student plays the pursuers; use 'raw' for an LLM evader")
