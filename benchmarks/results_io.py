@@ -194,7 +194,8 @@ class RecordWriter:
         self.syncs = 0
         self._unsynced = 0
         self._lock = threading.Lock()  # the timer's fsync against append and close
-        self._timer: threading.Timer | None = None
+        self._timer: threading.Timer | None = None  # the pending one
+        self._threads: list[threading.Timer] = []  # every one started (joined at close)
 
     def append(self, records: Iterable[Mapping[str, Any]], *, sync: bool = False) -> None:
         """Write the records as whole lines with one ``os.write``; fsync when one is due
@@ -216,6 +217,7 @@ class RecordWriter:
                 self._timer = threading.Timer(self.sync_after, self._sync_on_timer)
                 self._timer.daemon = True  # never holds the interpreter's exit
                 self._timer.start()
+                self._threads = [t for t in self._threads if t.is_alive()] + [self._timer]
 
     def sync(self) -> None:
         """Fsync the lines written so far (nothing to do when none waits)."""
@@ -242,14 +244,16 @@ class RecordWriter:
         """Fsync what waits (unless ``sync=False``: a file about to be deleted) and close
         the file (safe to call twice)."""
         with self._lock:
-            timer, self._timer = self._timer, None
+            self._timer = None
+            threads, self._threads = self._threads, []
             if self._fd is not None:
                 if sync:
                     self._sync_locked()
                 os.close(self._fd)
                 self._fd = None
-        if timer is not None:
+        for timer in threads:  # no timer thread outlives the writer
             timer.cancel()
+            timer.join()
 
     def __enter__(self) -> RecordWriter:
         return self

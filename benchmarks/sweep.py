@@ -202,6 +202,9 @@ class RunOptions:
     sync_every: int = SYNC_EVERY
     #: ... or this many seconds after the first waiting record was written
     sync_after: float = SYNC_AFTER
+    #: torch threads of each playing process; ``None``: the physical cores, split among the
+    #: workers (``OMP_NUM_THREADS`` when set; :func:`ld_agents.llm.threads.plan_threads`)
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -212,6 +215,10 @@ class RunOptions:
             raise InvalidArgument(f"sync_every must be an integer >= 1, got {self.sync_every!r}")
         if not isinstance(self.sync_after, (int, float)) or not self.sync_after > 0:
             raise InvalidArgument(f"sync_after must be seconds > 0, got {self.sync_after!r}")
+        if self.threads is not None and (
+            not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1
+        ):
+            raise InvalidArgument(f"threads must be an integer >= 1 or None, got {self.threads!r}")
 
     @classmethod
     def from_command(
@@ -459,7 +466,7 @@ def _remove_rejected(folder: Path, before: set[Path]) -> None:
 def _run_sweep(spec: SweepSpec, folder: Path, options: RunOptions) -> SweepResult:
     folder.mkdir(parents=True, exist_ok=True)
     commit = git_commit()
-    plan = plan_threads(1 if options.executor == "serial" else options.workers)
+    plan = plan_threads(1 if options.executor == "serial" else options.workers, options.threads)
     t0 = time.perf_counter()
     with _folder_lock(folder):
         manifest = _reconcile_manifest(folder, spec, commit, _last_run(options, plan))

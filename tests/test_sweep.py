@@ -534,6 +534,7 @@ def test_folder_in_use_by_a_running_sweep_is_refused(tmp_path):
         (lambda: RunOptions(workers=0), InvalidArgument, "workers"),
         (lambda: RunOptions(sync_every=0), InvalidArgument, "sync_every"),
         (lambda: RunOptions(sync_after=0), InvalidArgument, "sync_after"),
+        (lambda: RunOptions(threads=0), InvalidArgument, "threads"),
         (lambda: PolicySpec("raw", {"model": object()}), InvalidArgument, "JSON"),
     ],
 )
@@ -713,7 +714,8 @@ def test_record_writer_fsyncs_every_n_records_on_demand_and_at_close(tmp_path, f
 
 def test_record_writer_fsyncs_a_waiting_line_after_sync_after_seconds(tmp_path, fsyncs):
     """A line written between fsyncs is fsynced by a timer ``sync_after`` seconds later,
-    once; a close with nothing waiting does not fsync again."""
+    once; a close with nothing waiting does not fsync again; no timer thread outlives it."""
+    threads = threading.active_count()
     writer = RecordWriter(tmp_path / "r.jsonl", sync_every=100, sync_after=0.05)
     writer.append([_record(0)])
     deadline = time.monotonic() + 30
@@ -721,8 +723,10 @@ def test_record_writer_fsyncs_a_waiting_line_after_sync_after_seconds(tmp_path, 
         assert time.monotonic() < deadline, "the timer never fsynced"
         time.sleep(0.01)
     time.sleep(0.2)
+    writer.append([_record(1)])  # arms a timer again; close fsyncs and stops it
     writer.close()
-    assert len(fsyncs) == 1
+    assert len(fsyncs) == 2
+    assert threading.active_count() == threads
 
 
 def test_a_sweep_fsyncs_in_batches_not_per_record(tmp_path, fsyncs):

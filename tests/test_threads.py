@@ -44,7 +44,8 @@ def test_cpu_quota_reads_cgroup_v2_and_v1(tmp_path):
 
 
 def test_plan_splits_the_cores_among_workers_and_obeys_omp_num_threads(monkeypatch):
-    """cores // workers, at least 1; OMP_NUM_THREADS, when set, wins."""
+    """cores // workers, at least 1; OMP_NUM_THREADS, when set, wins; a requested number
+    wins over both."""
     monkeypatch.setattr(threads, "usable_cores", lambda: 8)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert plan_threads().threads == 8
@@ -58,6 +59,12 @@ def test_plan_splits_the_cores_among_workers_and_obeys_omp_num_threads(monkeypat
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     plan = plan_threads(2)
     assert (plan.threads, plan.source) == (3, "OMP_NUM_THREADS")
+    assert plan_threads(2, requested=5).to_json() == {
+        "threads": 5,
+        "workers": 2,
+        "cores": 8,
+        "source": "requested",
+    }
 
 
 def test_use_threads_sets_a_loaded_torch_and_for_workers_the_variables(monkeypatch):

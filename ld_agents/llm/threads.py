@@ -6,7 +6,8 @@ it has, and no more than a cgroup CPU quota allows. With ``W`` workers (a sweep'
 ``process`` or ``ray`` executor) each worker gets ``max(1, cores // W)``, so that together
 they do not oversubscribe the cores: two workers on two cores each running torch on two
 threads run slower than one. ``OMP_NUM_THREADS``, when set, is the user's choice and wins,
-in the process and in every worker.
+in the process and in every worker; a number a caller requests (a sweep's
+``RunOptions(threads=N)``) wins over both.
 
 :func:`plan_threads` decides; :func:`use_threads` applies a number in this process (and,
 for a worker, in the variables a torch imported later starts from); :func:`configure_torch`
@@ -43,7 +44,7 @@ class ThreadPlan:
     workers: int
     #: physical cores this process may use (affinity, cgroup quota)
     cores: int
-    #: ``"cores // workers"`` or ``"OMP_NUM_THREADS"``
+    #: ``"cores // workers"``, ``"OMP_NUM_THREADS"`` or ``"requested"``
     source: str
 
     def to_json(self) -> dict[str, Any]:
@@ -108,10 +109,15 @@ def user_threads() -> int | None:
     return value if value >= 1 else None
 
 
-def plan_threads(workers: int = 1) -> ThreadPlan:
-    """The torch threads of each of ``workers`` processes (see the module docstring)."""
+def plan_threads(workers: int = 1, requested: int | None = None) -> ThreadPlan:
+    """The torch threads of each of ``workers`` processes (see the module docstring);
+    ``requested`` (a caller's explicit number) wins over everything."""
     workers = max(1, int(workers))
     cores = usable_cores()
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"threads must be >= 1, got {requested}")
+        return ThreadPlan(int(requested), workers, cores, "requested")
     user = user_threads()
     if user is not None:
         return ThreadPlan(user, workers, cores, "OMP_NUM_THREADS")
