@@ -61,6 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ld_agents.files import check_output_file, check_output_folder, mark_made
     from ld_agents.ld.emergency import (
         function_name,
         read_rule_arg,
@@ -69,6 +70,13 @@ def run(args: argparse.Namespace) -> int:
     )
 
     name = args.name or function_name(args.rule_text)
+    out = Path(args.out) if args.out else Path("runs") / "emergency" / f"{name}.json"
+    # refuse to replace a user's files before the model runs
+    check_output_file(out, overwrite=args.overwrite, replaceable=False)
+    check_output_folder(
+        args.report_dir, [f"{name}.json", f"{name}.md"], overwrite=args.overwrite,
+        option="--report-dir",
+    )  # fmt: skip
     result = write_rule_function(
         args.rule_text,
         rule=read_rule_arg(args.rule),
@@ -81,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
         boards=args.boards,
         max_new_tokens=args.max_new_tokens,
     )
-    out = Path(args.out) if args.out else Path("runs") / "emergency" / f"{name}.json"
-    extension, rjson, rmd = save_result(result, out, args.report_dir, name, args.overwrite)
+    extension, rjson, rmd = save_result(result, out, args.report_dir, name, overwrite=True)
+    mark_made([rjson, rmd])
     print(
         f"rule -> stage {result.stage} ({result.how}); {len(result.samples)} samples, "
         f"{result.passed} passed; first pass at sample {result.first_pass or '-'}"
