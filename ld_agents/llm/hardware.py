@@ -57,10 +57,15 @@ def parse_cpuinfo(text: str) -> tuple[str | None, frozenset[str] | None]:
     return model, flags
 
 
+#: the CPU flags that change a code path or a speed here (recorded beside every timing)
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
+
+
 @functools.cache
 def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> dict[str, Any]:
-    """``{"cpu_model": str, "bf16_native": bool | None}`` for this machine (``None``: the
-    flags could not be read, e.g. not Linux)."""
+    """``{"cpu_model": str, "bf16_native": bool | None, "flags": [...]}`` for this machine
+    (``bf16_native`` ``None``: the flags could not be read, e.g. not Linux; ``flags``: the
+    :data:`SPEED_FLAGS` it has)."""
     try:
         model, flags = parse_cpuinfo(Path(cpuinfo).read_text(errors="replace"))
     except OSError:
@@ -68,6 +73,7 @@ def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> dict[str, Any]:
     return {
         "cpu_model": model or platform.processor() or platform.machine(),
         "bf16_native": bool(flags & BF16_FLAGS) if flags is not None else None,
+        "flags": [f for f in SPEED_FLAGS if flags and f in flags],
     }
 
 

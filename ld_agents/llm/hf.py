@@ -61,9 +61,10 @@ from typing import Any
 from ld_agents.errors import BackendError
 from ld_agents.llm.base import Backend, GenerationRequest, register_backend
 from ld_agents.llm.float32_products import float32_matmuls
-from ld_agents.llm.hardware import bf16_matmul_mode, slow_bf16_warning
+from ld_agents.llm.hardware import bf16_matmul_mode, cpu_info, describe_cpu, slow_bf16_warning
 from ld_agents.llm.models import offline, resolve_model
 from ld_agents.llm.prefix_cache import PrefixState, PrefixStore, cache_from, common_prefix
+from ld_agents.llm.threads import configure_torch
 from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,19 @@ class HFBackend(Backend):
             raise InvalidArgument(f"device {device!r} asked for, but CUDA is not available")
         if device != "cpu" and not device.startswith("cuda"):
             raise InvalidArgument(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+        #: torch threads of this process (ld_agents.llm.threads: physical cores, or a
+        #: worker's share of them)
+        self.threads = configure_torch()
         self.bf16_matmul = bf16_matmul_mode(bf16_matmul, dtype, device)
+        #: the matmul path chosen for this CPU: native bf16 (AMX / AVX-512-BF16), float32
+        #: products rounded to bf16 (CPUs without bf16), or plain float32
+        logger.info(
+            "hf backend: dtype %s, bf16 products %s, %s torch threads on %s",
+            dtype,
+            self.bf16_matmul,
+            self.threads,
+            describe_cpu(cpu_info()),
+        )
         slow = slow_bf16_warning(dtype, device, self.bf16_matmul)
         if slow:
             logger.warning(slow)
