@@ -1,0 +1,82 @@
+"""The LD student's stage-by-stage first-decision values, with a fake student (no model)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import ld_agents
+from ld_agents.baselines.optimal.exact_eval import GameTree, card_detail, exact_evaluate
+from ld_agents.ld.base import shipped_base
+from ld_agents.ld.sandbox import Limits, SandboxWorker
+from ld_agents.ld.stage_value import (
+    FirstDecisionMix,
+    StudentChoices,
+    first_decision_accuracy,
+    is_first_decision,
+)
+
+
+class FakeStudent:
+    """Scores the right function highest (``right=True``) or the first candidate."""
+
+    def __init__(self, right: bool) -> None:
+        self.base = shipped_base("twentyone")
+        self.worker = SandboxWorker(Limits())
+        self.right = right
+        self.scored = 0
+
+    def _score_batch(self, stage: str, states: list[dict[str, Any]]) -> tuple[Any, Any]:
+        cands = self.base.stage_candidates(stage)
+        shown, scores = [], []
+        for st in states:
+            self.scored += 1
+            best = self.base.right_function(stage, st) if self.right else cands[0].name
+            shown.append(cands)
+            scores.append([1.0 if c.name == best else 0.0 for c in cands])
+        return shown, scores
+
+
+@pytest.fixture(scope="module")
+def first_obs() -> list[dict[str, Any]]:
+    tree = GameTree(None, None, card_detail("rank"), False, True)  # type: ignore[arg-type]
+    return [tree.agent_obs(n) for n in list(tree.initial())[::50]]
+
+
+def test_a_right_student_acts_as_ld_oracle(first_obs: list[dict[str, Any]]) -> None:
+    """With a student that always picks the ground truth, the mixture is ld_oracle."""
+    oracle = ld_agents.make("ld_oracle", "TwentyOne-v0")
+    mix = FirstDecisionMix(StudentChoices(FakeStudent(right=True)), ["hand", "decide"])
+    assert mix.act_batch(first_obs) == [int(oracle.act(o)) for o in first_obs]
+
+
+def test_each_state_is_scored_once(first_obs: list[dict[str, Any]]) -> None:
+    """The choice table scores each first-decision state once per stage."""
+    student = FakeStudent(right=False)
+    choices = StudentChoices(student)
+    mix = FirstDecisionMix(choices, student.base.stage_names)
+    mix.act_batch(first_obs)
+    mix.act_batch(first_obs)
+    states = {choices.key(mix.state(o)) for o in first_obs}
+    assert student.scored == len(states) * len(student.base.stage_names)
+    assert all(is_first_decision(mix.state(o)) for o in first_obs)
+
+
+def test_a_right_student_is_fully_accurate() -> None:
+    """The weighted accuracy of a ground-truth student is 1 at every stage."""
+    weighted, plain, n = first_decision_accuracy(
+        StudentChoices(FakeStudent(right=True)), "dealer", False
+    )
+    assert n == 2184
+    assert all(v == pytest.approx(1.0) for v in weighted.values())
+    assert all(v == 1.0 for v in plain.values())
+
+
+@pytest.mark.slow
+def test_mixture_with_a_right_student_has_ld_oracles_value() -> None:
+    """Walked exactly, the mixture with a right student is worth ld_oracle's value."""
+    mix = FirstDecisionMix(StudentChoices(FakeStudent(right=True)), ["decide"])
+    res = exact_evaluate(mix, "dealer", later=("class", "none"), progress=False)
+    oracle = exact_evaluate("ld_oracle", "dealer", progress=False)
+    assert res.expected_reward == pytest.approx(oracle.expected_reward, abs=1e-12)
