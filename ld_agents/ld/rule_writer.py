@@ -445,7 +445,8 @@ class RuleCheck:
 
 #: checks that need no rule semantics
 GENERIC_CHECKS = ("loads in the sandbox", "returns three cell lists", "keeps order, only drops")
-#: checks that come from a rule's semantics
+#: checks that come from a rule's semantics (a pursuer's own cell may go either way: the
+#: env lets a piece stay where it is whatever the rules)
 SEMANTIC_CHECKS = ("drops exactly the forbidden cells", "passes lists the rule does not bind")
 
 
@@ -520,14 +521,24 @@ def check_rule_function(
                 return RuleCheck(False, ran, f"{result.kind}: {result.message}")
             bad = _generic_problem(result.value, prev)
             if bad is None and semantics:
-                want = expected_lists(rule, state, prev)
-                if result.value != want:
-                    bad = _semantic_problem(result.value, want, prev, state)
+                # a pursuer's own cell is free either way: staying is always legal
+                got = _without_own_cells(result.value, state)
+                want = _without_own_cells(expected_lists(rule, state, prev), state)
+                if got != want:
+                    bad = _semantic_problem(got, want, prev, state)
             if bad is not None:
                 return RuleCheck(False, ran, bad)
         return RuleCheck(True, ran)
     finally:
         worker.unload(key)
+
+
+def _without_own_cells(lists: Sequence[Any], state: Mapping[str, Any]) -> list[Any]:
+    """Each pursuer's list without its own cell (the env lets a piece stay where it is,
+    whatever the rules, so a function may keep or drop it)."""
+    return [
+        [c for c in cells if list(c) != list(state["pursuers"][i])] for i, cells in enumerate(lists)
+    ]
 
 
 def _generic_problem(value: Any, prev: Sequence[Any]) -> str | None:
