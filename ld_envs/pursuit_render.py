@@ -123,7 +123,9 @@ class PursuitRenderer:
         s.blit(self.font.render(header, True, TEXT), (6, 10))
 
         if self.mode == "human":
-            if self.window is None:
+            # another env's close() may have quit pygame's one display: open it again
+            if self.window is None or pg.display.get_surface() is None:
+                pg.display.init()
                 self.window = pg.display.set_mode(self.shape)
                 pg.display.set_caption("ld-gym pursuit")
                 self.clock = pg.time.Clock()

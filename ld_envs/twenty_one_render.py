@@ -132,7 +132,9 @@ class TwentyOneRenderer:
                 self._card(card_rect(player, slot), card, face_down(env, player, slot))
 
         if self.mode == "human":
-            if self.window is None:
+            # another env's close() may have quit pygame's one display: open it again
+            if self.window is None or pg.display.get_surface() is None:
+                pg.display.init()
                 self.window = pg.display.set_mode((WIDTH, HEIGHT))
                 pg.display.set_caption("ld-gym 21 points")
                 self.clock = pg.time.Clock()

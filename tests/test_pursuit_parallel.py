@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 pytest.importorskip("pettingzoo")
 
-from pettingzoo.test import parallel_api_test, parallel_seed_test
+with warnings.catch_warnings():  # pettingzoo.test imports its games through an old API
+    warnings.filterwarnings("ignore", "The old environment creation API", DeprecationWarning)
+    from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 import ld_envs  # noqa: F401
 from ld_agents.baselines.pursuit import ScriptedPursuers
@@ -21,15 +26,37 @@ VARIANTS = [pytest.param({}, id="open"), pytest.param({"restricted": "random"}, 
 
 
 @pytest.mark.parametrize("kwargs", VARIANTS)
-def test_parallel_api_test_passes(kwargs: dict) -> None:
-    """PettingZoo's parallel_api_test passes on both variants."""
-    parallel_api_test(pp.parallel_env(**kwargs), num_cycles=400)
+def test_parallel_api_test_passes(kwargs: dict, caplog: pytest.LogCaptureFixture) -> None:
+    """PettingZoo's parallel_api_test passes on both variants, with no warning or log."""
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        parallel_api_test(pp.parallel_env(**kwargs), num_cycles=400)
+    assert [str(w.message) for w in caught] == []
+    assert caplog.records == []
 
 
 @pytest.mark.parametrize("kwargs", VARIANTS)
 def test_parallel_seed_test_passes(kwargs: dict) -> None:
     """PettingZoo's parallel_seed_test passes: same seed, same game."""
     parallel_seed_test(lambda: pp.parallel_env(**kwargs))
+
+
+def test_pettingzoo_reset_probe_is_taken_silently(caplog: pytest.LogCaptureFixture) -> None:
+    """PettingZoo's probe options={"options": 1} sets nothing and logs nothing."""
+    env = pp.parallel_env()
+    with caplog.at_level(logging.WARNING):
+        env.reset(seed=0, options={"options": 1, "preset": "figure5"})
+    assert caplog.records == []
+    assert env.pursuers == [(3, 8), (14, 19), (17, 2)]
+
+
+def test_unknown_and_nested_reset_options_are_refused() -> None:
+    """A misspelled option fails as in Pursuit-v0; options nested in "options" are named."""
+    assert _error(lambda: pp.parallel_env().reset(options={"presets": "figure5"})) == _error(
+        lambda: pursuit.PursuitEnv().reset(options={"presets": "figure5"})
+    )
+    with pytest.raises(InvalidArgument, match="not nested"):
+        pp.parallel_env().reset(options={"options": {"preset": "figure5"}})
 
 
 def _play_parallel(env: pp.PursuitParallelEnv, seed: int, evader: object) -> tuple:
