@@ -15,6 +15,7 @@ The committed record is ``benchmarks/results/exact21/``; ``docs/exact_21.md`` re
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -37,6 +38,10 @@ ESTIMATE_POLICIES = ("raw", "kd", "ld")
 DEFAULT_OUT = Path("runs/exact21")
 COMMITTED = Path(__file__).resolve().parent / "results" / "exact21"
 JSON_NAME, MD_NAME = "exact21.json", "exact21.md"
+#: the record so far, rewritten after each step: a rerun with the same opponent resumes
+PARTIAL_NAME = "exact21.partial.json"
+#: the LD student's first-decision choices (a rerun reads them instead of scoring again)
+CHOICES_NAME = "ld_first_decision_choices.json"
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,7 @@ def run_exact21(config: Exact21Config) -> dict[str, Any]:
     start = time.perf_counter()
     opp, oc = config.opponent, config.open_cards
     ceiling = solve(opp, oc)
+    done = _partial(config)
     record: dict[str, Any] = {
         "command": config.command,
         "commit": git_commit(),
@@ -154,7 +160,17 @@ def run_exact21(config: Exact21Config) -> dict[str, Any]:
             "expected_reward": ceiling.expected_reward,
         },
         "rows": {},
+        "earlier_seconds": done.get("wall_seconds", 0.0) if done else 0.0,
     }
+    if done:
+        record["rows"] = dict(done["rows"])
+        record["resumed_from"] = {"created": done["created"], "commit": done["commit"]}
+        record.update({k: done[k] for k in ("stages", "raw_opponent") if k in done})
+
+    def checkpoint() -> None:
+        record["wall_seconds"] = record["earlier_seconds"] + time.perf_counter() - start
+        write_json_atomic(Path(config.out) / PARTIAL_NAME, record)
+
     run = {
         "executor": config.executor,
         "workers": config.workers,
@@ -162,12 +178,17 @@ def run_exact21(config: Exact21Config) -> dict[str, Any]:
         "progress": config.progress,
     }
     for name in names(config.policies):
+        if name in record["rows"]:
+            continue
         logger.info("exact walk: %s vs %s", name, opp)
         res = exact_evaluate(
             name, opp, oc, policy_kwargs=policy_kwargs(name, opp, oc) or None, **run
         )
         record["rows"][name] = _row("exact", res.to_dict(), ceiling.expected_reward)
+        checkpoint()
     for name in names(config.estimate):
+        if name in record["rows"]:
+            continue
         kwargs = policy_kwargs(name, opp, oc) or None
         logger.info("estimate: %s vs %s", name, opp)
         t0 = time.perf_counter()
@@ -182,13 +203,29 @@ def run_exact21(config: Exact21Config) -> dict[str, Any]:
             row = {**_row("exact (assumed)", res.to_dict(), ceiling.expected_reward),
                    "estimate": row}  # fmt: skip
         record["rows"][name] = row
-    if config.stages:
+        gc.collect()  # the model goes before the next one loads
+        checkpoint()
+    if config.stages and "stages" not in record:
         record["stages"] = run_stages(config)
-    if config.raw_opponent:
+        gc.collect()
+        checkpoint()
+    if config.raw_opponent and "raw_opponent" not in record:
         record["raw_opponent"] = raw_opponent_counts(oc)
     record["load_average_end"] = _load()
-    record["wall_seconds"] = time.perf_counter() - start
+    record["wall_seconds"] = record.pop("earlier_seconds") + time.perf_counter() - start
     return record
+
+
+def _partial(config: Exact21Config) -> dict[str, Any] | None:
+    """The checkpoint of an interrupted run in ``config.out`` for the same opponent."""
+    path = Path(config.out) / PARTIAL_NAME
+    if not path.is_file():
+        return None
+    done = json.loads(path.read_text(encoding="utf-8"))
+    if done.get("opponent") != config.opponent or done.get("open_cards") != config.open_cards:
+        return None
+    logger.info("resuming from %s: %s done", path, ", ".join(done["rows"]) or "nothing")
+    return done
 
 
 def _row(kind: str, data: Mapping[str, Any], ceiling: float | None) -> dict[str, Any]:
@@ -210,7 +247,11 @@ def run_stages(config: Exact21Config) -> dict[str, Any]:
     student = ld_agents.make("ld", ENV_ID, **kwargs)
     load_s = time.perf_counter() - t0
     values = first_decision_stage_values(
-        student, config.opponent, config.open_cards, progress=config.progress
+        student,
+        config.opponent,
+        config.open_cards,
+        progress=config.progress,
+        choices_path=Path(config.out) / f"{kwargs['adapter_sha256']}-{CHOICES_NAME}",
     )
     tree = GameTree(None, None, card_detail("rank"), config.open_cards, True)  # type: ignore[arg-type]
     sample = [tree.agent_obs(n) for n in list(tree.initial())[::37]]
@@ -252,6 +293,7 @@ def save_exact21(record: Mapping[str, Any], folder: Path | str) -> list[Path]:
     paths = [folder / JSON_NAME, folder / MD_NAME]
     write_json_atomic(paths[0], record)
     write_text_atomic(paths[1], to_markdown(record))
+    (folder / PARTIAL_NAME).unlink(missing_ok=True)
     return paths
 
 

@@ -1,14 +1,17 @@
-"""The exact optimum of 21 points as a ceiling row: the best response's exact figures.
+"""Exact 21-points figures for the tables: the ceiling row and every policy's exact row.
 
 :func:`exact_optimum` asks the solver (``ld_agents.baselines.optimal.solve``) for the
 best response to a sweep's opponent; its win/loss/draw probabilities and expected reward
 are exact, not sampled, and every policy's regret is measured against that reward.
+:func:`exact_column` gives each policy's own exact figures and exact regret from the
+exact21 record (``python -m benchmarks.studies.exact21``, committed in
+``benchmarks/results/exact21``), and for a policy without them, why.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,3 +67,81 @@ def _solution_figures(sol: Any) -> tuple[float, float, float, float]:
         get("draw", "p_draw"),
         get("expected_reward", "reward", "value"),
     )
+
+
+# ----------------------------------------------------------------------------- every row
+
+
+@dataclass(frozen=True)
+class ExactRow:
+    """A policy's exact figures against the sweep's opponent (probabilities), and its
+    exact regret (the ceiling's expected reward minus its own)."""
+
+    win: float
+    loss: float
+    draw: float
+    expected_reward: float
+    regret: float
+    #: what the walk assumed beyond the policy's traits ("" when nothing)
+    assumed: str = ""
+
+
+@dataclass(frozen=True)
+class ExactColumn:
+    """Exact figures per policy name, why the others have none, and their source."""
+
+    rows: dict[str, ExactRow]
+    missing: dict[str, str]
+    source: str
+
+
+def _estimate_reason(row: Mapping[str, Any]) -> str:
+    hours = float(row["projected_seconds"]) / 3600
+    return (
+        f"not walked: it reads {row['detail']}s in order ({row['order']}); an exact walk "
+        f"asks ~{float(row['total']):,.0f} observations, ~{hours:,.0f} h at "
+        f"{float(row['seconds_per_observation']):.2f} s each on the recording CPU"
+    )
+
+
+def exact_column(
+    env_kwargs: Mapping[str, Any],
+    names: Sequence[str],
+    record: Mapping[str, Any] | None = None,
+) -> ExactColumn:
+    """Exact figures of the sweep's policies (by registered name) from the exact21 record
+    (:mod:`benchmarks.exact21`; default: the committed ``benchmarks/results/exact21``),
+    matched by opponent and open cards; policies without a walked row get the reason."""
+    from benchmarks.exact21 import COMMITTED, load_exact21
+
+    opponent = env_kwargs.get("opponent", "dealer")
+    open_cards = bool(env_kwargs.get("open_cards", False))
+    source = str(COMMITTED.relative_to(COMMITTED.parents[2]) / "exact21.md")
+    if record is None:
+        record = load_exact21()
+    if not isinstance(opponent, str) or opponent not in ("dealer", "random"):
+        why = "the opponent is an LLM that reads card ids in order: not enumerable here"
+        counts = (record or {}).get("raw_opponent", {}).get("scripted")
+        if counts:
+            why += (
+                f" (its first round alone asks {counts['opponent_first_round']:,} distinct "
+                f"opponent observations against scripted)"
+            )
+        return ExactColumn({}, dict.fromkeys(names, why), source)
+    if record is None or record["opponent"] != opponent or record["open_cards"] != open_cards:
+        why = f"no exact21 record for opponent={opponent}, open_cards={open_cards}"
+        return ExactColumn({}, dict.fromkeys(names, why), source)
+    rows: dict[str, ExactRow] = {}
+    missing: dict[str, str] = {}
+    for name in names:
+        row = record["rows"].get(name)
+        if row is None:
+            missing[name] = "not in the exact21 record"
+        elif row["kind"] == "estimate":
+            missing[name] = _estimate_reason(row)
+        else:
+            rows[name] = ExactRow(
+                row["win"], row["loss"], row["draw"], row["expected_reward"], row["regret"],
+                row.get("assumed", ""),
+            )  # fmt: skip
+    return ExactColumn(rows, missing, source)

@@ -5,7 +5,9 @@
   same successful episodes (:func:`ld_envs.pursuit.steps_lower_bound`).
 * 21 points (Table 3): victory %, loss %, draw %, mean reward; the exact optimum
   (:mod:`benchmarks.optimum`) as a ceiling row labelled *exact*, and each policy's regret
-  (its mean reward minus the optimum's exact expected reward).
+  (its mean reward minus the optimum's exact expected reward); beside the sampled figures,
+  each policy's exact win / loss / draw, expected reward and exact regret (ceiling minus
+  value) from the exact21 record, or why it has none (:func:`benchmarks.optimum.exact_column`).
 
 The intervals come from :mod:`benchmarks.stats` (Wilson for rates, Student-t for means,
 paired differences); the paper's reported figures from :mod:`benchmarks.paper`, in a column
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.optimum import Optimum, exact_optimum
+from benchmarks.optimum import ExactColumn, ExactRow, Optimum, exact_column, exact_optimum
 from benchmarks.paper import DEFAULT_FAMILY, PaperColumn, paper_column
 from benchmarks.results_io import write_text_atomic
 from benchmarks.stats import Estimate, Paired, mean_ci, paired_comparison, rate
@@ -341,13 +343,18 @@ def twentyone_table(
     paper: PaperColumn | None = None,
     names: Mapping[str, str] | None = None,
     title: str = "21 points",
+    exact: ExactColumn | None = None,
 ) -> Table:
-    """Table 3: one row per policy, plus the exact optimum as a ceiling row."""
+    """Table 3: one row per policy, plus the exact optimum as a ceiling row; with
+    ``exact``, each policy's exact figures beside its sampled ones."""
     groups = _by_policy(records, policies)
     columns = ["policy", "n", "victory", "loss", "draw", "mean reward", "regret vs optimum"]
     csv_columns = ["policy", "n", "exact"]
     for m in ("win", "loss", "draw", "reward", "regret"):
         csv_columns += [m, f"{m}_lo", f"{m}_hi"]
+    if exact is not None:
+        columns += list(EXACT_COLUMNS)
+        csv_columns += [f"exact_{m}" for m in ("win", "loss", "draw", "reward", "regret")]
     if paper is not None:
         columns.append(paper.header)
         csv_columns += ["paper_row", *[f"paper_{m}" for m in paper.metrics]]
@@ -362,6 +369,14 @@ def twentyone_table(
         values: list[Any] = [policy, row.n, False]
         for e in (row.win, row.loss, row.draw, row.reward, row.regret):
             values += _csv_est(e)
+        if exact is not None:
+            ex = exact.rows.get((names or {}).get(policy, policy))
+            cells += _exact_cells(ex)
+            values += (
+                [""] * 5
+                if ex is None
+                else [ex.win, ex.loss, ex.draw, ex.expected_reward, ex.regret]
+            )
         if paper is not None:
             prow = paper.row_for((names or {}).get(policy, policy))
             cells.append(_paper_cell(prow, paper.metrics))
@@ -378,6 +393,11 @@ def twentyone_table(
         values = [optimum.label, "", True]
         for v in (optimum.win, optimum.loss, optimum.draw, optimum.expected_reward, 0.0):
             values += [v, "", ""]
+        if exact is not None:
+            cells += _exact_cells(
+                ExactRow(optimum.win, optimum.loss, optimum.draw, optimum.expected_reward, 0.0)
+            )
+            values += [optimum.win, optimum.loss, optimum.draw, optimum.expected_reward, 0.0]
         if paper is not None:
             cells.append("")
             values += [""] * (1 + len(paper.metrics))
@@ -393,12 +413,46 @@ def twentyone_table(
     else:
         table.notes.append("no exact optimum row: the solver is unavailable for this opponent")
     table.notes.append("rates: Wilson 95% intervals; mean reward: Student-t 95% interval")
+    if exact is not None:
+        table.notes += _exact_notes(exact, groups, names or {})
     if paper is not None:
         table.notes.append(
             f"'{paper.header}': the paper's {paper.table} figure for the matching row "
             f"(victory / loss / draw), not ours"
         )
     return table
+
+
+#: the exact columns of Table 3 (beside the sampled ones)
+EXACT_COLUMNS = ("exact win / loss / draw", "exact E", "exact regret")
+
+
+def _exact_cells(ex: Any) -> list[str]:
+    if ex is None:
+        return ["—", "—", "—"]
+    mark = "*" if ex.assumed else ""
+    return [
+        f"{100 * ex.win:.2f}% / {100 * ex.loss:.2f}% / {100 * ex.draw:.2f}%{mark}",
+        f"{ex.expected_reward:+.4f}{mark}",
+        f"{ex.regret:.4f}{mark}",
+    ]
+
+
+def _exact_notes(
+    exact: ExactColumn, groups: Mapping[str, Any], names: Mapping[str, str]
+) -> list[str]:
+    notes = [
+        "exact: every deck order, face-down card and opponent move enumerated, the policy "
+        "asked once per distinct observation (not sampled); exact regret = the optimum's "
+        f"expected reward - the policy's; from {exact.source}"
+    ]
+    if any(r.assumed for r in exact.rows.values()):
+        notes.append("*: exact for the policy reading canonical observations (an assumption)")
+    for policy in groups:
+        why = exact.missing.get(names.get(policy, policy))
+        if why:
+            notes.append(f"no exact figures for {policy}: {why}")
+    return notes
 
 
 def paired_table(results: Sequence[Paired]) -> Table:
@@ -469,12 +523,15 @@ def build_report(
     paired: Sequence[tuple[str, str]] = (),
     family: str | None = DEFAULT_FAMILY,
     optimum: Optimum | bool | None = True,
+    exact: ExactColumn | bool | None = True,
 ) -> Report:
     """The tables of a sweep folder's manifest and records.
 
     ``paired``: pairs of policy labels to compare; ``family``: the paper's model family
     for the paper column (``None`` leaves it out); ``optimum``: ``True`` asks the solver
-    (21 points), ``False``/``None`` leaves the row out, an :class:`Optimum` is used as given.
+    (21 points), ``False``/``None`` leaves the row out, an :class:`Optimum` is used as given;
+    ``exact``: ``True`` reads each policy's exact figures from the committed exact21 record
+    (:func:`benchmarks.optimum.exact_column`), ``False``/``None`` leaves them out.
     """
     from ld_agents.base import game_of
 
@@ -493,7 +550,8 @@ def build_report(
         main = pursuit_table(records, policies, paper, names, title)
     else:
         opt = exact_optimum(kw) if optimum is True else (optimum or None)
-        main = twentyone_table(records, policies, opt, paper, names, title)
+        ex = exact_column(kw, [names[p] for p in policies]) if exact is True else exact or None
+        main = twentyone_table(records, policies, opt, paper, names, title, ex)
     short = [p for p in policies if sum(r["policy"] == p for r in records) < manifest["episodes"]]
     if short:
         main.notes.append(f"incomplete: {', '.join(short)} (rerun the sweep to finish)")

@@ -33,11 +33,13 @@ the first scoring.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ld_agents.ld.chain import FunctionChainPolicy
@@ -56,12 +58,17 @@ class StudentChoices:
     """The student's choice at every stage of a state (keyed by the state text it reads),
     scored once per state and stage through the policy's batched label scoring."""
 
-    def __init__(self, student: Any) -> None:
+    def __init__(self, student: Any, path: str | Path | None = None) -> None:
         self.student = student
         self.base = student.base
         self.table: dict[str, dict[str, str]] = {}
         self.scored = 0
         self.seconds = 0.0
+        #: a JSON file the table is kept in (read if there, rewritten after each fill)
+        self.path = Path(path) if path is not None else None
+        if self.path is not None and self.path.is_file():
+            self.table = json.loads(self.path.read_text(encoding="utf-8"))
+            logger.info("student choices: %d states read from %s", len(self.table), self.path)
 
     def key(self, state: dict[str, Any]) -> str:
         return state_text(self.base.game, state)
@@ -85,6 +92,10 @@ class StudentChoices:
         self.table.update(zip(keys, rows, strict=True))
         self.scored += len(keys)
         self.seconds += time.perf_counter() - start
+        if self.path is not None:
+            from ld_agents.files import write_json_atomic
+
+            write_json_atomic(self.path, self.table)
 
     def choice(self, state: dict[str, Any], stage: str) -> str:
         return self.table[self.key(state)][stage]
@@ -203,13 +214,16 @@ def first_decision_stage_values(
     opponent: Any = "dealer",
     open_cards: bool = False,
     progress: bool = True,
+    choices_path: str | Path | None = None,
 ) -> StageValues:
     """Exact values of the first-decision mixtures (see the module docstring): ``none``,
-    ``all``, each stage alone and all but each stage; and the per-stage accuracy."""
+    ``all``, each stage alone and all but each stage; and the per-stage accuracy.
+    ``choices_path`` keeps the student's choices in a JSON file (a rerun reads them
+    instead of scoring again: name a file per adapter)."""
     from ld_agents.baselines.optimal.exact_eval import exact_evaluate
 
     start = time.perf_counter()
-    choices = StudentChoices(student)
+    choices = StudentChoices(student, choices_path)
     stages = list(student.base.stage_names)
     weighted, plain, n_first = first_decision_accuracy(choices, opponent, open_cards)
     mixes = [(), tuple(stages)]
