@@ -159,7 +159,7 @@ def write_functions(
                     backend=backend,
                     samples=samples,
                     seed=seed,
-                    name=f"drop_{rule.label}_cells",
+                    name=f"new_rule_{rule.label}",
                     worker=worker,
                 )
                 sets.append(res)
