@@ -143,6 +143,7 @@ def run_exact21(config: Exact21Config) -> dict[str, Any]:
     start = time.perf_counter()
     opp, oc = config.opponent, config.open_cards
     ceiling = solve(opp, oc)
+    Path(config.out).mkdir(parents=True, exist_ok=True)
     done = _partial(config)
     record: dict[str, Any] = {
         "command": config.command,
