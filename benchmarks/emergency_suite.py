@@ -36,7 +36,7 @@ from benchmarks.results_io import load_records
 from benchmarks.specs import PolicySpec
 from benchmarks.sweep import RunOptions, SweepSpec, run_sweep
 from benchmarks.tables import pursuit_row
-from ld_agents.files import write_json_atomic, write_text_atomic
+from ld_agents.files import check_output_folder, write_json_atomic, write_text_atomic
 from ld_agents.ld import rule_writer as rw
 from ld_envs import pursuit_rules
 from ld_envs.errors import InvalidArgument
@@ -329,6 +329,8 @@ class SuiteConfig:
     seed: int = 0
     chunk_size: int = 50
     write_only: bool = False
+    #: replace a suite.md/functions/reference folder this command did not make
+    overwrite: bool = False
 
 
 def run_suite(
@@ -341,7 +343,12 @@ def run_suite(
     if unknown:
         raise InvalidArgument(f"unknown suite policies {unknown}; known: {', '.join(POLICIES)}")
     rules = select(suite_rules(), config.only)
-    out = Path(config.out)
+    out = check_output_folder(
+        config.out,
+        ["suite.md", "functions", "reference", "sweeps", "selection.json"],
+        overwrite=config.overwrite,
+        resume="writing.json",
+    )
     out.mkdir(parents=True, exist_ok=True)
     writing = write_functions(
         rules, out, config.samples, config.seeds, config.model, config.adapter, echo

@@ -36,6 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-size", type=int, default=50, help="episodes per chunk")
     parser.add_argument("--write-only", action="store_true", help="only the writing stage")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="write into a folder this command did not make"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         chunk_size=args.chunk_size,
         write_only=args.write_only,
+        overwrite=args.overwrite,
     )
     path = run_suite(config, RunOptions.from_command(no_progress=args.no_progress), echo=print)
     print(path.read_text())
