@@ -433,8 +433,11 @@ def format_suite(
     ]
     for rule in rules:
         recs, _ = load_records(out / "sweeps" / rule.label / "episodes.jsonl")
-        if not recs and rule.label in writing and writing[rule.label]["function"] is None:
-            lines.append(f"| {rule.label} | ld_generated | - | no function found | | | |")
+        if not recs:
+            found = writing.get(rule.label, {}).get("function") is not None
+            note = "" if found else "; no function found, so no ld_generated row"
+            lines.append(f"| {rule.label} | - | 0 | not played yet{note} | | | |")
+            continue
         for policy in POLICIES:
             mine = [r for r in recs if r["policy"] == policy]
             if not mine:
