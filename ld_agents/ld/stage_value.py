@@ -58,8 +58,16 @@ class StudentChoices:
     """The student's choice at every stage of a state (keyed by the state text it reads),
     scored once per state and stage through the policy's batched label scoring."""
 
-    def __init__(self, student: Any, path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        student: Any,
+        path: str | Path | None = None,
+        chunk_size: int = 64,
+        progress: bool = False,
+    ) -> None:
         self.student = student
+        self.chunk_size = chunk_size
+        self.progress = progress
         self.base = student.base
         self.table: dict[str, dict[str, str]] = {}
         self.scored = 0
@@ -74,7 +82,11 @@ class StudentChoices:
         return state_text(self.base.game, state)
 
     def fill(self, states: Iterable[dict[str, Any]]) -> None:
-        """Score every stage of the states not yet in the table (one batch per stage)."""
+        """Score every stage of the states not yet in the table, in chunks of
+        ``chunk_size`` states (one batch per stage), saving the table after each chunk;
+        a tqdm bar when ``progress``."""
+        from tqdm.auto import tqdm
+
         todo: dict[str, dict[str, Any]] = {}
         for st in states:
             k = self.key(st)
@@ -82,6 +94,21 @@ class StudentChoices:
                 todo.setdefault(k, st)
         if not todo:
             return
+        keys = list(todo)
+        bar = tqdm(
+            total=len(keys),
+            desc="student choices",
+            unit="state",
+            disable=not self.progress or len(keys) < self.chunk_size,
+        )
+        try:
+            for i in range(0, len(keys), self.chunk_size):
+                self._fill_chunk({k: todo[k] for k in keys[i : i + self.chunk_size]})
+                bar.update(min(self.chunk_size, len(keys) - i))
+        finally:
+            bar.close()
+
+    def _fill_chunk(self, todo: dict[str, dict[str, Any]]) -> None:
         start = time.perf_counter()
         keys, batch = list(todo), list(todo.values())
         rows: list[dict[str, str]] = [{} for _ in keys]
@@ -223,7 +250,7 @@ def first_decision_stage_values(
     from ld_agents.baselines.optimal.exact_eval import exact_evaluate
 
     start = time.perf_counter()
-    choices = StudentChoices(student, choices_path)
+    choices = StudentChoices(student, choices_path, progress=progress)
     stages = list(student.base.stage_names)
     weighted, plain, n_first = first_decision_accuracy(choices, opponent, open_cards)
     mixes = [(), tuple(stages)]
