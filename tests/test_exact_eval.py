@@ -95,7 +95,7 @@ def test_scripted_against_random_equals_evaluate() -> None:
 
 def test_random_policy_is_refused() -> None:
     """A sampling policy is refused, naming the way to average it."""
-    with pytest.raises(InvalidArgument, match="samples its actions.*stochastic='expect'"):
+    with pytest.raises(InvalidArgument, match=r"samples its actions.*stochastic='expect'"):
         exact_evaluate("random", "dealer", progress=False)
 
 
