@@ -93,15 +93,47 @@ class ExactColumn:
     rows: dict[str, ExactRow]
     missing: dict[str, str]
     source: str
+    #: further exact figures from the record (ld_oracle, the LD student's first decision)
+    notes: tuple[str, ...] = ()
+
+
+_READS = {"card": "card ids (suits included)", "rank": "ranks", "class": "card values"}
 
 
 def _estimate_reason(row: Mapping[str, Any]) -> str:
     hours = float(row["projected_seconds"]) / 3600
+    order = " in order" if row["order"] != "none" else ""
     return (
-        f"not walked: it reads {row['detail']}s in order ({row['order']}); an exact walk "
+        f"not walked: its answer reads {_READS[row['detail']]}{order}, so an exact walk "
         f"asks ~{float(row['total']):,.0f} observations, ~{hours:,.0f} h at "
         f"{float(row['seconds_per_observation']):.2f} s each on the recording CPU"
     )
+
+
+def _record_notes(record: Mapping[str, Any], names: Sequence[str]) -> tuple[str, ...]:
+    """Exact figures the table has no row for: ld_oracle (LD with perfect selection) and
+    the LD student's first decision followed by perfect selection."""
+    notes = []
+    oracle = record["rows"].get("ld_oracle")
+    if oracle is not None and oracle["kind"] == "exact" and "ld_oracle" not in names:
+        notes.append(
+            f"ld_oracle (the LD chain with perfect selection), exact: E = "
+            f"{oracle['expected_reward']:+.4f}, regret {oracle['regret']:.4f}"
+        )
+    stages = record.get("stages")
+    if stages is not None and "ld" in names:
+        ceiling = float(record["ceiling"]["expected_reward"])
+        worst = max(stages["loss_alone"], key=stages["loss_alone"].get)
+        notes.append(
+            f"ld's first decision followed by perfect selection, exact: E = "
+            f"{stages['student_first']:+.4f}, regret {ceiling - stages['student_first']:.4f}; "
+            f"its first decision loses {stages['first_decision_loss']:.4f}, all at the "
+            f"{worst} stage ({100 * stages['accuracy'][worst]:.1f}% right)"
+            if stages["loss_alone"][worst] >= stages["first_decision_loss"] - 1e-12
+            else f"ld's first decision followed by perfect selection, exact: E = "
+            f"{stages['student_first']:+.4f}"
+        )
+    return tuple(notes)
 
 
 def exact_column(
@@ -144,4 +176,4 @@ def exact_column(
                 row["win"], row["loss"], row["draw"], row["expected_reward"], row["regret"],
                 row.get("assumed", ""),
             )  # fmt: skip
-    return ExactColumn(rows, missing, source)
+    return ExactColumn(rows, missing, source, _record_notes(record, names))

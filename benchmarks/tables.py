@@ -448,10 +448,14 @@ def _exact_notes(
     ]
     if any(r.assumed for r in exact.rows.values()):
         notes.append("*: exact for the policy reading canonical observations (an assumption)")
+    notes += list(exact.notes)
+    by_reason: dict[str, list[str]] = {}
     for policy in groups:
         why = exact.missing.get(names.get(policy, policy))
         if why:
-            notes.append(f"no exact figures for {policy}: {why}")
+            by_reason.setdefault(why, []).append(policy)
+    for why, policies in by_reason.items():
+        notes.append(f"no exact figures for {', '.join(policies)}: {why}")
     return notes
 
 
