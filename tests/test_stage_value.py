@@ -80,3 +80,27 @@ def test_mixture_with_a_right_student_has_ld_oracles_value() -> None:
     res = exact_evaluate(mix, "dealer", later=("class", "none"), progress=False)
     oracle = exact_evaluate("ld_oracle", "dealer", progress=False)
     assert res.expected_reward == pytest.approx(oracle.expected_reward, abs=1e-12)
+
+
+def test_ld_oracle_reads_card_values_as_multisets() -> None:
+    """ld_oracle on the shipped base is declared (class, none), and its answers do not
+    change when the hands are reordered or a ten-valued card is swapped for another."""
+    import random
+
+    from ld_agents.baselines.optimal.answers import Traits, policy_traits
+    from ld_envs.twenty_one import observation
+
+    oracle = ld_agents.make("ld_oracle", "TwentyOne-v0")
+    assert policy_traits(oracle) == Traits(True, "class", "none")
+    rng = random.Random(0)
+    for _ in range(60):
+        cards = rng.sample(range(26), 6)
+        own, other = cards[:3], cards[3:]
+        stood = rng.random() < 0.5
+        base = oracle.act(observation(own, other, False, stood, 20))
+        swapped = [c if c % 13 < 9 else (c // 13) * 13 + 9 for c in own]  # J/Q/K -> 10
+        if len(set(swapped) | set(other)) == 6:
+            assert oracle.act(observation(swapped[::-1], other, False, stood, 20)) == base
+        assert (
+            oracle.act(observation(own[::-1], [other[0], *other[:0:-1]], False, stood, 20)) == base
+        )
