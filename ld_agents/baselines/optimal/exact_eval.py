@@ -35,13 +35,16 @@ Cost
 ----
 Against the dealer with the face-down card, a dealer-like policy meets 991 first
 observations and about 8.3 million value-class sequences in all (12.6 million rank
-sequences; about 4 minutes of this walk on a 2-core CPU with a free policy), but a few
-thousand multisets: a policy whose answer reads hands as multisets (scripted, dealer,
-rl, ld_oracle) takes seconds. A policy that reads the order of the cards and their ranks
-or suits (the LLM policies' prompts list each card in order) needs every sequence: at
-0.1 s per LLM answer that is weeks, so their exact figures here are for the policy
-reading canonical observations (an assumption the result records, ``assumed``), and
-:func:`estimate_queries` estimates what the full walk would take.
+sequences; about 4 minutes of this walk on a 2-core CPU with a free policy), but about
+120,000 value-class multisets: a policy whose answer reads hands as multisets (scripted,
+dealer, rl, ld_oracle) takes 5 to 50 seconds. A policy that reads the order of the cards
+and their ranks or suits (the LLM policies' prompts list each card in order) needs every
+sequence: at 0.5 to 1 s per LLM answer on a 2-core CPU that is weeks (raw: over a
+billion card sequences), so :func:`estimate_queries` estimates what the walk would take;
+``detail=``/``order=`` walk such a policy at less detail as a recorded assumption
+(``assumed``: exact for the policy reading canonical observations; about 120,000 answers
+for a dealer-like policy, still hours), and ``later=`` walks a policy whose first
+decision alone reads more (:mod:`ld_agents.ld.stage_value`).
 """
 
 from __future__ import annotations
