@@ -42,11 +42,15 @@ the solver's own transitions and reading the same memoised table.
 Modules: ``model`` (hands by value class, the opponent model, observations to and from
 value classes: what both solvers share), ``fast`` (:class:`FastSolver`), ``reference``
 (:class:`ReferenceSolver`), ``solution`` (:class:`Solution`, ``solve``, ``evaluate``, the
-solver choice), ``policy`` (:class:`OptimalPolicy`, registered as ``"optimal"``).
+solver choice), ``policy`` (:class:`OptimalPolicy`, registered as ``"optimal"``),
+``exact_eval`` (:func:`exact_evaluate`: the exact value of ANY policy that is
+deterministic given its observation, LLM policies included, by walking the game tree) and
+``answers`` (what that walk may assume about a policy, its answer cache, batching, Ray).
 """
 
 from __future__ import annotations
 
+from ld_agents.baselines.optimal.exact_eval import ExactResult, estimate_queries, exact_evaluate
 from ld_agents.baselines.optimal.fast import FastSolver, _fhand, fast_path_table
 from ld_agents.baselines.optimal.model import TIE_EPS, OpponentModel
 from ld_agents.baselines.optimal.policy import OptimalPolicy
@@ -61,13 +65,16 @@ from ld_agents.baselines.optimal.solution import (
 
 __all__ = [
     "TIE_EPS",
+    "ExactResult",
     "FastSolver",
     "OpponentModel",
     "OptimalPolicy",
     "ReferenceSolver",
     "Solution",
     "_fhand",
+    "estimate_queries",
     "evaluate",
+    "exact_evaluate",
     "fast_path_table",
     "make_solver",
     "solve",
