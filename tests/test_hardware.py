@@ -187,3 +187,15 @@ def test_hf_backend_float32_products_keep_the_bf16_models_answers(monkeypatch, c
 
     bound = 2 * deviation(out["native"][1]) + 0.02
     assert deviation(out["auto"][1]) <= bound, (out, bound)
+
+
+@pytest.mark.parametrize(
+    ("native", "dtype"), [(True, "bfloat16"), (False, "float32"), (None, "float32")]
+)
+def test_auto_dtype_takes_bf16_only_where_the_cpu_has_it(monkeypatch, native, dtype):
+    """dtype=auto: bfloat16 on a CPU with bfloat16 instructions, float32 on one without
+    (emulated products) or with unknown flags; the reason names the case."""
+    monkeypatch.setattr(hardware, "cpu_info", lambda: {"cpu_model": "x", "bf16_native": native})
+    got, why = hardware.auto_dtype("cpu")
+    assert got == dtype
+    assert ("with bfloat16" in why) == (native is True)

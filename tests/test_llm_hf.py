@@ -127,6 +127,7 @@ def test_label_choices_batched_over_contexts_match_one_by_one(backend):
     contexts = [RULES + state(i) * (1 + i % 3) + tail for i in range(5)] + [state(9) + tail]
     backend.clear_prefix_cache()
     backend.cache_prefix(RULES)
+    backend.choice_logprobs_batch(contexts[:1], labels)  # the first use checks the tree path
     passes = backend.stats.forward_passes
     got = backend.choice_logprobs_batch(contexts, labels)
     assert backend.stats.forward_passes - passes == 2  # the rules group + the other one
@@ -138,6 +139,29 @@ def test_label_choices_batched_over_contexts_match_one_by_one(backend):
     # options longer than one token fall back to the exact per-context path
     longer = backend.choice_logprobs_batch(contexts[:2], CELLS[:2])
     assert longer == [backend.choice_logprobs(c, CELLS[:2]) for c in contexts[:2]]
+
+
+def test_token_trees_split_over_forwards_stay_exact(backend):
+    """Rows packed into several token trees (a small node limit) give the same hidden
+    states as one padded batch, also where a later tree's rows share prefixes with rows
+    of an earlier tree only."""
+    import torch
+
+    backend.clear_prefix_cache()
+    backend.cache_prefix(RULES)
+    state_ = backend._prefill(backend._encode([RULES])[0])
+    rows = [
+        tuple(backend._encode([RULES + state(i) + tail])[0][state_.n_tokens :])
+        for i in (1, 2, 11, 12, 21)
+        for tail in (" x", " y")
+    ]
+    ref = backend._batched_hidden(state_, rows)
+    with torch.inference_mode():
+        split = backend._tree_hidden(state_, rows, max_nodes=len(rows[0]) + 3)
+    tol = 1e-4 if backend.dtype.itemsize >= 4 else 5e-2
+    for r in rows:
+        scale = max(1.0, float(ref[r].float().abs().max()))
+        assert float((split[r].float() - ref[r].float()).abs().max()) < tol * scale
 
 
 def test_results_in_request_order(backend):

@@ -128,7 +128,7 @@ def test_adapter_pin_follows_the_weights(tmp_path):
     ("rows", "match"),
     [
         ([], "empty"),
-        ([{"prompt": "x"}], "row 0 must be a mapping with 'prompt' and 'answer'"),
+        ([{"prompt": "x"}], "row 0 must be a mapping with a 'prompt' string and either"),
         ([{"prompt": "x", "answer": "y"}, "text"], "row 1"),
         ([{"prompt": "x", "answer": "  "}], "non-empty"),
     ],
@@ -166,3 +166,58 @@ def test_base_model_fingerprint_ignores_the_writer(tmp_path):
     assert model_fingerprint(model) != first
     with pytest.raises(InvalidArgument, match=r"no config\.json"):
         model_fingerprint(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("rows", "match"),
+    [
+        ([{"prompt": "x", "branches": []}], "non-empty list of \\[cue, answer\\]"),
+        ([{"prompt": "x", "branches": [["cue", " "]]}], "non-empty answers"),
+        ([{"prompt": "x", "branches": [["cue"]]}], "pairs"),
+        ([{"prompt": "x", "answer": "y", "branches": [["c", "y"]]}], "either an 'answer'"),
+    ],
+)
+def test_malformed_branches_are_refused(rows, match):
+    with pytest.raises(InvalidArgument, match=match):
+        check_examples(rows)
+
+
+@pytest.mark.llm
+def test_packed_branches_score_as_their_own_sequences(model_dir):
+    """A packed row (one prompt, several [cue, answer] branches) under the collator's 4D
+    masks gives each answer token the log-probability it has in prompt + cue + answer
+    alone (float32, the real model), and its loss covers the answers only."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ld_agents.lora.data import LeftPadCollator, tokenize_examples
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    prompt = "Rules: pick a letter.\nState: pursuers at (3, 4) and (9, 1).\n"
+    packed = [
+        {"prompt": prompt, "branches": [["Stage 1. Answer:", " A"], ["Stage 2. Answer:", " C"]]},
+        {"prompt": "Short.\n", "branches": [["Stage 3. Answer:", " B"]]},
+    ]
+    plain = [{"prompt": r["prompt"] + c, "answer": a} for r in packed for c, a in r["branches"]]
+
+    def answer_logprobs(rows, collator):
+        batch = collator(tokenize_examples(tok, check_examples(rows), 256))
+        labels = batch.pop("labels")
+        with torch.no_grad():
+            logits = model(**batch).logits.float()
+        out = []
+        for r in range(labels.shape[0]):
+            for t in range(1, labels.shape[1]):
+                if labels[r, t] != -100 and labels[r, t] != tok.eos_token_id:
+                    out.append(float(torch.log_softmax(logits[r, t - 1], -1)[labels[r, t]]))
+        return out
+
+    got = answer_logprobs(packed, LeftPadCollator(0, model.config, torch.float32))
+    ref = answer_logprobs(plain, LeftPadCollator(0))
+    assert len(got) == len(ref) == 3
+    assert max(abs(a - b) for a, b in zip(got, ref, strict=True)) < 1e-3
+    # a branch that does not tokenise apart from its prompt is refused, naming it
+    bad = [{"prompt": "State: x.\\nAns", "branches": [["wer:", " A"]]}]
+    with pytest.raises(InvalidArgument, match="branch 1"):
+        tokenize_examples(tok, bad, 256)

@@ -119,6 +119,25 @@ def bf16_matmul_mode(requested: str, dtype: str, device: str) -> str:
     return requested
 
 
+def auto_dtype(device: str) -> tuple[str, str]:
+    """The fastest dtype that stays exact enough on ``device``, and why: bfloat16 on a CUDA
+    device that has it and on a CPU with bfloat16 instructions (AMX or AVX-512-BF16);
+    float32 on other CPUs (bfloat16 products are emulated there, and float32 is as fast).
+    The ``hf`` backend's ``dtype=auto``."""
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_bf16_supported():
+            return "bfloat16", "CUDA with bfloat16"
+        return "float32", "CUDA without bfloat16"
+    native = cpu_info()["bf16_native"]
+    if native:
+        return "bfloat16", "CPU with bfloat16 instructions (AMX or AVX-512-BF16)"
+    if native is False:
+        return "float32", "CPU without bfloat16 instructions (products would be emulated)"
+    return "float32", "CPU flags unknown"
+
+
 def slow_bf16_warning(dtype: str, device: str, matmul: str = "native") -> str | None:
     """The warning to give for ``dtype`` on ``device`` with bfloat16 products done the
     ``matmul`` way (see :func:`bf16_matmul_mode`), or ``None`` when there is none."""
@@ -136,6 +155,7 @@ def slow_bf16_warning(dtype: str, device: str, matmul: str = "native") -> str | 
 __all__ = [
     "BF16_FLAGS",
     "BF16_MATMUL_MODES",
+    "auto_dtype",
     "bf16_matmul_mode",
     "cpu_info",
     "describe_cpu",

@@ -7,7 +7,9 @@ Spec strings::
     hf:/path/to/model.gguf              a GGUF file (de-quantized once into the cache)
     hf:embedded?dtype=bfloat16&device=cpu&adapter=/path/to/lora&batch_size=32
 
-Options: ``dtype`` (``float32`` default, ``bfloat16``, ``float16``), ``device`` (``auto``
+Options: ``dtype`` (``float32`` default, ``bfloat16``, ``float16``, or ``auto``: bfloat16
+on a CPU with bfloat16 instructions or a CUDA device with it, float32 elsewhere, see
+:func:`ld_agents.llm.hardware.auto_dtype`), ``device`` (``auto``
 default: CUDA when available, else CPU), ``adapter`` (a peft LoRA folder, merged into the
 weights on load), ``batch_size`` (rows per forward, default 32), ``prefix_cache_tokens``
 (budget of the key-value prefix cache, default 16384 tokens), ``bf16_matmul`` (``auto``
@@ -61,7 +63,13 @@ from typing import Any
 from ld_agents.errors import BackendError
 from ld_agents.llm.base import Backend, GenerationRequest, register_backend
 from ld_agents.llm.float32_products import float32_matmuls
-from ld_agents.llm.hardware import bf16_matmul_mode, cpu_info, describe_cpu, slow_bf16_warning
+from ld_agents.llm.hardware import (
+    auto_dtype,
+    bf16_matmul_mode,
+    cpu_info,
+    describe_cpu,
+    slow_bf16_warning,
+)
 from ld_agents.llm.models import offline, resolve_model
 from ld_agents.llm.prefix_cache import PrefixState, PrefixStore, cache_from, common_prefix
 from ld_agents.llm.threads import configure_torch
@@ -69,7 +77,7 @@ from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
 
-_DTYPES = ("float32", "bfloat16", "float16")
+_DTYPES = ("float32", "bfloat16", "float16", "auto")
 _OPTIONS = ("dtype", "device", "adapter", "batch_size", "prefix_cache_tokens", "bf16_matmul")
 _METHODS = ("cached", "naive", "keep", "batch")
 
@@ -115,6 +123,10 @@ class HFBackend(Backend):
             raise InvalidArgument(f"device {device!r} asked for, but CUDA is not available")
         if device != "cpu" and not device.startswith("cuda"):
             raise InvalidArgument(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+        #: why this dtype (``dtype=auto`` picks the fastest exact-enough one for the device)
+        self.dtype_reason = "asked for"
+        if dtype == "auto":
+            dtype, self.dtype_reason = auto_dtype(device)
         #: torch threads of this process (ld_agents.llm.threads: physical cores, or a
         #: worker's share of them)
         self.threads = configure_torch()
@@ -122,8 +134,9 @@ class HFBackend(Backend):
         #: the matmul path chosen for this CPU: native bf16 (AMX / AVX-512-BF16), float32
         #: products rounded to bf16 (CPUs without bf16), or plain float32
         logger.info(
-            "hf backend: dtype %s, bf16 products %s, %s torch threads on %s",
+            "hf backend: dtype %s (%s), bf16 products %s, %s torch threads on %s",
             dtype,
+            self.dtype_reason,
             self.bf16_matmul,
             self.threads,
             describe_cpu(cpu_info()),
@@ -308,12 +321,7 @@ class HFBackend(Backend):
                 if pin:
                     self._store.put(state, pin=True)
                 return state
-            cropped = PrefixState(
-                ids,
-                [k[:, :, :n] for k in state.keys],
-                [v[:, :, :n] for v in state.values],
-                state.hidden[:n],
-            )
+            cropped = _cropped(state, n)
             self._store.put(cropped, pin=pin)
             return cropped
         if n:
@@ -393,9 +401,11 @@ class HFBackend(Backend):
         self, contexts: Sequence[str], choices: Sequence[str]
     ) -> list[list[float]]:
         """Single-token options (labels) after many contexts: the contexts' uncached tails
-        in right-padded batches on their longest cached prefix (the pinned static prompt),
-        one output row per context. Exact up to the batch's float rounding; other options
-        go through :meth:`choice_logprobs` one context at a time."""
+        after their longest cached prefix (the pinned static prompt), as one token tree
+        (tails that share a start, such as one state's several stage cues, run it once)
+        or, where token trees are off or unavailable, in right-padded batches; one output
+        row per context. Exact up to float rounding; other options go through
+        :meth:`choice_logprobs` one context at a time."""
         import torch
 
         if not contexts:
@@ -427,6 +437,18 @@ class HFBackend(Backend):
         with torch.inference_mode():
             for (sid, n), members in groups.items():
                 state = states[sid]
+                tails = [ctx_ids[i][n:] for i in members]
+                if state is not None and n < state.n_tokens:  # shares only its first n
+                    state = _cropped(state, n) if n else None
+                if state is not None and self.tree_attention and self._tree_ok is None:
+                    self._tree_ok = self._check_tree(state, tails[:8])
+                if state is not None and self.tree_attention and self._tree_ok:
+                    # one token tree: tails sharing a start (a state scored at several
+                    # stages) compute it once, and many episodes go in one forward
+                    found = self._tree_hidden(state, tails)
+                    for i, tail in zip(members, tails, strict=True):
+                        hidden[i] = found[tail]
+                    continue
                 for b in range(0, len(members), self.batch_size):
                     chunk = members[b : b + self.batch_size]
                     tails = [ctx_ids[i][n:] for i in chunk]
@@ -557,6 +579,7 @@ class HFBackend(Backend):
             new = [s[:t] for t in range(1, len(s) + 1) if s[:t] not in seen]
             if trees[-1] and len(trees[-1]) + len(new) > max_nodes:
                 trees.append([])
+                seen = set()  # a new tree holds every node its rows need
                 new = [s[:t] for t in range(1, len(s) + 1)]
             trees[-1].extend(new)
             seen.update(new)
@@ -599,7 +622,8 @@ class HFBackend(Backend):
         return found
 
     def _check_tree(self, state: PrefixState, rows: list[tuple[int, ...]]) -> bool:
-        """First use: check the token-tree path against the batched one (else disable it)."""
+        """First use: check the token-tree path against the batched one on a few rows (else
+        disable it)."""
         if not self._layer_kinds:
             return False
         try:
@@ -642,7 +666,7 @@ class HFBackend(Backend):
             hidden_rows[prefix_row[()]] = state.hidden[n - 1]
         with torch.inference_mode():
             if kept and self.tree_attention and self._tree_ok is None:
-                self._tree_ok = self._check_tree(state, kept)
+                self._tree_ok = self._check_tree(state, kept[:8])
             if kept and self.tree_attention and self._tree_ok:
                 found = self._tree_hidden(state, kept)
             else:
@@ -801,6 +825,16 @@ class HFBackend(Backend):
         for name in ("model", "body", "head"):
             if hasattr(self, name):
                 delattr(self, name)
+
+
+def _cropped(state: PrefixState, n: int) -> PrefixState:
+    """The first ``n`` tokens of a prefix state."""
+    return PrefixState(
+        state.ids[:n],
+        [k[:, :, :n] for k in state.keys],
+        [v[:, :, :n] for v in state.values],
+        state.hidden[:n],
+    )
 
 
 def _next_tokens(logits: Any, reqs: Sequence[GenerationRequest], samplers: Sequence[Any]) -> Any:

@@ -37,11 +37,12 @@ def short_sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def data_fingerprint(examples: Sequence[dict[str, str]]) -> str:
+def data_fingerprint(examples: Sequence[dict[str, Any]]) -> str:
     """Order-sensitive hash of the examples (recorded with every adapter)."""
     h = hashlib.sha256()
     for row in examples:
-        h.update(json.dumps([row["prompt"], row["answer"]]).encode("utf-8"))
+        last = row["answer"] if "answer" in row else row["branches"]
+        h.update(json.dumps([row["prompt"], last]).encode("utf-8"))
     return h.hexdigest()[:16]
 
 

@@ -18,6 +18,8 @@ from ld_agents.lora.adapters import (
     ADAPTER_DIR,
     RUN_FILE,
     RunMismatch,
+    adapter_sha256,
+    check_adapter,
     data_fingerprint,
     model_fingerprint,
     read_run,
@@ -68,6 +70,9 @@ class LoraTrainConfig:
     """Weights dtype for training: float32 or bfloat16."""
     progress: bool = True
     """Show a progress bar (off automatically when CI is set)."""
+    init_adapter: str | None = None
+    """Start from this trained adapter folder (same r and modules) instead of a fresh one:
+    a continued run; its content fingerprint is recorded."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form notes recorded with the run (e.g. what the data is)."""
 
@@ -94,10 +99,32 @@ class LoraTrainConfig:
                     f"LoraTrainConfig.{name} must be {expected}, got {getattr(self, name)!r}"
                 )
         self.target_modules = tuple(self.target_modules)
+        if self.init_adapter is not None:
+            self._check_init_adapter()
+
+    def _check_init_adapter(self) -> None:
+        """The adapter to continue must exist and have this config's rank and modules."""
+        path = Path(self.init_adapter or "") / "adapter_config.json"
+        if not path.is_file():
+            raise InvalidArgument(
+                f"LoraTrainConfig.init_adapter {self.init_adapter!r} is not an adapter folder "
+                "(no adapter_config.json)"
+            )
+        found = json.loads(path.read_text())
+        if found.get("r") != self.r or set(found.get("target_modules") or []) != set(
+            self.target_modules
+        ):
+            raise InvalidArgument(
+                f"LoraTrainConfig.init_adapter {self.init_adapter!r} has r={found.get('r')} "
+                f"and modules {sorted(found.get('target_modules') or [])}; this run asks for "
+                f"r={self.r} and {sorted(self.target_modules)}"
+            )
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the result (not output_dir or progress)."""
         d = asdict(self)
+        if self.init_adapter is not None:
+            d["init_adapter"] = adapter_sha256(self.init_adapter)
         for k in ("output_dir", "progress", "save_steps", "logging_steps"):
             d.pop(k)
         return short_sha(json.dumps(d, sort_keys=True))
@@ -176,16 +203,26 @@ def train_lora(
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     dtype = torch.bfloat16 if config.dtype == "bfloat16" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            r=config.r,
-            lora_alpha=config.alpha,
-            lora_dropout=config.dropout,
-            target_modules=list(config.target_modules),
-            task_type="CAUSAL_LM",
-        ),
-    )
+    if config.init_adapter is not None:
+        from peft import PeftModel
+
+        check_adapter(config.init_adapter, model_dir)
+        model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+        record["init_adapter"] = {
+            "path": str(config.init_adapter),
+            "adapter_sha256": adapter_sha256(config.init_adapter),
+        }
+    else:
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=config.r,
+                lora_alpha=config.alpha,
+                lora_dropout=config.dropout,
+                target_modules=list(config.target_modules),
+                task_type="CAUSAL_LM",
+            ),
+        )
     data = tokenize_examples(tokenizer, rows, config.max_length)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     show_bar = config.progress and not os.environ.get("CI")
@@ -211,7 +248,10 @@ def train_lora(
         bf16=config.dtype == "bfloat16",
     )
     trainer = _answer_only_trainer_class()(
-        model=model, args=args, train_dataset=data, data_collator=LeftPadCollator(pad)
+        model=model,
+        args=args,
+        train_dataset=data,
+        data_collator=LeftPadCollator(pad, model.config, dtype),
     )
     has_checkpoint = any(out.glob("checkpoint-*"))
     start = time.perf_counter()
