@@ -15,7 +15,7 @@ import ld_agents
 import ld_envs  # noqa: F401
 from ld_agents.ld.base import shipped_base
 from ld_agents.ld.policy import LDConfig, LDPolicy, default_adapter, ld_backend_spec, ld_base
-from ld_agents.ld.prompts import dynamic_prompt, label_choices, static_prompt
+from ld_agents.ld.prompts import dynamic_prompt, label_choices, stage_cue, static_prompt
 from ld_agents.llm.base import Backend, GenerationRequest, get_backend
 from ld_envs.pursuit import NO_CHOICE
 
@@ -68,15 +68,62 @@ def _restricted_obs() -> dict:
 def test_labels_are_single_tokens_and_static_part_is_a_prefix(backend):
     base = shipped_base("pursuit")
     cands = base.stage_candidates("select")
-    static = static_prompt(base, "select", cands)
+    static = static_prompt(base)
     state = {"size": 21, "pursuers": [[1, 1], [2, 2], [3, 3]], "evader": [9, 9], "restricted": None}
-    ctx = static + dynamic_prompt("pursuit", state)
     tok = backend.inner.tokenizer if hasattr(backend, "inner") else backend.tokenizer
-    n_ctx = len(tok(ctx)["input_ids"])
     n_static = len(tok(static)["input_ids"])
-    assert tok(ctx)["input_ids"][:n_static] == tok(static)["input_ids"]
-    for label in label_choices(len(cands)):
-        assert len(tok(ctx + label)["input_ids"]) == n_ctx + 1
+    with_state = static + dynamic_prompt("pursuit", state)
+    n_state = len(tok(with_state)["input_ids"])
+    for stage in base.stage_names:
+        ctx = with_state + stage_cue(base, stage)
+        ids = tok(ctx)["input_ids"]
+        # the static part, then the state, are token prefixes of every stage's context
+        assert ids[:n_static] == tok(static)["input_ids"]
+        assert ids[:n_state] == tok(with_state)["input_ids"]
+        for label in label_choices(len(base.stage_candidates(stage))):
+            assert len(tok(ctx + label)["input_ids"]) == len(ids) + 1
+    # every stage and candidate is listed once in the static part
+    for stage in base.stage_names:
+        assert static.count(f", {stage}: ") == 1
+    assert all(f"- {c.when_to_call}" in static for c in cands)
+
+
+def test_one_step_reads_the_state_once(backend):
+    """All stages of a batch of decisions go to the backend in one call, and with the
+    token tree each state's tokens run once (not once per stage)."""
+    policy = LDPolicy(shipped_base("pursuit"), backend, LDConfig(layout="one_state"))
+    env = gym.make("Pursuit-v0")
+    observations = [env.reset(seed=s)[0] for s in range(3)]
+    env.close()
+    states = [policy.state(o) for o in observations]
+    contexts = [
+        policy.prompt(st, policy.stage_candidates(st, s), s)
+        for s in states
+        for st in policy.base.stage_names
+    ]
+    tok = backend.tokenizer
+    n_static = len(tok(policy._static)["input_ids"])
+    tails = {tuple(tok(c)["input_ids"][n_static:]) for c in contexts}
+    distinct = {t[:i] for t in tails for i in range(1, len(t) + 1)}
+    policy.act_batch(observations[:1])  # first use checks the token tree once
+    before = backend.stats.tokens_processed
+    calls = []
+    real = backend.choice_logprobs_batch
+
+    def spy(ctxs, choices):
+        calls.append(len(ctxs))
+        return real(ctxs, choices)
+
+    backend.choice_logprobs_batch = spy  # type: ignore[method-assign]
+    try:
+        policy.act_batch(observations)
+    finally:
+        del backend.choice_logprobs_batch
+        policy.close()
+    assert calls == [3 * len(policy.base.stage_names)]
+    if backend._tree_ok:
+        assert backend.stats.tokens_processed - before == len(distinct)
+        assert len(distinct) < sum(map(len, tails))
 
 
 def test_selects_by_scoring_never_generates_and_runs_in_sandbox(backend):
@@ -206,8 +253,11 @@ def test_synthetic_rule_rows_teach_matching_unseen_functions():
     chosen = set()
     for row in rows:
         assert "drop_restricted_cells" not in row["prompt"]
-        label = row["answer"].strip()
-        line = next(x for x in row["prompt"].splitlines() if x.startswith(f"{label}: "))
+        ((cue, answer),) = row["branches"]
+        assert cue.startswith("Stage 3, constraints.")
+        label = answer.strip()
+        block = row["prompt"].split(", constraints: ")[1].split("\nStage 4, ")[0]
+        line = next(x for x in block.splitlines() if x.startswith(f"{label}: "))
         name = line.split(" - ")[0][len(label) + 2 :]
         chosen.add(name)
         rule = row["prompt"].split("extra rule in force: ")[1].split(".\n")[0]
@@ -215,5 +265,26 @@ def test_synthetic_rule_rows_teach_matching_unseen_functions():
             assert name == "no_extra_rule"
         else:
             assert name != "no_extra_rule"
-    assert len({r["answer"] for r in rows}) >= 3
+    assert len({r["branches"][0][1] for r in rows}) >= 3
     assert len(chosen - {"no_extra_rule", "drop_edge_cells", "keep_distance_from_evader"}) >= 3
+
+
+def test_an_adapter_plays_in_the_layout_it_was_trained_on(tmp_path):
+    """The layout comes from the adapter's run record: students trained before the
+    one-state layout (no ``layout`` in the record) keep their per-stage prompts."""
+    import json
+
+    from ld_agents.ld.policy import adapter_layout
+    from ld_agents.ld.prompts import per_stage_context, per_stage_static
+
+    assert adapter_layout(None) == "one_state"
+    for extra, want in (({}, "per_stage"), ({"layout": "one_state"}, "one_state")):
+        (tmp_path / "ld_gym_run.json").write_text(json.dumps({"train_config": {"extra": extra}}))
+        assert adapter_layout(tmp_path) == want
+    base = shipped_base("pursuit")
+    state = {"size": 21, "pursuers": [[1, 1], [2, 2], [3, 3]], "evader": [9, 9], "restricted": None}
+    static = per_stage_static(base, "select")
+    assert static.splitlines()[1].startswith("Stage 4 of 4, select: ")
+    assert static.count("\n") == 3 + len(base.stage_candidates("select"))
+    ctx = per_stage_context(base, "select", state)
+    assert ctx.startswith(static) and ctx.endswith("extra rule in force: none.\nAnswer:")

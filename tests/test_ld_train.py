@@ -75,9 +75,19 @@ def test_recorded_command_rebuilds_the_same_command():
 
 
 def test_rows_are_deterministic_and_answer_with_a_label():
-    """Two builds with one seed give the same rows; every answer is one candidate label."""
+    """Two builds with one seed give the same rows; every answer is one candidate label;
+    a row is one state with each labelled stage's cue as a branch (the policy's layout)."""
+    from ld_agents.ld.base import shipped_base
+    from ld_agents.ld.prompts import stage_cue
+
     config = LDTrainConfig("pursuit", states=2, rule_rows=3, synthetic_rule_rows=2, pool=20)
     rows = build_rows(config)
     assert rows == build_rows(config)
-    assert rows and all(r["answer"].strip() in LABELS for r in rows)
+    answers = [a for r in rows for _, a in r["branches"]]
+    assert answers and all(a.strip() in LABELS for a in answers)
     assert sum("extra rule in force: none." not in r["prompt"] for r in rows) >= 3
+    base = shipped_base("pursuit")
+    cues = {stage_cue(base, s) for s in base.stage_names}
+    assert all(c in cues for r in rows for c, _ in r["branches"])
+    assert all(r["prompt"].count("State: ") == 1 for r in rows)
+    assert max(len(r["branches"]) for r in rows) >= 3  # one row holds several stages

@@ -50,6 +50,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     option("--dtype", "dtype", choices=DTYPES)
     option("--threads", "threads", type=int)
+    option("--init-adapter", "init_adapter", metavar="DIR")
     option("--seed", "seed", type=int)
     p.add_argument(
         "--run-dir",

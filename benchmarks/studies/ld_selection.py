@@ -72,18 +72,28 @@ def _without_emergency(cands: list[Any]) -> list[Any]:
     return [c for c in cands if c.role != "emergency"]
 
 
+#: the prompt layout of the backend being evaluated (its adapter's; set by evaluate)
+_LAYOUT = {"layout": "one_state"}
+
+
+def _context(base: Any, stage: str, state: Any, size: int, order: dict | None = None) -> str:
+    from ld_agents.ld.prompts import layout_context
+
+    return layout_context(_LAYOUT["layout"], base, stage, state, size, order)
+
+
 def _plain_constraints(
-    backend: Any, base: Any, cands: list[Any], size: int, dynamic: str, answer: str, rng: Any
+    backend: Any, base: Any, cands: list[Any], size: int, state: Any, answer: str, rng: Any
 ) -> tuple[int, int]:
     """Right (1) or not, in base and shuffled order, on the constraints stage without the
     emergency function (what Pursuit-v0's student is shown)."""
-    from ld_agents.ld.policy import static_prompt
-
-    best, _ = _pick(backend, static_prompt(base, "constraints", cands, size) + dynamic, len(cands))
+    best, _ = _pick(
+        backend, _context(base, "constraints", state, size, {"constraints": cands}), len(cands)
+    )
     shuffled = list(cands)
     rng.shuffle(shuffled)
     best_s, _ = _pick(
-        backend, static_prompt(base, "constraints", shuffled, size) + dynamic, len(cands)
+        backend, _context(base, "constraints", state, size, {"constraints": shuffled}), len(cands)
     )
     return int(cands[best].name == answer), int(shuffled[best_s].name == answer)
 
@@ -99,8 +109,10 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
 
     import torch
 
-    from ld_agents.ld.policy import dynamic_prompt, static_prompt
+    from ld_agents.ld.policy import adapter_layout
+    from ld_agents.ld.prompts import per_stage_static, static_prompt
 
+    _LAYOUT["layout"] = adapter_layout(getattr(backend, "adapter", None))
     rng = random.Random(seed)
     per: dict[str, list[int]] = defaultdict(list)
     per_shuffled: dict[str, list[int]] = defaultdict(list)
@@ -108,23 +120,22 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
     h_gen: list[float] = []
     ks: list[int] = []
     label_mass: list[float] = []
-    statics = {}
-    for st in base.stage_names:
-        statics[st] = static_prompt(base, st, base.stage_candidates(st), 21)
-        backend.cache_prefix(statics[st])
+    if _LAYOUT["layout"] == "one_state":
+        backend.cache_prefix(static_prompt(base, 21))
+    else:
+        for st in base.stage_names:
+            backend.cache_prefix(per_stage_static(base, st, 21))
     t0 = time.perf_counter()
     for ex in items:
         cands = base.stage_candidates(ex.stage)
         size = int(ex.state.get("size", 21)) if base.game == "pursuit" else 21
-        static = statics[ex.stage] if size == 21 else static_prompt(base, ex.stage, cands, size)
-        dynamic = dynamic_prompt(base.game, ex.state)
-        ctx = static + dynamic
+        ctx = _context(base, ex.stage, ex.state, size)
         best, scores = _pick(backend, ctx, len(cands))
         ok = int(cands[best].name == ex.answer)
         shuffled = list(cands)
         rng.shuffle(shuffled)
         best_s, _ = _pick(
-            backend, static_prompt(base, ex.stage, shuffled, size) + dynamic, len(cands)
+            backend, _context(base, ex.stage, ex.state, size, {ex.stage: shuffled}), len(cands)
         )
         ok_s = int(shuffled[best_s].name == ex.answer)
         key = _stage_key(base, ex)
@@ -134,7 +145,7 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
         plain = _without_emergency(cands)
         if key == "constraints" and len(plain) < len(cands):
             # the same stage as Pursuit-v0 shows it (no emergency function in its base)
-            ok_p, ok_ps = _plain_constraints(backend, base, plain, size, dynamic, ex.answer, rng)
+            ok_p, ok_ps = _plain_constraints(backend, base, plain, size, ex.state, ex.answer, rng)
             per["constraints (Pursuit-v0 candidates)"].append(ok_p)
             per_shuffled["constraints (Pursuit-v0 candidates)"].append(ok_ps)
         m = max(scores)
@@ -152,6 +163,7 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
     vocab = int(backend.config.vocab_size)
     return {
         "items": len(items),
+        "layout": _LAYOUT["layout"],
         "accuracy": {k: sum(v) / len(v) for k, v in per.items()},
         "accuracy_shuffled": {k: sum(v) / len(v) for k, v in per_shuffled.items()},
         "n": {k: len(v) for k, v in per.items()},
@@ -167,56 +179,71 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
 
 
 def speed(backend: Any, decisions: int, seed: int) -> dict[str, Any]:
-    """LD path vs naive scoring on the same pursuit decisions (the chain's real inputs)."""
+    """LD path vs naive scoring on the same pursuit decisions (the chain's real inputs).
+
+    The LD path is the policy's: every stage of a decision in one ``choice_logprobs_batch``
+    call on the pinned static part (the state read once, each stage adding its cue); the
+    batched row gives all decisions' stages to one call, as a sweep's ``act_batch`` does.
+    The naive way runs one full forward with full logits per candidate."""
     from ld_agents.ld.base import shipped_base
     from ld_agents.ld.chain import collect_states
-    from ld_agents.ld.policy import dynamic_prompt, label_choices, static_prompt
+    from ld_agents.ld.policy import adapter_layout
+    from ld_agents.ld.prompts import label_choices, layout_context, per_stage_static, static_prompt
 
     base = shipped_base("pursuit")
+    stages = base.stage_names
     states = collect_states("Pursuit-v0", 3, seed=seed)[:decisions]
-    prompts = []
-    for state in states:
-        for st in base.stage_names:
-            cands = base.stage_candidates(st)
-            prompts.append(
-                (static_prompt(base, st, cands, 21), dynamic_prompt("pursuit", state), len(cands))
-            )
-    for static, _, _ in prompts[: len(base.stage_names)]:
+    ks = [len(base.stage_candidates(st)) for st in stages]
+    kmax = max(ks)
+    layout = adapter_layout(getattr(backend, "adapter", None))
+    contexts = [[layout_context(layout, base, st, state) for st in stages] for state in states]
+    for static in (
+        [static_prompt(base)]
+        if layout == "one_state"
+        else [per_stage_static(base, st) for st in stages]
+    ):
         backend.cache_prefix(static)
+    backend.choice_logprobs_batch(contexts[0], label_choices(kmax))  # first-use checks
+
+    def best(rows: list[list[float]]) -> list[int]:
+        return [max(range(k), key=r.__getitem__) for r, k in zip(rows, ks, strict=True)]
+
+    before = backend.stats.tokens_processed
     t0 = time.perf_counter()
     fast = []
-    for static, dyn, k in prompts:
-        s = backend.choice_logprobs(static + dyn, label_choices(k))
-        fast.append(max(range(k), key=s.__getitem__))
+    for ctxs in contexts:
+        fast += best(backend.choice_logprobs_batch(ctxs, label_choices(kmax)))
     t_fast = time.perf_counter() - t0
-    backend.clear_prefix_cache(pinned=False)
+    tokens_fast = backend.stats.tokens_processed - before
     t0 = time.perf_counter()
     naive = []
-    for static, dyn, k in prompts:
-        s = backend.loglikelihood([(static + dyn, c) for c in label_choices(k)], method="naive")
-        naive.append(max(range(k), key=s.__getitem__))
+    for ctxs in contexts:
+        for ctx, k in zip(ctxs, ks, strict=True):
+            s = backend.loglikelihood([(ctx, c) for c in label_choices(k)], method="naive")
+            naive.append(max(range(k), key=s.__getitem__))
     t_naive = time.perf_counter() - t0
-    # the sweep's path: each stage scored for all decisions at once (act_batch); the
-    # contexts the paths above left in the prefix cache are dropped (the static prompts
-    # stay pinned), so the batch computes every state's tokens itself
-    stages = len(base.stage_names)
-    backend.clear_prefix_cache(pinned=False)
     t0 = time.perf_counter()
-    batched: list[int] = [0] * len(prompts)
-    for s_i in range(stages):
-        idx = list(range(s_i, len(prompts), stages))
-        k = prompts[idx[0]][2]
-        rows = backend.choice_logprobs_batch(
-            [prompts[i][0] + prompts[i][1] for i in idx], label_choices(k)
-        )
-        for i, sc in zip(idx, rows, strict=True):
-            batched[i] = max(range(k), key=sc.__getitem__)
+    flat = backend.choice_logprobs_batch(
+        [c for ctxs in contexts for c in ctxs], label_choices(kmax)
+    )
+    batched = []
+    for i in range(len(states)):
+        batched += best(flat[i * len(stages) : (i + 1) * len(stages)])
     t_batched = time.perf_counter() - t0
     n = len(states)
+    from benchmarks.studies.llm_speed import flop_bound, matmul_gflops, model_sizes
+
+    gflops = matmul_gflops(backend.dtype)
+    bound = flop_bound(tokens_fast / n, len(stages), model_sizes(backend), gflops)
     return {
         "decisions": n,
-        "stages_per_decision": len(base.stage_names),
-        "candidates_per_decision": sum(k for _, _, k in prompts) / n,
+        "layout": layout,
+        "matmul_gflops": gflops,
+        "ld_flop_bound_seconds_per_decision": bound,
+        "ld_vs_flop_bound": (t_fast / n) / bound,
+        "stages_per_decision": len(stages),
+        "candidates_per_decision": sum(ks),
+        "ld_tokens_per_decision": tokens_fast / n,
         "ld_seconds_per_decision": t_fast / n,
         "ld_decisions_per_second": n / t_fast,
         "naive_seconds_per_decision": t_naive / n,
@@ -249,11 +276,10 @@ def _prompts_key(base: Any, items: list[Any]) -> str:
     line is evaluated afresh)."""
     import hashlib
 
-    from ld_agents.ld.policy import dynamic_prompt, static_prompt
+    from ld_agents.ld.prompts import dynamic_prompt, static_prompt
 
     h = hashlib.sha256()
-    for st in base.stage_names:
-        h.update(static_prompt(base, st, base.stage_candidates(st), 21).encode())
+    h.update(static_prompt(base, 21).encode())
     for ex in items:
         h.update(dynamic_prompt(base.game, ex.state).encode())
     return h.hexdigest()[:12]
@@ -410,13 +436,19 @@ def _md(result: dict[str, Any]) -> str:
             "",
             "| path | s / decision | decisions / s |",
             "|---|---|---|",
-            f"| LD (label scoring, cached static prefix) | {sp['ld_seconds_per_decision']:.3f} | "
+            "| LD (label scoring: static part cached, the state read once per decision) | "
+            f"{sp['ld_seconds_per_decision']:.3f} | "
             f"{sp['ld_decisions_per_second']:.2f} |",
             f"| LD batched over the {sp['decisions']} decisions (as a sweep's act_batch) | "
             f"{sp['batched_seconds_per_decision']:.3f} | "
             f"{sp['batched_decisions_per_second']:.2f} |",
             f"| naive (full forward + full logits per candidate) | "
             f"{sp['naive_seconds_per_decision']:.3f} | {sp['naive_decisions_per_second']:.3f} |",
+            "",
+            f"The LD path processes {sp.get('ld_tokens_per_decision', 0):.0f} tokens per "
+            f"decision, {sp.get('ld_vs_flop_bound', float('nan')):.2f}x the FLOP bound of "
+            "those tokens and 4 output rows at the "
+            f"{sp.get('matmul_gflops', float('nan')):.0f} GFLOP/s torch.mm rate measured here.",
             "",
             f"Speed-up {sp['speedup']:.1f}x one decision at a time, "
             f"{sp['batched_speedup']:.1f}x batched, over {sp['decisions']} decisions "

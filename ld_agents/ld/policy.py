@@ -1,19 +1,19 @@
 """The LD student (``ld``): select one function per stage by scoring, run it, go on.
 
-At every stage of a decision the policy shows the small model a short prompt (the game in
-one line, the stage, its candidates as labelled choices with their manual's "when to call"
-line, then the state: :mod:`ld_agents.ld.prompts`) and reads the next-token
-log-probabilities of the labels ``" A"``, ``" B"``, ... in ONE forward pass
-(``Backend.choice_logprobs``: exact ranking, never free generation). The best label's
-function runs in the sandbox worker on the state and the previous stage's output; the last
-stage's output is the action. A function that raises, hangs or returns a wrong type makes
-that stage's choice illegal: pursuit plays ``NO_CHOICE`` (the env counts the violations),
-21 points stands; it is counted and the episode goes on. The static part of each stage's
-prompt is pinned once with ``Backend.cache_prefix``; each decision runs only the state's
-tokens.
+At every stage of a decision the policy reads the next-token log-probabilities of the
+labels ``" A"``, ``" B"``, ... after that stage's cue (exact ranking, never free
+generation). The prompt (:mod:`ld_agents.ld.prompts`) lists every stage's candidates with
+their manual's "when to call" line once, then the state, then the stage's few-token cue:
+the listing is pinned once with ``Backend.cache_prefix``, and a step reads the state once
+(``Backend.choice_logprobs_batch`` with a token-tree backend runs the state and the four
+cues of every episode of a batch in one forward). The best label's function runs in the
+sandbox worker on the state and the previous stage's output; the last stage's output is
+the action. A function that raises, hangs or returns a wrong type makes that stage's
+choice illegal: pursuit plays ``NO_CHOICE`` (the env counts the violations), 21 points
+stands; it is counted and the episode goes on.
 
 With more candidates than ``retrieval_threshold`` at a stage, the MiniLM retriever's
-top-``top_k`` (query: stage + state text) are shown instead of the whole stage.
+top-``top_k`` (query: stage + state text) are listed in its cue instead of the whole stage.
 
 ``make("ld", env_id)`` uses the shipped adapter ``assets/adapters/ld-<game>/`` when it is
 there (``adapter=None`` or ``adapter="none"``: the base model);
@@ -43,10 +43,14 @@ from ld_agents.ld.prompts import (
     ANSWER_CUE,
     HEADERS,
     LABELS,
+    LAYOUTS,
     candidate_line,
     dynamic_prompt,
     extra_rule_text,
     label_choices,
+    per_stage_context,
+    per_stage_static,
+    stage_cue,
     state_text,
     static_prompt,
 )
@@ -108,7 +112,25 @@ class LDConfig:
     """Pin: refuse an adapter whose content fingerprint (``lora.adapter_sha256``) differs."""
     keep_log: int = 2000
     """Stage decisions kept in ``decision_log`` (the oldest are dropped)."""
+    layout: str | None = None
+    """Prompt layout (``prompts.LAYOUTS``); ``None``: the one the adapter was trained on
+    (its run record), ``one_state`` without an adapter."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def adapter_layout(adapter: str | Path | None) -> str:
+    """The prompt layout an adapter was trained on, from its run record
+    (``train_config.extra.layout``; records from before the field: ``per_stage``); no
+    adapter: ``one_state``."""
+    if adapter is None:
+        return "one_state"
+    import json
+
+    record = Path(adapter) / "ld_gym_run.json"
+    if not record.is_file():
+        return "one_state"
+    extra = json.loads(record.read_text()).get("train_config", {}).get("extra", {})
+    return str(extra.get("layout", "per_stage"))
 
 
 def default_adapter(game: str) -> Path:
@@ -173,12 +195,26 @@ class LDPolicy(FunctionChainPolicy):
             self.retriever = Retriever(
                 base.retriever_entries(), threshold=self.config.retrieval_threshold
             )
-        self._static: dict[str, str] = {}
-        for stage in base.stage_names:
-            cands = base.stage_candidates(stage)
-            if len(cands) <= self.config.retrieval_threshold:
-                self._static[stage] = static_prompt(base, stage, cands, size)
-                self.backend.cache_prefix(self._static[stage])
+        #: the prompt layout (the adapter's own unless the config names one)
+        self.layout = self.config.layout or adapter_layout(getattr(self.backend, "adapter", None))
+        if self.layout not in LAYOUTS:
+            raise InvalidArgument(
+                f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}"
+            )
+        #: stages whose candidates the retriever narrows (listed in their cue, per state)
+        self._retrieving = {
+            st
+            for st in base.stage_names
+            if self.retriever is not None
+            and len(base.stage_candidates(st)) > self.config.retrieval_threshold
+        }
+        self._static = static_prompt(base, size, listed_later=self._retrieving)
+        if self.layout == "one_state":
+            self.backend.cache_prefix(self._static)
+        else:
+            for stage in base.stage_names:
+                if stage not in self._retrieving:
+                    self.backend.cache_prefix(per_stage_static(base, stage, size))
         #: per stage decision records (bounded by config.keep_log)
         self.decision_log: list[StageDecision] = []
         self.last_decisions: list[list[StageDecision]] = []
@@ -200,33 +236,33 @@ class LDPolicy(FunctionChainPolicy):
         return [self.base.function(n) for n in names]
 
     def prompt(self, stage: str, cands: Sequence[FunctionEntry], state: dict[str, Any]) -> str:
-        static = self._static.get(stage)
-        if static is None or len(cands) != len(self.base.stage_candidates(stage)):
-            static = static_prompt(self.base, stage, cands, self.size)
-        return static + dynamic_prompt(self.base.game, state)
+        """The context scored at ``stage``: the pinned static part (every stage's
+        candidates), the state, the stage's cue (listing ``cands`` on a retrieval stage)."""
+        if self.layout == "per_stage":
+            return per_stage_context(self.base, stage, state, self.size, cands)
+        shown = cands if stage in self._retrieving else None
+        return (
+            self._static
+            + dynamic_prompt(self.base.game, state)
+            + stage_cue(self.base, stage, shown)
+        )
 
     def score(self, stage: str, state: dict[str, Any]) -> tuple[list[FunctionEntry], list[float]]:
-        """Candidates and their label log-probabilities (one forward of the prompt)."""
-        cands = self.stage_candidates(stage, state)
-        ctx = self.prompt(stage, cands, state)
-        return cands, self.backend.choice_logprobs(ctx, label_choices(len(cands)))
+        """Candidates and their label log-probabilities at one stage."""
+        (shown,), (scores,) = self._score_batch([(stage, state)])
+        return shown, scores
 
     def _score_batch(
-        self, stage: str, states: Sequence[dict[str, Any]]
+        self, items: Sequence[tuple[str, dict[str, Any]]]
     ) -> tuple[list[list[FunctionEntry]], list[list[float]]]:
-        """:meth:`score` for many episodes' states at one stage, batched in the backend
-        (contexts with the same number of candidates go together)."""
-        shown = [self.stage_candidates(stage, st) for st in states]
-        scored: list[list[float]] = [[] for _ in states]
-        by_k: dict[int, list[int]] = {}
-        for j, cands in enumerate(shown):
-            by_k.setdefault(len(cands), []).append(j)
-        for k, members in by_k.items():
-            ctxs = [self.prompt(stage, shown[j], states[j]) for j in members]
-            batch = self.backend.choice_logprobs_batch(ctxs, label_choices(k))
-            for j, sc in zip(members, batch, strict=True):
-                scored[j] = sc
-        return shown, scored
+        """:meth:`score` for many (stage, state) pairs in one backend call: the contexts
+        share the pinned static part, and one state's stages share the state, which a
+        token-tree backend runs once."""
+        shown = [self.stage_candidates(stage, st) for stage, st in items]
+        ctxs = [self.prompt(stage, c, st) for (stage, st), c in zip(items, shown, strict=True)]
+        k = max(map(len, shown))
+        batch = self.backend.choice_logprobs_batch(ctxs, label_choices(k))
+        return shown, [sc[: len(c)] for sc, c in zip(batch, shown, strict=True)]
 
     def _choose_one(self, stage: Any, cands: Any, state: dict[str, Any], prev: Any) -> str:
         shown, scores = self.score(stage.name, state)
@@ -243,9 +279,14 @@ class LDPolicy(FunctionChainPolicy):
         prevs: list[Any] = [None] * len(states)
         alive = [True] * len(states)
         logs: list[list[StageDecision]] = [[] for _ in states]
-        for stage in self.base.stage_names:
+        # every stage of every state scored at once (selection reads only the state)
+        stages = self.base.stage_names
+        pairs = [(stage, st) for st in states for stage in stages]
+        all_shown, all_scored = self._score_batch(pairs)
+        for j, stage in enumerate(stages):
             live = [i for i in range(len(states)) if alive[i]]
-            shown, scored = self._score_batch(stage, [states[i] for i in live])
+            shown = [all_shown[i * len(stages) + j] for i in live]
+            scored = [all_scored[i * len(stages) + j] for i in live]
             for i, cands, scores in zip(live, shown, scored, strict=True):
                 state = states[i]
                 best = max(range(len(scores)), key=scores.__getitem__)
@@ -399,6 +440,7 @@ __all__ = [
     "label_choices",
     "ld_backend_spec",
     "ld_base",
+    "stage_cue",
     "state_text",
     "static_prompt",
 ]

@@ -1,33 +1,40 @@
-"""The LD student's prompts: one per stage, the candidates as labelled choices.
+"""The LD student's prompts: every stage's candidates once, the state once, one cue per stage.
 
-At every stage of a decision the student reads a short prompt (the game in one line, the
-stage, its candidates as labelled choices with their manual's "when to call" line, then
-the state) and the next-token log-probabilities of the labels ``" A"``, ``" B"``, ... are
-compared (:func:`label_choices`). The same builders make the policy's prompts
+The student picks one function per stage by reading the next-token log-probabilities of
+the labels ``" A"``, ``" B"``, ... after a stage's cue (:func:`label_choices`). One
+decision reads the state once: the prompt lists every stage with its candidates (the
+manual's "when to call" lines) in :func:`static_prompt`, the same for every decision, so
+its key-value states are pinned once with ``Backend.cache_prefix``; the state follows
+(:func:`dynamic_prompt`); each stage then adds only its own few-token cue
+(:func:`stage_cue`). The stages' cues are independent continuations of (static + state):
+a backend with token-tree scoring runs the state and all cues of a step, for every
+episode of a batch, in one forward. The same builders make the policy's prompts
 (:mod:`ld_agents.ld.policy`) and the student's training rows
-(:mod:`ld_agents.ld.training_data`).
+(:mod:`ld_agents.ld.training_data`, where one row holds a state and all its stages' cues).
 
-Prompt layout (the part above ``State:`` is :func:`static_prompt`, the same at a stage for
-every decision, so its key-value states are pinned once with ``Backend.cache_prefix`` and
-each decision runs only :func:`dynamic_prompt`'s tokens)::
+Layout::
 
-    Pursuit game: three pursuers A, B, C chase one evader on a 21x21 board. ...
-    Stage 4 of 4, select: choose one target cell per pursuer from its remaining cells.
-    Functions:
-    A: approach_evader - when the evader is still far: some pursuer is more than 6 ...
-    B: encircle_evader - when the evader is near: every pursuer is within 6 cells ...
+    Pursuit on a 21x21 board: pursuers A, B, C chase the evader.
+    Each move runs 4 stages in order; at each stage pick one function by its letter.
+    Stage 1, candidates: list each pursuer's candidate target cells.
+    A: moves_within_two - always: every cell within two steps ...
+    ...
+    Stage 4, select: choose one target cell per pursuer from its remaining cells.
+    A: approach_evader - when the evader is still far: ...
     ...
     State: pursuers A (3, 8), B (14, 19), C (17, 2); evader (20, 18); distance to the
-    evader A 27, B 5, C 19; extra rule in force: none.
-    Answer:
+    evader A 27, B 5, C 19; farthest pursuer 27 cells away; extra rule in force: none.
+    Stage 4, select. Answer: A
 
-The state line is built by trusted project code and includes the Manhattan distances
-(pursuit) and the opponent's visible total (21 points): facts of the state, not the answer.
+A stage with more candidates than a policy shows at once (retrieval) lists its top ones in
+its cue instead (``shown``). The state line is built by trusted project code and includes
+the Manhattan distances (pursuit) and the opponent's visible total (21 points): facts of
+the state, not the answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ld_agents.ld.games import best_total
@@ -40,6 +47,10 @@ if TYPE_CHECKING:
 
 LABELS = "ABCDEFGHIJKLMNOP"
 ANSWER_CUE = "Answer:"
+#: prompt layouts: ``one_state`` (this module's: every stage listed once, the state once, a
+#: cue per stage) and ``per_stage`` (each stage its own listing, then the state and
+#: ``Answer:``; the layout of students trained before ``one_state``, which still load)
+LAYOUTS = ("one_state", "per_stage")
 
 HEADERS = {
     "pursuit": "Pursuit on a {size}x{size} board: pursuers A, B, C chase the evader.",
@@ -94,26 +105,122 @@ def candidate_line(label: str, entry: FunctionEntry) -> str:
     return f"{label}: {entry.name} - {entry.when_to_call}"
 
 
-def static_prompt(
-    base: FunctionBase, stage: str, candidates: Sequence[FunctionEntry], size: int = pu.DEFAULT_SIZE
-) -> str:
-    """The state-independent start of a stage's prompt (ends with a newline)."""
+def _candidate_lines(candidates: Sequence[FunctionEntry]) -> list[str]:
     if len(candidates) > len(LABELS):
         raise InvalidArgument(f"at most {len(LABELS)} candidates per stage, got {len(candidates)}")
+    return [candidate_line(LABELS[i], c) for i, c in enumerate(candidates)]
+
+
+def static_prompt(
+    base: FunctionBase,
+    size: int = pu.DEFAULT_SIZE,
+    candidates: Mapping[str, Sequence[FunctionEntry]] | None = None,
+    listed_later: Collection[str] = (),
+) -> str:
+    """The state-independent start of every prompt of a base (ends with a newline).
+
+    ``candidates``: a stage's candidates in the order shown (default: the base's order);
+    ``listed_later``: stages whose candidates are listed in their cue (retrieval).
+    """
+    candidates = candidates or {}
     names = base.stage_names
-    spec = base.stage(stage)
     lines = [
-        HEADERS.get(base.game, "Pick the function for this stage.").format(size=size),
-        f"Stage {names.index(stage) + 1} of {len(names)}, {stage}: {spec.description}.",
-        "Functions:",
-        *(candidate_line(LABELS[i], c) for i, c in enumerate(candidates)),
+        HEADERS.get(base.game, "Pick one function per stage.").format(size=size),
+        f"Each move runs {len(names)} stages in order; at each stage pick one function by "
+        "its letter.",
     ]
+    for k, stage in enumerate(names, 1):
+        lines.append(f"Stage {k}, {stage}: {base.stage(stage).description}.")
+        if stage in listed_later:
+            lines.append("(its functions are listed with the question)")
+        else:
+            cands = candidates.get(stage) or base.stage_candidates(stage)
+            lines += _candidate_lines(cands)
     return "\n".join(lines) + "\n"
 
 
 def dynamic_prompt(game: str, state: dict[str, Any], extra_rule: str | None = None) -> str:
-    """The state part of a stage's prompt; the answer (a label) follows ``Answer:``."""
-    return f"State: {state_text(game, state, extra_rule)}\n{ANSWER_CUE}"
+    """The state part of a prompt (ends with a newline); the stages' cues follow it."""
+    return f"State: {state_text(game, state, extra_rule)}\n"
+
+
+def stage_cue(base: FunctionBase, stage: str, shown: Sequence[FunctionEntry] | None = None) -> str:
+    """A stage's question after the state; the answer (a label) follows ``Answer:``.
+    ``shown``: candidates listed here (a retrieval stage) instead of in the static part."""
+    k = base.stage_names.index(stage) + 1
+    if shown is None:
+        return f"Stage {k}, {stage}. {ANSWER_CUE}"
+    return (
+        f"Stage {k}, {stage}, functions:\n"
+        + "\n".join(_candidate_lines(shown))
+        + (f"\n{ANSWER_CUE}")
+    )
+
+
+def stage_context(
+    base: FunctionBase,
+    stage: str,
+    state: dict[str, Any],
+    size: int = pu.DEFAULT_SIZE,
+    candidates: Mapping[str, Sequence[FunctionEntry]] | None = None,
+    extra_rule: str | None = None,
+) -> str:
+    """The whole context scored for one stage of one decision (static + state + cue)."""
+    return (
+        static_prompt(base, size, candidates)
+        + dynamic_prompt(base.game, state, extra_rule)
+        + stage_cue(base, stage)
+    )
+
+
+def per_stage_static(
+    base: FunctionBase,
+    stage: str,
+    size: int = pu.DEFAULT_SIZE,
+    candidates: Sequence[FunctionEntry] | None = None,
+) -> str:
+    """The ``per_stage`` layout's static part of one stage: the game, the stage and its
+    candidates (ends with a newline)."""
+    names = base.stage_names
+    cands = list(candidates) if candidates is not None else base.stage_candidates(stage)
+    lines = [
+        HEADERS.get(base.game, "Pick the function for this stage.").format(size=size),
+        f"Stage {names.index(stage) + 1} of {len(names)}, {stage}: "
+        f"{base.stage(stage).description}.",
+        "Functions:",
+        *_candidate_lines(cands),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def per_stage_context(
+    base: FunctionBase,
+    stage: str,
+    state: dict[str, Any],
+    size: int = pu.DEFAULT_SIZE,
+    candidates: Sequence[FunctionEntry] | None = None,
+) -> str:
+    """The ``per_stage`` layout's context of one stage: its static part, then the state
+    and ``Answer:``."""
+    return per_stage_static(base, stage, size, candidates) + (
+        f"State: {state_text(base.game, state)}\n{ANSWER_CUE}"
+    )
+
+
+def layout_context(
+    layout: str,
+    base: FunctionBase,
+    stage: str,
+    state: dict[str, Any],
+    size: int = pu.DEFAULT_SIZE,
+    candidates: Mapping[str, Sequence[FunctionEntry]] | None = None,
+) -> str:
+    """One stage's whole context in ``layout`` (``candidates``: orders shown per stage)."""
+    if layout == "per_stage":
+        return per_stage_context(base, stage, state, size, (candidates or {}).get(stage))
+    if layout != "one_state":
+        raise InvalidArgument(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    return stage_context(base, stage, state, size, candidates)
 
 
 def label_choices(n: int) -> list[str]:

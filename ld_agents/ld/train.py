@@ -51,6 +51,8 @@ _COMMAND_FLAGS = (
     ("r", "--r"),
     ("target_modules", "--targets"),
     ("dtype", "--dtype"),
+    ("seed", "--seed"),
+    ("init_adapter", "--init-adapter"),
 )
 
 
@@ -99,7 +101,14 @@ class LDTrainConfig:
     dtype: str = _help("Training weights dtype: 'float32' or 'bfloat16'.", "bfloat16")
     threads: int = _help("torch.set_num_threads for training; >= 1.", 2)
     seed: int = _help("Seed of the sampled states, the row order and the LoRA run; >= 0.", 0)
-    max_length: int = _help("Longest prompt + answer in tokens; >= 8.", 512)
+    max_length: int = _help(
+        "Longest row (prompt and its stages' cues and answers) in tokens; >= 8.", 1024
+    )
+    init_adapter: str | None = _help(
+        "Continue training this adapter folder (a run that needs more steps) instead of "
+        "starting a fresh one; same r and modules.",
+        None,
+    )
     save_steps: int = _help("Checkpoint every this many steps; >= 1.", 8)
     logging_steps: int = _help("Record the loss every this many steps; >= 1.", 2)
 
@@ -164,15 +173,18 @@ class LDTrainConfig:
             value = getattr(self, name)
             if name == "target_modules":
                 value = ",".join(value)
+            if value is None or (name == "seed" and value == 0):
+                continue  # the defaults a recipe need not repeat
             parts.append(f"{flag} {value}")
         return " ".join(parts)
 
 
-def build_rows(config: LDTrainConfig) -> list[dict[str, str]]:
-    """The training rows (shuffled, deterministic for a seed): every stage of
-    ``config.states`` states; ``focus`` rows per answer of each stage whose right function
-    varies with the state (pursuit ``select``, 21 points ``decide``), drawn from a ``pool``
-    of further training states so that rare answers are not swamped; ``shuffled_copies``
+def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
+    """The training rows (shuffled, deterministic for a seed), one per state with all its
+    labelled stages as branches: ``config.states`` states; ``focus`` states per answer of
+    each stage whose right function varies with the state (pursuit ``select``, 21 points
+    ``decide``), drawn from a ``pool`` of further training states so that rare answers are
+    not swamped; ``shuffled_copies``
     more copies of each of these with the candidates in a random order (in base order the
     right letter of a stage whose answer never changes is constant, which a model can learn
     without reading the manual); rule-matching rows."""
@@ -180,6 +192,7 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, str]]:
     from ld_agents.ld.games import sample_states
     from ld_agents.ld.sandbox import SandboxWorker
     from ld_agents.ld.training_data import (
+        RULE_STAGE,
         rule_matching_rows,
         selection_rows,
         synthetic_rule_rows,
@@ -192,13 +205,21 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, str]]:
         drawn = sample_states(game, config.states + config.pool, "train", seed)
         examples = training_examples(base, worker, drawn[: config.states])
         extra = training_examples(base, worker, drawn[config.states :]) if focus else []
-    by_stage: dict[str, dict[str, list[Any]]] = {}
+    # focus: pool states picked per answer of each stage whose answer varies, every stage
+    # of each kept (one row per state holds all its stages) but the rule-matching stage,
+    # whose "no extra rule" answers would otherwise swamp the rule-matching rows
+    by_stage: dict[str, dict[str, list[int]]] = {}
     for ex in extra:
-        by_stage.setdefault(ex.stage, {}).setdefault(ex.answer, []).append(ex)
+        by_stage.setdefault(ex.stage, {}).setdefault(ex.answer, []).append(id(ex.state))
+    chosen: set[int] = set()
     for answers in by_stage.values():
         if len(answers) > 1:  # the answer depends on the state
-            for group in answers.values():
-                examples += group[:focus]
+            for ids in answers.values():
+                chosen.update(ids[:focus])
+    rule_stage = (
+        RULE_STAGE if config.effective_rule_rows or config.effective_synthetic_rule_rows else None
+    )
+    examples += [ex for ex in extra if id(ex.state) in chosen and ex.stage != rule_stage]
     # the policy's own prompts (base order); the rule-matching rows shuffle their candidates
     rows = selection_rows(base, examples, shuffle_seed=None)
     for copy in range(config.shuffled_copies):
@@ -230,7 +251,8 @@ def train_ld(config: LDTrainConfig, out: str | Path) -> dict[str, Any]:
     rows = build_rows(config)
     answers: dict[str, int] = {}
     for row in rows:
-        answers[row["answer"]] = answers.get(row["answer"], 0) + 1
+        for _, answer in row["branches"]:
+            answers[answer] = answers.get(answer, 0) + 1
     logger.info("%d training rows; labels %s", len(rows), answers)
     lora = LoraTrainConfig(
         output_dir=str(out),
@@ -245,8 +267,10 @@ def train_ld(config: LDTrainConfig, out: str | Path) -> dict[str, Any]:
         save_steps=config.save_steps,
         logging_steps=config.logging_steps,
         dtype=config.dtype,
+        init_adapter=config.init_adapter,
         extra={
             "what": f"LD student for {config.game}: prompt -> label of the right function",
+            "layout": "one_state",
             "states": config.states,
             "split": "train (sample_states); test split held out",
             "rule_rows": config.effective_rule_rows,

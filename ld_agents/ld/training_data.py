@@ -19,11 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ld_agents.ld.base import FunctionBase, NoRightFunction
-from ld_agents.ld.prompts import LABELS, dynamic_prompt, static_prompt
+from ld_agents.ld.prompts import LABELS, dynamic_prompt, stage_cue, static_prompt
 from ld_agents.ld.sandbox import SandboxWorker
 from ld_envs import pursuit as pu
 
 logger = logging.getLogger(__name__)
+
+#: pursuit's stage for extra rules (the emergency stage the rule-matching rows teach)
+RULE_STAGE = "constraints"
 
 
 @dataclass(frozen=True)
@@ -76,31 +79,47 @@ def selection_rows(
     base: FunctionBase,
     examples: Sequence[SelectionExample],
     shuffle_seed: int | None = 0,
-    size_of: Any = None,
-) -> list[dict[str, str]]:
-    """(prompt, answer) rows for LoRA from labelled stages.
+) -> list[dict[str, Any]]:
+    """Training rows from labelled stages: one row per state, ``prompt`` (the static part
+    and the state, as the policy shows them) and ``branches`` (each labelled stage's cue
+    and right label; the branches are independent continuations of the prompt, see
+    :func:`ld_agents.lora.data.tokenize_examples`).
 
-    ``shuffle_seed``: present the candidates in a random order per row (so the student
-    reads the descriptions instead of learning a letter per stage); ``None`` keeps the
-    base order (the order the policy uses).
+    ``shuffle_seed``: present every stage's candidates in a random order per row (so the
+    student reads the descriptions instead of learning a letter per stage); ``None`` keeps
+    the base order (the order the policy uses). Consecutive examples of one state object
+    share a row.
     """
     rng = random.Random(shuffle_seed)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    groups: list[list[SelectionExample]] = []
     for ex in examples:
-        cands = [base.function(n) for n in ex.candidates]
-        if shuffle_seed is not None:
-            rng.shuffle(cands)
-        size = int(ex.state.get("size", pu.DEFAULT_SIZE)) if base.game == "pursuit" else 21
-        prompt = static_prompt(base, ex.stage, cands, size) + dynamic_prompt(base.game, ex.state)
-        label = LABELS[[c.name for c in cands].index(ex.answer)]
-        rows.append({"prompt": prompt, "answer": " " + label})
+        if groups and groups[-1][0].state is ex.state:
+            groups[-1].append(ex)
+        else:
+            groups.append([ex])
+    for group in groups:
+        state = group[0].state
+        order = {}
+        for st in base.stage_names:
+            cands = list(base.stage_candidates(st))
+            if shuffle_seed is not None:
+                rng.shuffle(cands)
+            order[st] = cands
+        size = int(state.get("size", pu.DEFAULT_SIZE)) if base.game == "pursuit" else 21
+        prompt = static_prompt(base, size, order) + dynamic_prompt(base.game, state)
+        branches = []
+        for ex in group:
+            names = [c.name for c in order[ex.stage]]
+            branches.append([stage_cue(base, ex.stage), " " + LABELS[names.index(ex.answer)]])
+        rows.append({"prompt": prompt, "branches": branches})
     return rows
 
 
 def rule_matching_rows(
     base: FunctionBase,
     states: Sequence[dict[str, Any]],
-    stage: str = "constraints",
+    stage: str = RULE_STAGE,
     seed: int = 0,
 ) -> list[dict[str, str]]:
     """Manual-derived rows for the emergency stage: with an extra rule in force (the text of
@@ -131,13 +150,15 @@ def _rule_row(
     state: dict[str, Any],
     rule: str,
     target: Any,
-) -> dict[str, str]:
-    """One rule-matching row: the stage's prompt with ``rule`` in force -> ``target``'s label."""
+) -> dict[str, Any]:
+    """One rule-matching row: ``rule`` in force, ``cands`` at ``stage`` -> ``target``'s
+    label (the other stages in base order, not asked)."""
     size = int(state.get("size", pu.DEFAULT_SIZE))
-    prompt = static_prompt(base, stage, cands, size) + dynamic_prompt(
+    prompt = static_prompt(base, size, {stage: cands}) + dynamic_prompt(
         base.game, state, extra_rule=rule
     )
-    return {"prompt": prompt, "answer": " " + LABELS[list(cands).index(target)]}
+    label = " " + LABELS[list(cands).index(target)]
+    return {"prompt": prompt, "branches": [[stage_cue(base, stage), label]]}
 
 
 @dataclass(frozen=True)
@@ -174,17 +195,26 @@ def _synthetic_rules(rng: random.Random, size: int) -> list[_SyntheticEntry]:
     ]  # fmt: skip
 
 
+def _as_written(entry: _SyntheticEntry) -> _SyntheticEntry:
+    """The entry with the manual line ``ld-gym emergency`` writes for a generated function
+    (:class:`ld_agents.ld.emergency.EmergencyFunction`)."""
+    return _SyntheticEntry(entry.name, f"when this rule is in force: {entry.rule}", entry.rule)
+
+
 def synthetic_rule_rows(
     base: FunctionBase,
     states: Sequence[dict[str, Any]],
-    stage: str = "constraints",
+    stage: str = RULE_STAGE,
     seed: int = 0,
-) -> list[dict[str, str]]:
-    """Rule-matching rows with invented rules: the stage's functions plus one or two
-    invented functions (shuffled); the rule in force is an invented one (answer: its
-    function), a base distractor's (answer: that function) or none (answer: the function
-    for no extra rule, though an invented one is listed). Teaches matching a rule in force
-    to the manual line that names it, for functions the student has never seen."""
+) -> list[dict[str, Any]]:
+    """Rule-matching rows with invented rules: the stage's functions plus two invented
+    ones (shuffled; half of them with the manual line a generated function gets). In turn:
+    the first invented rule is in force (answer: its function); none is (answer: the
+    function for no extra rule, though invented ones are listed); the second is (answer:
+    its function, the first listed as a distractor); a base distractor's rule is (answer:
+    that function). Teaches matching the rule in force to the manual line that names it,
+    for functions never seen, and leaving a listed function alone when its rule is not in
+    force."""
     if base.game != "pursuit" or stage not in base.stage_names:
         return []
     rng = random.Random(seed)
@@ -197,15 +227,18 @@ def synthetic_rule_rows(
             continue
         size = int(state.get("size", pu.DEFAULT_SIZE))
         invented = rng.sample(_synthetic_rules(rng, size), 2)
-        shown: list[Any] = funcs + invented[: 1 + (i % 2)]
+        invented = [_as_written(e) if rng.random() < 0.5 else e for e in invented]
+        shown: list[Any] = funcs + invented
         kind = i % 4
-        if kind in (0, 1):
+        if kind == 0:
             target, rule = invented[0], invented[0].rule
-        elif kind == 2 and others:
+        elif kind == 1 and none_fn:
+            target, rule = none_fn[0], "none"
+        elif kind == 2:
+            target, rule = invented[1], invented[1].rule
+        elif others:
             target = rng.choice(others)
             rule = target.rule
-        elif none_fn:
-            target, rule = none_fn[0], "none"
         else:
             continue
         rng.shuffle(shown)
