@@ -359,8 +359,13 @@ def run_suite(
         for rule in rules:
             generated = out / "functions" / f"{rule.label}.json"
             reference = reference_extension(rule, out)
-            if generated.is_file() and rule.label not in selection:
-                selection[rule.label] = selection_check(rule, generated)
+            if rule.label not in selection:
+                # the model's function where it wrote one, else the reference's manual entry
+                shown = generated if generated.is_file() else reference
+                selection[rule.label] = {
+                    **selection_check(rule, shown),
+                    "function": "generated" if shown == generated else "reference",
+                }
                 write_json_atomic(selection_path, selection)
                 echo(f"selection {rule.label}: {selection[rule.label]}")
             specs = policy_specs(
@@ -414,16 +419,22 @@ def format_suite(
         "",
         "## The LD student selects it (shipped adapter, no retraining)",
         "",
-        "| rule | states | picked when in force | not picked when absent |",
-        "| --- | --- | --- | --- |",
+        "| rule | function listed | states | picked when in force | not picked when absent |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for rule in rules:
         sel = (selection or {}).get(rule.label)
         if sel is not None:
             lines.append(
-                f"| {rule.label} | {sel['states']} | {sel['picked_when_in_force']} | "
-                f"{sel['not_picked_when_absent']} |"
+                f"| {rule.label} | {sel.get('function', 'generated')} | {sel['states']} | "
+                f"{sel['picked_when_in_force']} | {sel['not_picked_when_absent']} |"
             )
+    lines += [
+        "",
+        "'function listed': the model's own function where it wrote one that passed, else the "
+        "reference function's manual entry (the same 'when this rule is in force: ...' line), "
+        "so that selection is measured on every rule.",
+    ]
     lines += [
         "",
         "## Play (success / failure without violation / failure with violation, steps)",

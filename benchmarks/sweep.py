@@ -83,6 +83,7 @@ from benchmarks.results_io import (
     LoadReport,
     RecordWriter,
     SweepMismatch,
+    encode_record,
     git_commit,
     load_records,
     read_manifest,
@@ -90,7 +91,7 @@ from benchmarks.results_io import (
 )
 from benchmarks.rollout import run_chunk, wants_batching
 from benchmarks.specs import ChunkTask, PolicySpec, json_roundtrip
-from ld_agents.files import output_path
+from ld_agents.files import output_path, write_bytes_atomic
 from ld_agents.llm.threads import ThreadPlan, plan_threads
 from ld_agents.seeding import chunk_seed, episode_seed, policy_seed
 from ld_envs.errors import InvalidArgument, LdGymError, unknown_name
@@ -340,6 +341,31 @@ def _reconcile_manifest(
     if added:
         write_json_atomic(folder / MANIFEST_FILE, manifest)
     return manifest
+
+
+def drop_policy(folder: Path | str, label: str) -> int:
+    """Remove policy ``label`` from a sweep folder: its manifest entry, its episodes and
+    its journals (files rewritten atomically); return the episodes removed. For a row to
+    be played again with changed settings (a retrained, re-pinned adapter); the other
+    policies' episodes are kept as they are."""
+    folder = Path(folder)
+    with _folder_lock(folder):
+        manifest = read_manifest(folder)
+        if manifest is None:
+            raise InvalidArgument(f"{folder} holds no sweep ({MANIFEST_FILE} missing)")
+        labels = [p["label"] for p in manifest["policies"]]
+        if label not in labels:
+            raise unknown_name(f"policy of the sweep in {folder}", label, labels)
+        records, _ = load_records(folder / EPISODES_FILE)
+        kept = [r for r in records if r["policy"] != label]
+        write_bytes_atomic(folder / EPISODES_FILE, b"".join(encode_record(r) for r in kept))
+        manifest["policies"] = [p for p in manifest["policies"] if p["label"] != label]
+        manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_json_atomic(folder / MANIFEST_FILE, manifest)
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", label)
+        for journal in (folder / JOURNAL_DIR).glob(f"{safe}-chunk*.jsonl"):
+            journal.unlink()
+    return len(records) - len(kept)
 
 
 def _last_run(options: RunOptions, plan: ThreadPlan) -> dict[str, Any]:

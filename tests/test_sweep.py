@@ -959,3 +959,28 @@ def test_journal_of_another_run_is_set_aside_and_a_torn_step_dropped(tmp_path):
     assert got[0].dtype == np.int64 and got[0].tolist() == [3, 1, 12] and got[1] == 5
     again.close()
     assert StepJournal(path, {"seed": 1}).steps == []
+
+
+def test_drop_policy_removes_one_row_so_it_can_be_played_again_with_new_settings(tmp_path):
+    """A policy whose settings changed (a re-pinned adapter) is refused in its old folder;
+    drop_policy removes its manifest entry and episodes and keeps the others byte for
+    byte, and the new settings then play the row again."""
+    from benchmarks.sweep import drop_policy
+
+    run_sweep(spec("scripted", "random"), tmp_path, SERIAL)
+    before = {
+        record_key(r): r
+        for r in load_records(tmp_path / EPISODES_FILE)[0]
+        if r["policy"] == "scripted"
+    }
+    changed = SweepSpec("Pursuit-v0", [PolicySpec("random", {"seed": 3})], 6, 0, {}, chunk_size=3)
+    with pytest.raises(SweepMismatch, match="policy 'random' was run as"):
+        run_sweep(changed, tmp_path, SERIAL)
+    assert drop_policy(tmp_path, "random") == 6
+    with pytest.raises(UnknownName, match="random_blind"):
+        drop_policy(tmp_path, "random_blind")
+    result = run_sweep(changed, tmp_path, SERIAL)
+    assert result.ran == 6
+    after = load_records(tmp_path / EPISODES_FILE)[0]
+    assert {record_key(r): r for r in after if r["policy"] == "scripted"} == before
+    assert [p["kwargs"] for p in load_sweep(tmp_path).manifest["policies"]] == [{}, {"seed": 3}]

@@ -1,8 +1,11 @@
-"""``ld-gym demo``: the README's main job, a small sweep of both games on the embedded model.
+"""``ld-gym demo``: the README's main job, raw, KD and LD beside the baselines on every game.
 
-For each env it runs (or resumes) one sweep with the baselines beside the raw embedded
-model, prints the paper's table for it and saves it under ``--out/<env id>/`` (default
-``runs/demo``). The sweeps are :mod:`benchmarks.demo`'s.
+For each env (Pursuit-v0, PursuitRestricted-v0, TwentyOne-v0) it runs (or resumes) one small
+sweep on the embedded model, prints the paper's table for it and saves it under
+``--out/<env id>/`` (default ``runs/demo``); then it plays the LD student from the paper's
+Figure 5 start and writes the episode, captioned with the function chosen at each stage,
+to ``--out/figure5/`` and prints the picture's path. The sweeps are
+:mod:`benchmarks.demo`'s.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import argparse
 
 from benchmarks.cli.arguments import out_path
 
-HELP = "main job: a small sweep of both games, baselines beside the raw embedded model"
+HELP = "main job: raw, KD and LD beside the baselines on every game, and the Figure 5 episode"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,10 +27,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--model", default=DEFAULT_MODEL, help=f"model spec of the raw policy ({DEFAULT_MODEL})"
     )
     parser.add_argument(
-        "--pursuit-episodes", type=int, default=8, metavar="N", help="pursuit episodes per policy"
+        "--pursuit-episodes", type=int, default=4, metavar="N", help="pursuit episodes per policy"
     )
     parser.add_argument(
-        "--twentyone-episodes", type=int, default=40, metavar="N", help="21-point games per policy"
+        "--twentyone-episodes", type=int, default=30, metavar="N", help="21-point games per policy"
     )
     parser.add_argument("--seed", type=int, default=0, help="sweep seed (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

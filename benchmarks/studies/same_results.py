@@ -1,0 +1,245 @@
+"""Same results, faster: the LLM policies' choices on one fixed set of decisions, path by path.
+
+    python -m benchmarks.studies.same_results [--decisions 200] [--ld-naive 40] [--out DIR]
+
+The decisions are the observations met while the scripted pursuers play ``Pursuit-v0``
+against the greedy evader (episode seeds 9000, 9001, ...; apart from the benchmark's), so
+every policy answers the same boards.
+
+* ``kd`` and ``raw``: float32 (the previous default) against ``dtype=auto`` (bfloat16 on a
+  CPU with bfloat16 instructions, float32 elsewhere), both batched as a sweep batches them
+  (``act_batch`` over ``--batch`` decisions); the actions that differ are listed.
+* ``ld``: the policy's path (every stage of a batch of decisions in one
+  ``choice_logprobs_batch`` call, a token tree on the pinned static part) against the
+  naive way (one full forward per candidate, ``loglikelihood(method="naive")``) on the
+  first ``--ld-naive`` decisions, same adapter and dtype.
+
+Milliseconds per decision are measured in the same run (with the CPU's flags). Writes
+``same_results.{json,md}`` into ``--out`` (default ``runs/same_results``; the committed
+record: ``--out benchmarks/results/same_results``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+OUT = Path("runs") / "same_results"
+
+
+def observations(n: int, seed: int = 9000) -> list[Any]:
+    """``n`` observations of scripted play on Pursuit-v0 (greedy evader)."""
+    import gymnasium as gym
+
+    import ld_agents
+    import ld_envs  # noqa: F401
+
+    env = gym.make("Pursuit-v0")
+    player = ld_agents.make("scripted", "Pursuit-v0")
+    out: list[Any] = []
+    episode = 0
+    while len(out) < n:
+        obs, _ = env.reset(seed=seed + episode)
+        done = False
+        while not done and len(out) < n:
+            out.append(obs)
+            obs, _, term, trunc, _ = env.step(player.act(obs))
+            done = term or trunc
+        episode += 1
+    env.close()
+    return out
+
+
+def play(policy: Any, obs: list[Any], batch: int) -> tuple[list[list[int]], float]:
+    """Actions (as lists) and milliseconds per decision, batched as a sweep batches."""
+    actions: list[list[int]] = []
+    t0 = time.perf_counter()
+    for i in range(0, len(obs), batch):
+        actions += [list(map(int, a)) for a in policy.act_batch(obs[i : i + batch])]
+    return actions, 1000 * (time.perf_counter() - t0) / len(obs)
+
+
+def _spec(name: str, engine: str, dtype: str) -> str:
+    from ld_agents.kd.policy import default_adapter, kd_backend_spec
+
+    if engine == "vllm":
+        dtype = "bfloat16" if dtype == "auto" else dtype
+        extra = f"&adapter={default_adapter('Pursuit-v0')}" if name == "kd" else ""
+        return f"vllm:embedded?dtype={dtype}{extra}"
+    if name == "kd":
+        return kd_backend_spec(default_adapter("Pursuit-v0"), dtype=dtype)
+    return f"hf:embedded?dtype={dtype}"
+
+
+def compare_dtypes(name: str, obs: list[Any], batch: int, engine: str = "hf") -> dict[str, Any]:
+    """``name`` (kd or raw) in float32 (transformers) and with dtype=auto on ``engine``
+    (transformers, or vLLM in bfloat16): agreement, differences, speed."""
+    import ld_agents
+    from ld_agents.llm.base import get_backend
+
+    runs = {}
+    for dtype in ("float32", "auto"):
+        spec = _spec(name, engine if dtype == "auto" else "hf", dtype)
+        policy = ld_agents.make(name, "Pursuit-v0", model=get_backend(spec))
+        policy.act_batch(obs[:2])  # load and warm up
+        actions, ms = play(policy, obs, batch)
+        runs[dtype] = {
+            "ms_per_decision": ms,
+            "actions": actions,
+            "dtype": str(getattr(policy.backend, "dtype", "bfloat16")).removeprefix("torch."),
+            "spec": spec,
+            "why": getattr(policy.backend, "dtype_reason", ""),
+        }
+        policy.close()
+    a, b = runs["float32"]["actions"], runs["auto"]["actions"]
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    return {
+        "decisions": len(obs),
+        "equal": len(obs) - len(diff),
+        "differ": [{"decision": i, "float32": a[i], "auto": b[i]} for i in diff],
+        "float32_ms": runs["float32"]["ms_per_decision"],
+        "auto_ms": runs["auto"]["ms_per_decision"],
+        "auto_dtype": runs["auto"]["dtype"],
+        "engine": engine,
+        "auto_why": runs["auto"]["why"],
+        "speedup": runs["float32"]["ms_per_decision"] / runs["auto"]["ms_per_decision"],
+    }
+
+
+def compare_ld(obs: list[Any], naive_n: int, batch: int) -> dict[str, Any]:
+    """The LD policy's path against naive scoring on the same decisions (stage choices)."""
+    import ld_agents
+    from ld_agents.ld.prompts import label_choices
+
+    policy = ld_agents.make("ld", "Pursuit-v0")
+    policy.act_batch(obs[:2])
+    t0 = time.perf_counter()
+    fast: list[str] = []
+    for i in range(0, len(obs), batch):
+        policy.act_batch(obs[i : i + batch])
+        fast += [d.chosen for ds in policy.last_decisions for d in ds]
+    fast_ms = 1000 * (time.perf_counter() - t0) / len(obs)
+    stages = policy.base.stage_names
+    naive: list[str] = []
+    t0 = time.perf_counter()
+    for o in obs[:naive_n]:
+        state = policy.state(o)
+        for stage in stages:
+            cands = policy.stage_candidates(stage, state)
+            ctx = policy.prompt(stage, cands, state)
+            s = policy.backend.loglikelihood(
+                [(ctx, c) for c in label_choices(len(cands))], method="naive"
+            )
+            naive.append(cands[max(range(len(s)), key=s.__getitem__)].name)
+    naive_ms = 1000 * (time.perf_counter() - t0) / max(1, naive_n)
+    policy.close()
+    k = len(naive)
+    diff = [i for i in range(k) if fast[i] != naive[i]]
+    return {
+        "decisions": len(obs),
+        "naive_decisions": naive_n,
+        "stage_choices_compared": k,
+        "equal": k - len(diff),
+        "differ": [
+            {
+                "decision": i // len(stages),
+                "stage": stages[i % len(stages)],
+                "policy": fast[i],
+                "naive": naive[i],
+            }
+            for i in diff
+        ],
+        "policy_ms": fast_ms,
+        "naive_ms": naive_ms,
+        "speedup": naive_ms / fast_ms,
+    }
+
+
+def to_markdown(r: dict[str, Any]) -> str:
+    lines = [
+        "# Same results, faster",
+        "",
+        f"Command: `{r['command']}`; commit {r['commit']}; {r['machine']}.",
+        f"{r['decisions']} decisions of scripted play on Pursuit-v0 (episode seeds from 9000), "
+        f"batched {r['batch']} at a time.",
+        "",
+        "| policy | paths compared | equal | ms / decision (old) | ms / decision (new) | "
+        "speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in ("kd", "raw"):
+        if name in r:
+            x = r[name]
+            lines.append(
+                f"| {name} | transformers float32 vs {x.get('engine', 'hf')} dtype=auto "
+                f"({x['auto_dtype']}) | "
+                f"{x['equal']}/{x['decisions']} | {x['float32_ms']:.0f} | {x['auto_ms']:.0f} | "
+                f"{x['speedup']:.2f}x |"
+            )
+    if "ld" in r:
+        x = r["ld"]
+        lines.append(
+            f"| ld | naive scoring vs the policy's token tree (stage choices of the first "
+            f"{x['naive_decisions']} decisions) | {x['equal']}/{x['stage_choices_compared']} | "
+            f"{x['naive_ms']:.0f} | {x['policy_ms']:.0f} | {x['speedup']:.1f}x |"
+        )
+    lines.append("")
+    for name in ("kd", "raw", "ld"):
+        if name in r and r[name]["differ"]:
+            lines += [f"Differences ({name}):", ""]
+            lines += [f"- {json.dumps(d)}" for d in r[name]["differ"]]
+            lines.append("")
+    lines.append(
+        "Differences between float32 and bfloat16 are rounding: greedy decoding takes another "
+        "token where two were within bfloat16's precision. LD's differences (if any) are "
+        "the same rounding between one full forward and the cached tree."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    from ld_agents.files import git_commit, output_path, write_json_atomic, write_text_atomic
+    from ld_agents.llm.hardware import describe_machine
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.studies.same_results")
+    p.add_argument("--decisions", type=int, default=200, help="decisions compared")
+    p.add_argument("--batch", type=int, default=20, help="decisions per act_batch call")
+    p.add_argument("--ld-naive", type=int, default=40, help="LD decisions also scored naively")
+    p.add_argument("--policies", default="kd,raw,ld", help="comma list of kd, raw, ld")
+    p.add_argument(
+        "--engine",
+        default="hf",
+        choices=["hf", "vllm"],
+        help="the new path's engine for kd and raw (vllm: run in the vLLM venv)",
+    )
+    p.add_argument("--out", default=str(OUT), help="output folder")
+    args = p.parse_args(argv)
+    out = output_path(args.out)
+    obs = observations(args.decisions)
+    result: dict[str, Any] = {
+        "command": "python -m benchmarks.studies.same_results " + " ".join(sys.argv[1:]),
+        "commit": git_commit(),
+        "machine": describe_machine(),
+        "decisions": args.decisions,
+        "batch": args.batch,
+    }
+    for name in args.policies.split(","):
+        if name in ("kd", "raw"):
+            result[name] = compare_dtypes(name, obs, args.batch, args.engine)
+        elif name == "ld":
+            result["ld"] = compare_ld(obs, args.ld_naive, args.batch)
+        print(name, {k: v for k, v in result[name].items() if k != "differ"}, flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "same_results.json", result)
+    write_text_atomic(out / "same_results.md", to_markdown(result))
+    print(out / "same_results.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
