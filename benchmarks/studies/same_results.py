@@ -93,7 +93,6 @@ def compare_dtypes(name: str, obs: list[Any], batch: int, engine: str = "hf") ->
             "spec": spec,
             "why": getattr(policy.backend, "dtype_reason", ""),
         }
-        policy.close()
     a, b = runs["float32"]["actions"], runs["auto"]["actions"]
     diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
     return {
