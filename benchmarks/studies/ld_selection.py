@@ -72,29 +72,34 @@ def _without_emergency(cands: list[Any]) -> list[Any]:
     return [c for c in cands if c.role != "emergency"]
 
 
-#: the prompt layout of the backend being evaluated (its adapter's; set by evaluate)
-_LAYOUT = {"layout": "one_state"}
+def _layout_of(backend: Any) -> str:
+    """The prompt layout a backend's LD adapter was trained on."""
+    from ld_agents.ld.policy import adapter_layout
 
-
-def _context(base: Any, stage: str, state: Any, size: int, order: dict | None = None) -> str:
-    from ld_agents.ld.prompts import layout_context
-
-    return layout_context(_LAYOUT["layout"], base, stage, state, size, order)
+    return adapter_layout(getattr(backend, "adapter", None))
 
 
 def _plain_constraints(
-    backend: Any, base: Any, cands: list[Any], size: int, state: Any, answer: str, rng: Any
+    backend: Any,
+    layout: str,
+    base: Any,
+    cands: list[Any],
+    size: int,
+    state: Any,
+    answer: str,
+    rng: Any,
 ) -> tuple[int, int]:
     """Right (1) or not, in base and shuffled order, on the constraints stage without the
     emergency function (what Pursuit-v0's student is shown)."""
-    best, _ = _pick(
-        backend, _context(base, "constraints", state, size, {"constraints": cands}), len(cands)
-    )
+    from ld_agents.ld.prompts import layout_context
+
+    def ctx(order: list[Any]) -> str:
+        return layout_context(layout, base, "constraints", state, size, {"constraints": order})
+
+    best, _ = _pick(backend, ctx(cands), len(cands))
     shuffled = list(cands)
     rng.shuffle(shuffled)
-    best_s, _ = _pick(
-        backend, _context(base, "constraints", state, size, {"constraints": shuffled}), len(cands)
-    )
+    best_s, _ = _pick(backend, ctx(shuffled), len(cands))
     return int(cands[best].name == answer), int(shuffled[best_s].name == answer)
 
 
@@ -109,10 +114,9 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
 
     import torch
 
-    from ld_agents.ld.policy import adapter_layout
-    from ld_agents.ld.prompts import per_stage_static, static_prompt
+    from ld_agents.ld.prompts import layout_context, static_parts
 
-    _LAYOUT["layout"] = adapter_layout(getattr(backend, "adapter", None))
+    layout = _layout_of(backend)
     rng = random.Random(seed)
     per: dict[str, list[int]] = defaultdict(list)
     per_shuffled: dict[str, list[int]] = defaultdict(list)
@@ -120,22 +124,21 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
     h_gen: list[float] = []
     ks: list[int] = []
     label_mass: list[float] = []
-    if _LAYOUT["layout"] == "one_state":
-        backend.cache_prefix(static_prompt(base, 21))
-    else:
-        for st in base.stage_names:
-            backend.cache_prefix(per_stage_static(base, st, 21))
+    for part in static_parts(layout, base, 21):
+        backend.cache_prefix(part)
     t0 = time.perf_counter()
     for ex in items:
         cands = base.stage_candidates(ex.stage)
         size = int(ex.state.get("size", 21)) if base.game == "pursuit" else 21
-        ctx = _context(base, ex.stage, ex.state, size)
+        ctx = layout_context(layout, base, ex.stage, ex.state, size)
         best, scores = _pick(backend, ctx, len(cands))
         ok = int(cands[best].name == ex.answer)
         shuffled = list(cands)
         rng.shuffle(shuffled)
         best_s, _ = _pick(
-            backend, _context(base, ex.stage, ex.state, size, {ex.stage: shuffled}), len(cands)
+            backend,
+            layout_context(layout, base, ex.stage, ex.state, size, {ex.stage: shuffled}),
+            len(cands),
         )
         ok_s = int(shuffled[best_s].name == ex.answer)
         key = _stage_key(base, ex)
@@ -145,7 +148,9 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
         plain = _without_emergency(cands)
         if key == "constraints" and len(plain) < len(cands):
             # the same stage as Pursuit-v0 shows it (no emergency function in its base)
-            ok_p, ok_ps = _plain_constraints(backend, base, plain, size, ex.state, ex.answer, rng)
+            ok_p, ok_ps = _plain_constraints(
+                backend, layout, base, plain, size, ex.state, ex.answer, rng
+            )
             per["constraints (Pursuit-v0 candidates)"].append(ok_p)
             per_shuffled["constraints (Pursuit-v0 candidates)"].append(ok_ps)
         m = max(scores)
@@ -163,7 +168,7 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
     vocab = int(backend.config.vocab_size)
     return {
         "items": len(items),
-        "layout": _LAYOUT["layout"],
+        "layout": layout,
         "accuracy": {k: sum(v) / len(v) for k, v in per.items()},
         "accuracy_shuffled": {k: sum(v) / len(v) for k, v in per_shuffled.items()},
         "n": {k: len(v) for k, v in per.items()},
@@ -187,22 +192,17 @@ def speed(backend: Any, decisions: int, seed: int) -> dict[str, Any]:
     The naive way runs one full forward with full logits per candidate."""
     from ld_agents.ld.base import shipped_base
     from ld_agents.ld.chain import collect_states
-    from ld_agents.ld.policy import adapter_layout
-    from ld_agents.ld.prompts import label_choices, layout_context, per_stage_static, static_prompt
+    from ld_agents.ld.prompts import label_choices, layout_context, static_parts
 
     base = shipped_base("pursuit")
     stages = base.stage_names
     states = collect_states("Pursuit-v0", 3, seed=seed)[:decisions]
     ks = [len(base.stage_candidates(st)) for st in stages]
     kmax = max(ks)
-    layout = adapter_layout(getattr(backend, "adapter", None))
+    layout = _layout_of(backend)
     contexts = [[layout_context(layout, base, st, state) for st in stages] for state in states]
-    for static in (
-        [static_prompt(base)]
-        if layout == "one_state"
-        else [per_stage_static(base, st) for st in stages]
-    ):
-        backend.cache_prefix(static)
+    for part in static_parts(layout, base):
+        backend.cache_prefix(part)
     backend.choice_logprobs_batch(contexts[0], label_choices(kmax))  # first-use checks
 
     def best(rows: list[list[float]]) -> list[int]:

@@ -43,15 +43,14 @@ from ld_agents.ld.prompts import (
     ANSWER_CUE,
     HEADERS,
     LABELS,
-    LAYOUTS,
     candidate_line,
     dynamic_prompt,
     extra_rule_text,
     label_choices,
     per_stage_context,
-    per_stage_static,
     stage_cue,
     state_text,
+    static_parts,
     static_prompt,
 )
 from ld_agents.ld.sandbox import SandboxWorker
@@ -126,7 +125,9 @@ def adapter_layout(adapter: str | Path | None) -> str:
         return "one_state"
     import json
 
-    record = Path(adapter) / "ld_gym_run.json"
+    from ld_agents.lora import RUN_FILE
+
+    record = Path(adapter) / RUN_FILE
     if not record.is_file():
         return "one_state"
     extra = json.loads(record.read_text()).get("train_config", {}).get("extra", {})
@@ -197,10 +198,6 @@ class LDPolicy(FunctionChainPolicy):
             )
         #: the prompt layout (the adapter's own unless the config names one)
         self.layout = self.config.layout or adapter_layout(getattr(self.backend, "adapter", None))
-        if self.layout not in LAYOUTS:
-            raise InvalidArgument(
-                f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}"
-            )
         #: stages whose candidates the retriever narrows (listed in their cue, per state)
         self._retrieving = {
             st
@@ -208,13 +205,11 @@ class LDPolicy(FunctionChainPolicy):
             if self.retriever is not None
             and len(base.stage_candidates(st)) > self.config.retrieval_threshold
         }
-        self._static = static_prompt(base, size, listed_later=self._retrieving)
-        if self.layout == "one_state":
-            self.backend.cache_prefix(self._static)
-        else:
-            for stage in base.stage_names:
-                if stage not in self._retrieving:
-                    self.backend.cache_prefix(per_stage_static(base, stage, size))
+        parts = static_parts(self.layout, base, size, self._retrieving)
+        for part in parts:
+            self.backend.cache_prefix(part)
+        #: the one_state layout's listing of every stage (what its contexts start with)
+        self._static = parts[0]
         #: per stage decision records (bounded by config.keep_log)
         self.decision_log: list[StageDecision] = []
         self.last_decisions: list[list[StageDecision]] = []

@@ -202,9 +202,28 @@ def per_stage_context(
 ) -> str:
     """The ``per_stage`` layout's context of one stage: its static part, then the state
     and ``Answer:``."""
-    return per_stage_static(base, stage, size, candidates) + (
-        f"State: {state_text(base.game, state)}\n{ANSWER_CUE}"
+    return (
+        per_stage_static(base, stage, size, candidates)
+        + dynamic_prompt(base.game, state)
+        + (ANSWER_CUE)
     )
+
+
+def static_parts(
+    layout: str, base: FunctionBase, size: int = pu.DEFAULT_SIZE, listed_later: Collection[str] = ()
+) -> list[str]:
+    """The state-independent parts of ``layout``'s prompts, which a backend pins once: the
+    one listing of every stage (``one_state``), or each stage's own (``per_stage``; the
+    ``listed_later`` retrieval stages change theirs with the state, so have none)."""
+    if layout == "one_state":
+        return [static_prompt(base, size, listed_later=listed_later)]
+    _check_layout(layout)
+    return [per_stage_static(base, st, size) for st in base.stage_names if st not in listed_later]
+
+
+def _check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise InvalidArgument(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
 
 
 def layout_context(
@@ -216,10 +235,9 @@ def layout_context(
     candidates: Mapping[str, Sequence[FunctionEntry]] | None = None,
 ) -> str:
     """One stage's whole context in ``layout`` (``candidates``: orders shown per stage)."""
+    _check_layout(layout)
     if layout == "per_stage":
         return per_stage_context(base, stage, state, size, (candidates or {}).get(stage))
-    if layout != "one_state":
-        raise InvalidArgument(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     return stage_context(base, stage, state, size, candidates)
 
 

@@ -12,6 +12,7 @@ into the ``ld-gym train-ld`` recipe's data.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
@@ -92,13 +93,8 @@ def selection_rows(
     """
     rng = random.Random(shuffle_seed)
     rows: list[dict[str, Any]] = []
-    groups: list[list[SelectionExample]] = []
-    for ex in examples:
-        if groups and groups[-1][0].state is ex.state:
-            groups[-1].append(ex)
-        else:
-            groups.append([ex])
-    for group in groups:
+    for _, run in itertools.groupby(examples, key=lambda ex: id(ex.state)):
+        group = list(run)
         state = group[0].state
         order = {}
         for st in base.stage_names:

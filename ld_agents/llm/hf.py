@@ -71,7 +71,14 @@ from ld_agents.llm.hardware import (
     slow_bf16_warning,
 )
 from ld_agents.llm.models import offline, resolve_model
-from ld_agents.llm.prefix_cache import PrefixState, PrefixStore, cache_from, common_prefix
+from ld_agents.llm.prefix_cache import (
+    PrefixState,
+    PrefixStore,
+    additive_mask,
+    attention_kinds,
+    cache_from,
+    common_prefix,
+)
 from ld_agents.llm.threads import configure_torch
 from ld_envs.errors import InvalidArgument
 
@@ -194,13 +201,7 @@ class HFBackend(Backend):
         #: score continuations as one token tree (True) or as a batch on the repeated cache
         self.tree_attention = True
         self._tree_ok: bool | None = None  # checked against the batched path on first use
-        self._window = int(getattr(self.config, "sliding_window", None) or 0)
-        kinds = getattr(self.config, "layer_types", None)
-        kinds = kinds or (["sliding_attention"] if self._window else ["full_attention"])
-        known = {"full_attention", "sliding_attention"}
-        self._layer_kinds = sorted(set(kinds)) if set(kinds) <= known else []
-        if "sliding_attention" in self._layer_kinds and self._window < 2:
-            self._layer_kinds = []
+        self._layer_kinds, self._window = attention_kinds(self.config)
         self._softcap = getattr(self.config, "final_logit_softcapping", None)
         self._check_head()
         logger.info(
@@ -602,9 +603,7 @@ class HFBackend(Backend):
                     vis = torch.cat([torch.ones((u, m), dtype=torch.bool), allowed], 1) & window
                 else:
                     vis = torch.cat([torch.ones((u, n), dtype=torch.bool), allowed], 1)
-                bias = torch.zeros(vis.shape, dtype=self.dtype)
-                bias.masked_fill_(~vis, torch.finfo(self.dtype).min)
-                masks[kind] = bias[None, None].to(self.device)
+                masks[kind] = additive_mask(vis, self.dtype)[None, None].to(self.device)
             mask: Any = masks if len(masks) > 1 else next(iter(masks.values()))
             ids = torch.tensor([[p[-1] for p in nodes]], device=self.device)
             cache = self._cache_from(state, n, 1, record=False)

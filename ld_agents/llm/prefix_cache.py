@@ -8,7 +8,11 @@
 * :func:`cache_from`: a transformers ``DynamicCache`` holding the first ``n`` tokens of a
   state, repeated along a batch (sliding-window layers keep their window, or every token
   while recording a new state);
-* :func:`common_prefix`: the length of the common prefix of two token sequences.
+* :func:`common_prefix`: the length of the common prefix of two token sequences;
+* :func:`attention_kinds` and :func:`additive_mask`: what a custom 4D attention mask
+  needs (the layers' attention kinds and window; a boolean visibility as the additive
+  bias), shared by the token trees here and the packed training rows of
+  :mod:`ld_agents.lora.data`.
 """
 
 from __future__ import annotations
@@ -120,4 +124,40 @@ def cache_from(config: Any, state: PrefixState | None, n: int, batch: int, recor
     return cache
 
 
-__all__ = ["PrefixState", "PrefixStore", "cache_from", "common_prefix"]
+#: the attention kinds a custom 4D mask is built for
+MASKABLE_KINDS = ("full_attention", "sliding_attention")
+
+
+def attention_kinds(config: Any) -> tuple[list[str], int]:
+    """A model config's distinct layer attention kinds (sorted) and its sliding window
+    (0: none). The kinds are ``[]`` where a custom 4D mask cannot be built: a kind other
+    than full or sliding-window attention, or a sliding window under 2."""
+    window = int(getattr(config, "sliding_window", None) or 0)
+    kinds = getattr(config, "layer_types", None)
+    kinds = kinds or (["sliding_attention"] if window else ["full_attention"])
+    if not set(kinds) <= set(MASKABLE_KINDS):
+        return [], window
+    if "sliding_attention" in kinds and window < 2:
+        return [], window
+    return sorted(set(kinds)), window
+
+
+def additive_mask(visible: Any, dtype: Any) -> Any:
+    """A boolean visibility tensor as an additive attention bias in ``dtype`` (0 where
+    visible, the dtype's lowest value elsewhere)."""
+    import torch
+
+    bias = torch.zeros(visible.shape, dtype=dtype)
+    bias.masked_fill_(~visible, torch.finfo(dtype).min)
+    return bias
+
+
+__all__ = [
+    "MASKABLE_KINDS",
+    "PrefixState",
+    "PrefixStore",
+    "additive_mask",
+    "attention_kinds",
+    "cache_from",
+    "common_prefix",
+]

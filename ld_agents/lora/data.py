@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ld_agents.llm.prefix_cache import MASKABLE_KINDS, additive_mask, attention_kinds
 from ld_envs.errors import InvalidArgument
 
 
@@ -147,9 +148,7 @@ def packed_masks(
         vis = allowed
         if kind == "sliding_attention":
             vis = allowed & (pos[:, None, :] > pos[:, :, None] - window)
-        bias = torch.zeros(vis.shape, dtype=dtype)
-        bias.masked_fill_(~vis, torch.finfo(dtype).min)
-        masks[kind] = bias[:, None]
+        masks[kind] = additive_mask(vis, dtype)[:, None]
     return {"masks": masks, "positions": pos}
 
 
@@ -161,12 +160,6 @@ class LeftPadCollator:
         self.pad_id = pad_id
         self.config = config
         self.dtype = dtype
-
-    def _kinds(self) -> tuple[list[str], int]:
-        window = int(getattr(self.config, "sliding_window", None) or 0)
-        kinds = list(getattr(self.config, "layer_types", None) or [])
-        kinds = kinds or (["sliding_attention"] if window else ["full_attention"])
-        return sorted(set(kinds)), window
 
     def __call__(self, rows: Sequence[dict[str, list[int]]]) -> dict[str, Any]:
         import torch
@@ -182,7 +175,12 @@ class LeftPadCollator:
         if any("segments" in r for r in rows):
             if self.config is None:
                 raise InvalidArgument("packed rows need the model's config in LeftPadCollator")
-            kinds, window = self._kinds()
+            kinds, window = attention_kinds(self.config)
+            if not kinds:
+                raise InvalidArgument(
+                    "packed rows need a model whose layers use full or sliding-window "
+                    f"attention ({', '.join(MASKABLE_KINDS)})"
+                )
             packed = packed_masks(rows, width, kinds, window, self.dtype or torch.float32)
             masks = packed["masks"]
             return {
