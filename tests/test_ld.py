@@ -15,7 +15,13 @@ import ld_agents
 import ld_envs  # noqa: F401
 from ld_agents.ld.base import shipped_base
 from ld_agents.ld.policy import LDConfig, LDPolicy, default_adapter, ld_backend_spec, ld_base
-from ld_agents.ld.prompts import dynamic_prompt, label_choices, stage_cue, static_prompt
+from ld_agents.ld.prompts import (
+    LABELS,
+    dynamic_prompt,
+    label_choices,
+    stage_cue,
+    static_prompt,
+)
 from ld_agents.llm.base import Backend, GenerationRequest, get_backend
 from ld_envs.pursuit import NO_CHOICE
 
@@ -274,13 +280,18 @@ def test_an_adapter_plays_in_the_layout_it_was_trained_on(tmp_path):
     one-state layout (no ``layout`` in the record) keep their per-stage prompts."""
     import json
 
-    from ld_agents.ld.policy import adapter_layout
+    from ld_agents.ld.policy import adapter_cue_stages, adapter_layout
     from ld_agents.ld.prompts import per_stage_context, per_stage_static
 
-    assert adapter_layout(None) == "one_state"
-    for extra, want in (({}, "per_stage"), ({"layout": "one_state"}, "one_state")):
+    assert adapter_layout(None) == "one_state" and adapter_cue_stages(None) == ()
+    for extra, want, cue in (
+        ({}, "per_stage", ()),
+        ({"layout": "one_state"}, "one_state", ()),
+        ({"layout": "one_state", "cue_stages": ["constraints"]}, "one_state", ("constraints",)),
+    ):
         (tmp_path / "ld_gym_run.json").write_text(json.dumps({"train_config": {"extra": extra}}))
         assert adapter_layout(tmp_path) == want
+        assert adapter_cue_stages(tmp_path) == cue
     base = shipped_base("pursuit")
     state = {"size": 21, "pursuers": [[1, 1], [2, 2], [3, 3]], "evader": [9, 9], "restricted": None}
     static = per_stage_static(base, "select")
@@ -288,3 +299,33 @@ def test_an_adapter_plays_in_the_layout_it_was_trained_on(tmp_path):
     assert static.count("\n") == 3 + len(base.stage_candidates("select"))
     ctx = per_stage_context(base, "select", state)
     assert ctx.startswith(static) and ctx.endswith("extra rule in force: none.\nAnswer:")
+
+
+def test_a_cue_listed_stage_shows_its_functions_after_the_state(backend):
+    """With the rule stage listed in its cue, the pinned listing leaves it out, its cue
+    lists every candidate after the state, and a function added for a new rule changes
+    that cue only: the pinned part stays the same, so its cache stays valid."""
+    base = shipped_base("pursuit")
+    policy = LDPolicy(base, backend, LDConfig(layout="one_state", cue_stages=("constraints",)))
+    state = policy.state(_restricted_obs())
+    cands = policy.stage_candidates("constraints", state)
+    ctx = policy.prompt("constraints", cands, state)
+    head, cue = ctx.split("Stage 3, constraints, functions:\n")
+    assert head.startswith(policy._static) and "State: " in head[len(policy._static) :]
+    assert [line.split(" - ")[0] for line in cue.splitlines()[:-1]] == [
+        f"{LABELS[i]}: {c.name}" for i, c in enumerate(cands)
+    ]
+    assert cue.endswith("Answer:") and "no_extra_rule" not in policy._static
+    assert policy.prompt("select", base.stage_candidates("select"), state).endswith(
+        "Stage 4, select. Answer:"
+    )
+    grown = LDPolicy(
+        shipped_base("pursuit", ["restricted_area"]),
+        backend,
+        LDConfig(layout="one_state", cue_stages=("constraints",)),
+    )
+    assert grown._static == policy._static
+    shown = grown.stage_candidates("constraints", state)
+    assert "drop_restricted_cells" in grown.prompt("constraints", shown, state)
+    policy.close()
+    grown.close()

@@ -60,6 +60,12 @@ def test_options_map_to_fields():
     argv = ["train-ld", "--game", "pursuit", "--lr", "0.0005", "--r", "16", "--targets", "a,b"]
     config = config_from_args(build_parser().parse_args(argv))
     assert (config.learning_rate, config.r, config.target_modules) == (5e-4, 16, ("a", "b"))
+    assert config.cue_stages is None and config.effective_cue_stages == ("constraints",)
+    for given, want in (("none", ()), ("constraints,select", ("constraints", "select"))):
+        config = config_from_args(build_parser().parse_args([*argv, "--cue-stages", given]))
+        assert config.cue_stages == want
+        again = config_from_args(build_parser().parse_args(config.command().split()[1:]))
+        assert again == config
 
 
 @pytest.mark.skipif(
@@ -87,7 +93,18 @@ def test_rows_are_deterministic_and_answer_with_a_label():
     assert answers and all(a.strip() in LABELS for a in answers)
     assert sum("extra rule in force: none." not in r["prompt"] for r in rows) >= 3
     base = shipped_base("pursuit")
-    cues = {stage_cue(base, s) for s in base.stage_names}
-    assert all(c in cues for r in rows for c, _ in r["branches"])
+    # pursuit's rule stage is listed in its cue by default, the others are listed once
+    cues = {stage_cue(base, s) for s in base.stage_names if s != "constraints"}
+    for row in rows:
+        assert "Stage 3, constraints: " in row["prompt"]
+        assert "(its functions are listed with the question)" in row["prompt"]
+        for cue, answer in row["branches"]:
+            if cue.startswith("Stage 3, constraints, functions:\n"):
+                listed = [line[0] for line in cue.splitlines()[1:-1]]
+                assert cue.endswith("\nAnswer:") and answer.strip() in listed
+            else:
+                assert cue in cues
     assert all(r["prompt"].count("State: ") == 1 for r in rows)
     assert max(len(r["branches"]) for r in rows) >= 3  # one row holds several stages
+    with pytest.raises(InvalidArgument, match=r"cue_stages.*not stages of pursuit"):
+        build_rows(dataclasses.replace(config, cue_stages=("nope",)))

@@ -27,15 +27,26 @@ class FakeStudent:
         self.right = right
         self.scored = 0
 
-    def _score_batch(self, stage: str, states: list[dict[str, Any]]) -> tuple[Any, Any]:
-        cands = self.base.stage_candidates(stage)
+    def _score_batch(self, items: list[tuple[str, dict[str, Any]]]) -> tuple[Any, Any]:
         shown, scores = [], []
-        for st in states:
+        for stage, st in items:
+            cands = self.base.stage_candidates(stage)
             self.scored += 1
             best = self.base.right_function(stage, st) if self.right else cands[0].name
             shown.append(cands)
             scores.append([1.0 if c.name == best else 0.0 for c in cands])
         return shown, scores
+
+
+def test_the_fake_student_scores_as_the_policy_does() -> None:
+    """The fake keeps the real policy's ``_score_batch`` signature (a list of (stage,
+    state) pairs), so these tests break when the policy's changes."""
+    import inspect
+
+    from ld_agents.ld.policy import LDPolicy
+
+    real = list(inspect.signature(LDPolicy._score_batch).parameters)
+    assert list(inspect.signature(FakeStudent._score_batch).parameters) == real
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     option("--dtype", "dtype", choices=DTYPES)
     option("--threads", "threads", type=int)
     option("--init-adapter", "init_adapter", metavar="DIR")
+    p.add_argument(
+        "--cue-stages",
+        dest="cue_stages",
+        default=None,
+        help=f["cue_stages"].metadata["help"] + " Comma-separated; 'none' for none.",
+    )
     option("--seed", "seed", type=int)
     p.add_argument(
         "--run-dir",
@@ -84,6 +90,9 @@ def config_from_args(args: argparse.Namespace) -> LDTrainConfig:
     """The recipe the arguments name."""
     values = {name: getattr(args, name) for name in _fields() if hasattr(args, name)}
     values["target_modules"] = tuple(args.target_modules.split(","))
+    if args.cue_stages is not None:
+        names = [x.strip() for x in args.cue_stages.split(",")]
+        values["cue_stages"] = () if names == ["none"] else tuple(names)
     return LDTrainConfig(**values)
 
 

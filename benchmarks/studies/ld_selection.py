@@ -72,16 +72,18 @@ def _without_emergency(cands: list[Any]) -> list[Any]:
     return [c for c in cands if c.role != "emergency"]
 
 
-def _layout_of(backend: Any) -> str:
-    """The prompt layout a backend's LD adapter was trained on."""
-    from ld_agents.ld.policy import adapter_layout
+def _layout_of(backend: Any) -> tuple[str, tuple[str, ...]]:
+    """The prompt layout a backend's LD adapter was trained on, and its cue-listed stages."""
+    from ld_agents.ld.policy import adapter_cue_stages, adapter_layout
 
-    return adapter_layout(getattr(backend, "adapter", None))
+    adapter = getattr(backend, "adapter", None)
+    layout = adapter_layout(adapter)
+    return layout, adapter_cue_stages(adapter) if layout == "one_state" else ()
 
 
 def _plain_constraints(
     backend: Any,
-    layout: str,
+    layout: tuple[str, tuple[str, ...]],
     base: Any,
     cands: list[Any],
     size: int,
@@ -94,7 +96,9 @@ def _plain_constraints(
     from ld_agents.ld.prompts import layout_context
 
     def ctx(order: list[Any]) -> str:
-        return layout_context(layout, base, "constraints", state, size, {"constraints": order})
+        return layout_context(
+            layout[0], base, "constraints", state, size, {"constraints": order}, layout[1]
+        )
 
     best, _ = _pick(backend, ctx(cands), len(cands))
     shuffled = list(cands)
@@ -116,7 +120,7 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
 
     from ld_agents.ld.prompts import layout_context, static_parts
 
-    layout = _layout_of(backend)
+    layout, cue = _layout_of(backend)
     rng = random.Random(seed)
     per: dict[str, list[int]] = defaultdict(list)
     per_shuffled: dict[str, list[int]] = defaultdict(list)
@@ -124,20 +128,20 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
     h_gen: list[float] = []
     ks: list[int] = []
     label_mass: list[float] = []
-    for part in static_parts(layout, base, 21):
+    for part in static_parts(layout, base, 21, cue):
         backend.cache_prefix(part)
     t0 = time.perf_counter()
     for ex in items:
         cands = base.stage_candidates(ex.stage)
         size = int(ex.state.get("size", 21)) if base.game == "pursuit" else 21
-        ctx = layout_context(layout, base, ex.stage, ex.state, size)
+        ctx = layout_context(layout, base, ex.stage, ex.state, size, cue_stages=cue)
         best, scores = _pick(backend, ctx, len(cands))
         ok = int(cands[best].name == ex.answer)
         shuffled = list(cands)
         rng.shuffle(shuffled)
         best_s, _ = _pick(
             backend,
-            layout_context(layout, base, ex.stage, ex.state, size, {ex.stage: shuffled}),
+            layout_context(layout, base, ex.stage, ex.state, size, {ex.stage: shuffled}, cue),
             len(cands),
         )
         ok_s = int(shuffled[best_s].name == ex.answer)
@@ -149,7 +153,7 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
         if key == "constraints" and len(plain) < len(cands):
             # the same stage as Pursuit-v0 shows it (no emergency function in its base)
             ok_p, ok_ps = _plain_constraints(
-                backend, layout, base, plain, size, ex.state, ex.answer, rng
+                backend, (layout, cue), base, plain, size, ex.state, ex.answer, rng
             )
             per["constraints (Pursuit-v0 candidates)"].append(ok_p)
             per_shuffled["constraints (Pursuit-v0 candidates)"].append(ok_ps)
@@ -169,6 +173,7 @@ def evaluate(backend: Any, base: Any, items: list[Any], seed: int = 0) -> dict[s
     return {
         "items": len(items),
         "layout": layout,
+        "cue_stages": list(cue),
         "accuracy": {k: sum(v) / len(v) for k, v in per.items()},
         "accuracy_shuffled": {k: sum(v) / len(v) for k, v in per_shuffled.items()},
         "n": {k: len(v) for k, v in per.items()},
@@ -199,9 +204,12 @@ def speed(backend: Any, decisions: int, seed: int) -> dict[str, Any]:
     states = collect_states("Pursuit-v0", 3, seed=seed)[:decisions]
     ks = [len(base.stage_candidates(st)) for st in stages]
     kmax = max(ks)
-    layout = _layout_of(backend)
-    contexts = [[layout_context(layout, base, st, state) for st in stages] for state in states]
-    for part in static_parts(layout, base):
+    layout, cue = _layout_of(backend)
+    contexts = [
+        [layout_context(layout, base, st, state, cue_stages=cue) for st in stages]
+        for state in states
+    ]
+    for part in static_parts(layout, base, listed_later=cue):
         backend.cache_prefix(part)
     backend.choice_logprobs_batch(contexts[0], label_choices(kmax))  # first-use checks
 

@@ -114,24 +114,39 @@ class LDConfig:
     layout: str | None = None
     """Prompt layout (``prompts.LAYOUTS``); ``None``: the one the adapter was trained on
     (its run record), ``one_state`` without an adapter."""
+    cue_stages: tuple[str, ...] | None = None
+    """``one_state`` stages listed in their cue after the state; ``None``: the adapter's
+    (its run record's ``cue_stages``; none without one)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def adapter_layout(adapter: str | Path | None) -> str:
-    """The prompt layout an adapter was trained on, from its run record
-    (``train_config.extra.layout``; records from before the field: ``per_stage``); no
-    adapter: ``one_state``."""
+def _adapter_extra(adapter: str | Path | None) -> dict[str, Any] | None:
+    """The ``train_config.extra`` of an adapter's run record (None: no adapter or record)."""
     if adapter is None:
-        return "one_state"
+        return None
     import json
 
     from ld_agents.lora import RUN_FILE
 
     record = Path(adapter) / RUN_FILE
     if not record.is_file():
-        return "one_state"
-    extra = json.loads(record.read_text()).get("train_config", {}).get("extra", {})
-    return str(extra.get("layout", "per_stage"))
+        return None
+    return dict(json.loads(record.read_text()).get("train_config", {}).get("extra", {}))
+
+
+def adapter_layout(adapter: str | Path | None) -> str:
+    """The prompt layout an adapter was trained on, from its run record
+    (``train_config.extra.layout``; records from before the field: ``per_stage``); no
+    adapter: ``one_state``."""
+    extra = _adapter_extra(adapter)
+    return "one_state" if extra is None else str(extra.get("layout", "per_stage"))
+
+
+def adapter_cue_stages(adapter: str | Path | None) -> tuple[str, ...]:
+    """The stages an adapter was trained to read listed in their cue (its run record's
+    ``train_config.extra.cue_stages``; none before the field or without an adapter)."""
+    extra = _adapter_extra(adapter) or {}
+    return tuple(extra.get("cue_stages", ()))
 
 
 def default_adapter(game: str) -> Path:
@@ -205,7 +220,13 @@ class LDPolicy(FunctionChainPolicy):
             if self.retriever is not None
             and len(base.stage_candidates(st)) > self.config.retrieval_threshold
         }
-        parts = static_parts(self.layout, base, size, self._retrieving)
+        adapter = getattr(self.backend, "adapter", None)
+        cue = self.config.cue_stages
+        #: one_state stages listed in their cue (the adapter's, and retrieval stages)
+        self.cue_stages = set(adapter_cue_stages(adapter) if cue is None else cue)
+        self.cue_stages &= set(base.stage_names) if self.layout == "one_state" else set()
+        self.cue_stages |= self._retrieving
+        parts = static_parts(self.layout, base, size, self.cue_stages)
         for part in parts:
             self.backend.cache_prefix(part)
         #: the one_state layout's listing of every stage (what its contexts start with)
@@ -232,10 +253,10 @@ class LDPolicy(FunctionChainPolicy):
 
     def prompt(self, stage: str, cands: Sequence[FunctionEntry], state: dict[str, Any]) -> str:
         """The context scored at ``stage``: the pinned static part (every stage's
-        candidates), the state, the stage's cue (listing ``cands`` on a retrieval stage)."""
+        candidates), the state, the stage's cue (listing ``cands`` on a cue-listed stage)."""
         if self.layout == "per_stage":
             return per_stage_context(self.base, stage, state, self.size, cands)
-        shown = cands if stage in self._retrieving else None
+        shown = cands if stage in self.cue_stages else None
         return (
             self._static
             + dynamic_prompt(self.base.game, state)

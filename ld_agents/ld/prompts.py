@@ -26,10 +26,14 @@ Layout::
     evader A 27, B 5, C 19; farthest pursuer 27 cells away; extra rule in force: none.
     Stage 4, select. Answer: A
 
-A stage with more candidates than a policy shows at once (retrieval) lists its top ones in
-its cue instead (``shown``). The state line is built by trusted project code and includes
-the Manhattan distances (pursuit) and the opponent's visible total (21 points): facts of
-the state, not the answer.
+A stage can list its candidates in its cue, after the state, instead of in the static
+part (``listed_later``/``cue_stages``): a stage with more candidates than a policy shows at
+once (retrieval: the top ones for the state), and the stage where new rules' functions join
+the base at test time (pursuit's ``constraints``, for students trained so: the rule in the
+state line and the manual line that names it are then a few tokens apart, and a function
+added for a new rule leaves the pinned listing as it was). The state line is built by
+trusted project code and includes the Manhattan distances (pursuit) and the opponent's
+visible total (21 points): facts of the state, not the answer.
 """
 
 from __future__ import annotations
@@ -164,12 +168,18 @@ def stage_context(
     size: int = pu.DEFAULT_SIZE,
     candidates: Mapping[str, Sequence[FunctionEntry]] | None = None,
     extra_rule: str | None = None,
+    cue_stages: Collection[str] = (),
 ) -> str:
-    """The whole context scored for one stage of one decision (static + state + cue)."""
+    """The whole context scored for one stage of one decision (static + state + cue).
+    ``cue_stages``: stages whose candidates are listed in their cue (after the state)."""
+    candidates = candidates or {}
+    shown = None
+    if stage in cue_stages:
+        shown = candidates.get(stage) or base.stage_candidates(stage)
     return (
-        static_prompt(base, size, candidates)
+        static_prompt(base, size, candidates, listed_later=cue_stages)
         + dynamic_prompt(base.game, state, extra_rule)
-        + stage_cue(base, stage)
+        + stage_cue(base, stage, shown)
     )
 
 
@@ -233,12 +243,14 @@ def layout_context(
     state: dict[str, Any],
     size: int = pu.DEFAULT_SIZE,
     candidates: Mapping[str, Sequence[FunctionEntry]] | None = None,
+    cue_stages: Collection[str] = (),
 ) -> str:
-    """One stage's whole context in ``layout`` (``candidates``: orders shown per stage)."""
+    """One stage's whole context in ``layout`` (``candidates``: orders shown per stage;
+    ``cue_stages``: the ``one_state`` stages listed in their cue)."""
     _check_layout(layout)
     if layout == "per_stage":
         return per_stage_context(base, stage, state, size, (candidates or {}).get(stage))
-    return stage_context(base, stage, state, size, candidates)
+    return stage_context(base, stage, state, size, candidates, cue_stages=cue_stages)
 
 
 def label_choices(n: int) -> list[str]:

@@ -112,10 +112,12 @@ class StudentChoices:
         start = time.perf_counter()
         keys, batch = list(todo), list(todo.values())
         rows: list[dict[str, str]] = [{} for _ in keys]
-        for stage in self.base.stage_names:
-            shown, scored = self.student._score_batch(stage, batch)
-            for row, cands, scores in zip(rows, shown, scored, strict=True):
-                row[stage] = cands[max(range(len(scores)), key=scores.__getitem__)].name
+        stages = self.base.stage_names
+        # every stage of every state in one backend call, as the policy's act_batch does
+        shown, scored = self.student._score_batch([(st, state) for state in batch for st in stages])
+        for i, (cands, scores) in enumerate(zip(shown, scored, strict=True)):
+            best = max(range(len(scores)), key=scores.__getitem__)
+            rows[i // len(stages)][stages[i % len(stages)]] = cands[best].name
         self.table.update(zip(keys, rows, strict=True))
         self.scored += len(keys)
         self.seconds += time.perf_counter() - start

@@ -53,6 +53,7 @@ _COMMAND_FLAGS = (
     ("dtype", "--dtype"),
     ("seed", "--seed"),
     ("init_adapter", "--init-adapter"),
+    ("cue_stages", "--cue-stages"),
 )
 
 
@@ -109,6 +110,13 @@ class LDTrainConfig:
         "starting a fresh one; same r and modules.",
         None,
     )
+    cue_stages: tuple[str, ...] | None = _help(
+        "Stages whose candidates are listed in their cue, after the state, instead of in "
+        "the pinned listing (the policy reads this from the run record). None: the game's "
+        "rule stage where it has one (pursuit: constraints, where new rules' functions "
+        "join at test time), else none.",
+        None,
+    )
     save_steps: int = _help("Checkpoint every this many steps; >= 1.", 8)
     logging_steps: int = _help("Record the loss every this many steps; >= 1.", 2)
 
@@ -147,6 +155,12 @@ class LDTrainConfig:
             raise InvalidArgument(
                 f"LDTrainConfig.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"
             )
+        if self.cue_stages is not None:
+            self.cue_stages = tuple(self.cue_stages)
+            if not all(isinstance(st, str) and st for st in self.cue_stages):
+                raise InvalidArgument(
+                    f"LDTrainConfig.cue_stages must be stage names, got {self.cue_stages!r}"
+                )
         self.target_modules = tuple(self.target_modules)
         if not self.target_modules or not all(
             isinstance(m, str) and m for m in self.target_modules
@@ -155,6 +169,15 @@ class LDTrainConfig:
                 f"LDTrainConfig.target_modules must be a non-empty list of module names, got "
                 f"{self.target_modules!r}"
             )
+
+    @property
+    def effective_cue_stages(self) -> tuple[str, ...]:
+        """``cue_stages``, or the game's default (pursuit: the rule stage)."""
+        if self.cue_stages is not None:
+            return tuple(self.cue_stages)
+        from ld_agents.ld.training_data import RULE_STAGE
+
+        return (RULE_STAGE,) if self.game == "pursuit" else ()
 
     @property
     def effective_rule_rows(self) -> int:
@@ -171,8 +194,8 @@ class LDTrainConfig:
         parts = ["ld-gym train-ld"]
         for name, flag in _COMMAND_FLAGS:
             value = getattr(self, name)
-            if name == "target_modules":
-                value = ",".join(value)
+            if name in ("target_modules", "cue_stages") and value is not None:
+                value = ",".join(value) or "none"
             if value is None or (name == "seed" and value == 0):
                 continue  # the defaults a recipe need not repeat
             parts.append(f"{flag} {value}")
@@ -201,6 +224,13 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
 
     game, seed, focus = config.game, config.seed, config.focus
     base = shipped_base(game)
+    cue = config.effective_cue_stages
+    unknown = [st for st in cue if st not in base.stage_names]
+    if unknown:
+        raise InvalidArgument(
+            f"cue_stages {unknown} are not stages of {game} (its stages: "
+            f"{', '.join(base.stage_names)})"
+        )
     with SandboxWorker() as worker:
         drawn = sample_states(game, config.states + config.pool, "train", seed)
         examples = training_examples(base, worker, drawn[: config.states])
@@ -221,17 +251,17 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
     )
     examples += [ex for ex in extra if id(ex.state) in chosen and ex.stage != rule_stage]
     # the policy's own prompts (base order); the rule-matching rows shuffle their candidates
-    rows = selection_rows(base, examples, shuffle_seed=None)
+    rows = selection_rows(base, examples, shuffle_seed=None, cue_stages=cue)
     for copy in range(config.shuffled_copies):
-        rows += selection_rows(base, examples, shuffle_seed=seed * 1000 + copy + 1)
+        rows += selection_rows(base, examples, seed * 1000 + copy + 1, cue)
     n_rule = config.effective_rule_rows
     if n_rule:
         extra_states = sample_states(game, n_rule * 2, "validation", seed)
-        rows += rule_matching_rows(base, extra_states, seed=seed)[:n_rule]
+        rows += rule_matching_rows(base, extra_states, seed=seed, cue_stages=cue)[:n_rule]
     n_synthetic = config.effective_synthetic_rule_rows
     if n_synthetic:
         extra_states = sample_states(game, n_synthetic * 2, "validation", seed + 1)
-        rows += synthetic_rule_rows(base, extra_states, seed=seed)[:n_synthetic]
+        rows += synthetic_rule_rows(base, extra_states, seed=seed, cue_stages=cue)[:n_synthetic]
     random.Random(seed).shuffle(rows)
     return rows
 
@@ -271,6 +301,7 @@ def train_ld(config: LDTrainConfig, out: str | Path) -> dict[str, Any]:
         extra={
             "what": f"LD student for {config.game}: prompt -> label of the right function",
             "layout": "one_state",
+            "cue_stages": list(config.effective_cue_stages),
             "states": config.states,
             "split": "train (sample_states); test split held out",
             "rule_rows": config.effective_rule_rows,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +80,7 @@ def selection_rows(
     base: FunctionBase,
     examples: Sequence[SelectionExample],
     shuffle_seed: int | None = 0,
+    cue_stages: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Training rows from labelled stages: one row per state, ``prompt`` (the static part
     and the state, as the policy shows them) and ``branches`` (each labelled stage's cue
@@ -88,8 +89,9 @@ def selection_rows(
 
     ``shuffle_seed``: present every stage's candidates in a random order per row (so the
     student reads the descriptions instead of learning a letter per stage); ``None`` keeps
-    the base order (the order the policy uses). Consecutive examples of one state object
-    share a row.
+    the base order (the order the policy uses). ``cue_stages``: stages listed in their
+    cue (:func:`~ld_agents.ld.prompts.stage_cue`) instead of the static part. Consecutive
+    examples of one state object share a row.
     """
     rng = random.Random(shuffle_seed)
     rows: list[dict[str, Any]] = []
@@ -103,11 +105,13 @@ def selection_rows(
                 rng.shuffle(cands)
             order[st] = cands
         size = int(state.get("size", pu.DEFAULT_SIZE)) if base.game == "pursuit" else 21
-        prompt = static_prompt(base, size, order) + dynamic_prompt(base.game, state)
+        prompt = static_prompt(base, size, order, cue_stages) + dynamic_prompt(base.game, state)
         branches = []
         for ex in group:
             names = [c.name for c in order[ex.stage]]
-            branches.append([stage_cue(base, ex.stage), " " + LABELS[names.index(ex.answer)]])
+            shown = order[ex.stage] if ex.stage in cue_stages else None
+            cue = stage_cue(base, ex.stage, shown)
+            branches.append([cue, " " + LABELS[names.index(ex.answer)]])
         rows.append({"prompt": prompt, "branches": branches})
     return rows
 
@@ -117,12 +121,14 @@ def rule_matching_rows(
     states: Sequence[dict[str, Any]],
     stage: str = RULE_STAGE,
     seed: int = 0,
+    cue_stages: Collection[str] = (),
 ) -> list[dict[str, str]]:
     """Manual-derived rows for the emergency stage: with an extra rule in force (the text of
     a function's ``rule``), the function whose manual handles it is the answer; with none,
     the function for "no extra rule". Teaches "match the rule in force to the manual", so a
     function added later for a new rule (the restricted area) is picked with no retraining.
-    Only pursuit has such a stage in the shipped base."""
+    Only pursuit has such a stage in the shipped base. ``cue_stages``: as in
+    :func:`selection_rows`."""
     if base.game != "pursuit" or stage not in base.stage_names:
         return []
     rng = random.Random(seed)
@@ -135,7 +141,7 @@ def rule_matching_rows(
         target = rng.choice(others)
         cands = list(funcs)
         rng.shuffle(cands)
-        rows.append(_rule_row(base, stage, cands, state, target.rule, target))
+        rows.append(_rule_row(base, stage, cands, state, target.rule, target, cue_stages))
     return rows
 
 
@@ -146,15 +152,17 @@ def _rule_row(
     state: dict[str, Any],
     rule: str,
     target: Any,
+    cue_stages: Collection[str] = (),
 ) -> dict[str, Any]:
     """One rule-matching row: ``rule`` in force, ``cands`` at ``stage`` -> ``target``'s
     label (the other stages in base order, not asked)."""
     size = int(state.get("size", pu.DEFAULT_SIZE))
-    prompt = static_prompt(base, size, {stage: cands}) + dynamic_prompt(
+    prompt = static_prompt(base, size, {stage: cands}, cue_stages) + dynamic_prompt(
         base.game, state, extra_rule=rule
     )
     label = " " + LABELS[list(cands).index(target)]
-    return {"prompt": prompt, "branches": [[stage_cue(base, stage), label]]}
+    cue = stage_cue(base, stage, cands if stage in cue_stages else None)
+    return {"prompt": prompt, "branches": [[cue, label]]}
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,7 @@ def synthetic_rule_rows(
     states: Sequence[dict[str, Any]],
     stage: str = RULE_STAGE,
     seed: int = 0,
+    cue_stages: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Rule-matching rows with invented rules: the stage's functions plus two invented
     ones (shuffled; half of them with the manual line a generated function gets). In turn:
@@ -210,7 +219,7 @@ def synthetic_rule_rows(
     its function, the first listed as a distractor); a base distractor's rule is (answer:
     that function). Teaches matching the rule in force to the manual line that names it,
     for functions never seen, and leaving a listed function alone when its rule is not in
-    force."""
+    force. ``cue_stages``: as in :func:`selection_rows`."""
     if base.game != "pursuit" or stage not in base.stage_names:
         return []
     rng = random.Random(seed)
@@ -238,5 +247,5 @@ def synthetic_rule_rows(
         else:
             continue
         rng.shuffle(shown)
-        rows.append(_rule_row(base, stage, shown, state, rule, target))
+        rows.append(_rule_row(base, stage, shown, state, rule, target, cue_stages))
     return rows
