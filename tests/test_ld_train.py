@@ -108,3 +108,27 @@ def test_rows_are_deterministic_and_answer_with_a_label():
     assert max(len(r["branches"]) for r in rows) >= 3  # one row holds several stages
     with pytest.raises(InvalidArgument, match=r"cue_stages.*not stages of pursuit"):
         build_rows(dataclasses.replace(config, cue_stages=("nope",)))
+
+
+def test_rule_rows_with_several_listings_keep_one_answer_per_row():
+    """``listings``: each branch of a synthetic rule row lists the stage anew (other
+    distractors, other order) and its label always names the same function; more than
+    one listing needs the rule stage listed in its cue."""
+    from ld_agents.ld.base import shipped_base
+    from ld_agents.ld.games import sample_states
+    from ld_agents.ld.training_data import synthetic_rule_rows
+
+    base, states = shipped_base("pursuit"), sample_states("pursuit", 16, "train", 3)
+    rows = synthetic_rule_rows(base, states, cue_stages=("constraints",), listings=3)
+    assert rows and all(len(r["branches"]) == 3 for r in rows)
+    orders = set()
+    for row in rows:
+        named = set()
+        for cue, answer in row["branches"]:
+            lines = cue.splitlines()[1:-1]
+            orders.add(tuple(lines))
+            named.add(next(x for x in lines if x.startswith(answer.strip() + ": ")).split()[1])
+        assert len(named) == 1
+    assert len(orders) > len(rows)  # the listings differ
+    with pytest.raises(InvalidArgument, match="listings"):
+        synthetic_rule_rows(base, states, listings=2)

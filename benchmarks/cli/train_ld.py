@@ -35,7 +35,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, dest=name, default=default, help=f[name].metadata["help"], **kw)
 
     p.add_argument("--game", required=True, choices=GAMES, help=f["game"].metadata["help"])
-    for name in ("states", "rule_rows", "synthetic_rule_rows", "focus", "pool"):
+    for name in ("states", "rule_rows", "synthetic_rule_rows", "rule_listings", "focus", "pool"):
         option("--" + name.replace("_", "-"), name, type=int)
     option("--shuffled-copies", "shuffled_copies", type=int)
     option("--steps", "steps", type=int)
@@ -50,6 +50,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     option("--dtype", "dtype", choices=DTYPES)
     option("--threads", "threads", type=int)
+    option("--max-length", "max_length", type=int)
     option("--init-adapter", "init_adapter", metavar="DIR")
     p.add_argument(
         "--cue-stages",

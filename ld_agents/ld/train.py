@@ -42,6 +42,7 @@ _COMMAND_FLAGS = (
     ("states", "--states"),
     ("rule_rows", "--rule-rows"),
     ("synthetic_rule_rows", "--synthetic-rule-rows"),
+    ("rule_listings", "--rule-listings"),
     ("focus", "--focus"),
     ("pool", "--pool"),
     ("shuffled_copies", "--shuffled-copies"),
@@ -54,7 +55,11 @@ _COMMAND_FLAGS = (
     ("seed", "--seed"),
     ("init_adapter", "--init-adapter"),
     ("cue_stages", "--cue-stages"),
+    ("max_length", "--max-length"),
 )
+
+#: (field, value) pairs the recorded command leaves out (defaults older records lack)
+_UNREPEATED = (("seed", 0), ("rule_listings", 1), ("max_length", 1024))
 
 
 def _help(text: str, default: Any = None) -> Any:
@@ -77,6 +82,11 @@ class LDTrainConfig:
         "Pursuit only: rule-matching rows with invented rules and functions (teach matching "
         "a rule in force to a function never seen before); >= 0.",
         0,
+    )
+    rule_listings: int = _help(
+        "Pursuit, rule stage listed in its cue: listings per synthetic rule row (each a "
+        "branch with other distractors and order for the same rule in force); >= 1.",
+        1,
     )
     focus: int = _help(
         "Rows per answer of each stage whose right function depends on the state; >= 0.", 12
@@ -129,6 +139,7 @@ class LDTrainConfig:
             "states": 0,
             "rule_rows": 0,
             "synthetic_rule_rows": 0,
+            "rule_listings": 1,
             "focus": 0,
             "pool": 0,
             "shuffled_copies": 0,
@@ -196,7 +207,7 @@ class LDTrainConfig:
             value = getattr(self, name)
             if name in ("target_modules", "cue_stages") and value is not None:
                 value = ",".join(value) or "none"
-            if value is None or (name == "seed" and value == 0):
+            if value is None or (name, value) in _UNREPEATED:
                 continue  # the defaults a recipe need not repeat
             parts.append(f"{flag} {value}")
         return " ".join(parts)
@@ -261,7 +272,9 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
     n_synthetic = config.effective_synthetic_rule_rows
     if n_synthetic:
         extra_states = sample_states(game, n_synthetic * 2, "validation", seed + 1)
-        rows += synthetic_rule_rows(base, extra_states, seed=seed, cue_stages=cue)[:n_synthetic]
+        rows += synthetic_rule_rows(
+            base, extra_states, seed=seed, cue_stages=cue, listings=config.rule_listings
+        )[:n_synthetic]
     random.Random(seed).shuffle(rows)
     return rows
 
@@ -307,6 +320,7 @@ def train_ld(config: LDTrainConfig, out: str | Path) -> dict[str, Any]:
             "rule_rows": config.effective_rule_rows,
             "shuffled_copies": config.shuffled_copies,
             "synthetic_rule_rows": config.effective_synthetic_rule_rows,
+            "rule_listings": config.rule_listings,
             "focus": config.focus,
             "pool": config.pool,
             "rows": len(rows),

@@ -23,6 +23,7 @@ from ld_agents.ld.base import FunctionBase, NoRightFunction
 from ld_agents.ld.prompts import LABELS, dynamic_prompt, stage_cue, static_prompt
 from ld_agents.ld.sandbox import SandboxWorker
 from ld_envs import pursuit as pu
+from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +212,7 @@ def synthetic_rule_rows(
     stage: str = RULE_STAGE,
     seed: int = 0,
     cue_stages: Collection[str] = (),
+    listings: int = 1,
 ) -> list[dict[str, Any]]:
     """Rule-matching rows with invented rules: the stage's functions plus two invented
     ones (shuffled; half of them with the manual line a generated function gets). In turn:
@@ -219,7 +221,14 @@ def synthetic_rule_rows(
     its function, the first listed as a distractor); a base distractor's rule is (answer:
     that function). Teaches matching the rule in force to the manual line that names it,
     for functions never seen, and leaving a listed function alone when its rule is not in
-    force. ``cue_stages``: as in :func:`selection_rows`."""
+    force. ``cue_stages``: as in :func:`selection_rows`. ``listings``: branches per row, each
+    the stage's cue with another listing for the same rule in force (fresh invented
+    distractors, another order); more than one needs the stage listed in its cue."""
+    if listings < 1 or (listings > 1 and stage not in cue_stages):
+        raise InvalidArgument(
+            f"listings must be 1, or more with {stage!r} in cue_stages; got {listings} "
+            f"with cue_stages {sorted(cue_stages)}"
+        )
     if base.game != "pursuit" or stage not in base.stage_names:
         return []
     rng = random.Random(seed)
@@ -247,5 +256,29 @@ def synthetic_rule_rows(
         else:
             continue
         rng.shuffle(shown)
-        rows.append(_rule_row(base, stage, shown, state, rule, target, cue_stages))
+        row = _rule_row(base, stage, shown, state, rule, target, cue_stages)
+        for _ in range(listings - 1):
+            row["branches"].append(_another_listing(base, stage, funcs, target, rule, rng, size))
+        rows.append(row)
     return rows
+
+
+def _another_listing(
+    base: FunctionBase,
+    stage: str,
+    funcs: Sequence[Any],
+    target: Any,
+    rule: str,
+    rng: random.Random,
+    size: int,
+) -> list[str]:
+    """One more [cue, label] branch for a rule-matching row: the stage's functions, the
+    target, and fresh invented distractors for other rules (two invented in all), in a
+    random order."""
+    invented = [] if target in funcs else [target]
+    fresh = [e for e in _synthetic_rules(rng, size) if e.name != target.name and e.rule != rule]
+    for e in rng.sample(fresh, 2 - len(invented)):
+        invented.append(_as_written(e) if rng.random() < 0.5 else e)
+    shown = list(funcs) + invented
+    rng.shuffle(shown)
+    return [stage_cue(base, stage, shown), " " + LABELS[shown.index(target)]]
