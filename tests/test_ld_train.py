@@ -62,8 +62,10 @@ def test_options_map_to_fields():
     assert (config.learning_rate, config.r, config.target_modules) == (5e-4, 16, ("a", "b"))
     assert config.cue_stages is None and config.effective_cue_stages == ("constraints",)
     for given, want in (("none", ()), ("constraints,select", ("constraints", "select"))):
-        config = config_from_args(build_parser().parse_args([*argv, "--cue-stages", given]))
+        more = ["--cue-stages", given, "--rule-listings", "3", "--max-length", "1536"]
+        config = config_from_args(build_parser().parse_args([*argv, *more]))
         assert config.cue_stages == want
+        assert (config.rule_listings, config.max_length) == (3, 1536)
         again = config_from_args(build_parser().parse_args(config.command().split()[1:]))
         assert again == config
 
