@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,9 +232,11 @@ def reference_extension(rule: SuiteRule, out: Path) -> Path:
 
 
 def _reference_examples(source: str, name: str, rule: Any) -> list[dict[str, Any]]:
-    boards = rw.sample_boards(12, 5, area=rule is None)
+    """Two usage examples: the first seeded board where the rule removes a cell, and the
+    board drawn after it (boards are drawn until one changes: an area can miss every
+    candidate cell for many boards)."""
     out = []
-    for state, prev in boards:
+    for state, prev in rw.sample_boards(400, 5, area=rule is None):
         expected = rw.expected_lists(rule, state, prev)
         if expected != prev or len(out) == 1:
             out.append({"state": state, "prev": prev, "expected": expected, "note": ""})
@@ -456,10 +459,12 @@ def format_suite(
                     lines.append(f"| {rule.label} | {policy} | - | no function found | | | |")
                 continue
             row = pursuit_row(policy, mine)
+            steps = row.steps_success.value
             lines.append(
                 f"| {rule.label} | {policy} | {row.n} | {row.success.value * 100:.0f}% | "
                 f"{row.failure_without_violation.value * 100:.0f}% | "
-                f"{row.failure_with_violation.value * 100:.0f}% | {row.steps_success.value:.1f} |"
+                f"{row.failure_with_violation.value * 100:.0f}% | "
+                f"{'-' if math.isnan(steps) else f'{steps:.1f}'} |"
             )
     lines += ["", "What each policy is told about the new rule:", ""]
     lines += [f"- `{k}`: {v}" for k, v in TOLD.items()]
