@@ -74,11 +74,9 @@ def _without_emergency(cands: list[Any]) -> list[Any]:
 
 def _layout_of(backend: Any) -> tuple[str, tuple[str, ...]]:
     """The prompt layout a backend's LD adapter was trained on, and its cue-listed stages."""
-    from ld_agents.ld.policy import adapter_cue_stages, adapter_layout
+    from ld_agents.ld.policy import adapter_prompt
 
-    adapter = getattr(backend, "adapter", None)
-    layout = adapter_layout(adapter)
-    return layout, adapter_cue_stages(adapter) if layout == "one_state" else ()
+    return adapter_prompt(getattr(backend, "adapter", None))
 
 
 def _plain_constraints(

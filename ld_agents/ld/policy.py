@@ -134,19 +134,26 @@ def _adapter_extra(adapter: str | Path | None) -> dict[str, Any] | None:
     return dict(json.loads(record.read_text()).get("train_config", {}).get("extra", {}))
 
 
-def adapter_layout(adapter: str | Path | None) -> str:
-    """The prompt layout an adapter was trained on, from its run record
-    (``train_config.extra.layout``; records from before the field: ``per_stage``); no
-    adapter: ``one_state``."""
+def adapter_prompt(adapter: str | Path | None) -> tuple[str, tuple[str, ...]]:
+    """The prompt layout an adapter was trained on and the stages it reads listed in their
+    cue, from one read of its run record (``train_config.extra.layout``, records from
+    before the field: ``per_stage``; ``train_config.extra.cue_stages``, ``one_state``
+    only); no adapter: ``one_state`` with none."""
     extra = _adapter_extra(adapter)
-    return "one_state" if extra is None else str(extra.get("layout", "per_stage"))
+    if extra is None:
+        return "one_state", ()
+    layout = str(extra.get("layout", "per_stage"))
+    return layout, tuple(extra.get("cue_stages", ())) if layout == "one_state" else ()
+
+
+def adapter_layout(adapter: str | Path | None) -> str:
+    """The prompt layout an adapter was trained on (:func:`adapter_prompt`)."""
+    return adapter_prompt(adapter)[0]
 
 
 def adapter_cue_stages(adapter: str | Path | None) -> tuple[str, ...]:
-    """The stages an adapter was trained to read listed in their cue (its run record's
-    ``train_config.extra.cue_stages``; none before the field or without an adapter)."""
-    extra = _adapter_extra(adapter) or {}
-    return tuple(extra.get("cue_stages", ()))
+    """The stages an adapter was trained to read listed in their cue (:func:`adapter_prompt`)."""
+    return adapter_prompt(adapter)[1]
 
 
 def default_adapter(game: str) -> Path:
@@ -211,21 +218,19 @@ class LDPolicy(FunctionChainPolicy):
             self.retriever = Retriever(
                 base.retriever_entries(), threshold=self.config.retrieval_threshold
             )
+        trained_layout, trained_cue = adapter_prompt(getattr(self.backend, "adapter", None))
         #: the prompt layout (the adapter's own unless the config names one)
-        self.layout = self.config.layout or adapter_layout(getattr(self.backend, "adapter", None))
-        #: stages whose candidates the retriever narrows (listed in their cue, per state)
-        self._retrieving = {
+        self.layout = self.config.layout or trained_layout
+        cue = trained_cue if self.config.cue_stages is None else self.config.cue_stages
+        #: stages listed in their cue: the one_state stages the adapter (or the config)
+        #: names, and the stages whose candidates the retriever narrows per state
+        self.cue_stages = set(cue) & set(base.stage_names) if self.layout == "one_state" else set()
+        self.cue_stages |= {
             st
             for st in base.stage_names
             if self.retriever is not None
             and len(base.stage_candidates(st)) > self.config.retrieval_threshold
         }
-        adapter = getattr(self.backend, "adapter", None)
-        cue = self.config.cue_stages
-        #: one_state stages listed in their cue (the adapter's, and retrieval stages)
-        self.cue_stages = set(adapter_cue_stages(adapter) if cue is None else cue)
-        self.cue_stages &= set(base.stage_names) if self.layout == "one_state" else set()
-        self.cue_stages |= self._retrieving
         parts = static_parts(self.layout, base, size, self.cue_stages)
         for part in parts:
             self.backend.cache_prefix(part)

@@ -161,9 +161,17 @@ def _rule_row(
     prompt = static_prompt(base, size, {stage: cands}, cue_stages) + dynamic_prompt(
         base.game, state, extra_rule=rule
     )
-    label = " " + LABELS[list(cands).index(target)]
-    cue = stage_cue(base, stage, cands if stage in cue_stages else None)
-    return {"prompt": prompt, "branches": [[cue, label]]}
+    branch = _rule_branch(base, stage, cands, target, listed=stage in cue_stages)
+    return {"prompt": prompt, "branches": [branch]}
+
+
+def _rule_branch(
+    base: FunctionBase, stage: str, cands: Sequence[Any], target: Any, listed: bool
+) -> list[str]:
+    """The [cue, label] branch asking ``stage`` with ``cands`` shown in that order (in the
+    cue when ``listed``, else in the static part), answered by ``target``'s label."""
+    cue = stage_cue(base, stage, cands if listed else None)
+    return [cue, " " + LABELS[list(cands).index(target)]]
 
 
 @dataclass(frozen=True)
@@ -281,4 +289,4 @@ def _another_listing(
         invented.append(_as_written(e) if rng.random() < 0.5 else e)
     shown = list(funcs) + invented
     rng.shuffle(shown)
-    return [stage_cue(base, stage, shown), " " + LABELS[shown.index(target)]]
+    return _rule_branch(base, stage, shown, target, listed=True)
