@@ -31,10 +31,11 @@ from ld_envs.errors import InvalidArgument
 logger = logging.getLogger(__name__)
 
 ENV_ID = "TwentyOne-v0"
-#: walked exactly by default: their answers read card values as multisets (seconds each)
-EXACT_POLICIES = ("scripted", "dealer", "optimal", "rl", "ld_oracle")
+#: walked exactly by default: their answers read card values as multisets (seconds each;
+#: ld: minutes, its student scoring each distinct state line of totals once)
+EXACT_POLICIES = ("scripted", "dealer", "optimal", "rl", "ld_oracle", "ld")
 #: estimated by default: they read every card in order (weeks of CPU for a full walk)
-ESTIMATE_POLICIES = ("raw", "kd", "ld")
+ESTIMATE_POLICIES = ("raw", "kd")
 DEFAULT_OUT = Path("runs/exact21")
 COMMITTED = Path(__file__).resolve().parent / "results" / "exact21"
 JSON_NAME, MD_NAME = "exact21.json", "exact21.md"
@@ -326,7 +327,8 @@ def to_markdown(record: Mapping[str, Any]) -> str:
         f"Command: `{record['command']}`; commit `{record['commit']}`; {record['created']}.",
         f"CPU: {cpu}; load average {record['load_average_start']} at the start, "
         f"{record['load_average_end']} at the end (the CPU was shared); "
-        f"wall time {_hours(record['wall_seconds'])}.",
+        f"wall time {_hours(record['wall_seconds'])}"
+        f"{', over resumed runs' if 'resumed_from' in record else ''}.",
         "",
         f"Ceiling (the solver's best response): win {100 * c['win']:.2f}%, loss "
         f"{100 * c['loss']:.2f}%, draw {100 * c['draw']:.2f}%, E = {c['expected_reward']:+.4f}.",
@@ -375,7 +377,8 @@ def _stages_markdown(s: Mapping[str, Any]) -> list[str]:
         "",
         f"V(S): the first decision of each deal by the chain with the student's choice at "
         f"the stages S and the ground truth's elsewhere, every later decision by ld_oracle "
-        f"({s['first_states']:,} first-decision states, rank sequences; scoring "
+        f"({s['first_states']:,} distinct first-decision state lines as the student reads "
+        f"them; scoring "
         f"{s['scoring_seconds']:.0f} s, all {s['seconds']:.0f} s).",
         "",
         f"- V(none) = ld_oracle = {s['oracle']:+.5f}; V(all) = {s['student_first']:+.5f}; "

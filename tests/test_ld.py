@@ -23,6 +23,7 @@ from ld_agents.ld.prompts import (
     static_prompt,
 )
 from ld_agents.llm.base import Backend, GenerationRequest, get_backend
+from ld_envs.errors import InvalidArgument
 from ld_envs.pursuit import NO_CHOICE
 
 pytestmark = pytest.mark.llm
@@ -100,6 +101,7 @@ def test_one_step_reads_the_state_once(backend):
     policy = LDPolicy(shipped_base("pursuit"), backend, LDConfig(layout="one_state"))
     env = gym.make("Pursuit-v0")
     observations = [env.reset(seed=s)[0] for s in range(3)]
+    warm_up = env.reset(seed=99)[0]
     env.close()
     states = [policy.state(o) for o in observations]
     contexts = [
@@ -111,7 +113,7 @@ def test_one_step_reads_the_state_once(backend):
     n_static = len(tok(policy._static)["input_ids"])
     tails = {tuple(tok(c)["input_ids"][n_static:]) for c in contexts}
     distinct = {t[:i] for t in tails for i in range(1, len(t) + 1)}
-    policy.act_batch(observations[:1])  # first use checks the token tree once
+    policy.act_batch([warm_up])  # first use checks the token tree once
     before = backend.stats.tokens_processed
     calls = []
     real = backend.choice_logprobs_batch
@@ -159,6 +161,47 @@ def test_selects_by_scoring_never_generates_and_runs_in_sandbox(backend):
     assert summary["decisions"] == steps and summary["stage_decisions"] == steps * stages
     assert sum(v for k, v in summary.items() if k.startswith("chosen/")) == steps * stages
     policy.close()
+
+
+def test_a_prompt_met_again_is_not_scored_again(backend):
+    """Label scores are kept per prompt: each distinct prompt of a call is scored once, the
+    same observations again cost no backend call and give the same choices;
+    ``score_cache=0`` scores them again."""
+    env = gym.make("TwentyOne-v0")
+    observations = [env.reset(seed=s)[0] for s in range(6)]
+    env.close()
+    for keep in (65536, 0):
+        policy = LDPolicy(shipped_base("twentyone"), backend, LDConfig(score_cache=keep))
+        stages = policy.base.stage_names
+        prompts = [
+            policy.prompt(st, policy.stage_candidates(st, s), s)
+            for s in map(policy.state, observations)
+            for st in stages
+        ]
+        distinct = len(set(prompts))
+        calls = []
+        real = backend.choice_logprobs_batch
+
+        def spy(ctxs, choices, real=real, calls=calls):
+            calls.append(len(ctxs))
+            return real(ctxs, choices)
+
+        backend.choice_logprobs_batch = spy  # type: ignore[method-assign]
+        try:
+            first = policy.act_batch(observations)
+            chosen = [[d.chosen for d in log] for log in policy.last_decisions]
+            again = policy.act_batch(observations)
+            reused = policy.cost_counters()["prompts_reused"]
+        finally:
+            del backend.choice_logprobs_batch
+            policy.close()
+        assert calls == ([distinct] if keep else [distinct, distinct])
+        assert again == first
+        assert [[d.chosen for d in log] for log in policy.last_decisions] == chosen
+        n = len(prompts)
+        assert reused == (2 * n - distinct if keep else 2 * (n - distinct))
+    with pytest.raises(InvalidArgument, match="score_cache"):
+        LDPolicy(shipped_base("twentyone"), backend, LDConfig(score_cache=-1))
 
 
 def test_decisions_are_logged_with_candidates_and_scores(backend):

@@ -63,9 +63,10 @@ def test_options_map_to_fields():
     assert config.cue_stages is None and config.effective_cue_stages == ("constraints",)
     for given, want in (("none", ()), ("constraints,select", ("constraints", "select"))):
         more = ["--cue-stages", given, "--rule-listings", "3", "--max-length", "1536"]
+        more += ["--cue-listings", "4"]
         config = config_from_args(build_parser().parse_args([*argv, *more]))
         assert config.cue_stages == want
-        assert (config.rule_listings, config.max_length) == (3, 1536)
+        assert (config.rule_listings, config.max_length, config.cue_listings) == (3, 1536, 4)
         again = config_from_args(build_parser().parse_args(config.command().split()[1:]))
         assert again == config
 
@@ -110,6 +111,30 @@ def test_rows_are_deterministic_and_answer_with_a_label():
     assert max(len(r["branches"]) for r in rows) >= 3  # one row holds several stages
     with pytest.raises(InvalidArgument, match=r"cue_stages.*not stages of pursuit"):
         build_rows(dataclasses.replace(config, cue_stages=("nope",)))
+
+
+def test_a_cue_listed_stage_gets_one_branch_per_listing():
+    """``cue_listings``: a cue-listed stage's branch comes in N orders, each label naming
+    the state's right function; the stages listed once keep one branch each."""
+    from ld_agents.ld.base import shipped_base
+
+    config = LDTrainConfig(
+        "twentyone", states=3, focus=2, pool=30, cue_stages=("decide",), cue_listings=3
+    )
+    rows = build_rows(config)
+    assert rows == build_rows(config)
+    base = shipped_base("twentyone")
+    for row in rows:
+        listed = [b for b in row["branches"] if b[0].startswith("Stage 4, decide, functions:")]
+        assert len(listed) == 3
+        assert len(row["branches"]) == 3 + 3  # hand, risk, opponent once each
+        named = {
+            next(x for x in cue.splitlines()[1:-1] if x.startswith(ans.strip() + ": ")).split()[1]
+            for cue, ans in listed
+        }
+        assert len(named) == 1 and named <= {f.name for f in base.stage_candidates("decide")}
+    orders = {tuple(c.splitlines()[1:-1]) for r in rows for c, _ in r["branches"] if "decide" in c}
+    assert len(orders) > 1
 
 
 def test_rule_rows_with_several_listings_keep_one_answer_per_row():

@@ -76,10 +76,29 @@ def test_each_state_is_scored_once(first_obs: list[dict[str, Any]]) -> None:
 
 def test_a_right_student_is_fully_accurate() -> None:
     """The weighted accuracy of a ground-truth student is 1 at every stage."""
+    import itertools
+
+    from ld_agents.ld.prompts import state_text
+    from ld_envs.twenty_one import RANKS
+
     weighted, plain, n = first_decision_accuracy(
         StudentChoices(FakeStudent(right=True)), "dealer", False
     )
-    assert n == 2184
+    # one per distinct state line: two own cards against one visible card, 2 of each rank
+    lines = {
+        state_text(
+            "twentyone",
+            {
+                "my_cards": [a, b],
+                "opponent_cards": [c],
+                "opponent_hidden": 1,
+                "opponent_stood": False,
+            },
+        )
+        for a, b, c in itertools.product(RANKS, repeat=3)
+        if not a == b == c
+    }
+    assert n == len(lines)
     assert all(v == pytest.approx(1.0) for v in weighted.values())
     assert all(v == 1.0 for v in plain.values())
 
@@ -115,3 +134,39 @@ def test_ld_oracle_reads_card_values_as_multisets() -> None:
         assert (
             oracle.act(observation(own[::-1], [other[0], *other[:0:-1]], False, stood, 20)) == base
         )
+
+
+def test_the_students_state_line_reads_card_values_as_multisets() -> None:
+    """The 21-points state line the student reads gives totals only: reordering the hands
+    or swapping a ten-valued card for another leaves it unchanged, so the ``ld`` policy on
+    the shipped base is declared (class, none); cards with other totals change it."""
+    import random
+
+    from ld_agents.baselines.optimal.answers import Traits, policy_traits
+    from ld_agents.ld.chain import FunctionChainPolicy
+    from ld_agents.ld.policy import LDPolicy
+    from ld_agents.ld.prompts import state_text
+    from ld_envs.twenty_one import observation
+
+    chain = FunctionChainPolicy(shipped_base("twentyone"))
+    rng = random.Random(1)
+    seen = set()
+    for _ in range(200):
+        cards = rng.sample(range(26), 5)
+        own, other = cards[:2], cards[2:]
+        stood = rng.random() < 0.5
+        line = state_text("twentyone", chain.state(observation(own, other, False, stood, 20)))
+        swapped = [c if c % 13 < 9 else (c // 13) * 13 + 9 for c in own]  # J/Q/K -> 10
+        if len(set(swapped) | set(other)) == 5:
+            obs = observation(swapped[::-1], [other[0], *other[:0:-1]], False, stood, 20)
+            assert state_text("twentyone", chain.state(obs)) == line
+        seen.add(line)
+    assert len(seen) > 50  # the totals do tell states apart
+    chain.close()
+
+    class Student(LDPolicy):
+        def __init__(self, base: Any) -> None:  # traits read the base only: no model
+            self.base = base
+
+    assert policy_traits(Student(shipped_base("twentyone"))) == Traits(True, "class", "none")
+    assert policy_traits(Student(shipped_base("pursuit"))) == Traits(True, "rank", "all")

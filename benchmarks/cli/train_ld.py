@@ -35,7 +35,15 @@ def configure(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, dest=name, default=default, help=f[name].metadata["help"], **kw)
 
     p.add_argument("--game", required=True, choices=GAMES, help=f["game"].metadata["help"])
-    for name in ("states", "rule_rows", "synthetic_rule_rows", "rule_listings", "focus", "pool"):
+    for name in (
+        "states",
+        "rule_rows",
+        "synthetic_rule_rows",
+        "rule_listings",
+        "cue_listings",
+        "focus",
+        "pool",
+    ):
         option("--" + name.replace("_", "-"), name, type=int)
     option("--shuffled-copies", "shuffled_copies", type=int)
     option("--steps", "steps", type=int)

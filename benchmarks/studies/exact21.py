@@ -1,8 +1,9 @@
 """Exact 21-points values of Table 3's policies, the LD student's stage losses, the costs.
 
 Walks the game tree for the policies whose answers read card values as multisets
-(scripted, dealer, optimal, rl, ld_oracle: seconds each), estimates what the walk would
-take for the LLM policies (raw, kd, ld read every card in order), measures the LD
+(scripted, dealer, optimal, rl, ld_oracle: seconds each; ld: its student reads a state
+line of totals, each scored once), estimates what the walk would take for the generating
+LLM policies (raw, kd read every card in order), measures the LD
 student's first decision stage by stage and counts what a walk against the raw LLM as
 opponent would ask (:mod:`benchmarks.exact21`). Writes ``exact21.json`` and
 ``exact21.md`` under ``runs/exact21`` unless ``--out`` names another folder (the

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +117,10 @@ class LDConfig:
     cue_stages: tuple[str, ...] | None = None
     """``one_state`` stages listed in their cue after the state; ``None``: the adapter's
     (its run record's ``cue_stages``; none without one)."""
+    score_cache: int = 65536
+    """Distinct prompts whose label scores are kept: a prompt met again (the same stage,
+    state line and candidates) is answered from here, as label scoring is deterministic;
+    0 keeps none."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -243,6 +247,12 @@ class LDPolicy(FunctionChainPolicy):
         self._stats: Counter[str] = Counter()
         self.decisions = 0
         self.seconds = 0.0
+        if self.config.score_cache < 0:
+            raise InvalidArgument(
+                f"score_cache must be >= 0 (prompts kept), got {self.config.score_cache}"
+            )
+        #: label scores by prompt, least recently used first (``config.score_cache``)
+        self._scores: OrderedDict[str, list[float]] = OrderedDict()
 
     # ------------------------------------------------------------- selection
     def stage_candidates(self, stage: str, state: dict[str, Any]) -> list[FunctionEntry]:
@@ -282,8 +292,18 @@ class LDPolicy(FunctionChainPolicy):
         shown = [self.stage_candidates(stage, st) for stage, st in items]
         ctxs = [self.prompt(stage, c, st) for (stage, st), c in zip(items, shown, strict=True)]
         k = max(map(len, shown))
-        batch = self.backend.choice_logprobs_batch(ctxs, label_choices(k))
-        return shown, [sc[: len(c)] for sc, c in zip(batch, shown, strict=True)]
+        known = self._scores
+        todo = list(dict.fromkeys(c for c in ctxs if c not in known))  # each prompt once
+        if todo:
+            batch = self.backend.choice_logprobs_batch(todo, label_choices(k))
+            known.update(zip(todo, batch, strict=True))
+        scores = [known[c] for c in ctxs]
+        for c in ctxs:
+            known.move_to_end(c)
+        self._stats["prompts_reused"] += len(ctxs) - len(todo)
+        while len(known) > self.config.score_cache:
+            known.popitem(last=False)
+        return shown, [sc[: len(c)] for sc, c in zip(scores, shown, strict=True)]
 
     def _choose_one(self, stage: Any, cands: Any, state: dict[str, Any], prev: Any) -> str:
         shown, scores = self.score(stage.name, state)
@@ -372,6 +392,7 @@ class LDPolicy(FunctionChainPolicy):
         return {
             "decisions": self.decisions,
             "policy_seconds": self.seconds,
+            "prompts_reused": self._stats["prompts_reused"],
             **self.backend.stats.snapshot(),
         }
 

@@ -32,8 +32,9 @@ once (retrieval: the top ones for the state), and the stage where new rules' fun
 the base at test time (pursuit's ``constraints``, for students trained so: the rule in the
 state line and the manual line that names it are then a few tokens apart, and a function
 added for a new rule leaves the pinned listing as it was). The state line is built by
-trusted project code and includes the Manhattan distances (pursuit) and the opponent's
-visible total (21 points): facts of the state, not the answer.
+trusted project code and includes the Manhattan distances (pursuit); for 21 points it
+gives totals instead of the cards (:func:`twentyone_state_text`): facts of the state,
+not the answer.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from ld_agents.ld.games import best_total
 from ld_agents.ld.schema import FunctionEntry
 from ld_envs import pursuit as pu
 from ld_envs.errors import InvalidArgument
+from ld_envs.twenty_one import RANKS, is_soft
 
 if TYPE_CHECKING:
     from ld_agents.ld.base import FunctionBase
@@ -95,12 +97,24 @@ def state_text(game: str, state: dict[str, Any], extra_rule: str | None = None) 
             f"pursuers {ps}; evader {_cell(ev)}; distance to the evader {dist}; "
             f"farthest pursuer {far} cells away; extra rule in force: {rule}."
         )
-    mine = ", ".join(state["my_cards"]) or "none"
-    opp = ", ".join(state["opponent_cards"]) or "none"
+    return twentyone_state_text(state)
+
+
+def twentyone_state_text(state: dict[str, Any]) -> str:
+    """The 21-points state as the student reads it: totals, not the cards.
+
+    What the stages' "when to call" lines refer to (who stood, what the opponent's visible
+    cards total) and the agent's own total; the functions read the cards themselves. Hands
+    with the same totals read the same, so the student's answers depend on card values
+    as multisets only, which keeps its exact evaluation to distinct totals
+    (:mod:`ld_agents.baselines.optimal.answers`).
+    """
+    mine = state["my_cards"]
+    soft = is_soft([RANKS.index(r) for r in mine])
     stood = "yes" if state["opponent_stood"] else "no"
-    shown = best_total(state["opponent_cards"])
     return (
-        f"my cards {mine}; opponent shows {opp} (visible total {shown}), "
+        f"my cards total {best_total(mine)} ({'soft' if soft else 'hard'}); the opponent's "
+        f"visible cards total {best_total(state['opponent_cards'])}, "
         f"{state['opponent_hidden']} face down; opponent has stood: {stood}."
     )
 

@@ -153,7 +153,8 @@ class FirstDecisionMix(FunctionChainPolicy):
         unknown = self.student_stages - set(student.base.stage_names)
         if unknown:
             raise ValueError(f"unknown stage(s) {sorted(unknown)}: {student.base.stage_names}")
-        #: ld_oracle's later answers by state text, shared between mixtures
+        #: ld_oracle's later answers by the cards (its functions read them, not only the
+        #: totals of the student's state line), shared between mixtures
         self.later_cache = {} if later_cache is None else later_cache
         shown = ",".join(sorted(self.student_stages)) or "none"
         self.name = f"ld first decision, student at {shown}"
@@ -171,7 +172,9 @@ class FirstDecisionMix(FunctionChainPolicy):
             if is_first_decision(st):
                 actions.append(int(self.act(obs)))
                 continue
-            key = self.choices.key(st)
+            key = repr(
+                (st["my_cards"], st["opponent_cards"], st["opponent_hidden"], st["opponent_stood"])
+            )
             if key not in self.later_cache:
                 self.later_cache[key] = int(self.act(obs))
             actions.append(self.later_cache[key])

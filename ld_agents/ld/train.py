@@ -43,6 +43,7 @@ _COMMAND_FLAGS = (
     ("rule_rows", "--rule-rows"),
     ("synthetic_rule_rows", "--synthetic-rule-rows"),
     ("rule_listings", "--rule-listings"),
+    ("cue_listings", "--cue-listings"),
     ("focus", "--focus"),
     ("pool", "--pool"),
     ("shuffled_copies", "--shuffled-copies"),
@@ -59,7 +60,7 @@ _COMMAND_FLAGS = (
 )
 
 #: (field, value) pairs the recorded command leaves out (defaults older records lack)
-_UNREPEATED = (("seed", 0), ("rule_listings", 1), ("max_length", 1024))
+_UNREPEATED = (("seed", 0), ("rule_listings", 1), ("cue_listings", 1), ("max_length", 1024))
 
 
 def _help(text: str, default: Any = None) -> Any:
@@ -86,6 +87,12 @@ class LDTrainConfig:
     rule_listings: int = _help(
         "Pursuit, rule stage listed in its cue: listings per synthetic rule row (each a "
         "branch with other distractors and order for the same rule in force); >= 1.",
+        1,
+    )
+    cue_listings: int = _help(
+        "Listings per cue-listed stage in each state's row: the stage's branch repeated with "
+        "its candidates in N orders (so the student reads the listing after the state "
+        "instead of learning a letter); >= 1.",
         1,
     )
     focus: int = _help(
@@ -140,6 +147,7 @@ class LDTrainConfig:
             "rule_rows": 0,
             "synthetic_rule_rows": 0,
             "rule_listings": 1,
+            "cue_listings": 1,
             "focus": 0,
             "pool": 0,
             "shuffled_copies": 0,
@@ -262,9 +270,10 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
     )
     examples += [ex for ex in extra if id(ex.state) in chosen and ex.stage != rule_stage]
     # the policy's own prompts (base order); the rule-matching rows shuffle their candidates
-    rows = selection_rows(base, examples, shuffle_seed=None, cue_stages=cue)
+    n_list = config.cue_listings
+    rows = selection_rows(base, examples, shuffle_seed=None, cue_stages=cue, listings=n_list)
     for copy in range(config.shuffled_copies):
-        rows += selection_rows(base, examples, seed * 1000 + copy + 1, cue)
+        rows += selection_rows(base, examples, seed * 1000 + copy + 1, cue, n_list)
     n_rule = config.effective_rule_rows
     if n_rule:
         extra_states = sample_states(game, n_rule * 2, "validation", seed)
@@ -321,6 +330,7 @@ def train_ld(config: LDTrainConfig, out: str | Path) -> dict[str, Any]:
             "shuffled_copies": config.shuffled_copies,
             "synthetic_rule_rows": config.effective_synthetic_rule_rows,
             "rule_listings": config.rule_listings,
+            "cue_listings": config.cue_listings,
             "focus": config.focus,
             "pool": config.pool,
             "rows": len(rows),

@@ -82,6 +82,7 @@ def selection_rows(
     examples: Sequence[SelectionExample],
     shuffle_seed: int | None = 0,
     cue_stages: Collection[str] = (),
+    listings: int = 1,
 ) -> list[dict[str, Any]]:
     """Training rows from labelled stages: one row per state, ``prompt`` (the static part
     and the state, as the policy shows them) and ``branches`` (each labelled stage's cue
@@ -91,10 +92,13 @@ def selection_rows(
     ``shuffle_seed``: present every stage's candidates in a random order per row (so the
     student reads the descriptions instead of learning a letter per stage); ``None`` keeps
     the base order (the order the policy uses). ``cue_stages``: stages listed in their
-    cue (:func:`~ld_agents.ld.prompts.stage_cue`) instead of the static part. Consecutive
+    cue (:func:`~ld_agents.ld.prompts.stage_cue`) instead of the static part;
+    ``listings``: branches per cue-listed stage, the first in the row's order and the
+    others in random orders (the same state and answer, another letter each). Consecutive
     examples of one state object share a row.
     """
     rng = random.Random(shuffle_seed)
+    reorder = random.Random(0 if shuffle_seed is None else shuffle_seed + 1)
     rows: list[dict[str, Any]] = []
     for _, run in itertools.groupby(examples, key=lambda ex: id(ex.state)):
         group = list(run)
@@ -109,10 +113,16 @@ def selection_rows(
         prompt = static_prompt(base, size, order, cue_stages) + dynamic_prompt(base.game, state)
         branches = []
         for ex in group:
-            names = [c.name for c in order[ex.stage]]
-            shown = order[ex.stage] if ex.stage in cue_stages else None
-            cue = stage_cue(base, ex.stage, shown)
-            branches.append([cue, " " + LABELS[names.index(ex.answer)]])
+            listed = ex.stage in cue_stages
+            for k in range(listings if listed else 1):
+                cands = (
+                    order[ex.stage]
+                    if k == 0
+                    else reorder.sample(order[ex.stage], k=len(order[ex.stage]))
+                )
+                names = [c.name for c in cands]
+                cue = stage_cue(base, ex.stage, cands if listed else None)
+                branches.append([cue, " " + LABELS[names.index(ex.answer)]])
         rows.append({"prompt": prompt, "branches": branches})
     return rows
 

@@ -36,8 +36,11 @@ class                      deterministic  detail  order     why
                                                             base: its functions read
                                                             values and counts (another
                                                             base or chooser: rank, all)
-``LDPolicy``               yes            rank    all       label scoring of a state text
-                                                            listing ranks in order
+``LDPolicy``               yes            class   none      ``ld`` on the shipped base:
+                                                            label scoring of a state line
+                                                            of totals; its functions as
+                                                            above (another base: rank,
+                                                            all)
 ``RawTwentyOne`` (raw, kd) yes            card    all       greedy decoding of a prompt
                                                             naming each card and suit
 =========================  =============  ======  ========  ============================
@@ -93,19 +96,37 @@ def _rl_traits(policy: Any) -> Traits:
     return Traits(bool(getattr(policy, "deterministic", True)), "class", "none")
 
 
+def _reads_shipped_twentyone_functions(policy: Any) -> bool:
+    """Whether the policy runs the shipped 21-points base's functions (which total the
+    hands and count the unseen cards: card values as multisets)."""
+    base = getattr(policy, "base", None)
+    if base is None or base.game != "twentyone":
+        return False
+    from ld_agents.ld.base import shipped_base
+
+    shipped = shipped_base("twentyone")
+    return {f.name: f.source for f in base.functions} == {
+        f.name: f.source for f in shipped.functions
+    }
+
+
 def _chain_traits(policy: Any) -> Traits:
     """``ld_oracle`` on the shipped 21-points base reads values and counts only (its
     functions total the hands and count the unseen cards; its chooser reads who stood and
     the visible total); any other base or chooser: ranks in order."""
-    base = getattr(policy, "base", None)
-    if getattr(policy, "custom_chooser", None) is None and base is not None:
-        from ld_agents.ld.base import shipped_base
+    if getattr(policy, "custom_chooser", None) is None and _reads_shipped_twentyone_functions(
+        policy
+    ):
+        return Traits(True, "class", "none")
+    return Traits(True, "rank", "all")
 
-        shipped = shipped_base("twentyone")
-        if base.game == "twentyone" and {f.name: f.source for f in base.functions} == {
-            f.name: f.source for f in shipped.functions
-        }:
-            return Traits(True, "class", "none")
+
+def _ld_traits(policy: Any) -> Traits:
+    """The LD student on the shipped 21-points base: its functions read card values as
+    multisets, and its selection reads a state line of totals
+    (:func:`ld_agents.ld.prompts.twentyone_state_text`); any other base: ranks in order."""
+    if _reads_shipped_twentyone_functions(policy):
+        return Traits(True, "class", "none")
     return Traits(True, "rank", "all")
 
 
@@ -116,7 +137,7 @@ KNOWN: dict[str, Traits | Callable[[Any], Traits]] = {
     "ld_agents.baselines.twenty_one.ScriptedPlayer": Traits(True, "class", "none"),
     "ld_agents.baselines.optimal.policy.OptimalPolicy": Traits(True, "class", "opponent"),
     "ld_agents.rl.policy.RLPolicy": _rl_traits,
-    "ld_agents.ld.policy.LDPolicy": Traits(True, "rank", "all"),
+    "ld_agents.ld.policy.LDPolicy": _ld_traits,
     "ld_agents.ld.chain.FunctionChainPolicy": _chain_traits,
     "ld_agents.raw.RawTwentyOne": Traits(True, "card", "all"),
 }
