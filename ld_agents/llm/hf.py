@@ -52,6 +52,7 @@ sees, so batched output can differ slightly from unbatched output for such long 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -179,6 +180,13 @@ class HFBackend(Backend):
             logger.info("%d bfloat16 linear layers multiply in float32 (bf16_matmul)", n)
         self.adapter = str(adapter_dir) if adapter_dir is not None else None
         self.body = self.model.get_decoder()
+        #: the decoder's keyword for a key-value cache: ``cache`` in recent transformers
+        #: (5.25 here), ``past_key_values`` in earlier 5.x (the vLLM venv's 5.19)
+        self._cache_arg = (
+            "cache"
+            if "cache" in inspect.signature(self.body.forward).parameters
+            else "past_key_values"
+        )
         self.head = self.model.get_output_embeddings()
         self.config = self.model.config.get_text_config(decoder=True)
         self.max_length = int(getattr(self.config, "max_position_embeddings", 0) or 1 << 30)
@@ -244,6 +252,10 @@ class HFBackend(Backend):
             )
 
     # ------------------------------------------------------------------ primitives
+    def _forward(self, cache: Any, **inputs: Any) -> Any:
+        """The decoder on ``inputs``, reading and extending the key-value ``cache``."""
+        return self.body(**inputs, **{self._cache_arg: cache}, use_cache=True)
+
     def _logits(self, hidden: Any) -> Any:
         """The output layer on some final hidden states (soft-capped where the model is)."""
         import torch
@@ -336,7 +348,7 @@ class HFBackend(Backend):
         with torch.inference_mode():
             for i in range(n, len(ids), chunk):
                 piece = torch.tensor([ids[i : i + chunk]], device=self.device)
-                out = self.body(input_ids=piece, cache=cache, use_cache=True)
+                out = self._forward(cache, input_ids=piece)
                 hiddens.append(out.last_hidden_state[0])
                 self._count(1, piece.shape[1], 0.0)
         self.stats.seconds += time.perf_counter() - t0
@@ -459,7 +471,7 @@ class HFBackend(Backend):
                     for row, tail in enumerate(tails):
                         batch[row, : len(tail)] = torch.tensor(tail)
                     cache = self._cache_from(state, n, len(chunk), record=False)
-                    out = self.body(input_ids=batch.to(self.device), cache=cache, use_cache=True)
+                    out = self._forward(cache, input_ids=batch.to(self.device))
                     self._count(1, sum(map(len, tails)), 0.0)
                     for row, i in enumerate(chunk):
                         hidden[i] = out.last_hidden_state[row, len(tails[row]) - 1]
@@ -551,7 +563,7 @@ class HFBackend(Backend):
             for row, s in enumerate(chunk):
                 batch[row, : len(s)] = torch.tensor(s)
             cache = self._cache_from(state, n, len(chunk), record=False)
-            out = self.body(input_ids=batch.to(self.device), cache=cache, use_cache=True)
+            out = self._forward(cache, input_ids=batch.to(self.device))
             hidden = out.last_hidden_state
             self._count(1, sum(len(s) for s in chunk), 0.0)
             for row, s in enumerate(chunk):
@@ -607,12 +619,11 @@ class HFBackend(Backend):
             mask: Any = masks if len(masks) > 1 else next(iter(masks.values()))
             ids = torch.tensor([[p[-1] for p in nodes]], device=self.device)
             cache = self._cache_from(state, n, 1, record=False)
-            out = self.body(
+            out = self._forward(
+                cache,
                 input_ids=ids,
                 attention_mask=mask,
                 position_ids=pos[None].to(self.device),
-                cache=cache,
-                use_cache=True,
             )
             self._count(1, u, 0.0)
             hidden = out.last_hidden_state[0]
@@ -758,12 +769,11 @@ class HFBackend(Backend):
         with torch.inference_mode():
             cache = self._cache_from(state, n, bsz, record=False)
             dev = self.device
-            out = self.body(
+            out = self._forward(
+                cache,
                 input_ids=input_ids.to(dev),
                 attention_mask=mask.to(dev),
                 position_ids=pos.to(dev),
-                cache=cache,
-                use_cache=True,
             )
             self._count(1, sum(len(s) for s in suffixes), 0.0)
             last_pos = pos[:, -1].to(dev)
@@ -806,12 +816,11 @@ class HFBackend(Backend):
                     active = [active[j] for j in keep]
                 mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
                 last_pos = last_pos + 1
-                out = self.body(
+                out = self._forward(
+                    cache,
                     input_ids=nxt[:, None],
                     attention_mask=mask,
                     position_ids=last_pos[:, None],
-                    cache=cache,
-                    use_cache=True,
                 )
                 self._count(1, len(active), 0.0)
                 hidden = out.last_hidden_state[:, -1]
