@@ -147,6 +147,7 @@ def test_time_limit_truncates(env_id, caplog):
         truncated = 0
         for seed in range(10):
             env.reset(seed=seed)
+            env.action_space.seed(seed)  # the sampled actions too: a reproducible count
             ended_at = None
             for length in (1, 2, 3):
                 _, _, term, trunc, _ = env.step(env.action_space.sample())
