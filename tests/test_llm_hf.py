@@ -312,3 +312,22 @@ def test_adapter_folder_must_exist():
     """A missing adapter folder is reported before loading."""
     with pytest.raises(InvalidArgument, match="adapter"):
         make_backend(f"hf:embedded?adapter={Path('/no/such/adapter')}")
+
+
+def test_the_cache_goes_under_the_decoders_own_keyword(backend):
+    """The decoder's cache keyword is read from its forward: this transformers' Gemma takes
+    ``cache``; a decoder of earlier 5.x (``past_key_values``, the vLLM venv's 5.19, where
+    passing ``cache=`` left the prefix cache empty) gets that name."""
+    from ld_agents.llm.hf import cache_keyword
+
+    class Earlier:
+        def forward(self, input_ids=None, past_key_values=None, use_cache=None):
+            return None
+
+    assert cache_keyword(backend.body) == backend._cache_arg
+    assert backend._cache_arg in ("cache", "past_key_values")
+    assert cache_keyword(Earlier()) == "past_key_values"
+    # the cache it passes is the one the forward extends
+    ids = backend._encode(["State 1: the evader"])[0]
+    state = backend._prefill(ids)
+    assert state.n_tokens == len(ids) and all(k is not None for k in state.keys)

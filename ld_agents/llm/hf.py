@@ -182,11 +182,7 @@ class HFBackend(Backend):
         self.body = self.model.get_decoder()
         #: the decoder's keyword for a key-value cache: ``cache`` in recent transformers
         #: (5.25 here), ``past_key_values`` in earlier 5.x (the vLLM venv's 5.19)
-        self._cache_arg = (
-            "cache"
-            if "cache" in inspect.signature(self.body.forward).parameters
-            else "past_key_values"
-        )
+        self._cache_arg = cache_keyword(self.body)
         self.head = self.model.get_output_embeddings()
         self.config = self.model.config.get_text_config(decoder=True)
         self.max_length = int(getattr(self.config, "max_position_embeddings", 0) or 1 << 30)
@@ -833,6 +829,13 @@ class HFBackend(Backend):
         for name in ("model", "body", "head"):
             if hasattr(self, name):
                 delattr(self, name)
+
+
+def cache_keyword(decoder: Any) -> str:
+    """The keyword a decoder's ``forward`` takes its key-value cache under: ``cache`` in
+    recent transformers, ``past_key_values`` in earlier 5.x."""
+    params = inspect.signature(decoder.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def _cropped(state: PrefixState, n: int) -> PrefixState:
