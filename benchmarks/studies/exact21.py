@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    command = "python -m benchmarks.studies.exact21 " + " ".join(
+    command = "python -m benchmarks.studies.exact21 " + shlex.join(
         argv if argv is not None else sys.argv[1:]
     )
     config = Exact21Config(

@@ -29,6 +29,7 @@ import argparse
 import json
 import logging
 import math
+import shlex
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -494,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result: dict[str, Any] = {
-        "command": "python -m benchmarks.studies.ld_selection " + " ".join(argv or sys.argv[1:]),
+        "command": "python -m benchmarks.studies.ld_selection " + shlex.join(argv or sys.argv[1:]),
         "machine": _machine(),
         "dtype": args.dtype,
         "games": {},

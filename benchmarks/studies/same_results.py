@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     out = output_path(args.out)
     obs = observations(args.decisions)
     result: dict[str, Any] = {
-        "command": "python -m benchmarks.studies.same_results " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.studies.same_results " + shlex.join(sys.argv[1:]),
         "commit": git_commit(),
         "machine": describe_machine(),
         "decisions": args.decisions,

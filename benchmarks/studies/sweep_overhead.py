@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -276,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     out: dict[str, Any] = {
         "commit": git_commit(),
-        "command": "python -m benchmarks.studies.sweep_overhead " + " ".join(argv or sys.argv[1:]),
+        "command": "python -m benchmarks.studies.sweep_overhead "
+        + shlex.join(argv or sys.argv[1:]),
         "machine": platform.platform(),
         "python": platform.python_version(),
         "cpu": json.loads(json.dumps(cpu_info(), default=sorted)),
