@@ -220,7 +220,7 @@ def reference_extension(rule: SuiteRule, out: Path) -> Path:
                 "output": {"name": "result", "type": "cell_lists", "description": "kept cells"},
                 "properties": [],
                 "source": source,
-                "examples": _reference_examples(source, name, made),
+                "examples": _reference_examples(made),
                 "situations": [],
             }
         ],
@@ -231,7 +231,7 @@ def reference_extension(rule: SuiteRule, out: Path) -> Path:
     return path
 
 
-def _reference_examples(source: str, name: str, rule: Any) -> list[dict[str, Any]]:
+def _reference_examples(rule: Any) -> list[dict[str, Any]]:
     """Two usage examples: the first seeded board where the rule removes a cell, and the
     board drawn after it (boards are drawn until one changes: an area can miss every
     candidate cell for many boards)."""

@@ -123,6 +123,12 @@ class LDConfig:
     0 keeps none."""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.score_cache < 0:
+            raise InvalidArgument(
+                f"score_cache must be >= 0 (prompts kept), got {self.score_cache}"
+            )
+
 
 def _adapter_extra(adapter: str | Path | None) -> dict[str, Any] | None:
     """The ``train_config.extra`` of an adapter's run record (None: no adapter or record)."""
@@ -247,10 +253,6 @@ class LDPolicy(FunctionChainPolicy):
         self._stats: Counter[str] = Counter()
         self.decisions = 0
         self.seconds = 0.0
-        if self.config.score_cache < 0:
-            raise InvalidArgument(
-                f"score_cache must be >= 0 (prompts kept), got {self.config.score_cache}"
-            )
         #: label scores by prompt, least recently used first (``config.score_cache``)
         self._scores: OrderedDict[str, list[float]] = OrderedDict()
 

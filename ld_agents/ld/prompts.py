@@ -42,11 +42,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ld_agents.ld.games import best_total
+from ld_agents.ld.games import best_total, soft_hand
 from ld_agents.ld.schema import FunctionEntry
 from ld_envs import pursuit as pu
 from ld_envs.errors import InvalidArgument
-from ld_envs.twenty_one import RANKS, is_soft
 
 if TYPE_CHECKING:
     from ld_agents.ld.base import FunctionBase
@@ -110,7 +109,7 @@ def twentyone_state_text(state: dict[str, Any]) -> str:
     (:mod:`ld_agents.baselines.optimal.answers`).
     """
     mine = state["my_cards"]
-    soft = is_soft([RANKS.index(r) for r in mine])
+    soft = soft_hand(mine)
     stood = "yes" if state["opponent_stood"] else "no"
     return (
         f"my cards total {best_total(mine)} ({'soft' if soft else 'hard'}); the opponent's "

@@ -57,6 +57,7 @@ from ld_agents.ld.games.twenty_one import (
     opponent_distribution,
     rank_value,
     sample_twentyone_state,
+    soft_hand,
     twentyone_state_from_obs,
     unseen_counts,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "sample_pursuit_state",
     "sample_states",
     "sample_twentyone_state",
+    "soft_hand",
     "split_property",
     "twentyone_state_from_obs",
     "unseen_counts",

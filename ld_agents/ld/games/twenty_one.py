@@ -46,6 +46,11 @@ def best_total(ranks: Sequence[str]) -> int:
     return to.hand_value(_rank_ids(ranks))
 
 
+def soft_hand(ranks: Sequence[str]) -> bool:
+    """Whether an ace counts 11 in the hand's best total (``ld_envs.twenty_one.is_soft``)."""
+    return to.is_soft(_rank_ids(ranks))
+
+
 def unseen_counts(state: State) -> dict[str, int]:
     """Per rank, the cards the agent has not seen (the deck and the face-down card)."""
     counts = dict(state["deck"])
@@ -195,7 +200,7 @@ def _check_hand(value: Any, state: State, keys: tuple[str, ...] = ("total", "sof
 
 def _ref_hand(state: State) -> dict[str, Any]:
     cards = state["my_cards"]
-    return {"total": best_total(cards), "soft": to.is_soft(_rank_ids(cards))}
+    return {"total": best_total(cards), "soft": soft_hand(cards)}
 
 
 def _ref_risk(state: State) -> dict[str, Any]:
