@@ -159,3 +159,30 @@ def test_rule_rows_with_several_listings_keep_one_answer_per_row():
     assert len(orders) > len(rows)  # the listings differ
     with pytest.raises(InvalidArgument, match="listings"):
         synthetic_rule_rows(base, states, listings=2)
+
+
+def test_near_miss_rows_answer_the_function_that_repeats_the_rule_in_force():
+    """Each near-miss row lists two or more invented functions of one family (differing only
+    in a number or a piece); the label names the one whose manual line quotes the rule in
+    the state line, never a same-topic decoy; the suite's held-out texts are not used."""
+    from benchmarks.emergency_suite import suite_rules
+    from ld_agents.ld.base import shipped_base
+    from ld_agents.ld.games import sample_states
+    from ld_agents.ld.training_data import near_miss_rule_rows
+    from ld_agents.ld.writer_grammar import skeleton
+
+    base, states = shipped_base("pursuit"), sample_states("pursuit", 24, "train", 5)
+    rows = near_miss_rule_rows(base, states, cue_stages=("constraints",), listings=2)
+    assert len(rows) >= 8  # states with the restricted area are skipped
+    held = [skeleton(r.text) for r in suite_rules()]
+    for row in rows:
+        rule = row["prompt"].split("extra rule in force: ")[-1].split("\n")[0].rstrip(".")
+        for cue, answer in row["branches"]:
+            lines = cue.splitlines()[1:-1]
+            quoting = [x for x in lines if x.endswith(f"in force: {rule}")]
+            family = [x for x in lines if "when this rule is in force" in x]
+            assert len(quoting) == 1 and len(family) >= 2
+            assert quoting[0].startswith(answer.strip() + ": ")
+        assert not any(h in skeleton(rule) or skeleton(rule) in h for h in held)
+    with pytest.raises(InvalidArgument, match="listings"):
+        near_miss_rule_rows(base, states, listings=2)

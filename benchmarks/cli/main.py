@@ -44,6 +44,7 @@ COMMANDS: Registry[ModuleType] = Registry(
         "traces": "benchmarks.cli.traces",
         "train-kd": "benchmarks.cli.train_kd",
         "train-rl": "benchmarks.cli.train_rl",
+        "train-writer": "benchmarks.cli.train_writer",
     },
 )
 

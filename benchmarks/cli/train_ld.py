@@ -39,6 +39,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         "states",
         "rule_rows",
         "synthetic_rule_rows",
+        "near_miss_rows",
         "rule_listings",
         "cue_listings",
         "focus",

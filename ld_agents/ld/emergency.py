@@ -296,7 +296,7 @@ def writer_backend_spec(model: str = DEFAULT_MODEL, adapter: str | Path | None =
     path = default_writer_adapter() if adapter == "default" else Path(adapter)
     if not path.is_dir():
         raise InvalidArgument(
-            f"no writer adapter at {path}; train one with `ld-gym emergency --train-writer` or "
+            f"no writer adapter at {path}; train one with `ld-gym train-writer --ship DIR` or "
             f"pass --adapter none to use the base model"
         )
     sep = "&" if "?" in model else "?"

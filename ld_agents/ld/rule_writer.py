@@ -7,8 +7,8 @@ candidate cells, the cells the rule forbids to that pursuer. This module holds
 * the writer's prompt (:func:`writer_prompt`): the rule's text, what the stage does, the
   signature; the model writes the body;
 * its training data (:func:`training_rows`): (rule text -> function) pairs from the shipped
-  base's own constraints functions and from rules of the schema drawn at random, in several
-  wordings per kind; wordings and whole kinds can be held out (:data:`HELD_OUT_KINDS`,
+  base's own constraints functions and from rules of the schema drawn at random, in the
+  fixed wordings and in the paraphrase grammar's (:mod:`ld_agents.ld.writer_grammar`); wordings and whole kinds can be held out (:data:`HELD_OUT_KINDS`,
   wording index :data:`HELD_OUT_WORDING`) so an evaluation shows recall apart from
   composition. The pairs' code is the project's reference code for each rule: it teaches
   the model and never stands in for what the model writes;
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ld_agents.ld import writer_grammar as grammar
 from ld_envs import pursuit as pu
 from ld_envs.pursuit_rules import PURSUERS, Board, Rule, make_rule
 
@@ -293,86 +294,21 @@ def random_rule(kind: str, rng: np.random.Generator, size: int = pu.DEFAULT_SIZE
     return make_rule(spec, size, rng)
 
 
-# Training-only kinds: rules the env does not play (some would make capture impossible), kept
-# in the writer's data as primitives a held-out kind composes: a line through a moving piece
-# (guard), a segment of a line and a negated range (wall), a disjunction (blocks), the
-# cells around another pursuer (guard's "another pursuer" and ``ps[j]``).
-PRIMITIVES = ("evader_line", "pursuer_near", "segment", "two_lines", "outside_box")
-
-_SUBJECTS = {
-    "all": ["No piece may", "None of the pieces may", "No piece is allowed to"],
-    "pursuers": ["No pursuer may", "None of the pursuers may", "No pursuer is allowed to"],
-}
-
-
-def _subject_and_guard(rng: np.random.Generator, style: int) -> tuple[str, str]:
-    """A random subject ("No pursuer may", "Pursuer B may not") and its index guard."""
-    which = ["all", "pursuers", "A", "B", "C"][int(rng.integers(5))]
-    if which in _SUBJECTS:
-        return _SUBJECTS[which][style % 3], ""
-    j = PURSUERS.index(which)
-    verb = ["may not", "is not allowed to", "must not"][style % 3]
-    return f"Pursuer {which} {verb}", f"i == {j} and "
-
-
-def primitive_rule(kind: str, rng: np.random.Generator, style: int) -> tuple[str, str]:
-    """(text, condition) of a training-only rule kind (:data:`PRIMITIVES`)."""
-    n = pu.DEFAULT_SIZE
-    if kind == "pursuer_near":
-        j, r = int(rng.integers(3)), int(rng.integers(1, 3))
-        q = PURSUERS[j]
-        text = [
-            f"No other pursuer may stop within distance {r} of pursuer {q}.",
-            f"Pursuers other than {q} must stay more than {r} cells (Manhattan) from pursuer {q}.",
-            f"The cells within {r} of pursuer {q} are closed to the other pursuers.",
-        ][style % 3]
-        return text, f"i != {j} and abs(c[0] - ps[{j}][0]) + abs(c[1] - ps[{j}][1]) <= {r}"
-    subject, guard = _subject_and_guard(rng, style)
-    if kind == "evader_line":
-        axis = ["row", "column"][int(rng.integers(2))]
-        v, k = ("x", 0) if axis == "column" else ("y", 1)
-        text = [
-            f"{subject} stop in the evader's {axis}.",
-            f"{subject} stand on a cell with the same {v} as the evader.",
-            f"{subject} end a move in the {axis} where the evader is.",
-        ][style % 3]
-        return text, f"{guard}c[{k}] == e[{k}]"
-    if kind == "segment":
-        axis = ["row", "column"][int(rng.integers(2))]
-        at = int(rng.integers(1, n - 1))
-        lo = int(rng.integers(0, n // 2))
-        hi = int(rng.integers(lo + 1, n))
-        v, w = ("y", "x") if axis == "row" else ("x", "y")
-        a, b = (1, 0) if axis == "row" else (0, 1)
-        text = [
-            f"{subject} enter the {axis} {v} = {at} where {w} is from {lo} to {hi}.",
-            f"{subject} stand on {v} = {at} for {lo} <= {w} <= {hi}.",
-            f"{subject} step on the segment of {axis} {at} from {w} = {lo} to {w} = {hi}.",
-        ][style % 3]
-        return text, f"{guard}c[{a}] == {at} and {lo} <= c[{b}] <= {hi}"
-    if kind == "two_lines":
-        y, x = (int(v) for v in rng.integers(1, n - 1, size=2))
-        text = [
-            f"{subject} stand on row y = {y} or on column x = {x}.",
-            f"{subject} enter the row y = {y}, nor the column x = {x}.",
-            f"{subject} step on a cell with y = {y} or with x = {x}.",
-        ][style % 3]
-        return text, f"{guard}(c[1] == {y} or c[0] == {x})"
-    if kind == "outside_box":
-        x0, y0 = (int(v) for v in rng.integers(0, n // 2, size=2))
-        x1, y1 = x0 + int(rng.integers(4, n // 2)), y0 + int(rng.integers(4, n // 2))
-        text = [
-            f"{subject} leave the box with x from {x0} to {x1} and y from {y0} to {y1}.",
-            f"{subject} step outside the area {x0} <= x <= {x1}, {y0} <= y <= {y1}.",
-            f"{subject} go anywhere but the rectangle ({x0}, {y0})-({x1}, {y1}).",
-        ][style % 3]
-        return text, f"{guard}not ({x0} <= c[0] <= {x1} and {y0} <= c[1] <= {y1})"
-    raise KeyError(kind)
+#: training-only rules (:func:`ld_agents.ld.writer_grammar.primitive`): the parts a held-out
+#: kind composes (a piece's line, a segment, an either-or, a negation, a pursuer's distance)
+PRIMITIVES = (
+    "evader_line", "pursuer_line", "pursuer_near", "segment", "two_lines", "band_except",
+    "outside_box",
+)  # fmt: skip
+#: share of a trained kind's rows worded by the fixed wordings (the rest: the grammar's)
+FIXED_WORDING_SHARE = 0.3
 
 
 @dataclass
 class WriterData:
-    """(prompt, answer) rows for the writer and what they cover."""
+    """(prompt, answer) rows for the writer and what they cover: per row its kind
+    (``"base"`` for the shipped base's own functions) and wording (0-3 the fixed wordings of
+    :func:`wording`, -1 a base function's own rule, -2 the paraphrase grammar's)."""
 
     rows: list[dict[str, str]]
     kinds: list[str]
@@ -406,11 +342,18 @@ def training_rows(
         style = styles[int(rng.integers(len(styles)))]
         name = pick.choice(NAMES)
         if kind in PRIMITIVES:
-            text, cond = primitive_rule(kind, rng, style)
+            text, cond = grammar.primitive(kind, rng, pu.DEFAULT_SIZE)
             answer = BODY.format(cond=cond)
+            style = -2
         else:
             rule = None if kind == AREA_KIND else random_rule(kind, rng)
-            text = wording(rule, style, kind)
+            if kind not in (*grammar.PARAPHRASED, AREA_KIND) or rng.random() < FIXED_WORDING_SHARE:
+                text = wording(rule, style, kind)
+            else:
+                text = (
+                    grammar.area_paraphrase(rng) if rule is None else grammar.paraphrase(rule, rng)
+                )
+                style = -2
             answer = reference_source(rule, name, kind).split("\n", 1)[1]
         rows.append({"prompt": writer_prompt(text, name), "answer": answer})
         used_kinds.append(kind)

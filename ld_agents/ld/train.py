@@ -42,6 +42,7 @@ _COMMAND_FLAGS = (
     ("states", "--states"),
     ("rule_rows", "--rule-rows"),
     ("synthetic_rule_rows", "--synthetic-rule-rows"),
+    ("near_miss_rows", "--near-miss-rows"),
     ("rule_listings", "--rule-listings"),
     ("cue_listings", "--cue-listings"),
     ("focus", "--focus"),
@@ -60,7 +61,13 @@ _COMMAND_FLAGS = (
 )
 
 #: (field, value) pairs the recorded command leaves out (defaults older records lack)
-_UNREPEATED = (("seed", 0), ("rule_listings", 1), ("cue_listings", 1), ("max_length", 1024))
+_UNREPEATED = (
+    ("seed", 0),
+    ("near_miss_rows", 0),
+    ("rule_listings", 1),
+    ("cue_listings", 1),
+    ("max_length", 1024),
+)
 
 
 def _help(text: str, default: Any = None) -> Any:
@@ -82,6 +89,12 @@ class LDTrainConfig:
     synthetic_rule_rows: int = _help(
         "Pursuit only: rule-matching rows with invented rules and functions (teach matching "
         "a rule in force to a function never seen before); >= 0.",
+        0,
+    )
+    near_miss_rows: int = _help(
+        "Pursuit only: rule-matching rows whose distractors are near misses (invented rules "
+        "that differ only in a number or a piece, or share a decoy's topic), so the student "
+        "matches the rule's own text rather than its topic; >= 0.",
         0,
     )
     rule_listings: int = _help(
@@ -146,6 +159,7 @@ class LDTrainConfig:
             "states": 0,
             "rule_rows": 0,
             "synthetic_rule_rows": 0,
+            "near_miss_rows": 0,
             "rule_listings": 1,
             "cue_listings": 1,
             "focus": 0,
@@ -208,6 +222,11 @@ class LDTrainConfig:
         """``synthetic_rule_rows`` for pursuit; 0 for a game without an emergency stage."""
         return self.synthetic_rule_rows if self.game == "pursuit" else 0
 
+    @property
+    def effective_near_miss_rows(self) -> int:
+        """``near_miss_rows`` for pursuit; 0 for a game without an emergency stage."""
+        return self.near_miss_rows if self.game == "pursuit" else 0
+
     def command(self) -> str:
         """The ``ld-gym train-ld`` line of this recipe (recorded with the run)."""
         parts = ["ld-gym train-ld"]
@@ -235,6 +254,7 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
     from ld_agents.ld.sandbox import SandboxWorker
     from ld_agents.ld.training_data import (
         RULE_STAGE,
+        near_miss_rule_rows,
         rule_matching_rows,
         selection_rows,
         synthetic_rule_rows,
@@ -265,9 +285,12 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
         if len(answers) > 1:  # the answer depends on the state
             for ids in answers.values():
                 chosen.update(ids[:focus])
-    rule_stage = (
-        RULE_STAGE if config.effective_rule_rows or config.effective_synthetic_rule_rows else None
+    rule_rows = (
+        config.effective_rule_rows,
+        config.effective_synthetic_rule_rows,
+        config.effective_near_miss_rows,
     )
+    rule_stage = RULE_STAGE if any(rule_rows) else None
     examples += [ex for ex in extra if id(ex.state) in chosen and ex.stage != rule_stage]
     # the policy's own prompts (base order); the rule-matching rows shuffle their candidates
     n_list = config.cue_listings
@@ -284,6 +307,12 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
         rows += synthetic_rule_rows(
             base, extra_states, seed=seed, cue_stages=cue, listings=config.rule_listings
         )[:n_synthetic]
+    n_near = config.effective_near_miss_rows
+    if n_near:
+        extra_states = sample_states(game, n_near * 2, "validation", seed + 2)
+        rows += near_miss_rule_rows(
+            base, extra_states, seed=seed, cue_stages=cue, listings=config.rule_listings
+        )[:n_near]
     random.Random(seed).shuffle(rows)
     return rows
 
@@ -329,6 +358,7 @@ def train_ld(config: LDTrainConfig, out: str | Path) -> dict[str, Any]:
             "rule_rows": config.effective_rule_rows,
             "shuffled_copies": config.shuffled_copies,
             "synthetic_rule_rows": config.effective_synthetic_rule_rows,
+            "near_miss_rows": config.effective_near_miss_rows,
             "rule_listings": config.rule_listings,
             "cue_listings": config.cue_listings,
             "focus": config.focus,

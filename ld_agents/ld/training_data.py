@@ -300,3 +300,71 @@ def _another_listing(
     shown = list(funcs) + invented
     rng.shuffle(shown)
     return _rule_branch(base, stage, shown, target, listed=True)
+
+
+def _near_miss_families(rng: random.Random, size: int) -> list[list[_SyntheticEntry]]:
+    """Families of invented rules that differ only in a number or a piece, some on the
+    topics of the base's own decoy functions (the board's edge, the evader's
+    neighbourhood): a rule in force must be matched to the function that repeats its text,
+    not to one on the same topic."""
+    a, b = rng.sample(range(size), 2)
+    w1, w2 = rng.sample(range(2, 5), 2)
+    k1, k2 = rng.sample(range(2, 5), 2)
+    p, q, o = rng.sample("ABC", 3)
+    s1, s2 = rng.sample(range(0, 3), 2)
+    e = _SyntheticEntry
+    return [
+        [e(f"avoid_row_{r}", "", f"no piece may stand on row y = {r}") for r in (a, b)],
+        [e(f"avoid_column_{c}", "", f"no pursuer may enter column x = {c}") for c in (a, b)],
+        [e(f"keep_{w}_from_border", "", f"no piece may stand within {w} cells of the board's "
+           "border") for w in (w1, w2)]
+        + [e("avoid_corners", "", "the four corner cells are closed")],
+        [e(f"keep_{k}_from_evader", "", f"no pursuer may stop within distance {k} of the evader")
+         for k in (k1, k2)]
+        + [e("avoid_evader_row", "", "no pursuer may stand on the evader's row")],
+        [e(f"{x}_keeps_off_{y}", "", f"pursuer {x} may not stand within {k1} of pursuer {y}")
+         for x, y in ((p, q), (o, q), (p, o))],
+        [e(f"slow_{x}_{s}", "", f"pursuer {x} may move at most {s} cells per step")
+         for x, s in ((p, s1), (q, s1), (p, s2))],
+    ]  # fmt: skip
+
+
+def near_miss_rule_rows(
+    base: FunctionBase,
+    states: Sequence[dict[str, Any]],
+    stage: str = RULE_STAGE,
+    seed: int = 0,
+    cue_stages: Collection[str] = (),
+    listings: int = 1,
+) -> list[dict[str, Any]]:
+    """Rule-matching rows whose distractors are near misses: the stage's functions (its
+    decoys on the edge and the evader's neighbourhood included) and two or three invented
+    functions of one family (:func:`_near_miss_families`), each with the manual line a
+    generated function gets; one of the family's rules is in force and its function is the
+    answer. Teaches matching the rule's own text, numbers and pieces included, rather than
+    its topic. ``listings``: as in :func:`synthetic_rule_rows`."""
+    if listings < 1 or (listings > 1 and stage not in cue_stages):
+        raise InvalidArgument(
+            f"listings must be 1, or more with {stage!r} in cue_stages; got {listings} "
+            f"with cue_stages {sorted(cue_stages)}"
+        )
+    if base.game != "pursuit" or stage not in base.stage_names:
+        return []
+    rng = random.Random(seed)
+    funcs = list(base.stage_candidates(stage))
+    rows = []
+    for state in states:
+        if state.get("restricted") is not None:
+            continue
+        size = int(state.get("size", pu.DEFAULT_SIZE))
+        family = [_as_written(e) for e in rng.choice(_near_miss_families(rng, size))]
+        target = rng.choice(family)
+        branches = []
+        for _ in range(listings):
+            shown: list[Any] = funcs + family
+            rng.shuffle(shown)
+            branches.append(_rule_branch(base, stage, shown, target, listed=stage in cue_stages))
+        row = _rule_row(base, stage, [*funcs, *family], state, target.rule, target, cue_stages)
+        row["branches"] = branches
+        rows.append(row)
+    return rows
