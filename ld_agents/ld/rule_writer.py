@@ -10,8 +10,9 @@ candidate cells, the cells the rule forbids to that pursuer. This module holds
   base's own constraints functions and from rules of the schema drawn at random, in the
   fixed wordings and in the paraphrase grammar's (:mod:`ld_agents.ld.writer_grammar`);
   wordings and whole kinds can be held out (:data:`HELD_OUT_KINDS`, wording index
-  :data:`HELD_OUT_WORDING`) so an evaluation shows recall apart from composition. The pairs' code is the project's reference code for each rule: it teaches
-  the model and never stands in for what the model writes;
+  :data:`HELD_OUT_WORDING`) so an evaluation shows recall apart from composition. The
+  pairs' code is the project's reference code for each rule: it teaches the model and never
+  stands in for what the model writes;
 * validation against a rule's semantics (:func:`check_rule_function`): on sampled boards,
   exactly the forbidden cells go, everything else stays, lists of pursuers the rule does not
   bind pass through; with no semantics, only the checks that need none run, and the report
