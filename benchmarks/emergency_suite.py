@@ -248,10 +248,13 @@ def _reference_examples(rule: Any) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- selection
 
 
-def selection_check(rule: SuiteRule, extension: Path, n: int = 40, seed: int = 0) -> dict:
-    """With the shipped LD adapter (no retraining): on ``n`` starts, does the student pick
-    the rule's function at its stage when the rule is in force, and the base game's
-    function for "no extra rule" when it is not (the function still listed)?"""
+def selection_check(
+    rule: SuiteRule, extension: Path, n: int = 40, seed: int = 0, adapter: str = "default"
+) -> dict:
+    """With the shipped LD adapter (no retraining; ``adapter``: another one): on ``n``
+    starts, does the student pick the rule's function at its stage when the rule is in
+    force, and the base game's function for "no extra rule" when it is not (the function
+    still listed)?"""
     import gymnasium as gym
 
     import ld_agents
@@ -259,7 +262,7 @@ def selection_check(rule: SuiteRule, extension: Path, n: int = 40, seed: int = 0
 
     told = {"rules": [rule.spec]} if rule.spec is not None else {}
     files = {"emergency": str(extension)} if rule.spec is None else {"extensions": [extension]}
-    policy = ld_agents.make("ld", rule.env_id, **told, **files)
+    policy = ld_agents.make("ld", rule.env_id, adapter=adapter, **told, **files)
     wanted = json.loads(Path(extension).read_text())["functions"][0]["name"]
     on = gym.make(rule.env_id, **rule.env_kwargs)
     off = gym.make("Pursuit-v0")
