@@ -2,6 +2,8 @@
 
     ld-gym train-writer --out runs/writer --max-steps 240
     ld-gym train-writer --out runs/writer --ship assets/adapters/ld-pursuit-writer --overwrite
+    ld-gym train-writer --out runs/writer2 --seed 1 --max-steps 100 --learning-rate 3e-4 \
+        --init-adapter runs/writer/adapter
 
 The training rows are (rule text -> function) pairs: the shipped base's own ``constraints``
 functions and rules of the schema drawn at random, worded by the fixed wordings and by the
@@ -45,6 +47,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="seed of the rows, initialisation and order"
     )
     parser.add_argument(
+        "--init-adapter",
+        default=None,
+        help="continue training this adapter folder (same r and modules) instead of a fresh one",
+    )
+    parser.add_argument(
         "--save-steps", type=int, default=40, help="checkpoint interval in steps (default 40)"
     )
     parser.add_argument(
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         dtype=args.dtype,
         save_steps=args.save_steps,
+        init_adapter=args.init_adapter,
     )
     summary = {k: record.get(k) for k in ("global_step", "wall_seconds", "steps_per_second")}
     print(json.dumps(summary, indent=2))

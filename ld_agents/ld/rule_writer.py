@@ -299,7 +299,7 @@ def random_rule(kind: str, rng: np.random.Generator, size: int = pu.DEFAULT_SIZE
 #: kind composes (a piece's line, a segment, an either-or, a negation, a pursuer's distance)
 PRIMITIVES = (
     "evader_line", "pursuer_line", "pursuer_near", "segment", "two_lines", "band_except",
-    "outside_box",
+    "two_bands", "outside_box",
 )  # fmt: skip
 #: share of a trained kind's rows worded by the fixed wordings (the rest: the grammar's)
 FIXED_WORDING_SHARE = 0.3

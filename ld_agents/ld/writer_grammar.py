@@ -28,11 +28,12 @@ PARAPHRASED = ("block", "band", "edge", "distance", "parity", "slow", "diagonal"
 _ALL = [
     "No piece may", "No piece is allowed to", "None of the pieces may", "Nobody may",
     "No piece, pursuer or evader, may", "Pieces must not", "Every piece is forbidden to",
-    "Neither the pursuers nor the evader may",
+    "Neither the pursuers nor the evader may", "None of the pieces can",
 ]  # fmt: skip
 _PURSUERS = [
     "No pursuer may", "Pursuers must not", "None of the pursuers may", "No chaser may",
     "The pursuers are not allowed to", "No pursuer is permitted to", "The three pursuers may not",
+    "No pursuer can",
 ]  # fmt: skip
 _NAMED = [
     "Pursuer {q} may not", "Pursuer {q} must not", "Pursuer {q} is not allowed to",
@@ -213,17 +214,28 @@ def primitive(kind: str, rng: np.random.Generator, size: int) -> tuple[str, str]
         ]), rng)  # fmt: skip
         return text, f"{guard}(c[1] == {y} or c[0] == {x})"
     if kind == "band_except":
-        v, a = _pick(rng, ["x", "y"]), 0
+        v = _pick(rng, ["x", "y"])
         a = 0 if v == "x" else 1
         lo = int(rng.integers(0, size // 2))
-        hi = int(rng.integers(lo + 3, size))
-        g = int(rng.integers(lo + 1, hi))
+        hi = int(rng.integers(lo + 4, size))
+        g0 = int(rng.integers(lo + 1, hi - 1))
+        g1 = g0 + int(rng.integers(0, 2))
+        gap = f"{v} = {g0}" if g0 == g1 else value_range(v, g0, g1, rng)
         text = _sentence(s, _pick(rng, [
-            f"{cells} {value_range(v, lo, hi, rng)}, except {v} = {g}",
-            f"{cells} {value_range(v, lo, hi, rng)} unless {v} = {g}",
-            f"{cells} {value_range(v, lo, hi, rng)}; {v} = {g} stays open",
+            f"{cells} {value_range(v, lo, hi, rng)}, except {gap}",
+            f"{cells} {value_range(v, lo, hi, rng)} unless {gap}",
+            f"{cells} {value_range(v, lo, hi, rng)}; {gap} stays open",
         ]), rng)  # fmt: skip
-        return text, f"{guard}{lo} <= c[{a}] <= {hi} and not c[{a}] == {g}"
+        return text, f"{guard}{lo} <= c[{a}] <= {hi} and not {g0} <= c[{a}] <= {g1}"
+    if kind == "two_bands":
+        (x0, x1), (y0, y1) = (sorted(int(v) for v in rng.integers(0, size, size=2)) for _ in "xy")
+        text = _sentence(s, _pick(rng, [
+            f"{cells} {value_range('x', x0, x1, rng)} or {value_range('y', y0, y1, rng)}",
+            f"either the columns {x0}-{x1} or the rows {y0}-{y1}",
+            f"a cell in one of two strips: {value_range('x', x0, x1, rng)}; "
+            f"{value_range('y', y0, y1, rng)}",
+        ]), rng)  # fmt: skip
+        return text, f"{guard}({x0} <= c[0] <= {x1} or {y0} <= c[1] <= {y1})"
     if kind == "outside_box":
         x0, y0 = (int(v) for v in rng.integers(0, size // 2, size=2))
         x1, y1 = x0 + int(rng.integers(4, size // 2)), y0 + int(rng.integers(4, size // 2))
