@@ -4,7 +4,8 @@ For every held-out rule of :func:`suite_rules`:
 
 1. **Writing.** The small model writes the rule's function (:func:`write_rule_function`):
    ``samples`` samples for each seed set in ``seeds``; pass@1 (the share of samples that
-   pass), pass@k (a set where one passed) and the samples needed for the first pass.
+   pass), pass@4 and pass@16 (the unbiased estimate from all samples, :func:`pass_at_k`),
+   the sets where one passed and the samples each needed for its first pass.
 2. **Playing.** A sweep per rule (resumable, as every sweep) of these policies, each told
    what the label says:
 
@@ -393,6 +394,14 @@ def run_suite(
     return path
 
 
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The chance that at least one of ``k`` samples passes, estimated without bias from
+    ``n`` samples of which ``c`` passed: ``1 - C(n - c, k) / C(n, k)`` (Chen et al., 2021)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise InvalidArgument(f"pass@k needs 0 <= c <= n and 1 <= k <= n; got n={n} c={c} k={k}")
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
 def format_suite(
     rules: Sequence[SuiteRule],
     writing: dict[str, Any],
@@ -405,8 +414,9 @@ def format_suite(
         "",
         "## The small model writes the function",
         "",
-        "| rule | held out as | samples | passed | pass@1 | pass@k (sets) | first pass |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| rule | held out as | samples | passed | pass@1 | pass@4 | pass@16 | sets with a pass "
+        "| first pass per set |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for rule in rules:
         w = writing.get(rule.label)
@@ -417,9 +427,10 @@ def format_suite(
         passed = sum(s["passed"] for s in sets)
         hit = sum(s["first_pass"] is not None for s in sets)
         firsts = ", ".join(str(s["first_pass"] or "-") for s in sets)
+        at = [f"{pass_at_k(tried, passed, k):.2f}" if k <= tried else "-" for k in (4, 16)]
         lines.append(
             f"| {rule.label} | {rule.split} | {tried} | {passed} | {passed / tried:.2f} | "
-            f"{hit}/{len(sets)} | {firsts} |"
+            f"{at[0]} | {at[1]} | {hit}/{len(sets)} | {firsts} |"
         )
     lines += [
         "",

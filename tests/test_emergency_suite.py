@@ -10,6 +10,7 @@ import pytest
 from benchmarks.emergency_suite import reference_extension, suite_rules
 from ld_agents.ld.base import shipped_base
 from ld_agents.ld.sandbox import SandboxWorker
+from ld_envs.errors import InvalidArgument
 
 
 @pytest.mark.parametrize("rule", suite_rules(), ids=lambda r: r.label)
@@ -25,3 +26,15 @@ def test_reference_extension_loads_and_matches_its_examples(rule, tmp_path):
         for ex in examples:
             res = base.run_stage(worker, added.name, ex["state"], ex["prev"])
             assert res.ok and res.value == ex["expected"]
+
+
+def test_pass_at_k_is_the_unbiased_estimate():
+    from benchmarks.emergency_suite import pass_at_k
+
+    assert pass_at_k(16, 0, 4) == 0.0 and pass_at_k(16, 16, 1) == 1.0
+    assert pass_at_k(48, 12, 1) == pytest.approx(0.25)
+    # one pass in 16: a draw of 4 holds it with chance 4/16
+    assert pass_at_k(16, 1, 4) == pytest.approx(0.25)
+    assert pass_at_k(16, 2, 16) == 1.0
+    with pytest.raises(InvalidArgument, match="pass@k"):
+        pass_at_k(4, 1, 8)
