@@ -183,3 +183,20 @@ def test_embedded_writer_samples_are_reproducible(worker):
     for s in runs[0].samples:
         again = rw.check_rule_function(s.source, runs[0].name, worker, pr.make_rule(rule, 21))
         assert again.ok == s.ok
+
+
+def test_a_written_function_records_the_writer_adapter_fingerprint(tmp_path):
+    """The extension's provenance pins the writer adapter (content fingerprint), so a file
+    written by an earlier writer is told apart from the shipped one's."""
+    from ld_agents.ld.emergency import _spec_adapter_sha256
+    from ld_agents.lora import adapter_sha256
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    assert _spec_adapter_sha256(f"hf:embedded?adapter={adapter}&dtype=float32") == adapter_sha256(
+        adapter
+    )
+    assert _spec_adapter_sha256("hf:embedded") is None
+    assert _spec_adapter_sha256("openai:http://host/v1?model=m") is None

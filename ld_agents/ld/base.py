@@ -236,7 +236,7 @@ class FunctionBase:
             "schema_version": SCHEMA_VERSION,
             "game": self.game,
             "kind": "base",
-            "provenance": vars(self.provenance),
+            "provenance": self.provenance.to_dict(),
             "rules": self.rules,
             "stages": [{**vars(s), "properties": list(s.properties)} for s in self.stages],
             "functions": [f.to_dict() for f in self._functions.values()],

@@ -184,6 +184,8 @@ class EmergencyResult:
     rule: dict[str, Any] | None = None
     #: usage examples of the first function that passed: its own outputs in the sandbox
     examples: list[dict[str, Any]] = field(default_factory=list)
+    #: content fingerprint of the writer's LoRA adapter (None: no adapter in the spec)
+    adapter_sha256: str | None = None
 
     @property
     def passed(self) -> int:
@@ -219,6 +221,7 @@ class EmergencyResult:
             f"validated: {', '.join(sample.checks)}",
             "created": _dt.date.today().isoformat(),
             "model": self.model,
+            "adapter_sha256": self.adapter_sha256,
         }
         entry = {
             "name": self.name,
@@ -303,6 +306,18 @@ def writer_backend_spec(model: str = DEFAULT_MODEL, adapter: str | Path | None =
     return f"{model}{sep}adapter={path}&dtype=float32"
 
 
+def _spec_adapter_sha256(spec: str) -> str | None:
+    """The fingerprint of the adapter a backend spec names (``...?adapter=DIR``), if any."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from ld_agents.lora import adapter_sha256
+
+    found = parse_qs(urlsplit(spec).query).get("adapter")
+    if not found or not Path(found[0]).is_dir():
+        return None
+    return adapter_sha256(found[0])
+
+
 def write_rule_function(
     text: str,
     rule: Any = None,
@@ -341,6 +356,7 @@ def write_rule_function(
         temperature=temperature,
         seed=seed,
         rule=None if target.rule is None else target.rule.to_dict(),
+        adapter_sha256=_spec_adapter_sha256(str(spec or model)),
     )
     t0 = time.perf_counter()
     llm = get_backend(backend if backend is not None else spec)

@@ -13,7 +13,7 @@ The schema (version 1; the full reference with an example is ``docs/function_bas
       "game": "pursuit" | "twentyone",
       "kind": "base" | "extension",        # an extension adds functions to a base's stages
       "provenance": {"author": str, "stand_in": bool, "note": str, "created": "YYYY-MM-DD",
-                     "model": str | null},
+                     "model": str | null, "adapter_sha256": str | null},
       "rules": str,                        # the rules the teacher read (base only)
       "stages": [                          # in order (base only)
         {"name": str, "description": str, "consumes": TYPE, "produces": TYPE,
@@ -102,6 +102,15 @@ class Provenance:
     note: str = ""
     created: str = ""
     model: str | None = None
+    #: the content fingerprint of the LoRA adapter the model wrote with (writer-made files)
+    adapter_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As schema JSON data (``adapter_sha256`` only where there is one)."""
+        out = dict(vars(self))
+        if out["adapter_sha256"] is None:
+            del out["adapter_sha256"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -171,7 +180,7 @@ class FunctionEntry:
             "situations": [vars(s) for s in self.situations],
         }
         if self.provenance is not None:
-            out["provenance"] = vars(self.provenance)
+            out["provenance"] = self.provenance.to_dict()
         return out
 
 
@@ -244,13 +253,14 @@ def read_properties(spec: GameSpec, values: list[Any], where: str) -> tuple[Any,
 def read_provenance(data: Any, where: str) -> Provenance:
     """A ``provenance`` object."""
     r = Reader(data, where)
-    r.no_unknown(["author", "stand_in", "note", "created", "model"])
+    r.no_unknown(["author", "stand_in", "note", "created", "model", "adapter_sha256"])
     return Provenance(
         author=r.get("author", str, empty=False),
         stand_in=r.get("stand_in", bool),
         note=r.get("note", str, ""),
         created=r.get("created", str, ""),
         model=r.get("model", (str, type(None)), None),
+        adapter_sha256=r.get("adapter_sha256", (str, type(None)), None),
     )
 
 
