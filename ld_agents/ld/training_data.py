@@ -224,6 +224,15 @@ def _as_written(entry: _SyntheticEntry) -> _SyntheticEntry:
     return _SyntheticEntry(entry.name, f"when this rule is in force: {entry.rule}", entry.rule)
 
 
+def _check_listings(listings: int, stage: str, cue_stages: Collection[str]) -> None:
+    """Listings per rule row: 1, or more when ``stage`` is listed in its cue."""
+    if listings < 1 or (listings > 1 and stage not in cue_stages):
+        raise InvalidArgument(
+            f"listings must be 1, or more with {stage!r} in cue_stages; got {listings} "
+            f"with cue_stages {sorted(cue_stages)}"
+        )
+
+
 def synthetic_rule_rows(
     base: FunctionBase,
     states: Sequence[dict[str, Any]],
@@ -242,11 +251,7 @@ def synthetic_rule_rows(
     force. ``cue_stages``: as in :func:`selection_rows`. ``listings``: branches per row, each
     the stage's cue with another listing for the same rule in force (fresh invented
     distractors, another order); more than one needs the stage listed in its cue."""
-    if listings < 1 or (listings > 1 and stage not in cue_stages):
-        raise InvalidArgument(
-            f"listings must be 1, or more with {stage!r} in cue_stages; got {listings} "
-            f"with cue_stages {sorted(cue_stages)}"
-        )
+    _check_listings(listings, stage, cue_stages)
     if base.game != "pursuit" or stage not in base.stage_names:
         return []
     rng = random.Random(seed)
@@ -343,11 +348,7 @@ def near_miss_rule_rows(
     generated function gets; one of the family's rules is in force and its function is the
     answer. Teaches matching the rule's own text, numbers and pieces included, rather than
     its topic. ``listings``: as in :func:`synthetic_rule_rows`."""
-    if listings < 1 or (listings > 1 and stage not in cue_stages):
-        raise InvalidArgument(
-            f"listings must be 1, or more with {stage!r} in cue_stages; got {listings} "
-            f"with cue_stages {sorted(cue_stages)}"
-        )
+    _check_listings(listings, stage, cue_stages)
     if base.game != "pursuit" or stage not in base.stage_names:
         return []
     rng = random.Random(seed)
