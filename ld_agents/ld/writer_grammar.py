@@ -15,8 +15,8 @@ training text holds a held-out skeleton.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -250,12 +250,5 @@ def primitive(kind: str, rng: np.random.Generator, size: int) -> tuple[str, str]
 
 def skeleton(text: str) -> str:
     """``text`` with its numbers and piece letters masked (for checking held-out wordings)."""
-    import re
-
     text = re.sub(r"\d+", "#", " ".join(text.split()).lower())
     return re.sub(r"\b(pursuer|pursuers) [abc]\b", r"\1 @", text)
-
-
-def describe() -> dict[str, Any]:
-    """The pools' sizes (recorded with the writer's training data)."""
-    return {"subjects": len(_ALL) + len(_PURSUERS) + len(_NAMED), "verbs": len(_VERBS)}
