@@ -1,4 +1,5 @@
-"""Argument types shared by the commands (argparse ``type=`` callables).
+"""Argument types shared by the commands (argparse ``type=`` callables), and the options the
+LoRA training commands share.
 
 A bad value fails while the arguments are parsed, before any work: argparse prints the
 usage and the message and exits with status 2.
@@ -37,3 +38,23 @@ def in_file(text: str) -> Path:
 
 
 __all__ = ["in_file", "in_path", "out_path"]
+
+
+def add_ship_options(
+    parser: argparse.ArgumentParser, example: str, user: str, run_flag: str = "--out"
+) -> None:
+    """``--ship PATH`` and ``--overwrite`` of a LoRA training command (train-kd, train-ld,
+    train-writer): ``example`` a ship folder, ``user`` what finds the adapter there."""
+    parser.add_argument(
+        "--ship",
+        type=out_path,
+        default=None,
+        metavar="PATH",
+        help=f"also copy the adapter and its run record here (e.g. {example}, where {user} "
+        "finds it; an adapter there is replaced only with --overwrite)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace another run's files in {run_flag}, or an adapter already in --ship",
+    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from benchmarks.cli.arguments import in_path, out_path
+from benchmarks.cli.arguments import add_ship_options, in_path, out_path
 
 HELP = "KD: LoRA-fine-tune the small model on teacher traces"
 
@@ -60,18 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-steps", type=int, default=50, help="checkpoint interval in steps (default 50)"
     )
-    parser.add_argument(
-        "--ship",
-        type=out_path,
-        default=None,
-        help="also copy the adapter and its run record here (e.g. assets/adapters/kd-pursuit, "
-        "where the kd policy finds it; an adapter there is replaced only with --overwrite)",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace another run's files in --out, or an adapter already in --ship",
-    )
+    add_ship_options(parser, "assets/adapters/kd-pursuit", "the kd policy")
 
 
 def run(args: argparse.Namespace) -> int:

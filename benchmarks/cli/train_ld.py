@@ -17,7 +17,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cli.arguments import out_path
+from benchmarks.cli.arguments import add_ship_options, out_path
 from ld_agents.ld.train import DTYPES, GAMES, LDTrainConfig
 
 HELP = "LoRA-train the LD student (function selection) for a game"
@@ -75,25 +75,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="run folder (default: runs/ld-<game>, current directory); a run's own folder resumes",
     )
     p.add_argument(
-        "--ship",
-        type=out_path,
-        default=None,
-        metavar="PATH",
-        help="also copy the adapter and its run record here (e.g. assets/adapters/ld-pursuit, "
-        "where the ld policy finds it); default: do not ship",
-    )
-    p.add_argument(
         "--ship-checkpoint",
         type=int,
         default=None,
         metavar="STEP",
         help="do not train: ship the run's checkpoint-STEP (a run stopped early) to --ship",
     )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace another run's files in --run-dir, or an adapter already in --ship",
-    )
+    add_ship_options(p, "assets/adapters/ld-pursuit", "the ld policy", run_flag="--run-dir")
 
 
 def config_from_args(args: argparse.Namespace) -> LDTrainConfig:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from benchmarks.cli.arguments import out_path
+from benchmarks.cli.arguments import add_ship_options, out_path
 
 HELP = "the writer: LoRA-fine-tune the small model on (rule text -> function) pairs"
 
@@ -54,18 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-steps", type=int, default=40, help="checkpoint interval in steps (default 40)"
     )
-    parser.add_argument(
-        "--ship",
-        type=out_path,
-        default=None,
-        help="also copy the adapter and its run record here (e.g. "
-        "assets/adapters/ld-pursuit-writer; an adapter there is replaced only with --overwrite)",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace another run's files in --out, or an adapter already in --ship",
-    )
+    add_ship_options(parser, "assets/adapters/ld-pursuit-writer", "ld-gym emergency")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -285,12 +285,8 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
         if len(answers) > 1:  # the answer depends on the state
             for ids in answers.values():
                 chosen.update(ids[:focus])
-    rule_rows = (
-        config.effective_rule_rows,
-        config.effective_synthetic_rule_rows,
-        config.effective_near_miss_rows,
-    )
-    rule_stage = RULE_STAGE if any(rule_rows) else None
+    n_synthetic, n_near = config.effective_synthetic_rule_rows, config.effective_near_miss_rows
+    rule_stage = RULE_STAGE if config.effective_rule_rows or n_synthetic or n_near else None
     examples += [ex for ex in extra if id(ex.state) in chosen and ex.stage != rule_stage]
     # the policy's own prompts (base order); the rule-matching rows shuffle their candidates
     n_list = config.cue_listings
@@ -301,18 +297,14 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
     if n_rule:
         extra_states = sample_states(game, n_rule * 2, "validation", seed)
         rows += rule_matching_rows(base, extra_states, seed=seed, cue_stages=cue)[:n_rule]
-    n_synthetic = config.effective_synthetic_rule_rows
-    if n_synthetic:
-        extra_states = sample_states(game, n_synthetic * 2, "validation", seed + 1)
-        rows += synthetic_rule_rows(
-            base, extra_states, seed=seed, cue_stages=cue, listings=config.rule_listings
-        )[:n_synthetic]
-    n_near = config.effective_near_miss_rows
-    if n_near:
-        extra_states = sample_states(game, n_near * 2, "validation", seed + 2)
-        rows += near_miss_rule_rows(
-            base, extra_states, seed=seed, cue_stages=cue, listings=config.rule_listings
-        )[:n_near]
+    # invented rules (each builder on its own validation states: seed + 1, seed + 2)
+    invented = ((synthetic_rule_rows, n_synthetic), (near_miss_rule_rows, n_near))
+    for offset, (build, n) in enumerate(invented, start=1):
+        if n:
+            extra_states = sample_states(game, n * 2, "validation", seed + offset)
+            rows += build(
+                base, extra_states, seed=seed, cue_stages=cue, listings=config.rule_listings
+            )[:n]
     random.Random(seed).shuffle(rows)
     return rows
 
