@@ -360,12 +360,12 @@ def near_miss_rule_rows(
         size = int(state.get("size", pu.DEFAULT_SIZE))
         family = [_as_written(e) for e in rng.choice(_near_miss_families(rng, size))]
         target = rng.choice(family)
-        branches = []
-        for _ in range(listings):
-            shown: list[Any] = funcs + family
+        shown: list[Any] = funcs + family
+        rng.shuffle(shown)
+        row = _rule_row(base, stage, shown, state, target.rule, target, cue_stages)
+        for _ in range(listings - 1):
+            shown = funcs + family
             rng.shuffle(shown)
-            branches.append(_rule_branch(base, stage, shown, target, listed=stage in cue_stages))
-        row = _rule_row(base, stage, [*funcs, *family], state, target.rule, target, cue_stages)
-        row["branches"] = branches
+            row["branches"].append(_rule_branch(base, stage, shown, target, listed=True))
         rows.append(row)
     return rows
