@@ -308,14 +308,11 @@ def writer_backend_spec(model: str = DEFAULT_MODEL, adapter: str | Path | None =
 
 def _spec_adapter_sha256(spec: str) -> str | None:
     """The fingerprint of the adapter a backend spec names (``...?adapter=DIR``), if any."""
-    from urllib.parse import parse_qs, urlsplit
-
+    from ld_agents.llm.base import parse_spec
     from ld_agents.lora import adapter_sha256
 
-    found = parse_qs(urlsplit(spec).query).get("adapter")
-    if not found or not Path(found[0]).is_dir():
-        return None
-    return adapter_sha256(found[0])
+    found = parse_spec(spec)[2].get("adapter")
+    return adapter_sha256(found) if found and Path(found).is_dir() else None
 
 
 def write_rule_function(
