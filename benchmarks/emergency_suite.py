@@ -85,6 +85,13 @@ class SuiteRule:
         return {} if self.spec is None else {"rules": [self.spec]}
 
     @property
+    def told(self) -> dict[str, Any]:
+        """What an LD student is told: the spec with the rule's text as given (its state line
+        then reads the words the writer read and the manual line quotes), or nothing for
+        the area (its state carries the zone)."""
+        return {} if self.spec is None else {"rules": [{**self.spec, "text": self.text}]}
+
+    @property
     def semantics(self) -> Any:
         return rw.AREA_KIND if self.spec is None else self.spec
 
@@ -250,19 +257,26 @@ def _reference_examples(rule: Any) -> list[dict[str, Any]]:
 
 
 def selection_check(
-    rule: SuiteRule, extension: Path, n: int = 40, seed: int = 0, adapter: str = "default"
+    rule: SuiteRule,
+    extension: Path,
+    n: int = 40,
+    seed: int = 0,
+    adapter: str = "default",
+    env_wording: bool = False,
 ) -> dict:
     """With the shipped LD adapter (no retraining; ``adapter``: another one): on ``n``
     starts, does the student pick the rule's function at its stage when the rule is in
     force, and the base game's function for "no extra rule" when it is not (the function
-    still listed)?"""
+    still listed)? The state line reads the rule as given (as in play), or with
+    ``env_wording`` the kind's own wording, which the manual line does not quote (a harder,
+    cross-wording check; the area's state always reads the env's zone line)."""
     import gymnasium as gym
 
     import ld_agents
     from ld_agents.seeding import episode_seed
 
-    told = {"rules": [rule.spec]} if rule.spec is not None else {}
     files = {"emergency": str(extension)} if rule.spec is None else {"extensions": [extension]}
+    told = {"rules": [rule.spec]} if env_wording and rule.spec is not None else rule.told
     policy = ld_agents.make("ld", rule.env_id, adapter=adapter, **told, **files)
     wanted = json.loads(Path(extension).read_text())["functions"][0]["name"]
     on = gym.make(rule.env_id, **rule.env_kwargs)
@@ -293,7 +307,7 @@ def policy_specs(
     rule: SuiteRule, generated: Path | None, reference: Path, policies: Sequence[str], model: str
 ) -> list[PolicySpec]:
     """The suite's policies for one rule (``ld_generated`` only with a generated function)."""
-    told = {"rules": [rule.spec]} if rule.spec is not None else {}
+    told = rule.told
     text = {"rule_text": rule.text} if rule.spec is not None else {}
     base_mask = {"rule_mask": "base"} if rule.spec is not None else {}
     area_base = {"mask_area": False} if rule.spec is None else {"rule_mask": "base"}
@@ -366,11 +380,13 @@ def run_suite(
         for rule in rules:
             generated = out / "functions" / f"{rule.label}.json"
             reference = reference_extension(rule, out)
-            if rule.label not in selection:
+            if "picked_env_wording" not in selection.get(rule.label, {}):
                 # the model's function where it wrote one, else the reference's manual entry
                 shown = generated if generated.is_file() else reference
+                other = selection_check(rule, shown, env_wording=True) if rule.spec else None
                 selection[rule.label] = {
                     **selection_check(rule, shown),
+                    "picked_env_wording": other and other["picked_when_in_force"],
                     "function": "generated" if shown == generated else "reference",
                 }
                 write_json_atomic(selection_path, selection)
@@ -436,21 +452,30 @@ def format_suite(
         "",
         "## The LD student selects it (shipped adapter, no retraining)",
         "",
-        "| rule | function listed | states | picked when in force | not picked when absent |",
-        "| --- | --- | --- | --- | --- |",
+        "| rule | function listed | states | picked when in force | not picked when absent "
+        "| picked, state in the env's wording |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for rule in rules:
         sel = (selection or {}).get(rule.label)
         if sel is not None:
+            env = sel.get("picked_env_wording")
             lines.append(
                 f"| {rule.label} | {sel.get('function', 'generated')} | {sel['states']} | "
-                f"{sel['picked_when_in_force']} | {sel['not_picked_when_absent']} |"
+                f"{sel['picked_when_in_force']} | {sel['not_picked_when_absent']} | "
+                f"{'(the same)' if env is None else env} |"
             )
     lines += [
         "",
         "'function listed': the model's own function where it wrote one that passed, else the "
         "reference function's manual entry (the same 'when this rule is in force: ...' line), "
         "so that selection is measured on every rule.",
+        "",
+        "'picked when in force': the state line reads the rule as the user gave it (the text "
+        "the writer read and the manual line quotes), as in play. The last column is a harder "
+        "check: the state line reads the rule kind's own wording, which the manual line does "
+        "not quote, so the student must match two wordings by meaning. The restricted area's "
+        "state always reads the env's zone line, so its first column is already that check.",
     ]
     lines += [
         "",

@@ -38,3 +38,40 @@ def test_pass_at_k_is_the_unbiased_estimate():
     assert pass_at_k(16, 2, 16) == 1.0
     with pytest.raises(InvalidArgument, match="pass@k"):
         pass_at_k(4, 1, 8)
+
+
+def test_every_llm_policy_reads_the_rule_as_given(tmp_path):
+    """LD, KD and raw read the same words, the ones the writer read and the generated
+    function's manual line quotes (not the rule kind's own wording)."""
+    from benchmarks.emergency_suite import policy_specs
+    from ld_envs.pursuit_rules import make_rule
+
+    for rule in suite_rules():
+        if rule.spec is None:
+            assert rule.told == {}  # the area: the state carries the zone
+            continue
+        specs = {
+            p.label: p.kwargs
+            for p in policy_specs(rule, tmp_path / "g.json", tmp_path / "r.json",
+                                  ["ld_generated", "ld_reference", "kd", "raw"], "hf:embedded")
+        }  # fmt: skip
+        for label in ("ld_generated", "ld_reference"):
+            (told,) = specs[label]["rules"]
+            assert make_rule(told, 21).text == rule.text
+            assert make_rule(told, 21).text != make_rule(rule.spec, 21).text
+        assert specs["kd"]["rule_text"] == specs["raw"]["rule_text"] == rule.text
+
+
+def test_suite_report_shows_both_selection_checks(tmp_path):
+    from benchmarks.emergency_suite import format_suite
+
+    rules = [r for r in suite_rules() if r.label in ("edge", "restricted_area")]
+    selection = {
+        "edge": {"states": 40, "picked_when_in_force": 39, "not_picked_when_absent": 38,
+                 "picked_env_wording": 3, "function": "generated"},
+        "restricted_area": {"states": 40, "picked_when_in_force": 37,
+                            "not_picked_when_absent": 40, "picked_env_wording": None},
+    }  # fmt: skip
+    text = format_suite(rules, {}, tmp_path, selection)
+    assert "| edge | generated | 40 | 39 | 38 | 3 |" in text
+    assert "| restricted_area | generated | 40 | 37 | 40 | (the same) |" in text
