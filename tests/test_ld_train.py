@@ -186,3 +186,47 @@ def test_near_miss_rows_answer_the_function_that_repeats_the_rule_in_force():
         assert not any(h in skeleton(rule) or skeleton(rule) in h for h in held)
     with pytest.raises(InvalidArgument, match="listings"):
         near_miss_rule_rows(base, states, listings=2)
+
+
+def test_ruled_rows_sway_only_the_rule_stage():
+    """Each ruled row asks every stage with an invented rule in force: at the rule stage
+    the label names the function whose manual line quotes the state's rule; at every other
+    stage, the ground truth without it. No suite text is used."""
+    from benchmarks.emergency_suite import suite_rules
+    from ld_agents.ld.base import shipped_base
+    from ld_agents.ld.games import sample_states
+    from ld_agents.ld.prompts import state_text
+    from ld_agents.ld.sandbox import SandboxWorker
+    from ld_agents.ld.training_data import RULE_STAGE, ruled_selection_rows, training_examples
+    from ld_agents.ld.writer_grammar import skeleton
+
+    base = shipped_base("pursuit")
+    with SandboxWorker() as worker:
+        examples = training_examples(base, worker, sample_states("pursuit", 16, "train", 9))
+    rows = ruled_selection_rows(base, examples, seed=3, cue_stages=(RULE_STAGE,))
+    truth: dict[str, dict[str, str]] = {}
+    for ex in examples:  # keyed by where the state's pieces stand, as the state line says
+        key = state_text("pursuit", ex.state).split("; distance")[0]
+        truth.setdefault(key, {})[ex.stage] = ex.answer
+    assert len(rows) >= 8
+    held = [skeleton(r.text) for r in suite_rules()]
+    texts = set()
+    for row in rows:
+        rule = row["prompt"].split("extra rule in force: ")[-1].split("\n")[0].rstrip(".")
+        texts.add(rule)
+        mine = truth[row["prompt"].split("State: ")[-1].split("; distance")[0]]
+        assert rule != "none" and not any(h == skeleton(rule) for h in held)
+        stages = [cue.split(",")[1].split(".")[0].strip() for cue, _ in row["branches"]]
+        assert stages == list(base.stage_names)
+        for (cue, answer), stage in zip(row["branches"], stages, strict=True):
+            label = answer.strip()
+            if stage == RULE_STAGE:
+                lines = cue.splitlines()[1:-1]
+                (line,) = [x for x in lines if x.startswith(label + ": ")]
+                assert line.endswith(f"when this rule is in force: {rule}")
+            else:
+                section = row["prompt"].split(f", {stage}: ")[1].split("\nStage ")[0]
+                (line,) = [x for x in section.splitlines() if x.startswith(label + ": ")]
+                name = line.split()[1]
+                assert name == mine[stage]
+    assert len(texts) > len(rows) // 2  # the rules vary

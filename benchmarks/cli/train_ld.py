@@ -40,6 +40,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         "rule_rows",
         "synthetic_rule_rows",
         "near_miss_rows",
+        "ruled_rows",
         "rule_listings",
         "cue_listings",
         "focus",

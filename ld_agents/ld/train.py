@@ -43,6 +43,7 @@ _COMMAND_FLAGS = (
     ("rule_rows", "--rule-rows"),
     ("synthetic_rule_rows", "--synthetic-rule-rows"),
     ("near_miss_rows", "--near-miss-rows"),
+    ("ruled_rows", "--ruled-rows"),
     ("rule_listings", "--rule-listings"),
     ("cue_listings", "--cue-listings"),
     ("focus", "--focus"),
@@ -64,6 +65,7 @@ _COMMAND_FLAGS = (
 _UNREPEATED = (
     ("seed", 0),
     ("near_miss_rows", 0),
+    ("ruled_rows", 0),
     ("rule_listings", 1),
     ("cue_listings", 1),
     ("max_length", 1024),
@@ -95,6 +97,13 @@ class LDTrainConfig:
         "Pursuit only: rule-matching rows whose distractors are near misses (invented rules "
         "that differ only in a number or a piece, or share a decoy's topic), so the student "
         "matches the rule's own text rather than its topic; >= 0.",
+        0,
+    )
+    ruled_rows: int = _help(
+        "Pursuit only: whole-state rows (every stage) with an invented rule in force in the "
+        "state line, its function listed and answered at the rule stage and every other "
+        "stage answered as without it, so that a rule's text sways only the rule stage; "
+        ">= 0.",
         0,
     )
     rule_listings: int = _help(
@@ -160,6 +169,7 @@ class LDTrainConfig:
             "rule_rows": 0,
             "synthetic_rule_rows": 0,
             "near_miss_rows": 0,
+            "ruled_rows": 0,
             "rule_listings": 1,
             "cue_listings": 1,
             "focus": 0,
@@ -227,6 +237,11 @@ class LDTrainConfig:
         """``near_miss_rows`` for pursuit; 0 for a game without an emergency stage."""
         return self.near_miss_rows if self.game == "pursuit" else 0
 
+    @property
+    def effective_ruled_rows(self) -> int:
+        """``ruled_rows`` for pursuit; 0 for a game without an emergency stage."""
+        return self.ruled_rows if self.game == "pursuit" else 0
+
     def command(self) -> str:
         """The ``ld-gym train-ld`` line of this recipe (recorded with the run)."""
         parts = ["ld-gym train-ld"]
@@ -256,6 +271,7 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
         RULE_STAGE,
         near_miss_rule_rows,
         rule_matching_rows,
+        ruled_selection_rows,
         selection_rows,
         synthetic_rule_rows,
         training_examples,
@@ -274,6 +290,11 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
         drawn = sample_states(game, config.states + config.pool, "train", seed)
         examples = training_examples(base, worker, drawn[: config.states])
         extra = training_examples(base, worker, drawn[config.states :]) if focus else []
+        n_ruled = config.effective_ruled_rows
+        # their own validation states (seed + 3), labelled at every stage
+        ruled = training_examples(
+            base, worker, sample_states(game, n_ruled * 2, "validation", seed + 3)
+        ) if n_ruled else []  # fmt: skip
     # focus: pool states picked per answer of each stage whose answer varies, every stage
     # of each kept (one row per state holds all its stages) but the rule-matching stage,
     # whose "no extra rule" answers would otherwise swamp the rule-matching rows
@@ -305,6 +326,8 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
             rows += build(
                 base, extra_states, seed=seed, cue_stages=cue, listings=config.rule_listings
             )[:n]
+    if n_ruled:
+        rows += ruled_selection_rows(base, ruled, seed=seed, cue_stages=cue)[:n_ruled]
     random.Random(seed).shuffle(rows)
     return rows
 
@@ -351,6 +374,7 @@ def train_ld(config: LDTrainConfig, out: str | Path) -> dict[str, Any]:
             "shuffled_copies": config.shuffled_copies,
             "synthetic_rule_rows": config.effective_synthetic_rule_rows,
             "near_miss_rows": config.effective_near_miss_rows,
+            "ruled_rows": config.effective_ruled_rows,
             "rule_listings": config.rule_listings,
             "cue_listings": config.cue_listings,
             "focus": config.focus,

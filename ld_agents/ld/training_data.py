@@ -369,3 +369,62 @@ def near_miss_rule_rows(
             row["branches"].append(_rule_branch(base, stage, shown, target, listed=True))
         rows.append(row)
     return rows
+
+
+def _invented_rule(rng: random.Random, size: int) -> _SyntheticEntry:
+    """An invented rule with the manual line a generated function gets: one of the
+    student's own families, or a training-only primitive of the writer's grammar (longer
+    sentences, one named pursuer or a group; none is a kind the suite holds out)."""
+    import numpy as np
+
+    from ld_agents.ld.rule_writer import PRIMITIVES
+    from ld_agents.ld.writer_grammar import primitive
+
+    if rng.random() < 0.5:
+        return _as_written(rng.choice(_synthetic_rules(rng, size)))
+    kind = rng.choice(PRIMITIVES)
+    text, _ = primitive(kind, np.random.default_rng(rng.randrange(2**32)), size)
+    name = f"new_rule_{kind}" if rng.random() < 0.5 else f"rule_{rng.randrange(100)}"
+    return _as_written(_SyntheticEntry(name, "", text.rstrip(".")))
+
+
+def ruled_selection_rows(
+    base: FunctionBase,
+    examples: Sequence[SelectionExample],
+    seed: int = 0,
+    cue_stages: Collection[str] = (),
+) -> list[dict[str, Any]]:
+    """Whole-state rows with an invented rule in force (:func:`_invented_rule`): its text
+    in the state line, its function listed at the rule stage and the answer there, every
+    other stage answered as without it (the base's stages do not depend on an extra rule).
+    Teaches that a rule's text, which may mention moving, zones or pursuers, sways only the
+    rule stage. Half of the rows list the candidates in base order (as the policy does,
+    the new function last at the rule stage), half in a random order."""
+    if base.game != "pursuit" or RULE_STAGE not in base.stage_names:
+        return []
+    rng = random.Random(seed)
+    rows = []
+    for _, run in itertools.groupby(examples, key=lambda ex: id(ex.state)):
+        group = list(run)
+        state = group[0].state
+        if state.get("restricted") is not None:
+            continue
+        size = int(state.get("size", pu.DEFAULT_SIZE))
+        rule = _invented_rule(rng, size)
+        shuffled = rng.random() < 0.5
+        order: dict[str, list[Any]] = {}
+        for st in base.stage_names:
+            order[st] = list(base.stage_candidates(st)) + ([rule] if st == RULE_STAGE else [])
+            if shuffled:
+                rng.shuffle(order[st])
+        prompt = static_prompt(base, size, order, cue_stages) + dynamic_prompt(
+            base.game, state, extra_rule=rule.rule
+        )
+        branches = []
+        for ex in group:
+            names = [c.name for c in order[ex.stage]]
+            answer = rule.name if ex.stage == RULE_STAGE else ex.answer
+            cue = stage_cue(base, ex.stage, order[ex.stage] if ex.stage in cue_stages else None)
+            branches.append([cue, " " + LABELS[names.index(answer)]])
+        rows.append({"prompt": prompt, "branches": branches})
+    return rows
