@@ -203,6 +203,8 @@ def test_ruled_rows_sway_only_the_rule_stage():
     base = shipped_base("pursuit")
     with SandboxWorker() as worker:
         examples = training_examples(base, worker, sample_states("pursuit", 16, "train", 9))
+    sizes = {ex.state["size"] for ex in examples}
+    assert min(sizes) < 16 <= max(sizes)  # small boards get the student's own families
     rows = ruled_selection_rows(base, examples, seed=3, cue_stages=(RULE_STAGE,))
     truth: dict[str, dict[str, str]] = {}
     for ex in examples:  # keyed by where the state's pieces stand, as the state line says

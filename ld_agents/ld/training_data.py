@@ -371,16 +371,21 @@ def near_miss_rule_rows(
     return rows
 
 
+#: the smallest board the writer grammar's primitives are drawn for (they assume 21 x 21)
+PRIMITIVE_MIN_SIZE = 16
+
+
 def _invented_rule(rng: random.Random, size: int) -> _SyntheticEntry:
     """An invented rule with the manual line a generated function gets: one of the
     student's own families, or a training-only primitive of the writer's grammar (longer
-    sentences, one named pursuer or a group; none is a kind the suite holds out)."""
+    sentences, one named pursuer or a group; none is a kind the suite holds out; boards of
+    at least :data:`PRIMITIVE_MIN_SIZE` cells a side)."""
     import numpy as np
 
     from ld_agents.ld.rule_writer import PRIMITIVES
     from ld_agents.ld.writer_grammar import primitive
 
-    if rng.random() < 0.5:
+    if size < PRIMITIVE_MIN_SIZE or rng.random() < 0.5:
         return _as_written(rng.choice(_synthetic_rules(rng, size)))
     kind = rng.choice(PRIMITIVES)
     text, _ = primitive(kind, np.random.default_rng(rng.randrange(2**32)), size)
