@@ -73,11 +73,30 @@ def test_training_changes_the_adapter_weights(trained):
 
 
 @pytest.mark.llm
-def test_rerun_resumes_from_checkpoint_without_more_steps(trained, model_dir):
-    """The same run again resumes from its last checkpoint and does not train further."""
-    _, config, first = trained
+def test_rerun_of_a_finished_run_trains_nothing(trained, model_dir):
+    """The same run again, once done, returns its record and leaves its adapter as it was
+    (no resume from the last checkpoint, which can take one more step)."""
+    out, config, first = trained
+    before = adapter_sha256(out / ADAPTER_DIR)
     again = train_lora(model_dir, EXAMPLES, config)
-    assert again["resumed"] and again["global_step"] == first["global_step"]
+    assert again == json.loads(json.dumps(first))  # the record as written, not a new run
+    assert adapter_sha256(out / ADAPTER_DIR) == before
+
+
+@pytest.mark.llm
+def test_interrupted_run_resumes_from_its_checkpoint(model_dir, tmp_path):
+    """A run whose record is not done resumes from its newest checkpoint and ends at the
+    planned step count."""
+    out = tmp_path / "run"
+    config = LoraTrainConfig(
+        output_dir=str(out), max_steps=2, batch_size=4, save_steps=1, logging_steps=1,
+        progress=False,
+    )  # fmt: skip
+    train_lora(model_dir, EXAMPLES, config)
+    record = json.loads((out / RUN_FILE).read_text())
+    (out / RUN_FILE).write_text(json.dumps({**record, "status": "running"}))
+    again = train_lora(model_dir, EXAMPLES, config)
+    assert again["resumed"] and again["global_step"] == 2
 
 
 @pytest.mark.llm

@@ -190,6 +190,17 @@ def train_lora(
                 f"{out} holds another run (its {', '.join(diff)} fingerprint differs); "
                 "use a new output_dir or delete that folder"
             )
+    if (
+        previous is not None
+        and previous.get("status") == "done"
+        and (out / ADAPTER_DIR / "adapter_config.json").is_file()
+    ):
+        # a finished run is not trained again: resuming from its last checkpoint can take
+        # one more optimizer step (seen on a run stopped mid-epoch by max_steps)
+        logger.info(
+            "%s: this run is done (%s steps); not trained again", out, previous.get("global_step")
+        )
+        return previous
     record: dict[str, Any] = {
         **identity,
         "base_model_dir": str(model_dir),
