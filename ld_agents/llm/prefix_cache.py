@@ -55,15 +55,24 @@ class PrefixStore:
             self._pinned.clear()
 
     def longest(self, ids: Sequence[int]) -> tuple[PrefixState | None, int]:
-        """The entry sharing the longest token prefix with ``ids``, and that length."""
-        best, best_n = None, 0
+        """The entry sharing the longest token prefix with ``ids``, and that length.
+
+        Among entries sharing equally many tokens it picks, whatever the LRU order, one
+        that is wholly a prefix of ``ids`` (no cropping), else the shortest, then the
+        smallest key: contexts that share a prefix get the same entry, so a batch of them
+        (one state's stages) stays one group and its tokens run once."""
+        best, rank = None, (0, False, 0, ())
         for key, state in self._entries.items():
             m = min(len(key), len(ids))
-            if m <= best_n:
+            if m < rank[0]:
                 continue
             n = common_prefix(key, ids, m)
-            if n > best_n:
-                best, best_n = state, n
+            if n == 0:
+                continue
+            mine = (n, n == len(key), -len(key), key)
+            if mine[:3] > rank[:3] or (mine[:3] == rank[:3] and key < rank[3]):
+                best, rank = state, mine
+        best_n = rank[0]
         if best is not None:
             self._entries.move_to_end(best.ids)
         return best, best_n
