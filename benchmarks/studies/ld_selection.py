@@ -208,9 +208,6 @@ def speed(backend: Any, decisions: int, seed: int) -> dict[str, Any]:
         [layout_context(layout, base, st, state, cue_stages=cue) for st in stages]
         for state in states
     ]
-    # as at a sweep's start: only the static parts cached (the accuracy half may have run
-    # on this backend, and its cached contexts would split these decisions' token trees)
-    backend.clear_prefix_cache()
     for part in static_parts(layout, base, listed_later=cue):
         backend.cache_prefix(part)
     backend.choice_logprobs_batch(contexts[0], label_choices(kmax))  # first-use checks
