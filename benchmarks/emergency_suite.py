@@ -405,8 +405,9 @@ def run_suite(
             )
             echo(f"playing {rule.label}: {', '.join(p.label for p in specs)}")
             run_sweep(spec, out / "sweeps" / rule.label, options)
+    # the report covers the whole folder: ``only`` limits what runs, not what is shown
     path = out / "suite.md"
-    write_text_atomic(path, format_suite(rules, writing, out, selection))
+    write_text_atomic(path, format_suite(suite_rules(), writing, out, selection))
     return path
 
 

@@ -75,3 +75,17 @@ def test_suite_report_shows_both_selection_checks(tmp_path):
     text = format_suite(rules, {}, tmp_path, selection)
     assert "| edge | generated | 40 | 39 | 38 | 3 |" in text
     assert "| restricted_area | generated | 40 | 37 | 40 | (the same) |" in text
+
+
+def test_a_run_of_some_rules_keeps_the_others_in_the_report(tmp_path):
+    """``--only`` limits what runs; suite.md still shows every rule the folder holds."""
+    from benchmarks.emergency_suite import SuiteConfig, run_suite
+
+    sets = [{"passed": 1, "first_pass": 2}]
+    writing = {r.label: {"samples_per_set": 4, "sets": sets, "function": None}
+               for r in suite_rules()}  # fmt: skip
+    (tmp_path / "writing.json").write_text(json.dumps(writing))
+    path = run_suite(SuiteConfig(out=tmp_path, only=("wall",), write_only=True))
+    text = path.read_text()
+    for rule in suite_rules():
+        assert f"| {rule.label} | {rule.split} | 4 | 1 |" in text
