@@ -232,3 +232,50 @@ def test_ruled_rows_sway_only_the_rule_stage():
                 name = line.split()[1]
                 assert name == mine[stage]
     assert len(texts) > len(rows) // 2  # the rules vary
+
+
+def test_wrong_states_lists_each_state_with_a_wrong_pick_once_in_order():
+    from ld_agents.ld.train import wrong_states
+    from ld_agents.ld.training_data import SelectionExample
+
+    s1, s2, s3 = {"n": 1}, {"n": 2}, {"n": 3}
+    exs = [SelectionExample(s, st, None, ("f", "g"), "f")
+           for s in (s1, s2, s3) for st in ("a", "b")]  # fmt: skip
+    picked = ["f", "f", "g", "g", "f", "f"]  # s2 wrong at both stages, s1 and s3 right
+    assert wrong_states(exs, picked) == [id(s2)]
+    assert wrong_states(exs, ["g"] * 6) == [id(s1), id(s2), id(s3)]
+    with pytest.raises(InvalidArgument, match="picks for"):
+        wrong_states(exs, ["f"])
+
+
+def test_mistake_rows_need_an_init_adapter_and_a_pool():
+    with pytest.raises(InvalidArgument, match=r"mistake_rows needs init_adapter"):
+        LDTrainConfig("twentyone", mistake_rows=4)
+    with pytest.raises(InvalidArgument, match=r"mistake_rows needs init_adapter"):
+        LDTrainConfig("twentyone", mistake_rows=4, init_adapter="x", pool=0)
+
+
+def test_mistake_rows_are_the_states_the_shipped_student_gets_wrong():
+    """Real scoring with the shipped 21-points adapter: the added rows are exactly the pool
+    states it answers wrongly at some stage (capped at mistake_rows)."""
+    from ld_agents.ld.base import shipped_base
+    from ld_agents.ld.games import sample_states
+    from ld_agents.ld.prompts import twentyone_state_text
+    from ld_agents.ld.sandbox import SandboxWorker
+    from ld_agents.ld.train import student_picks, wrong_states
+    from ld_agents.ld.training_data import training_examples
+
+    adapter = str(default_adapter("twentyone"))
+    config = LDTrainConfig("twentyone", states=0, focus=0, pool=40, mistake_rows=3,
+                           shuffled_copies=0, init_adapter=adapter, dtype="bfloat16")  # fmt: skip
+    base = shipped_base("twentyone")
+    with SandboxWorker() as worker:
+        pool = sample_states("twentyone", 40, "train", 0)
+        exs = training_examples(base, worker, pool)
+    wrong = wrong_states(exs, student_picks(base, exs, adapter, "bfloat16"))
+    assert wrong, "the shipped student errs on some of 40 pool states (its decide stage)"
+    expected = {twentyone_state_text(ex.state) for ex in exs if id(ex.state) in wrong[:3]}
+    rows = build_rows(config)
+    assert len(rows) == min(3, len(wrong))
+    for row in rows:
+        assert any(line in row["prompt"] for line in expected)

@@ -45,6 +45,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         "cue_listings",
         "focus",
         "pool",
+        "mistake_rows",
     ):
         option("--" + name.replace("_", "-"), name, type=int)
     option("--shuffled-copies", "shuffled_copies", type=int)

@@ -285,6 +285,12 @@ class LDPolicy(FunctionChainPolicy):
         (shown,), (scores,) = self._score_batch([(stage, state)])
         return shown, scores
 
+    def score_batch(
+        self, items: Sequence[tuple[str, dict[str, Any]]]
+    ) -> tuple[list[list[FunctionEntry]], list[list[float]]]:
+        """:meth:`score` for many (stage, state) pairs in one backend call."""
+        return self._score_batch(items)
+
     def _score_batch(
         self, items: Sequence[tuple[str, dict[str, Any]]]
     ) -> tuple[list[list[FunctionEntry]], list[list[float]]]:

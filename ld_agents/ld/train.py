@@ -25,11 +25,16 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ld_envs.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from ld_agents.ld.base import FunctionBase
+    from ld_agents.ld.training_data import SelectionExample
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +53,7 @@ _COMMAND_FLAGS = (
     ("cue_listings", "--cue-listings"),
     ("focus", "--focus"),
     ("pool", "--pool"),
+    ("mistake_rows", "--mistake-rows"),
     ("shuffled_copies", "--shuffled-copies"),
     ("steps", "--steps"),
     ("batch_size", "--batch-size"),
@@ -68,6 +74,7 @@ _UNREPEATED = (
     ("ruled_rows", 0),
     ("rule_listings", 1),
     ("cue_listings", 1),
+    ("mistake_rows", 0),
     ("max_length", 1024),
 )
 
@@ -125,6 +132,12 @@ class LDTrainConfig:
         "has fewer than focus examples there); >= 0.",
         400,
     )
+    mistake_rows: int = _help(
+        "Rows of pool states the init adapter's student answers wrongly at some stage "
+        "(found by scoring the pool with it, as the policy plays, before training), added "
+        "on top of the focus rows; needs init_adapter and a pool; >= 0.",
+        0,
+    )
     shuffled_copies: int = _help(
         "Extra copies of every row with the candidates in a random order (so the student "
         "learns the functions, not their letters); >= 0.",
@@ -174,6 +187,7 @@ class LDTrainConfig:
             "cue_listings": 1,
             "focus": 0,
             "pool": 0,
+            "mistake_rows": 0,
             "shuffled_copies": 0,
             "steps": 1,
             "batch_size": 1,
@@ -197,6 +211,12 @@ class LDTrainConfig:
         if self.dtype not in DTYPES:
             raise InvalidArgument(
                 f"LDTrainConfig.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}"
+            )
+        if self.mistake_rows and (not self.init_adapter or not self.pool):
+            raise InvalidArgument(
+                "LDTrainConfig.mistake_rows needs init_adapter (the student whose mistakes "
+                f"are found) and pool >= 1; got init_adapter={self.init_adapter!r}, "
+                f"pool={self.pool}"
             )
         if self.cue_stages is not None:
             self.cue_stages = tuple(self.cue_stages)
@@ -289,7 +309,8 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
     with SandboxWorker() as worker:
         drawn = sample_states(game, config.states + config.pool, "train", seed)
         examples = training_examples(base, worker, drawn[: config.states])
-        extra = training_examples(base, worker, drawn[config.states :]) if focus else []
+        pooled = focus or config.mistake_rows
+        extra = training_examples(base, worker, drawn[config.states :]) if pooled else []
         n_ruled = config.effective_ruled_rows
         # their own validation states (seed + 3), labelled at every stage
         ruled = training_examples(
@@ -309,6 +330,10 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
     n_synthetic, n_near = config.effective_synthetic_rule_rows, config.effective_near_miss_rows
     rule_stage = RULE_STAGE if config.effective_rule_rows or n_synthetic or n_near else None
     examples += [ex for ex in extra if id(ex.state) in chosen and ex.stage != rule_stage]
+    if config.mistake_rows:
+        picked = student_picks(base, extra, config.init_adapter, config.dtype)
+        wrong = set(wrong_states(extra, picked)[: config.mistake_rows])
+        examples += [ex for ex in extra if id(ex.state) in wrong and ex.stage != rule_stage]
     # the policy's own prompts (base order); the rule-matching rows shuffle their candidates
     n_list = config.cue_listings
     rows = selection_rows(base, examples, shuffle_seed=None, cue_stages=cue, listings=n_list)
@@ -330,6 +355,35 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
         rows += ruled_selection_rows(base, ruled, seed=seed, cue_stages=cue)[:n_ruled]
     random.Random(seed).shuffle(rows)
     return rows
+
+
+def wrong_states(examples: Sequence[SelectionExample], picked: Sequence[str]) -> list[int]:
+    """The ids of the states (first seen first) where ``picked[i]`` is not the answer of
+    ``examples[i]`` at some stage."""
+    if len(picked) != len(examples):
+        raise InvalidArgument(f"{len(picked)} picks for {len(examples)} examples")
+    out: dict[int, None] = {}
+    for ex, pick in zip(examples, picked, strict=True):
+        if pick != ex.answer:
+            out.setdefault(id(ex.state), None)
+    return list(out)
+
+
+def student_picks(
+    base: FunctionBase, examples: Sequence[SelectionExample], adapter: str, dtype: str
+) -> list[str]:
+    """The function the student with ``adapter`` picks for each example (candidates in
+    base order, label scoring, as the ``ld`` policy plays), in one batched pass."""
+    from ld_agents.ld.policy import LDPolicy
+    from ld_agents.llm.base import make_backend
+
+    policy = LDPolicy(base, make_backend(f"hf:embedded?adapter={adapter}&dtype={dtype}"))
+    try:
+        shown, scores = policy.score_batch([(ex.stage, ex.state) for ex in examples])
+    finally:
+        policy.close()
+    best = [max(range(len(sc)), key=sc.__getitem__) for sc in scores]
+    return [c[i].name for c, i in zip(shown, best, strict=True)]
 
 
 def train_ld(config: LDTrainConfig, out: str | Path) -> dict[str, Any]:
@@ -379,6 +433,7 @@ def train_ld(config: LDTrainConfig, out: str | Path) -> dict[str, Any]:
             "cue_listings": config.cue_listings,
             "focus": config.focus,
             "pool": config.pool,
+            "mistake_rows": config.mistake_rows,
             "rows": len(rows),
             "label_counts": answers,
             "command": config.command(),
