@@ -27,7 +27,7 @@ class FakeStudent:
         self.right = right
         self.scored = 0
 
-    def _score_batch(self, items: list[tuple[str, dict[str, Any]]]) -> tuple[Any, Any]:
+    def score_batch(self, items: list[tuple[str, dict[str, Any]]]) -> tuple[Any, Any]:
         shown, scores = [], []
         for stage, st in items:
             cands = self.base.stage_candidates(stage)
@@ -39,14 +39,14 @@ class FakeStudent:
 
 
 def test_the_fake_student_scores_as_the_policy_does() -> None:
-    """The fake keeps the real policy's ``_score_batch`` signature (a list of (stage,
+    """The fake keeps the real policy's ``score_batch`` signature (a list of (stage,
     state) pairs), so these tests break when the policy's changes."""
     import inspect
 
     from ld_agents.ld.policy import LDPolicy
 
-    real = list(inspect.signature(LDPolicy._score_batch).parameters)
-    assert list(inspect.signature(FakeStudent._score_batch).parameters) == real
+    real = list(inspect.signature(LDPolicy.score_batch).parameters)
+    assert list(inspect.signature(FakeStudent.score_batch).parameters) == real
 
 
 @pytest.fixture(scope="module")

@@ -282,16 +282,10 @@ class LDPolicy(FunctionChainPolicy):
 
     def score(self, stage: str, state: dict[str, Any]) -> tuple[list[FunctionEntry], list[float]]:
         """Candidates and their label log-probabilities at one stage."""
-        (shown,), (scores,) = self._score_batch([(stage, state)])
+        (shown,), (scores,) = self.score_batch([(stage, state)])
         return shown, scores
 
     def score_batch(
-        self, items: Sequence[tuple[str, dict[str, Any]]]
-    ) -> tuple[list[list[FunctionEntry]], list[list[float]]]:
-        """:meth:`score` for many (stage, state) pairs in one backend call."""
-        return self._score_batch(items)
-
-    def _score_batch(
         self, items: Sequence[tuple[str, dict[str, Any]]]
     ) -> tuple[list[list[FunctionEntry]], list[list[float]]]:
         """:meth:`score` for many (stage, state) pairs in one backend call: the contexts
@@ -331,7 +325,7 @@ class LDPolicy(FunctionChainPolicy):
         # every stage of every state scored at once (selection reads only the state)
         stages = self.base.stage_names
         pairs = [(stage, st) for st in states for stage in stages]
-        all_shown, all_scored = self._score_batch(pairs)
+        all_shown, all_scored = self.score_batch(pairs)
         for j, stage in enumerate(stages):
             live = [i for i in range(len(states)) if alive[i]]
             shown = [all_shown[i * len(stages) + j] for i in live]

@@ -114,7 +114,7 @@ class StudentChoices:
         rows: list[dict[str, str]] = [{} for _ in keys]
         stages = self.base.stage_names
         # every stage of every state in one backend call, as the policy's act_batch does
-        shown, scored = self.student._score_batch([(st, state) for state in batch for st in stages])
+        shown, scored = self.student.score_batch([(st, state) for state in batch for st in stages])
         for i, (cands, scores) in enumerate(zip(shown, scored, strict=True)):
             best = max(range(len(scores)), key=scores.__getitem__)
             rows[i // len(stages)][stages[i % len(stages)]] = cands[best].name
