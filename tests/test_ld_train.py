@@ -248,6 +248,33 @@ def test_wrong_states_lists_each_state_with_a_wrong_pick_once_in_order():
         wrong_states(exs, ["f"])
 
 
+def test_contrast_states_are_the_other_side_of_each_mistake():
+    from ld_agents.ld.train import contrast_states
+    from ld_agents.ld.training_data import SelectionExample
+
+    states = [{"n": k} for k in range(6)]
+    answers = ["weak", "strong", "strong", "weak", "weak", "strong"]
+    exs = [SelectionExample(s, "decide", None, ("weak", "strong"), a)
+           for s, a in zip(states, answers, strict=True)]  # fmt: skip
+    # states 1 and 2 are strong but the student said weak; state 0 is right
+    picked = ["weak", "weak", "weak", "weak", "weak", "strong"]
+    wrong = [id(states[1]), id(states[2])]
+    # one weak state per mistake, never a wrong one, a taken one or the same one twice
+    assert contrast_states(exs, picked, wrong) == [id(states[0]), id(states[3])]
+    assert contrast_states(exs, picked, wrong, taken={id(states[0])}) == [
+        id(states[3]),
+        id(states[4]),
+    ]
+    assert contrast_states(exs, picked, wrong[:1]) == [id(states[0])]
+    with pytest.raises(InvalidArgument, match="picks for"):
+        contrast_states(exs, picked[:2], wrong)
+
+
+def test_contrast_rows_need_mistake_rows():
+    with pytest.raises(InvalidArgument, match=r"contrast_rows needs mistake_rows"):
+        LDTrainConfig("twentyone", contrast_rows=4, init_adapter="x", pool=8)
+
+
 def test_mistake_rows_need_an_init_adapter_and_a_pool():
     with pytest.raises(InvalidArgument, match=r"mistake_rows needs init_adapter"):
         LDTrainConfig("twentyone", mistake_rows=4)

@@ -46,6 +46,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         "focus",
         "pool",
         "mistake_rows",
+        "contrast_rows",
     ):
         option("--" + name.replace("_", "-"), name, type=int)
     option("--shuffled-copies", "shuffled_copies", type=int)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,7 @@ _COMMAND_FLAGS = (
     ("focus", "--focus"),
     ("pool", "--pool"),
     ("mistake_rows", "--mistake-rows"),
+    ("contrast_rows", "--contrast-rows"),
     ("shuffled_copies", "--shuffled-copies"),
     ("steps", "--steps"),
     ("batch_size", "--batch-size"),
@@ -75,6 +76,7 @@ _UNREPEATED = (
     ("rule_listings", 1),
     ("cue_listings", 1),
     ("mistake_rows", 0),
+    ("contrast_rows", 0),
     ("max_length", 1024),
 )
 
@@ -138,6 +140,13 @@ class LDTrainConfig:
         "on top of the focus rows; needs init_adapter and a pool; >= 0.",
         0,
     )
+    contrast_rows: int = _help(
+        "Rows of pool states whose right answer at a stage is a function the init adapter's "
+        "student picked wrongly there (the other side of each mistake, one per mistake in "
+        "turn), so that mistake rows teach a boundary instead of shifting it; needs "
+        "mistake_rows; >= 0.",
+        0,
+    )
     shuffled_copies: int = _help(
         "Extra copies of every row with the candidates in a random order (so the student "
         "learns the functions, not their letters); >= 0.",
@@ -188,6 +197,7 @@ class LDTrainConfig:
             "focus": 0,
             "pool": 0,
             "mistake_rows": 0,
+            "contrast_rows": 0,
             "shuffled_copies": 0,
             "steps": 1,
             "batch_size": 1,
@@ -217,6 +227,11 @@ class LDTrainConfig:
                 "LDTrainConfig.mistake_rows needs init_adapter (the student whose mistakes "
                 f"are found) and pool >= 1; got init_adapter={self.init_adapter!r}, "
                 f"pool={self.pool}"
+            )
+        if self.contrast_rows and not self.mistake_rows:
+            raise InvalidArgument(
+                "LDTrainConfig.contrast_rows needs mistake_rows >= 1 (the mistakes whose "
+                f"other side it adds), got mistake_rows={self.mistake_rows}"
             )
         if self.cue_stages is not None:
             self.cue_stages = tuple(self.cue_stages)
@@ -332,8 +347,10 @@ def build_rows(config: LDTrainConfig) -> list[dict[str, Any]]:
     examples += [ex for ex in extra if id(ex.state) in chosen and ex.stage != rule_stage]
     if config.mistake_rows:
         picked = student_picks(base, extra, config.init_adapter, config.dtype)
-        wrong = set(wrong_states(extra, picked)[: config.mistake_rows])
-        examples += [ex for ex in extra if id(ex.state) in wrong and ex.stage != rule_stage]
+        wrong = wrong_states(extra, picked)[: config.mistake_rows]
+        other = contrast_states(extra, picked, wrong, chosen)[: config.contrast_rows]
+        added = set(wrong) | set(other)
+        examples += [ex for ex in extra if id(ex.state) in added and ex.stage != rule_stage]
     # the policy's own prompts (base order); the rule-matching rows shuffle their candidates
     n_list = config.cue_listings
     rows = selection_rows(base, examples, shuffle_seed=None, cue_stages=cue, listings=n_list)
@@ -366,6 +383,34 @@ def wrong_states(examples: Sequence[SelectionExample], picked: Sequence[str]) ->
     for ex, pick in zip(examples, picked, strict=True):
         if pick != ex.answer:
             out.setdefault(id(ex.state), None)
+    return list(out)
+
+
+def contrast_states(
+    examples: Sequence[SelectionExample],
+    picked: Sequence[str],
+    wrong: Sequence[int],
+    taken: Collection[int] = (),
+) -> list[int]:
+    """The ids of states whose right answer at a stage is what the student wrongly picked
+    there, one per mistake (stage, wrong pick) of the states ``wrong`` in turn, none of
+    them in ``wrong`` or ``taken`` and none twice: the other side of each mistake."""
+    if len(picked) != len(examples):
+        raise InvalidArgument(f"{len(picked)} picks for {len(examples)} examples")
+    skip = set(wrong) | set(taken)
+    by_answer: dict[tuple[str, str], list[int]] = {}
+    for ex in examples:
+        if id(ex.state) not in skip:
+            by_answer.setdefault((ex.stage, ex.answer), []).append(id(ex.state))
+    bad = set(wrong)
+    out: dict[int, None] = {}
+    for ex, pick in zip(examples, picked, strict=True):
+        if id(ex.state) not in bad or pick == ex.answer:
+            continue
+        for sid in by_answer.get((ex.stage, pick), []):
+            if sid not in out:
+                out[sid] = None
+                break
     return list(out)
 
 
@@ -434,6 +479,7 @@ def train_ld(config: LDTrainConfig, out: str | Path) -> dict[str, Any]:
             "focus": config.focus,
             "pool": config.pool,
             "mistake_rows": config.mistake_rows,
+            "contrast_rows": config.contrast_rows,
             "rows": len(rows),
             "label_counts": answers,
             "command": config.command(),
