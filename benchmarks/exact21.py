@@ -183,10 +183,12 @@ def run_exact21(config: Exact21Config) -> dict[str, Any]:
         if name in record["rows"]:
             continue
         logger.info("exact walk: %s vs %s", name, opp)
-        res = exact_evaluate(
-            name, opp, oc, policy_kwargs=policy_kwargs(name, opp, oc) or None, **run
-        )
-        record["rows"][name] = _row("exact", res.to_dict(), ceiling.expected_reward)
+        kwargs = policy_kwargs(name, opp, oc)
+        res = exact_evaluate(name, opp, oc, policy_kwargs=kwargs or None, **run)
+        record["rows"][name] = {
+            **_row("exact", res.to_dict(), ceiling.expected_reward),
+            "policy_kwargs": kwargs,
+        }
         checkpoint()
     for name in names(config.estimate):
         if name in record["rows"]:
@@ -204,6 +206,7 @@ def run_exact21(config: Exact21Config) -> dict[str, Any]:
                                  order=order, **run)  # fmt: skip
             row = {**_row("exact (assumed)", res.to_dict(), ceiling.expected_reward),
                    "estimate": row}  # fmt: skip
+        row["policy_kwargs"] = kwargs or {}
         record["rows"][name] = row
         gc.collect()  # the model goes before the next one loads
         checkpoint()

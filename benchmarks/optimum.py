@@ -110,9 +110,27 @@ def _estimate_reason(row: Mapping[str, Any]) -> str:
     )
 
 
-def _record_notes(record: Mapping[str, Any], names: Sequence[str]) -> tuple[str, ...]:
+def _pin_mismatch(recorded: Mapping[str, Any] | None, pin: str | None) -> str | None:
+    """Why an exact figure of a student does not belong beside a sweep row that ran the
+    adapter ``pin`` (``None``: it does, or the sweep row pins nothing)."""
+    if pin is None:
+        return None
+    got = (recorded or {}).get("adapter_sha256")
+    if got == pin:
+        return None
+    walked = f"adapter {got}" if got else "an adapter it does not record"
+    return (
+        f"the exact walk ran {walked}, this sweep's row adapter {pin} (rerun "
+        "python -m benchmarks.studies.exact21 for the new adapter)"
+    )
+
+
+def _record_notes(
+    record: Mapping[str, Any], names: Sequence[str], pins: Mapping[str, str | None]
+) -> tuple[str, ...]:
     """Exact figures the table has no row for: ld_oracle (LD with perfect selection) and
-    the LD student's first decision followed by perfect selection."""
+    the LD student's first decision followed by perfect selection (when the walk ran the
+    sweep's adapter)."""
     notes = []
     oracle = record["rows"].get("ld_oracle")
     if oracle is not None and oracle["kind"] == "exact" and "ld_oracle" not in names:
@@ -121,18 +139,25 @@ def _record_notes(record: Mapping[str, Any], names: Sequence[str]) -> tuple[str,
             f"{oracle['expected_reward']:+.4f}, regret {oracle['regret']:.4f}"
         )
     stages = record.get("stages")
-    if stages is not None and "ld" in names:
-        ceiling = float(record["ceiling"]["expected_reward"])
-        worst = max(stages["loss_alone"], key=stages["loss_alone"].get)
-        notes.append(
-            f"ld's first decision followed by perfect selection, exact: E = "
-            f"{stages['student_first']:+.4f}, regret {ceiling - stages['student_first']:.4f}; "
-            f"its first decision loses {stages['first_decision_loss']:.4f}, all at the "
-            f"{worst} stage ({100 * stages['accuracy'][worst]:.1f}% right)"
-            if stages["loss_alone"][worst] >= stages["first_decision_loss"] - 1e-12
-            else f"ld's first decision followed by perfect selection, exact: E = "
-            f"{stages['student_first']:+.4f}"
-        )
+    if stages is None or "ld" not in names:
+        return tuple(notes)
+    if _pin_mismatch(stages.get("student_kwargs"), pins.get("ld")):
+        return tuple(notes)
+    ceiling = float(record["ceiling"]["expected_reward"])
+    head = (
+        f"ld's first decision followed by perfect selection, exact: E = "
+        f"{stages['student_first']:+.4f}, regret {ceiling - stages['student_first']:.4f}"
+    )
+    loss = float(stages["first_decision_loss"])
+    worst = max(stages["loss_alone"], key=stages["loss_alone"].get)
+    decide = 100 * stages["accuracy"].get("decide", 1.0)
+    if loss <= 1e-9:
+        head += f"; its first decision loses nothing to perfect selection ({decide:.1f}% "
+        head += "of first decisions right at decide)"
+    elif stages["loss_alone"][worst] >= loss - 1e-12:
+        head += f"; its first decision loses {loss:.4f}, all at the {worst} stage "
+        head += f"({100 * stages['accuracy'][worst]:.1f}% right)"
+    notes.append(head)
     return tuple(notes)
 
 
@@ -140,10 +165,15 @@ def exact_column(
     env_kwargs: Mapping[str, Any],
     names: Sequence[str],
     record: Mapping[str, Any] | None = None,
+    pins: Mapping[str, str | None] | None = None,
 ) -> ExactColumn:
     """Exact figures of the sweep's policies (by registered name) from the exact21 record
     (:mod:`benchmarks.exact21`; default: the committed ``benchmarks/results/exact21``),
-    matched by opponent and open cards; policies without a walked row get the reason."""
+    matched by opponent and open cards; policies without a walked row get the reason.
+
+    ``pins``: the adapter fingerprint each policy's sweep row ran (``adapter_sha256``); an
+    exact row walked with another adapter (or not recording one) is not shown beside it."""
+    pins = pins or {}
     from benchmarks.exact21 import COMMITTED, load_exact21
 
     opponent = env_kwargs.get("opponent", "dealer")
@@ -171,9 +201,11 @@ def exact_column(
             missing[name] = "not in the exact21 record"
         elif row["kind"] == "estimate":
             missing[name] = _estimate_reason(row)
+        elif why := _pin_mismatch(row.get("policy_kwargs"), pins.get(name)):
+            missing[name] = why
         else:
             rows[name] = ExactRow(
                 row["win"], row["loss"], row["draw"], row["expected_reward"], row["regret"],
                 row.get("assumed", ""),
             )  # fmt: skip
-    return ExactColumn(rows, missing, source, _record_notes(record, names))
+    return ExactColumn(rows, missing, source, _record_notes(record, names, pins))

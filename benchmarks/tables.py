@@ -554,7 +554,9 @@ def build_report(
         main = pursuit_table(records, policies, paper, names, title)
     else:
         opt = exact_optimum(kw) if optimum is True else (optimum or None)
-        ex = exact_column(kw, [names[p] for p in policies]) if exact is True else exact or None
+        pins = {p["name"]: p.get("kwargs", {}).get("adapter_sha256") for p in manifest["policies"]}
+        ex = exact_column(kw, [names[p] for p in policies], pins=pins) if exact is True else exact
+        ex = ex or None
         main = twentyone_table(records, policies, opt, paper, names, title, ex)
     short = [p for p in policies if sum(r["policy"] == p for r in records) < manifest["episodes"]]
     if short:

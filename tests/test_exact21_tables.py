@@ -46,6 +46,36 @@ def test_exact_column_reads_walked_rows_and_says_why_not() -> None:
     assert col.missing["kd"] == "not in the exact21 record"
 
 
+def test_exact_column_shows_a_student_only_beside_the_adapter_it_walked() -> None:
+    """An exact row walked with another adapter than the sweep row ran (or recording none)
+    is not shown beside it; the same adapter is, and so is a policy without a pin."""
+    rec = record()
+    rec["rows"]["ld"] = {**rec["rows"]["scripted"], "policy_kwargs": {"adapter_sha256": "aa"}}
+    rec["rows"]["kd"] = dict(rec["rows"]["scripted"])  # records no adapter
+    same = exact_column({"opponent": "dealer"}, ["ld", "scripted"], rec, pins={"ld": "aa"})
+    assert same.rows["ld"].regret == pytest.approx(0.022) and "ld" not in same.missing
+    other = exact_column({"opponent": "dealer"}, ["ld"], rec, pins={"ld": "bb"})
+    assert "ld" not in other.rows
+    assert "adapter aa" in other.missing["ld"] and "adapter bb" in other.missing["ld"]
+    legacy = exact_column({"opponent": "dealer"}, ["kd", "scripted"], rec, pins={"kd": "cc"})
+    assert "does not record" in legacy.missing["kd"] and "scripted" in legacy.rows
+
+
+def test_first_decision_note_needs_the_walked_adapter() -> None:
+    """The LD student's stage note is shown only for the adapter the stage study scored,
+    and a first decision that loses nothing says so."""
+    rec = record()
+    rec["stages"] = {
+        "student_kwargs": {"adapter_sha256": "aa"}, "student_first": -0.01,
+        "first_decision_loss": 0.0, "loss_alone": {"decide": 0.0, "hand": 0.0},
+        "accuracy": {"decide": 0.971, "hand": 1.0},
+    }  # fmt: skip
+    notes = exact_column({"opponent": "dealer"}, ["ld"], rec, pins={"ld": "aa"}).notes
+    assert any("loses nothing" in n and "97.1%" in n for n in notes)
+    notes = exact_column({"opponent": "dealer"}, ["ld"], rec, pins={"ld": "bb"}).notes
+    assert not any("first decision" in n for n in notes)
+
+
 def test_exact_column_refuses_another_opponent() -> None:
     """A record for the dealer gives nothing against random, and an LLM opponent says why."""
     col = exact_column({"opponent": "random"}, ["scripted"], record())
