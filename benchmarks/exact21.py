@@ -339,7 +339,7 @@ def to_markdown(record: Mapping[str, Any]) -> str:
         "| policy | how | win | loss | draw | E | exact regret | observations | walk | s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, row in record["rows"].items():
+    for name, row in sorted(record["rows"].items()):
         if row["kind"] == "estimate":
             lines.append(
                 f"| {name} | estimate | | | | | | ~{row['total']:,.0f} | {row['detail']}, "

@@ -282,27 +282,39 @@ def test_mistake_rows_need_an_init_adapter_and_a_pool():
         LDTrainConfig("twentyone", mistake_rows=4, init_adapter="x", pool=0)
 
 
-def test_mistake_rows_are_the_states_the_shipped_student_gets_wrong():
-    """Real scoring with the shipped 21-points adapter: the added rows are exactly the pool
-    states it answers wrongly at some stage (capped at mistake_rows)."""
+def test_mistake_and_contrast_rows_come_from_the_init_adapters_real_picks():
+    """Real scoring on the embedded model: the added rows are exactly the pool states the
+    init adapter answers wrongly at some stage (capped at mistake_rows), and beside them
+    states whose right answer is one of its wrong picks. The init adapter is one that errs
+    often as a selector, the 21-points KD adapter (the shipped LD student errs on ~1% of
+    states, too few for a 40-state pool)."""
+    from ld_agents.kd.policy import default_adapter as kd_adapter
     from ld_agents.ld.base import shipped_base
     from ld_agents.ld.games import sample_states
     from ld_agents.ld.prompts import twentyone_state_text
     from ld_agents.ld.sandbox import SandboxWorker
-    from ld_agents.ld.train import student_picks, wrong_states
+    from ld_agents.ld.train import contrast_states, student_picks, wrong_states
     from ld_agents.ld.training_data import training_examples
 
-    adapter = str(default_adapter("twentyone"))
+    adapter = str(kd_adapter("TwentyOne-v0"))
     config = LDTrainConfig("twentyone", states=0, focus=0, pool=40, mistake_rows=3,
-                           shuffled_copies=0, init_adapter=adapter, dtype="bfloat16")  # fmt: skip
+                           contrast_rows=3, shuffled_copies=0, init_adapter=adapter,
+                           dtype="bfloat16")  # fmt: skip
     base = shipped_base("twentyone")
     with SandboxWorker() as worker:
         pool = sample_states("twentyone", 40, "train", 0)
         exs = training_examples(base, worker, pool)
-    wrong = wrong_states(exs, student_picks(base, exs, adapter, "bfloat16"))
-    assert wrong, "the shipped student errs on some of 40 pool states (its decide stage)"
-    expected = {twentyone_state_text(ex.state) for ex in exs if id(ex.state) in wrong[:3]}
+    picked = student_picks(base, exs, adapter, "bfloat16")
+    wrong = wrong_states(exs, picked)[:3]
+    assert len(wrong) == 3, "the KD adapter, scored as a selector, errs on 3 of 40 states"
+    other = contrast_states(exs, picked, wrong)[:3]
+    assert other and not set(other) & set(wrong)
+    wrong_picks = {(ex.stage, p) for ex, p in zip(exs, picked, strict=True)
+                   if id(ex.state) in wrong and p != ex.answer}  # fmt: skip
+    assert all(any((ex.stage, ex.answer) in wrong_picks for ex in exs if id(ex.state) == sid)
+               for sid in other)  # fmt: skip
+    expected = {twentyone_state_text(ex.state) for ex in exs if id(ex.state) in wrong + other}
     rows = build_rows(config)
-    assert len(rows) == min(3, len(wrong))
+    assert len(rows) == len(expected)
     for row in rows:
         assert any(line in row["prompt"] for line in expected)
