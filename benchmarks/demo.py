@@ -12,7 +12,7 @@ the paper's table for it under ``out/<env id>/``:
 
 Then it plays the LD student from the paper's Figure 5 start and writes the episode as a
 strip of frames captioned with the function chosen at each stage (``figure5_ld.png``) and
-as a GIF. It is a demonstration of a few minutes (334 s on a 2-core Xeon with AMX-BF16); the
+as a GIF. It is a demonstration of a few minutes (299 s on a 2-core Xeon with AMX-BF16); the
 paper's tables use 200 episodes per policy (``ld-gym bench``, ``ld-gym reproduce``).
 """
 
