@@ -521,6 +521,33 @@ class Report:
 _PAIRED_METRICS = {"pursuit": ("success", "steps", "reward"), "twentyone": ("reward", "win")}
 
 
+def adapter_pins(manifest: Mapping[str, Any]) -> dict[str, str | None]:
+    """The adapter fingerprint each kd or ld row of a sweep ran, by policy name: its pin
+    (``adapter_sha256``) where the sweep recorded one, else the fingerprint of the adapter
+    it names now (the shipped one by default; ``"none"`` for ld with no adapter, the base
+    model). An unpinned row is read as today's adapter: the best guess for a sweep run
+    before a retraining, which is why ``ld-gym reproduce`` pins."""
+    from benchmarks.reproduce import shipped_adapter_sha
+    from ld_agents.lora import adapter_sha256
+
+    pins: dict[str, str | None] = {}
+    for p in manifest["policies"]:
+        kw, name = p.get("kwargs", {}), p["name"]
+        pin = kw.get("adapter_sha256")
+        if pin is None and name in ("kd", "ld"):
+            adapter = kw.get("adapter", "default" if name == "ld" else None)
+            if adapter is None and name == "ld":
+                pin = "none"
+            elif adapter in (None, "default"):
+                pin = shipped_adapter_sha(name, manifest["env_id"])
+            elif Path(adapter).is_dir():
+                pin = adapter_sha256(adapter)
+            else:
+                pin = f"missing {adapter}"
+        pins[name] = pin
+    return pins
+
+
 def build_report(
     manifest: Mapping[str, Any],
     records: Sequence[Mapping[str, Any]],
@@ -554,9 +581,10 @@ def build_report(
         main = pursuit_table(records, policies, paper, names, title)
     else:
         opt = exact_optimum(kw) if optimum is True else (optimum or None)
-        pins = {p["name"]: p.get("kwargs", {}).get("adapter_sha256") for p in manifest["policies"]}
-        ex = exact_column(kw, [names[p] for p in policies], pins=pins) if exact is True else exact
-        ex = ex or None
+        if exact is True:
+            ex = exact_column(kw, [names[p] for p in policies], pins=adapter_pins(manifest))
+        else:
+            ex = exact or None
         main = twentyone_table(records, policies, opt, paper, names, title, ex)
     short = [p for p in policies if sum(r["policy"] == p for r in records) < manifest["episodes"]]
     if short:

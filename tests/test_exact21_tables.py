@@ -130,3 +130,30 @@ def test_config_and_options_are_checked() -> None:
     assert parse_assume("rank, all") == ("rank", "all")
     parser = build_parser()
     assert all(a.help for a in parser._actions)
+
+
+def test_adapter_pins_read_an_unpinned_row_as_the_adapter_it_names_now() -> None:
+    """A pinned row keeps its pin; an unpinned ld or kd row gets the fingerprint of the
+    adapter it loads now (shipped by default); ld with no adapter is the base model."""
+    from benchmarks.reproduce import shipped_adapter_sha
+    from benchmarks.tables import adapter_pins
+    from ld_agents.ld.policy import default_adapter
+    from ld_agents.lora import adapter_sha256
+
+    def manifest(ld_kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "env_id": "TwentyOne-v0",
+            "policies": [
+                {"name": "scripted", "label": "scripted", "kwargs": {}},
+                {"name": "kd", "label": "kd", "kwargs": {"adapter_sha256": "kk"}},
+                {"name": "ld", "label": "ld", "kwargs": ld_kwargs},
+            ],
+        }
+
+    shipped = shipped_adapter_sha("ld", "TwentyOne-v0")
+    assert adapter_pins(manifest({})) == {"scripted": None, "kd": "kk", "ld": shipped}
+    assert adapter_pins(manifest({"adapter_sha256": "ab"}))["ld"] == "ab"
+    assert adapter_pins(manifest({"adapter": None}))["ld"] == "none"
+    other = default_adapter("pursuit")
+    assert adapter_pins(manifest({"adapter": str(other)}))["ld"] == adapter_sha256(other)
+    assert adapter_pins(manifest({"adapter": "no/such/dir"}))["ld"].startswith("missing")
