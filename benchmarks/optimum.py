@@ -150,10 +150,10 @@ def _record_notes(
     )
     loss = float(stages["first_decision_loss"])
     worst = max(stages["loss_alone"], key=stages["loss_alone"].get)
-    decide = 100 * stages["accuracy"].get("decide", 1.0)
     if loss <= 1e-9:
-        head += f"; its first decision loses nothing to perfect selection ({decide:.1f}% "
-        head += "of first decisions right at decide)"
+        low = min(stages["accuracy"], key=stages["accuracy"].get)
+        head += "; its first decision loses nothing to perfect selection (its least accurate "
+        head += f"stage, {low}, is right on {100 * stages['accuracy'][low]:.1f}% of them)"
     elif stages["loss_alone"][worst] >= loss - 1e-12:
         head += f"; its first decision loses {loss:.4f}, all at the {worst} stage "
         head += f"({100 * stages['accuracy'][worst]:.1f}% right)"
