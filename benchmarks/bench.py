@@ -17,9 +17,15 @@ from typing import Any
 from benchmarks.games import game_hooks
 from benchmarks.outputs import check_sweep_folder
 from benchmarks.paper import DEFAULT_FAMILY, paper_column
-from benchmarks.results_io import read_manifest
+from benchmarks.results_io import manifest_problem, read_manifest
 from benchmarks.specs import PolicySpec
-from benchmarks.sweep import DEFAULT_CHUNK_SIZE, DEFAULT_EPISODES, SweepResult, SweepSpec
+from benchmarks.sweep import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_EPISODES,
+    SweepResult,
+    SweepSpec,
+    check_resume,
+)
 from benchmarks.tables import Report, build_report
 from ld_envs.errors import InvalidArgument, unknown_name
 
@@ -80,7 +86,7 @@ def bench_spec(
             kwargs.setdefault("model", model)
         specs.append(PolicySpec(name, kwargs))
     if chunk_size is None:
-        old = read_manifest(out) if out.is_dir() else None
+        old = read_manifest(out) if out.is_dir() and manifest_problem(out) is None else None
         chunk_size = int(old.get("chunk_size", DEFAULT_CHUNK_SIZE)) if old else DEFAULT_CHUNK_SIZE
     return SweepSpec(
         env_id=env_id,
@@ -101,10 +107,12 @@ def check_bench(
 ) -> Path:
     """The cross-checks of ``ld-gym bench``, before its first episode: the output folder may
     be written (a sweep of its own, or no file a sweep writes; ``overwrite`` allows
-    replacing them), and each ``--paired`` label is a policy of this run or of the folder's
-    sweep. Returns the folder."""
+    replacing them), the folder's sweep can take this one (:func:`check_resume`), and each
+    ``--paired`` label is a policy of this run or of the folder's sweep. Returns the
+    folder."""
     folder = check_sweep_folder(out, overwrite=overwrite)
-    old = read_manifest(folder) if folder.is_dir() else None
+    check_resume(spec, folder, overwrite)
+    old = read_manifest(folder) if folder.is_dir() and manifest_problem(folder) is None else None
     known = {p.label for p in spec.policies} | {p["label"] for p in (old or {}).get("policies", [])}
     for a, b in paired:
         for name in (a, b):

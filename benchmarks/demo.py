@@ -29,7 +29,7 @@ import numpy as np
 from benchmarks.games import check_sweep_inputs
 from benchmarks.outputs import check_sweep_folder
 from benchmarks.specs import PolicySpec
-from benchmarks.sweep import RunOptions, SweepSpec, run_sweep
+from benchmarks.sweep import RunOptions, SweepSpec, check_resume, run_sweep
 from benchmarks.tables import build_report
 from ld_agents.files import assets_dir, check_output_folder, output_path
 
@@ -120,11 +120,13 @@ def run_demo(
     for env_id, policies, game in plan(model):
         spec = SweepSpec(env_id, policies, episodes=episodes[game], seed=seed)
         check_sweep_inputs(spec.env_id, spec.env_kwargs, spec.policies)
-        planned.append((spec, check_sweep_folder(out / env_id, overwrite=overwrite)))
+        folder = check_sweep_folder(out / env_id, overwrite=overwrite)
+        check_resume(spec, folder, overwrite)
+        planned.append((spec, folder))
     figure = check_output_folder(out / "figure5", FIGURE_FILES, overwrite=overwrite)
     start = time.perf_counter()
     for spec, folder in planned:
-        result = run_sweep(spec, folder, RunOptions(progress=progress))
+        result = run_sweep(spec, folder, RunOptions(progress=progress), overwrite=overwrite)
         report = build_report(result.manifest, result.records)
         report.save(folder)
         echo(report.main.to_text())

@@ -354,22 +354,69 @@ class SuiteConfig:
     overwrite: bool = False
 
 
-def run_suite(
-    config: SuiteConfig,
-    options: RunOptions | None = None,
-    echo: Callable[[str], None] = logger.info,
-) -> Path:
-    """Run (or resume) the suite; return the path of ``suite.md``."""
+def _count(name: str, value: object, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise InvalidArgument(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def check_suite(config: SuiteConfig) -> tuple[list[SuiteRule], Path]:
+    """Every input of a suite run, checked before anything is loaded or written: the
+    policies and rules named, the writing stage's samples and seeds, the writer's model spec
+    and adapter, and each rule's sweep (episodes, seed, chunk size, each policy's keywords
+    and the raw model spec: :class:`~benchmarks.sweep.SweepSpec`,
+    :func:`~benchmarks.games.check_sweep_inputs`), then the output folder. Returns the
+    selected rules and the folder."""
+    from benchmarks.games import check_model_spec, check_sweep_inputs
+    from ld_agents.ld.emergency import writer_backend_spec
+
     unknown = [p for p in config.policies if p not in POLICIES]
     if unknown:
         raise InvalidArgument(f"unknown suite policies {unknown}; known: {', '.join(POLICIES)}")
+    if not config.policies:
+        raise InvalidArgument(f"no suite policy named; known: {', '.join(POLICIES)}")
     rules = select(suite_rules(), config.only)
+    _count("samples (--samples)", config.samples, 1)
+    if not config.seeds:
+        raise InvalidArgument("seeds (--seeds) names no seed; give e.g. --seeds 0,1000")
+    for seed in config.seeds:
+        _count("each seed of --seeds", seed, 0)
+    check_model_spec(config.model, "--model (the writer's and raw's)")
+    check_model_spec(writer_backend_spec(config.model, config.adapter), "writer model spec")
+    placeholder = Path("reference.json")  # the reference files are written later
+    for rule in rules:
+        specs = policy_specs(rule, placeholder, placeholder, config.policies, config.model)
+        spec = SweepSpec(
+            rule.env_id,
+            specs,
+            episodes=config.episodes,
+            seed=config.seed,
+            env_kwargs=rule.env_kwargs,
+            chunk_size=config.chunk_size,
+        )
+        # the function files do not exist yet: everything else of each policy is checked
+        files = ("extensions", "emergency")
+        bare = [
+            PolicySpec(p.name, {k: v for k, v in p.kwargs.items() if k not in files}, p.label)
+            for p in spec.policies
+        ]
+        check_sweep_inputs(spec.env_id, spec.env_kwargs, bare)
     out = check_output_folder(
         config.out,
         ["suite.md", "functions", "reference", "sweeps", "selection.json"],
         overwrite=config.overwrite,
         resume="writing.json",
     )
+    return rules, out
+
+
+def run_suite(
+    config: SuiteConfig,
+    options: RunOptions | None = None,
+    echo: Callable[[str], None] = logger.info,
+) -> Path:
+    """Run (or resume) the suite; return the path of ``suite.md``. Every input is checked
+    first (:func:`check_suite`), before the writer is loaded."""
+    rules, out = check_suite(config)
     out.mkdir(parents=True, exist_ok=True)
     writing = write_functions(
         rules, out, config.samples, config.seeds, config.model, config.adapter, echo

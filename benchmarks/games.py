@@ -9,8 +9,10 @@ studies.
 :func:`check_sweep_inputs` checks everything a sweep will build before its first episode
 and before it writes anything: every keyword of every policy and of the other side
 (:func:`ld_agents.base.check_policy_kwargs`), the env keywords (unknown ones named with the
-closest, then the env built once), model specs (scheme, local paths) and adapter folders.
-A typo fails in a second, not after a sweep, and never leaves a folder behind.
+closest, then the env built once), model specs (form, scheme, the backend's options and
+their values, local paths; :func:`check_model_spec`), adapter folders, function-base
+extension files and rule specs. A typo fails in a second, not after a sweep, and never
+leaves a folder behind.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.specs import PolicySpec
-from ld_envs.errors import InvalidArgument, UnknownKeyword, close_match, unknown_name
+from ld_envs.errors import (
+    InvalidArgument,
+    LdGymError,
+    UnknownKeyword,
+    UnknownName,
+    close_match,
+    unknown_name,
+)
 
 
 @dataclass(frozen=True)
@@ -286,25 +295,50 @@ def drop_shared_env() -> None:
         _SHARED.popitem()[1].close()
 
 
-def check_model_spec(spec: str) -> None:
-    """Refuse a model spec that cannot load, without loading it: its form, its scheme, and
-    a local model path or adapter folder that does not exist (or an empty GGUF file)."""
-    from ld_agents.llm.base import BACKENDS, parse_spec
-    from ld_agents.llm.embedded import check_gguf
-    from ld_agents.llm.models import EMBEDDED, resolve_model
+def check_model_spec(spec: object, what: str = "model spec") -> None:
+    """Refuse a model spec that cannot load, without loading it: its form, its scheme (the
+    closest one named), then the scheme's own check (:func:`ld_agents.llm.base.check_spec`:
+    options, values, local paths, adapter folders).
 
-    scheme, target, options = parse_spec(spec)
+    ``what`` names the spec in messages (e.g. ``policy 'raw': model``)."""
+    from ld_agents.llm.base import BACKENDS, check_spec, parse_spec
+
+    if not isinstance(spec, str):
+        raise InvalidArgument(
+            f"{what} must be a model spec string such as 'hf:embedded', got {spec!r}"
+        )
+    if ":" not in spec:
+        raise InvalidArgument(
+            f"{what} {spec!r} is not of the form SCHEME:TARGET; schemes: "
+            f"{', '.join(BACKENDS.names())} (e.g. 'hf:embedded', 'hf:/path/to/folder', "
+            f"'openai:http://HOST/v1?model=NAME')"
+        )
+    if what == "model spec":  # parse_spec's messages name the spec as that
+        scheme = parse_spec(spec)[0]
+    else:
+        scheme = _prefixed(what, lambda: parse_spec(spec))[0]
     if scheme not in BACKENDS:
-        raise unknown_name("model backend scheme", scheme, BACKENDS.names())
-    if scheme == "openai":
-        return
-    if target.endswith(".gguf"):
-        check_gguf(Path(target).expanduser())
-    elif target != EMBEDDED:
-        resolve_model(target, scheme=scheme)  # a folder with config.json, checked
-    adapter = options.get("adapter")
-    if adapter:
-        check_adapter_folder(adapter, f"model spec {spec!r}")
+        known = BACKENDS.names()
+        close = close_match(scheme, known)
+        hint = f"; did you mean {close!r}?" if close else ";"
+        raise UnknownName(
+            f"unknown model backend scheme {scheme!r} in {what} {spec!r}{hint} known: "
+            f"{', '.join(known)} (e.g. 'hf:embedded')"
+        )
+    _prefixed(f"{what} {spec!r}", lambda: check_spec(spec))  # the scheme's own check
+
+
+def _prefixed(what: str, check: Callable[[], Any]) -> Any:
+    """Run the library's own check of a value, naming what was checked in its message (the
+    error keeps its type)."""
+    try:
+        return check()
+    except LdGymError as exc:
+        try:
+            named = type(exc)(f"{what}: {exc}")
+        except TypeError:  # an error type with other arguments: as it is
+            raise exc from None
+        raise named from None
 
 
 def check_adapter_folder(adapter: str | Path, what: str) -> None:
@@ -319,18 +353,103 @@ def check_adapter_folder(adapter: str | Path, what: str) -> None:
         )
 
 
+#: policies whose ``model`` is the base model their adapter is merged into: a local target
+#: (``embedded``, a folder, a ``.gguf`` file; ``hf:`` optional), not a spec with options
+#: (``ld_agents.kd.policy._kd_backend``, ``ld_agents.ld.policy._make_ld``)
+BASE_MODEL_POLICIES = ("kd", "ld")
+#: policies that need a ``model`` (no default model: ``ld_agents.raw._teacher_model``)
+MODEL_REQUIRED = ("teacher",)
+
+
 def check_policy_spec(spec: PolicySpec, env_id: str) -> None:
-    """Refuse a policy that would fail when built: unknown keywords, a model spec or an
-    adapter folder that cannot load (nothing is loaded)."""
+    """Refuse a policy that would fail when built, loading nothing: unknown keywords, a
+    model spec (form, scheme, backend options, local paths) or an adapter folder that
+    cannot load, function-base extension files that do not exist or do not extend the
+    game's base, and rule specs the game does not know."""
     from ld_agents.base import check_policy_kwargs
 
     check_policy_kwargs(spec.name, env_id, spec.kwargs)
+    what = f"policy {spec.label!r}"
     model = spec.kwargs.get("model")
-    if isinstance(model, str) and ":" in model:
-        check_model_spec(model)
+    if model is None:
+        if spec.name in MODEL_REQUIRED:
+            raise InvalidArgument(
+                f"{what} needs a model spec (a larger model than the student's), e.g. "
+                f"--model 'openai:URL?model=NAME', 'vllm:/path' or 'hf:/path'"
+            )
+    elif spec.name in BASE_MODEL_POLICIES:
+        _check_base_model(model, f"{what}: model")
+    else:
+        check_model_spec(model, f"{what}: model")
     adapter = spec.kwargs.get("adapter")
     if isinstance(adapter, str) and adapter not in ("default", "none"):
-        check_adapter_folder(adapter, f"policy {spec.label!r}")
+        check_adapter_folder(adapter, what)
+    dtype = spec.kwargs.get("dtype")
+    if dtype is not None and spec.name in BASE_MODEL_POLICIES:
+        from ld_agents.llm.hf import _DTYPES
+
+        if dtype not in _DTYPES:
+            raise InvalidArgument(
+                f"{what}: dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}"
+            )
+    _check_function_files(spec, env_id, what)
+    if spec.kwargs.get("rules") is not None:
+        from ld_agents.ld.chain import rule_text_of
+        from ld_envs.pursuit import DEFAULT_SIZE
+
+        size = spec.kwargs.get("size", DEFAULT_SIZE)
+        _prefixed(what, lambda: rule_text_of(spec.kwargs["rules"], size))
+
+
+def _check_base_model(model: object, what: str) -> None:
+    """The base model of an adapter policy (``kd``, ``ld``): a local target, no options."""
+    if not isinstance(model, str):
+        raise InvalidArgument(f"{what} must be a string such as 'embedded', got {model!r}")
+    target = model.removeprefix("hf:")
+    if "?" in target or ":" in target or not target:
+        raise InvalidArgument(
+            f"{what} {model!r} is not a base model for its adapter: give 'embedded' "
+            f"(or 'hf:embedded'), a Hugging Face folder or a .gguf file, without options "
+            f"(a spec with options such as ?dtype= is for raw and teacher only)"
+        )
+    from ld_agents.llm.models import check_local_target
+
+    _prefixed(f"{what} {model!r}", lambda: check_local_target(target, "hf"))
+
+
+def _check_function_files(spec: PolicySpec, env_id: str, what: str) -> None:
+    """``extensions`` (a list of function-base extension files) and ``emergency`` (a file, or
+    a bool): each file exists and extends the game's base (the base is built, nothing
+    loaded)."""
+    extensions = spec.kwargs.get("extensions")
+    emergency = spec.kwargs.get("emergency")
+    if extensions is None and not isinstance(emergency, str):
+        return
+    if extensions is not None and (
+        not isinstance(extensions, list) or not all(isinstance(e, str) for e in extensions)
+    ):
+        raise InvalidArgument(
+            f"{what}: extensions must be a list of extension file paths, got {extensions!r}"
+        )
+    if emergency is not None and not isinstance(emergency, (bool, str)):
+        raise InvalidArgument(
+            f"{what}: emergency must be true, false or an extension file path, got {emergency!r}"
+        )
+    files = [("extensions", e) for e in extensions or []]
+    if isinstance(emergency, str):
+        files.append(("emergency", emergency))
+    for key, path in files:
+        found = Path(path).expanduser()
+        if not found.is_file():
+            problem = "is a folder" if found.is_dir() else "does not exist"
+            raise InvalidArgument(
+                f"{what}: {key} file {path} {problem}; give a function-base extension JSON "
+                f"file (e.g. one written by `ld-gym emergency`)"
+            )
+    from ld_agents.ld.policy import ld_base
+
+    flag = True if emergency is None else emergency
+    _prefixed(what, lambda: ld_base(env_id, flag, list(extensions or [])))
 
 
 def check_sweep_inputs(

@@ -38,7 +38,7 @@ from benchmarks.games import check_sweep_inputs, game_hooks
 from benchmarks.outputs import check_tables_folder
 from benchmarks.results_io import write_text_atomic
 from benchmarks.specs import PolicySpec
-from benchmarks.sweep import RunOptions, SweepSpec, run_sweep
+from benchmarks.sweep import RunOptions, SweepSpec, check_resume, run_sweep
 from benchmarks.tables import build_report
 from ld_agents.files import git_commit
 from ld_envs.errors import InvalidArgument, unknown_name
@@ -258,6 +258,8 @@ def plan(config: ReproduceConfig) -> list[tuple[TableSweep, SweepSpec]]:
     for _, spec in planned:
         check_sweep_inputs(spec.env_id, spec.env_kwargs, spec.policies)
     check_tables_folder(config.out, [s.folder for s in sweeps], overwrite=config.overwrite)
+    for sweep, spec in planned:
+        check_resume(spec, Path(config.out) / sweep.folder, config.overwrite)
     return planned
 
 
@@ -278,7 +280,7 @@ def reproduce(config: ReproduceConfig, echo: Callable[[str], None] = logger.info
         folder = out / sweep.folder
         echo(f"== {sweep.folder}: {sweep.env_id}, {sweep.notes}")
         t0 = time.perf_counter()
-        result = run_sweep(spec, folder, options)
+        result = run_sweep(spec, folder, options, overwrite=config.overwrite)
         wall = time.perf_counter() - t0
         report = build_report(result.manifest, result.records, family="GLM4")
         report.save(folder)

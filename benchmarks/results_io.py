@@ -51,12 +51,15 @@ MANIFEST_FILE = "sweep.json"
 #: fields every episode line must hold (others are free: start, summary, ...)
 __all__ = [
     "EPISODES_FILE",
+    "MANIFEST_FIELDS",
     "MANIFEST_FILE",
     "SYNC_AFTER",
     "SYNC_EVERY",
     "RecordWriter",
     "SweepMismatch",
     "git_commit",
+    "manifest_problem",
+    "not_a_sweep_record",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -285,3 +288,40 @@ def read_manifest(folder: Path | str) -> dict[str, Any] | None:
     if not isinstance(obj, dict):
         raise SweepMismatch(f"{path} does not hold a sweep manifest (a JSON object)")
     return obj
+
+
+#: what every sweep record of this tool holds (``benchmarks.sweep`` writes them)
+MANIFEST_FIELDS = ("version", "env_id", "env_kwargs", "seed", "episodes", "policies")
+
+
+def manifest_problem(folder: Path | str) -> str | None:
+    """Why the folder's ``sweep.json`` is not a sweep record of ld-gym (not JSON, not an
+    object, fields missing), or ``None``: it is one, or there is none."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.exists():
+        return None
+    if not path.is_file():
+        return "it is not a file"
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return f"it is not valid JSON: {exc}"
+    if not isinstance(obj, dict):
+        return f"it holds a JSON {type(obj).__name__}, not an object"
+    missing = [k for k in MANIFEST_FIELDS if k not in obj]
+    policies = obj.get("policies")
+    if missing:
+        return f"it has no {', '.join(missing)}"
+    if not isinstance(policies, list) or not all(
+        isinstance(p, dict) and "name" in p and "label" in p for p in policies
+    ):
+        return "its policies are not a list of {name, kwargs, label}"
+    return None
+
+
+def not_a_sweep_record(folder: Path | str, problem: str, option: str = "--out") -> SweepMismatch:
+    """The error for a ``sweep.json`` that some other tool (or a person) wrote."""
+    return SweepMismatch(
+        f"{Path(folder) / MANIFEST_FILE} is not a sweep record of ld-gym ({problem}); use "
+        f"another {option} folder, or pass --overwrite to replace it with this sweep's"
+    )

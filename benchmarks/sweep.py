@@ -37,8 +37,11 @@ lose), ``DIR/sweep.json`` the manifest; its ``last_run`` says how the last run p
 (executor, workers, the torch threads of each process from
 :func:`ld_agents.llm.threads.plan_threads`, and the CPU).
 Re-running the same sweep runs only the missing (policy, episode) pairs; a folder holding
-another sweep fails with :class:`~benchmarks.results_io.SweepMismatch`; adding policies to an
-existing sweep is allowed.
+another sweep fails with :class:`~benchmarks.results_io.SweepMismatch` (checked before any
+episode, :func:`check_resume`), as does a ``sweep.json`` that is not a sweep record and a
+policy label recorded with other settings: ``overwrite`` (``--overwrite``) replaces the
+first and drops the second's episodes to run it again. Adding policies to an existing sweep
+is allowed.
 
 Per-episode extras in a record: for pursuit the start and the stationary steps lower
 bound (:func:`ld_envs.pursuit.steps_lower_bound`); ``cost`` (the change of the policy's
@@ -86,6 +89,8 @@ from benchmarks.results_io import (
     encode_record,
     git_commit,
     load_records,
+    manifest_problem,
+    not_a_sweep_record,
     read_manifest,
     write_json_atomic,
 )
@@ -148,7 +153,9 @@ class SweepSpec:
         repeated = sorted({lab for lab in labels if labels.count(lab) > 1})
         if repeated:
             raise InvalidArgument(
-                f"policy label(s) {repeated} appear twice; give each run its own label"
+                f"policy label(s) {repeated} appear twice; name each policy once (e.g. "
+                f"--policies scripted,random); to run one policy twice with other settings, "
+                f"give each PolicySpec its own label, or run the second in another --out folder"
             )
         known = known_policies(self.env_id)
         for p in policies:
@@ -284,18 +291,76 @@ def _describe(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def _changed_policies(
+    folder: Path, manifest: Mapping[str, Any], spec: SweepSpec, overwrite: bool
+) -> list[PolicySpec]:
+    """Check that the folder's sweep record ``manifest`` can take ``spec`` (same identity;
+    each policy label run with the same settings); return the policies recorded with other
+    settings, which ``overwrite`` allows to be dropped and run again. Writes nothing."""
+    diffs = [
+        f"{key}: the folder has {_describe(manifest.get(key))}, "
+        f"this run asks for {_describe(value)}"
+        for key, value in spec.identity().items()
+        if manifest.get(key) != value
+    ]
+    if diffs:
+        raise SweepMismatch(
+            f"{folder} holds another sweep ({'; '.join(diffs)}). Rerun with the folder's "
+            f"settings to resume it, or use another --out folder"
+        )
+    by_label = {p["label"]: p for p in manifest.get("policies", [])}
+    changed = []
+    for p in spec.policies:
+        old = by_label.get(p.label)
+        if old is not None and (old["name"] != p.name or old.get("kwargs", {}) != dict(p.kwargs)):
+            if not overwrite:
+                raise SweepMismatch(
+                    f"{folder}: policy {p.label!r} was run as {_describe(old)}, this run asks "
+                    f"for {_describe(p.to_json())}; use another --out folder, or pass "
+                    f"--overwrite to drop its recorded episodes and run it again with the new "
+                    f"settings"
+                )
+            changed.append(p)
+    return changed
+
+
+def check_resume(spec: SweepSpec, out_dir: Path | str, overwrite: bool = False) -> None:
+    """Can ``spec`` run in ``out_dir`` (a new folder, or one holding this sweep), checked
+    before anything runs or is written? Raises :class:`SweepMismatch` as :func:`run_sweep`
+    would: a ``sweep.json`` that is not a sweep record (allowed with ``overwrite``), another
+    sweep, or a policy label recorded with other settings (allowed with ``overwrite``)."""
+    folder = Path(out_dir)
+    if not (folder / MANIFEST_FILE).exists():
+        return
+    problem = manifest_problem(folder)
+    if problem is not None:
+        if not overwrite:
+            raise not_a_sweep_record(folder, problem)
+        return
+    _changed_policies(folder, read_manifest(folder) or {}, spec, overwrite)
+
+
 def _reconcile_manifest(
-    folder: Path, spec: SweepSpec, commit: str, last_run: Mapping[str, Any] | None = None
+    folder: Path,
+    spec: SweepSpec,
+    commit: str,
+    last_run: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Create the manifest, or check the folder's one against ``spec`` and add policies;
-    ``last_run`` (how this run plays: executor, threads, CPU) is recorded in it."""
-    manifest = read_manifest(folder)
+    ``last_run`` (how this run plays: executor, threads, CPU) is recorded in it. With
+    ``overwrite`` a ``sweep.json`` that is not a sweep record is replaced, and a policy
+    recorded with other settings loses its episodes and is recorded anew."""
+    problem = manifest_problem(folder)
+    if problem is not None and not overwrite:
+        raise not_a_sweep_record(folder, problem)
+    manifest = None if problem is not None else read_manifest(folder)
     wanted = spec.identity()
     if manifest is None:
         if (folder / EPISODES_FILE).exists() and (folder / EPISODES_FILE).stat().st_size:
             raise SweepMismatch(
-                f"{folder} holds {EPISODES_FILE} but no {MANIFEST_FILE}, so its episodes "
-                f"cannot be matched to this sweep; use another --out folder"
+                f"{folder} holds {EPISODES_FILE} but no sweep record ({MANIFEST_FILE}), so "
+                f"its episodes cannot be matched to this sweep; use another --out folder"
             )
         manifest = {
             "version": MANIFEST_VERSION,
@@ -309,30 +374,26 @@ def _reconcile_manifest(
         write_json_atomic(folder / MANIFEST_FILE, manifest)
         return manifest
 
-    diffs = [
-        f"{key}: the folder has {_describe(manifest.get(key))}, "
-        f"this run asks for {_describe(value)}"
-        for key, value in wanted.items()
-        if manifest.get(key) != value
-    ]
-    if diffs:
-        raise SweepMismatch(
-            f"{folder} holds another sweep ({'; '.join(diffs)}). Rerun with the folder's "
-            f"settings to resume it, or use another --out folder"
+    changed = _changed_policies(folder, manifest, spec, overwrite)
+    for p in changed:
+        dropped = _drop_records(folder, p.label)
+        logger.warning(
+            "%s: policy %r was recorded with other settings; dropped its %d episodes "
+            "(--overwrite) to run it with %s",
+            folder,
+            p.label,
+            dropped,
+            _describe(dict(p.kwargs)),
         )
-    by_label = {p["label"]: p for p in manifest.get("policies", [])}
-    added = False
+        manifest["policies"] = [
+            p.to_json() if old["label"] == p.label else old for old in manifest["policies"]
+        ]
+    by_label = {p["label"] for p in manifest.get("policies", [])}
+    added = bool(changed)
     for p in spec.policies:
-        old = by_label.get(p.label)
-        if old is None:
+        if p.label not in by_label:
             manifest["policies"].append(p.to_json())
             added = True
-        elif old["name"] != p.name or old.get("kwargs", {}) != dict(p.kwargs):
-            raise SweepMismatch(
-                f"{folder}: policy {p.label!r} was run as {_describe(old)}, this run asks for "
-                f"{_describe(p.to_json())}; give the new one another label or use another "
-                f"--out folder"
-            )
     if added:
         manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if last_run is not None and manifest.get("last_run") != last_run:
@@ -341,6 +402,19 @@ def _reconcile_manifest(
     if added:
         write_json_atomic(folder / MANIFEST_FILE, manifest)
     return manifest
+
+
+def _drop_records(folder: Path, label: str) -> int:
+    """Remove policy ``label``'s episodes (the file rewritten atomically) and its journals
+    from a sweep folder whose lock is held; return the episodes removed."""
+    records, _ = load_records(folder / EPISODES_FILE)
+    kept = [r for r in records if r["policy"] != label]
+    if len(kept) != len(records):
+        write_bytes_atomic(folder / EPISODES_FILE, b"".join(encode_record(r) for r in kept))
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", label)
+    for journal in (folder / JOURNAL_DIR).glob(f"{safe}-chunk*.jsonl"):
+        journal.unlink()
+    return len(records) - len(kept)
 
 
 def drop_policy(folder: Path | str, label: str) -> int:
@@ -356,16 +430,11 @@ def drop_policy(folder: Path | str, label: str) -> int:
         labels = [p["label"] for p in manifest["policies"]]
         if label not in labels:
             raise unknown_name(f"policy of the sweep in {folder}", label, labels)
-        records, _ = load_records(folder / EPISODES_FILE)
-        kept = [r for r in records if r["policy"] != label]
-        write_bytes_atomic(folder / EPISODES_FILE, b"".join(encode_record(r) for r in kept))
+        dropped = _drop_records(folder, label)
         manifest["policies"] = [p for p in manifest["policies"] if p["label"] != label]
         manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         write_json_atomic(folder / MANIFEST_FILE, manifest)
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", label)
-        for journal in (folder / JOURNAL_DIR).glob(f"{safe}-chunk*.jsonl"):
-            journal.unlink()
-    return len(records) - len(kept)
+    return dropped
 
 
 def _last_run(options: RunOptions, plan: ThreadPlan) -> dict[str, Any]:
@@ -439,25 +508,34 @@ def plan_chunks(
 
 
 def run_sweep(
-    spec: SweepSpec, out_dir: Path | str, options: RunOptions | None = None
+    spec: SweepSpec,
+    out_dir: Path | str,
+    options: RunOptions | None = None,
+    *,
+    overwrite: bool = False,
 ) -> SweepResult:
     """Run (or resume) a sweep into ``out_dir`` and return every record there.
 
     Everything the sweep will build is checked first, before anything is written
-    (:func:`benchmarks.games.check_sweep_inputs`). Raises :class:`SweepMismatch` when the
-    folder holds another sweep, and the errors of :class:`SweepSpec` / :class:`RunOptions`
-    on bad settings; a new sweep rejected before its first episode leaves nothing behind
-    that would block the corrected one. ``KeyboardInterrupt`` stops it cleanly: every
-    finished episode is on disk; run it again to resume.
+    (:func:`benchmarks.games.check_sweep_inputs`, :func:`check_resume`). Raises
+    :class:`SweepMismatch` when the folder holds another sweep, a ``sweep.json`` that is not
+    a sweep record, or a policy label recorded with other settings, and the errors of
+    :class:`SweepSpec` / :class:`RunOptions` on bad settings; a new sweep rejected before
+    its first episode leaves nothing behind that would block the corrected one.
+    ``overwrite`` (``--overwrite``) replaces a ``sweep.json`` that is not a sweep record,
+    and drops the episodes of a policy recorded with other settings so that it runs again
+    (never another sweep's). ``KeyboardInterrupt`` stops it cleanly: every finished episode
+    is on disk; run it again to resume.
     """
     options = options or RunOptions()
     folder = output_path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise InvalidArgument(f"--out {folder} is a file; give a folder")
     check_sweep_inputs(spec.env_id, spec.env_kwargs, spec.policies)
+    check_resume(spec, folder, overwrite)
     before = _what_exists(folder)
     try:
-        return _run_sweep(spec, folder, options)
+        return _run_sweep(spec, folder, options, overwrite)
     except LdGymError:
         _remove_rejected(folder, before)
         raise
@@ -489,13 +567,16 @@ def _remove_rejected(folder: Path, before: set[Path]) -> None:
             path.rmdir()
 
 
-def _run_sweep(spec: SweepSpec, folder: Path, options: RunOptions) -> SweepResult:
+def _run_sweep(
+    spec: SweepSpec, folder: Path, options: RunOptions, overwrite: bool = False
+) -> SweepResult:
     folder.mkdir(parents=True, exist_ok=True)
     commit = git_commit()
     plan = plan_threads(1 if options.executor == "serial" else options.workers, options.threads)
     t0 = time.perf_counter()
     with _folder_lock(folder):
-        manifest = _reconcile_manifest(folder, spec, commit, _last_run(options, plan))
+        last_run = _last_run(options, plan)
+        manifest = _reconcile_manifest(folder, spec, commit, last_run, overwrite)
         records, report = load_records(folder / EPISODES_FILE)
         _check_records(folder, spec, records)
         done = {(r["policy"], r["episode"]) for r in records}
@@ -547,6 +628,12 @@ def load_sweep(folder: Path | str) -> SweepResult:
     manifest = read_manifest(folder)
     if manifest is None:
         raise SweepMismatch(f"{folder} holds no {MANIFEST_FILE}: it is not a sweep folder")
+    problem = manifest_problem(folder)
+    if problem is not None:
+        raise SweepMismatch(
+            f"{folder / MANIFEST_FILE} is not a sweep record of ld-gym ({problem}): "
+            f"{folder} is not a sweep folder"
+        )
     records, report = load_records(folder / EPISODES_FILE, repair=False)
     return SweepResult(folder, manifest, records, 0, report, 0.0)
 
@@ -582,6 +669,7 @@ __all__ = [
     "build_env",
     "build_opponent",
     "build_policy",
+    "check_resume",
     "chunk_seed",
     "episode_seed",
     "game_hooks",

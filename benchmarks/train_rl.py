@@ -63,7 +63,8 @@ def _parse_value(text: str) -> Any:
 
 
 def build_config(game: str, overrides: list[str], **fields: Any) -> Any:
-    """The game's preset with ``field=value`` overrides (values parsed as JSON)."""
+    """The game's preset with ``field=value`` overrides (values parsed as JSON); an env id
+    of another game is refused (:func:`check_env_of_game`)."""
     from ld_agents.rl.train import RLConfig
 
     if game not in PRESETS:
@@ -79,7 +80,25 @@ def build_config(game: str, overrides: list[str], **fields: Any) -> Any:
             )
         data[key] = _parse_value(value)
     data.update({k: v for k, v in fields.items() if v is not None})
+    check_env_of_game(data.get("env_id"), game)
     return RLConfig(**data)
+
+
+def check_env_of_game(env_id: object, game: str) -> None:
+    """Refuse an env id (``--env-id`` or ``--set env_id=...``) of another game than
+    ``game``: its preset (network, budget, reward shaping) was made for that game."""
+    from ld_agents.base import game_of
+    from ld_envs import GAME_OF_ENV
+
+    if not isinstance(env_id, str):
+        raise InvalidArgument(f"env id must be a string such as {PRESETS[game]['env_id']!r}")
+    found = game_of(env_id)  # an unknown id fails here, naming the known ones
+    if found != game:
+        same = sorted(e for e, g in GAME_OF_ENV.items() if g == game)
+        raise InvalidArgument(
+            f"env id {env_id!r} is a {found} env, not a {game} one; give --env-id one of "
+            f"{', '.join(same)}, or --game {found} to train on {env_id}"
+        )
 
 
 #: what :func:`ld_agents.rl.train.train` writes in its run folder

@@ -32,7 +32,22 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ld_agents.registry import Registry, unknown_name
-from ld_envs.errors import UnknownKeyword, close_match, guard_observation
+from ld_envs.errors import InvalidArgument, UnknownKeyword, close_match, guard_observation
+
+
+def check_seed(seed: Any) -> int | None:
+    """``seed`` as given when it is None or a non-negative int; else a clear error."""
+    integer = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+    if seed is None or (integer and seed >= 0):
+        return seed
+    raise InvalidArgument(f"seed must be a non-negative int or None, got {seed!r}")
+
+
+def check_count(what: str, value: Any) -> int:
+    """``value`` when it is an int >= 1 (a count: samples, boards, states, tokens)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise InvalidArgument(f"{what} must be an int >= 1, got {value!r}")
+    return int(value)
 
 
 @runtime_checkable
@@ -65,12 +80,12 @@ class Policy:
                 setattr(cls, method, guard_observation(batch=batch)(cls.__dict__[method]))
 
     def __init__(self, seed: int | None = None) -> None:
-        self.np_random = np.random.default_rng(seed)
+        self.np_random = np.random.default_rng(check_seed(seed))
 
     def reset(self, seed: int | None = None) -> None:
         """Start a new episode; reseed the policy's own generator when ``seed`` is given."""
         if seed is not None:
-            self.np_random = np.random.default_rng(seed)
+            self.np_random = np.random.default_rng(check_seed(seed))
 
     def act(self, obs: Any) -> Any:
         """Return the action for one observation."""

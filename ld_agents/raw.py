@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ld_agents.base import Policy, register
+from ld_agents.baselines.pursuit import check_board
 from ld_agents.llm.base import Backend, GenerationRequest, get_backend
 from ld_agents.prompts import (
     parse_cell,
@@ -116,6 +117,8 @@ class RawPursuers(LLMPolicy):
         self.rule_mask = rule_mask
 
     def prompts(self, observations: Sequence[dict[str, np.ndarray]]) -> list[str]:
+        for o in observations:
+            check_board(o, self.size)
         return [
             pursuit_pursuers_prompt(o, self.size, self.rule_text, self.rule_mask)
             for o in observations
@@ -148,6 +151,8 @@ class RawEvader(LLMPolicy):
         self.size = size
 
     def prompts(self, observations: Sequence[dict[str, np.ndarray]]) -> list[str]:
+        for o in observations:
+            check_board(o, self.size)
         return [pursuit_evader_prompt(o, self.size) for o in observations]
 
     def act_batch(self, observations: Sequence[dict[str, np.ndarray]]) -> list[int]:

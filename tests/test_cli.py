@@ -33,7 +33,9 @@ def test_every_option_has_help_and_its_default_shows(name):
     defaults = [
         a
         for a in parser._actions
-        if a.option_strings and a.default not in (None, False, argparse.SUPPRESS)
+        if a.option_strings
+        and a.default not in (None, False, argparse.SUPPRESS)
+        and not (isinstance(a.default, (list, tuple, dict, str)) and not a.default)
     ]
     for action in defaults:
         shown = f"(default:{action.default})".replace(" ", "")

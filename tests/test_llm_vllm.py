@@ -27,7 +27,7 @@ import pytest
 
 from ld_agents.errors import BackendError
 from ld_agents.llm import GenerationRequest, make_backend
-from ld_envs.errors import InvalidArgument
+from ld_envs.errors import InvalidArgument, UnknownKeyword
 
 logger = logging.getLogger(__name__)
 
@@ -487,7 +487,7 @@ class TestOpenAIBackendOnVLLMServer:
 
 def test_unknown_option_lists_known() -> None:
     """An unknown vllm option fails listing the known ones."""
-    with pytest.raises(InvalidArgument, match="max_model_len"):
+    with pytest.raises(UnknownKeyword, match="did you mean 'max_model_len'"):
         make_backend("vllm:embedded?max_len=10")
 
 

@@ -1,5 +1,6 @@
-"""Argument types shared by the commands (argparse ``type=`` callables), and the options the
-LoRA training commands share.
+"""Argument types shared by the commands (argparse ``type=`` callables: paths, seeds,
+positive counts), and the options the LoRA training commands share. Every command's
+``--seed`` is :func:`seed`, so a negative one fails the same way everywhere.
 
 A bad value fails while the arguments are parsed, before any work: argparse prints the
 usage and the message and exits with status 2.
@@ -37,7 +38,40 @@ def in_file(text: str) -> Path:
     return path
 
 
-__all__ = ["in_file", "in_path", "out_path"]
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def seed(text: str) -> int:
+    """A seed: an integer >= 0 (numpy's seeding refuses negative ones)."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be an integer >= 0, got {value}")
+    return value
+
+
+def seeds(text: str) -> tuple[int, ...]:
+    """Comma-separated seeds (each >= 0), at least one: ``0,1000``."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(
+            f"give at least one seed, comma-separated (e.g. 0,1000), got {text!r}"
+        )
+    return tuple(seed(p) for p in parts)
+
+
+def positive(text: str) -> int:
+    """A count that must be at least 1 (episodes, samples, steps, workers...)."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+__all__ = ["in_file", "in_path", "out_path", "positive", "seed", "seeds"]
 
 
 def add_ship_options(

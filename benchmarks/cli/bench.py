@@ -1,8 +1,8 @@
 """``ld-gym bench``: run or resume a sweep and print the paper's table for it.
 
-ld-gym bench Pursuit-v0 --policies scripted,random --episodes 200 --seed 0 --out runs/p
-ld-gym bench Pursuit-v0 --policies raw --model hf:embedded --evader raw --out runs/t1
-ld-gym bench TwentyOne-v0 --policies optimal,random --out runs/21 --paired optimal,random
+    ld-gym bench Pursuit-v0 --policies scripted,random --episodes 200 --seed 0 --out runs/p
+    ld-gym bench Pursuit-v0 --policies raw --model hf:embedded --evader raw --out runs/t1
+    ld-gym bench TwentyOne-v0 --policies optimal,random --out runs/21 --paired optimal,random
 
 The work is :mod:`benchmarks.bench` (the spec, the report) and :mod:`benchmarks.sweep`.
 """
@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from benchmarks.cli.arguments import out_path
+from benchmarks.cli.arguments import out_path, positive, seed
 
 HELP = "run or resume a benchmark sweep and print its table (the paper's Tables 1-3)"
 
@@ -43,16 +43,6 @@ def _json_object(text: str) -> dict[str, Any]:
     return obj
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     from benchmarks.sweep import DEFAULT_EPISODES, EXECUTORS
 
@@ -74,7 +64,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"episodes per policy (default {DEFAULT_EPISODES}, the paper's)",
     )
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="sweep seed (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, metavar="S", help="sweep seed (default 0)")
     parser.add_argument(
         "--out",
         required=True,
@@ -85,7 +75,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace tables or results in --out that are not this sweep's own",
+        help="replace what in --out is not this sweep's own: tables, a sweep.json that is "
+        "no sweep record, and the episodes of a policy recorded with other settings (dropped "
+        "and run again); never another sweep's (other env, seed or episodes)",
     )
     parser.add_argument(
         "--model",
@@ -123,13 +115,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--chunk-size",
-        type=_positive,
+        type=positive,
         default=None,
         metavar="N",
         help="episodes per unit of work and per batch (default 20; fixed per folder)",
     )
     parser.add_argument(
-        "--workers", type=_positive, default=1, metavar="N", help="parallel workers (default 1)"
+        "--workers", type=positive, default=1, metavar="N", help="parallel workers (default 1)"
     )
     parser.add_argument(
         "--executor",
@@ -174,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     check_bench(spec, args.out, args.paired, overwrite=args.overwrite)
     family = paper_family(args.paper_family, spec.env_id)
     options = RunOptions.from_command(args.executor, args.workers, args.no_progress)
-    result = run_sweep(spec, args.out, options)
+    result = run_sweep(spec, args.out, options, overwrite=args.overwrite)
     for msg in result.report.messages(args.out / "episodes.jsonl"):
         print(f"warning: {msg}", file=sys.stderr)
     report = bench_report(result, args.paired, family)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.cli.arguments import out_path
+from benchmarks.cli.arguments import out_path, seed
 
 HELP = "main job: raw, KD and LD beside the baselines on every game, and the Figure 5 episode"
 
@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--out", type=out_path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
     )
     parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"model spec of the raw policy ({DEFAULT_MODEL})"
+        "--model", default=DEFAULT_MODEL, help="model spec of the raw policy (hf:, vllm:, openai:)"
     )
     parser.add_argument(
         "--pursuit-episodes", type=int, default=4, metavar="N", help="pursuit episodes per policy"
@@ -32,12 +32,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--twentyone-episodes", type=int, default=30, metavar="N", help="21-point games per policy"
     )
-    parser.add_argument("--seed", type=int, default=0, help="sweep seed (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="sweep seed (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace tables in --out that are not the demo sweeps' own",
+        help="replace tables in --out that are not the demo sweeps' own, and rerun a policy "
+        "recorded there with other settings (e.g. another --model; its episodes are dropped)",
     )
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from benchmarks.cli.arguments import positive, seed
+
 HELP = "the small model writes the function for a new rule; validate it; add it to the base"
 
 EXIT_PASSED, EXIT_NONE_PASSED = 0, 3
@@ -45,11 +47,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="default",
         help="writer LoRA adapter folder for an hf: model: 'default' (the shipped one) or 'none'",
     )
-    parser.add_argument("--samples", type=int, default=8, help="functions to sample")
+    parser.add_argument("--samples", type=positive, default=8, help="functions to sample")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first sample")
-    parser.add_argument("--boards", type=int, default=60, help="sampled boards per validation")
-    parser.add_argument("--max-new-tokens", type=int, default=160, help="longest completion")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the first sample")
+    parser.add_argument("--boards", type=positive, default=60, help="sampled boards per validation")
+    parser.add_argument("--max-new-tokens", type=positive, default=160, help="longest completion")
     parser.add_argument("--name", default=None, help="file stem and function name")
     parser.add_argument(
         "--out", default=None, help="extension file (default: runs/emergency/NAME.json)"

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from benchmarks.cli.arguments import positive, seed, seeds
+
 HELP = "new rules at test time: the small model writes each rule's function, then play"
 
 
@@ -21,9 +23,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from benchmarks.emergency_suite import POLICIES
 
     parser.add_argument("--out", default="runs/emergency_suite", help="output folder")
-    parser.add_argument("--episodes", type=int, default=50, help="episodes per rule and policy")
-    parser.add_argument("--samples", type=int, default=16, help="samples per seed set")
-    parser.add_argument("--seeds", default="0,1000", help="first seeds of the sample sets")
+    parser.add_argument(
+        "--episodes", type=positive, default=50, help="episodes per rule and policy"
+    )
+    parser.add_argument("--samples", type=positive, default=16, help="samples per seed set")
+    parser.add_argument(
+        "--seeds",
+        type=seeds,
+        default=(0, 1000),
+        help="first seeds of the sample sets, comma-separated (default 0,1000)",
+    )
     parser.add_argument(
         "--policies", default=",".join(POLICIES), help="comma-separated suite policies"
     )
@@ -32,8 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--adapter", default="default", help="writer adapter folder, 'default' or 'none'"
     )
-    parser.add_argument("--seed", type=int, default=0, help="sweep seed (episode starts)")
-    parser.add_argument("--chunk-size", type=int, default=50, help="episodes per chunk")
+    parser.add_argument("--seed", type=seed, default=0, help="sweep seed (episode starts)")
+    parser.add_argument("--chunk-size", type=positive, default=50, help="episodes per chunk")
     parser.add_argument("--write-only", action="store_true", help="only the writing stage")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
@@ -44,19 +53,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from benchmarks.emergency_suite import SuiteConfig, run_suite
     from benchmarks.sweep import RunOptions
-    from ld_envs.errors import InvalidArgument
 
-    try:
-        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
-    except ValueError as exc:
-        raise InvalidArgument(
-            f"--seeds must be comma-separated integers, got {args.seeds!r}"
-        ) from exc
     config = SuiteConfig(
         out=Path(args.out),
         episodes=args.episodes,
         samples=args.samples,
-        seeds=seeds,
+        seeds=args.seeds,
         policies=tuple(p for p in args.policies.split(",") if p),
         only=tuple(o for o in args.only.split(",") if o),
         model=args.model,

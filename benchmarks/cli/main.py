@@ -14,13 +14,16 @@ that cannot be imported (an optional extra missing) is listed as unavailable ins
 breaking the other subcommands.
 
 Errors on bad input (every :class:`ld_envs.errors.LdGymError`) print one message to
-stderr and exit 1, without a traceback; ``--debug`` shows the traceback. Ctrl-C exits 130.
+stderr and exit 1, without a traceback; ``--debug`` shows the traceback (``--debug`` and
+``-v`` go before or after the subcommand). Ctrl-C exits 130. Help texts are module
+docstrings shown with their Sphinx markup stripped (:func:`terminal_text`).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -84,21 +87,58 @@ class ArgumentParser(argparse.ArgumentParser):
         super()._check_value(action, value)
 
 
+#: Sphinx roles (``:func:`~a.b.c```, ``:mod:`a.b```) and inline literals (````x````)
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`(~?)([^`<]*?)(?:\s*<[^>]*>)?`")
+_LITERAL = re.compile(r"``(.+?)``", re.DOTALL)
+
+
+def terminal_text(text: str) -> str:
+    """Docstring text as a terminal shows it: Sphinx roles become their target (``~``: the
+    last name only) and inline literals lose their double backticks. Every description and
+    option help of ``ld-gym`` goes through here (:class:`HelpFormatter`)."""
+
+    def role(match: re.Match[str]) -> str:
+        tilde, target = match.groups()
+        return target.rsplit(".", 1)[-1] if tilde else target
+
+    return _LITERAL.sub(r"\1", _ROLE.sub(role, text))
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Every option's default in ``--help`` (unless its help already says it, or it has
-    none); descriptions keep their line breaks."""
+    none, or an empty one such as ``[]``); descriptions keep their line breaks; Sphinx
+    markup is stripped (:func:`terminal_text`)."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(terminal_text(text))
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
+        text = terminal_text(action.help or "")
         default = action.default
         if (
             "default" in text
             or default in (None, argparse.SUPPRESS, False)
+            or (isinstance(default, (list, tuple, dict, str)) and not default)
             or action.required
             or not action.option_strings
         ):
             return text
         return f"{text} (default: %(default)s)"
+
+
+def _common_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """``--debug`` and ``-v``: on the top parser (their defaults) and on each subcommand
+    (``default=SUPPRESS``: given after the subcommand, they set the same flags; not given,
+    they leave the top parser's value)."""
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="show tracebacks and debug logging on errors",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="log progress (INFO)"
+    )
 
 
 def _load(name: str) -> ModuleType | str:
@@ -113,12 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="ld-gym",
         description="Logic Distillation (IJCAI 2025) as a research suite.",
+        epilog="--debug and -v may also follow the subcommand (ld-gym bench ... -v).",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument(
-        "--debug", action="store_true", help="show tracebacks and debug logging on errors"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
+    _common_options(parser, False)
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS.names(sort=False):
@@ -126,12 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
         if isinstance(module, str):
             sub.add_parser(name, help=module)
             continue
+        # the module's docstring opens with its own summary line: it is the description
+        # (the one-line HELP only where there is no docstring)
         doc = (module.__doc__ or "").strip()
         p = sub.add_parser(
             name,
             help=module.HELP,
-            description=module.HELP + (f"\n\n{doc}" if doc else ""),
+            description=doc or module.HELP,
             formatter_class=HelpFormatter,
+            parents=[common],
         )
         module.configure(p)
         p.set_defaults(_module=module, _parser=p)

@@ -16,7 +16,7 @@ import argparse
 import functools
 from typing import TYPE_CHECKING
 
-from benchmarks.cli.arguments import out_path
+from benchmarks.cli.arguments import out_path, positive, seed
 
 if TYPE_CHECKING:
     from benchmarks.reproduce import ReproduceConfig
@@ -34,7 +34,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="comma list of sweep folders to run (e.g. table1-greedy,table3-dealer)",
     )
     p.add_argument("--episodes", type=int, default=200, help="episodes per policy (paper: 200)")
-    p.add_argument("--seed", type=int, default=0, help="sweep seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="sweep seed (default 0)")
     p.add_argument(
         "--out",
         type=out_path,
@@ -51,19 +51,20 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--policies", default=None, help="run only these policies of each sweep (comma list)"
     )
-    p.add_argument("--chunk-size", type=int, default=50, help="episodes per batch of work")
+    p.add_argument("--chunk-size", type=positive, default=50, help="episodes per batch of work")
     p.add_argument(
         "--executor",
         choices=("serial", "process", "ray"),
         default=None,
         help="where chunks run (default: serial, or process with --workers > 1)",
     )
-    p.add_argument("--workers", type=int, default=1, help="parallel workers (default 1)")
+    p.add_argument("--workers", type=positive, default=1, help="parallel workers (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace files in --out that are not this command's own (a README.md, a table.md)",
+        help="replace files in --out that are not this command's own (a README.md, a table.md), "
+        "and rerun a policy recorded there with other settings (its episodes are dropped)",
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.cli.arguments import in_file, out_path
+from benchmarks.cli.arguments import in_file, out_path, positive, seed
 
 HELP = "ask a teacher model to write a function base + manual for a game, validate, keep the good"
 
@@ -37,10 +37,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="report JSON (default: OUT with .report.json); a Markdown copy is written beside it",
     )
     parser.add_argument(
-        "--max-new-tokens", type=int, default=4096, help="longest teacher answer, in tokens"
+        "--max-new-tokens", type=positive, default=4096, help="longest teacher answer, in tokens"
     )
-    parser.add_argument("--states", type=int, default=60, help="sampled inputs per function")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled inputs")
+    parser.add_argument("--states", type=positive, default=60, help="sampled inputs per function")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the sampled inputs")
     parser.add_argument(
         "--answer-file",
         type=in_file,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from benchmarks.cli.arguments import out_path
+from benchmarks.cli.arguments import out_path, positive, seed
 
 HELP = "KD: play a teacher on seeded starts and record (prompt, answer) pairs"
 
@@ -31,11 +31,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--model", help="model spec of an LLM teacher (teacher, raw), e.g. openai:URL?model=NAME"
     )
     parser.add_argument(
-        "--starts", type=int, default=221, help="seeded starts to play (default 221, the paper's)"
+        "--starts",
+        type=positive,
+        default=221,
+        help="seeded starts to play (default 221, the paper's)",
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=seed,
         default=0,
         help="trace seed (default 0); trace starts are kept apart from the benchmark's",
     )

@@ -1,7 +1,7 @@
 """``ld-gym train-kd``: LoRA-fine-tune the small model on teacher traces (the KD student).
 
     ld-gym train-kd runs/traces-Pursuit-v0-scripted-seed0 --max-steps 200
-    ld-gym train-kd runs/traces-twentyone --out runs/kd-21 --ship assets/adapters/kd-twentyone \
+    ld-gym train-kd runs/traces-twentyone --out runs/kd-21 --ship assets/adapters/kd-twentyone \\
         --overwrite
 
 The adapter lands in ``OUT/adapter`` with its run record (config, data and base-model
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from benchmarks.cli.arguments import add_ship_options, in_path, out_path
+from benchmarks.cli.arguments import add_ship_options, in_path, out_path, positive, seed
 
 HELP = "KD: LoRA-fine-tune the small model on teacher traces"
 
@@ -35,8 +35,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="embedded",
         help="base model: 'embedded' (default), a Hugging Face folder or a .gguf file",
     )
-    parser.add_argument("--max-steps", type=int, default=200, help="optimizer steps (default 200)")
-    parser.add_argument("--batch-size", type=int, default=8, help="examples per step (default 8)")
+    parser.add_argument(
+        "--max-steps", type=positive, default=200, help="optimizer steps (default 200)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive, default=8, help="examples per step (default 8)"
+    )
     parser.add_argument(
         "--learning-rate", type=float, default=2e-4, help="peak learning rate (default 2e-4)"
     )
@@ -46,11 +50,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=["float32", "bfloat16"],
         help="weights dtype for training (default bfloat16)",
     )
-    parser.add_argument("--limit", type=int, default=None, help="use the first N traces only")
+    parser.add_argument("--limit", type=positive, default=None, help="use the first N traces only")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of initialisation and data order (default 0)"
+        "--seed", type=seed, default=0, help="seed of initialisation and data order (default 0)"
     )
-    parser.add_argument("--r", type=int, default=8, help="LoRA rank, alpha = 2r (default 8)")
+    parser.add_argument("--r", type=positive, default=8, help="LoRA rank, alpha = 2r (default 8)")
     parser.add_argument(
         "--targets",
         default="q_proj,k_proj,v_proj,o_proj",
@@ -58,7 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "the MLPs)",
     )
     parser.add_argument(
-        "--save-steps", type=int, default=50, help="checkpoint interval in steps (default 50)"
+        "--save-steps", type=positive, default=50, help="checkpoint interval in steps (default 50)"
     )
     add_ship_options(parser, "assets/adapters/kd-pursuit", "the kd policy")
 

@@ -1,6 +1,6 @@
 """``ld-gym train-ld``: LoRA-train the LD student (function selection) for a game.
 
-    ld-gym train-ld --game pursuit --states 40 --steps 260 --ship assets/adapters/ld-pursuit \
+    ld-gym train-ld --game pursuit --states 40 --steps 260 --ship assets/adapters/ld-pursuit \\
         --overwrite
 
 The recipe is :class:`ld_agents.ld.train.LDTrainConfig` (each option's help is its field's);
@@ -17,7 +17,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cli.arguments import add_ship_options, out_path
+from benchmarks.cli.arguments import add_ship_options, out_path, seed
 from ld_agents.ld.train import DTYPES, GAMES, LDTrainConfig
 
 HELP = "LoRA-train the LD student (function selection) for a game"
@@ -70,7 +70,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         default=None,
         help=f["cue_stages"].metadata["help"] + " Comma-separated; 'none' for none.",
     )
-    option("--seed", "seed", type=int)
+    option("--seed", "seed", type=seed)
     p.add_argument(
         "--run-dir",
         type=out_path,

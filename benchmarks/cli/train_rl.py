@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from benchmarks.cli.arguments import out_path
+from benchmarks.cli.arguments import out_path, positive, seed
 
 HELP = "train the MaskablePPO baselines (pursuit, 21 points) and ship them to assets/models/"
 
@@ -30,9 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--game", choices=sorted(PRESETS), help="which game to train on (required to train)"
     )
-    parser.add_argument("--timesteps", type=int, help="total env steps (overrides the preset)")
+    parser.add_argument("--timesteps", type=positive, help="total env steps (overrides the preset)")
     parser.add_argument("--max-wall-s", type=float, help="stop after this many seconds")
-    parser.add_argument("--seed", type=int, help="training seed (preset: 0)")
+    parser.add_argument("--seed", type=seed, help="training seed (preset: 0)")
     parser.add_argument("--init-model", help="fine-tune this MaskablePPO .zip")
     parser.add_argument("--env-id", help="train on another env id of the game")
     parser.add_argument(

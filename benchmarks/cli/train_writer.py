@@ -2,7 +2,7 @@
 
     ld-gym train-writer --out runs/writer --max-steps 240
     ld-gym train-writer --out runs/writer --ship assets/adapters/ld-pursuit-writer --overwrite
-    ld-gym train-writer --out runs/writer2 --seed 1 --max-steps 100 --learning-rate 3e-4 \
+    ld-gym train-writer --out runs/writer2 --seed 1 --max-steps 100 --learning-rate 3e-4 \\
         --init-adapter runs/writer/adapter
 
 The training rows are (rule text -> function) pairs: the shipped base's own ``constraints``
@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from benchmarks.cli.arguments import add_ship_options, out_path
+from benchmarks.cli.arguments import add_ship_options, out_path, seed
 
 HELP = "the writer: LoRA-fine-tune the small model on (rule text -> function) pairs"
 
@@ -44,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="weights dtype for training (default bfloat16)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the rows, initialisation and order"
+        "--seed", type=seed, default=0, help="seed of the rows, initialisation and order"
     )
     parser.add_argument(
         "--init-adapter",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.cli.arguments import out_path
+from benchmarks.cli.arguments import out_path, positive, seed
 
 HELP = "check a function base, an extension or one function's source in the sandbox"
 
@@ -36,8 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help='JSON list of properties a .py function must keep, e.g. \'[{"name": '
         '"removes_exactly", "cells": "restricted_area"}]\'',
     )
-    parser.add_argument("--states", type=int, default=60, help="sampled inputs per function")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled inputs")
+    parser.add_argument("--states", type=positive, default=60, help="sampled inputs per function")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the sampled inputs")
     parser.add_argument(
         "--json", type=out_path, default=None, help="also write the report as JSON here (a file)"
     )

@@ -27,12 +27,31 @@ from ld_envs.pursuit import (
     RandomEvader,
     enterable,
     manhattan,
+    on_board,
     pursuer_move_legal,
 )
 
 SIDES = ("pursuers", "evader")
 
 Obs = dict[str, np.ndarray]
+
+
+def check_board(obs: Obs, size: int) -> None:
+    """Refuse a pursuit observation from a board other than the policy's ``size`` x ``size``
+    one: a piece off that board, or a pursuer move the observation's mask allows that leads
+    off it (the env's board is larger). A policy made for a larger board than the env's is
+    not detectable from one observation; make policies with the env's ``size``."""
+    cells = [tuple(c) for c in [*obs["pursuers"].tolist(), obs["evader"].tolist()]]
+    mask = obs.get("action_mask")
+    if mask is not None and np.shape(mask) == (3, len(MOVES) + 1):
+        for (x, y), row in zip(cells[:3], np.asarray(mask), strict=True):
+            cells += [(x + MOVES[a][0], y + MOVES[a][1]) for a in np.flatnonzero(row[:-1])]
+    off = [c for c in cells if not on_board(c, size)]
+    if off:
+        raise InvalidArgument(
+            f"the observation reaches cell {off[0]}, off this policy's {size}x{size} board: "
+            "make the policy with the env's board size (size=N, as in gym.make(..., size=N))"
+        )
 
 
 def _check_side(side: str) -> str:
@@ -137,6 +156,7 @@ class ScriptedPursuers(Policy):
         return manhattan(a, goal) if table is None else table[a[0]][a[1]]
 
     def act(self, obs: Obs) -> np.ndarray:
+        check_board(obs, self.size)
         pursuers: list[Cell] = [tuple(p) for p in obs["pursuers"].tolist()]
         evader: Cell = tuple(obs["evader"].tolist())
         area: Area | None = tuple(obs["restricted"].tolist()) if "restricted" in obs else None

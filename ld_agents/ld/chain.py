@@ -31,6 +31,7 @@ from ld_agents.ld.base import (
     ChainTrace,
     Chooser,
     FunctionBase,
+    NoRightFunction,
     read_base_file,
     shipped_base,
 )
@@ -173,7 +174,27 @@ def _oracle(
     fb = base or oracle_base(env_id, emergency)
     for path in extensions:
         fb.extend(read_base_file(path), origin=str(path))
-    return FunctionChainPolicy(fb, size=size, seed=seed, rule_text=rule_text_of(rules, size))
+    rule_text = rule_text_of(rules, size)
+    if rule_text is not None:
+        check_rule_covered(fb, rule_text)
+    return FunctionChainPolicy(fb, size=size, seed=seed, rule_text=rule_text)
+
+
+def check_rule_covered(base: FunctionBase, rule_text: str, probes: int = 8) -> None:
+    """Refuse, before any move, a new rule that some stage of ``base`` has no right
+    function for (the oracle would fail on its first move): states drawn by the game's
+    spec, told the rule, must each have a right function at every stage."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for _ in range(probes):
+        state = {**base.spec.sample_state(rng), "rule": rule_text}
+        for stage in base.stage_names:
+            if not base.right_functions(stage, state):
+                raise NoRightFunction(
+                    f"no function of stage {stage!r} handles the new rule {rule_text!r}: pass "
+                    "the function written for it (extensions=[FILE], from `ld-gym emergency`)"
+                )
 
 
 register("ld_oracle", "pursuit")(_oracle)

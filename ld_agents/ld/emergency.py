@@ -292,6 +292,17 @@ STATE_DOC = (
 PREV_DOC = "per pursuer A, B, C, a list of [x, y] candidate cells"
 
 
+def check_function_name(name: str) -> str:
+    """``name`` when it can name the written function (a Python identifier, not a keyword)."""
+    import keyword
+
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise InvalidArgument(
+            f"function name must be a Python identifier such as 'drop_band_cells', got {name!r}"
+        )
+    return name
+
+
 def writer_backend_spec(model: str = DEFAULT_MODEL, adapter: str | Path | None = "default") -> str:
     """The backend spec of the writer: ``model`` with the writer adapter (``None``: none)."""
     if adapter is None or not model.startswith("hf:"):
@@ -303,7 +314,9 @@ def writer_backend_spec(model: str = DEFAULT_MODEL, adapter: str | Path | None =
             f"pass --adapter none to use the base model"
         )
     sep = "&" if "?" in model else "?"
-    return f"{model}{sep}adapter={path}&dtype=float32"
+    # float32 unless the spec asks for another dtype (the writer was validated in float32)
+    dtype = "" if "dtype=" in model.partition("?")[2] else "&dtype=float32"
+    return f"{model}{sep}adapter={path}{dtype}"
 
 
 def _spec_adapter_sha256(spec: str) -> str | None:
@@ -334,14 +347,22 @@ def write_rule_function(
     ``backend``: an ``ld_agents.llm`` backend (default: built from ``model`` and the writer
     ``adapter``). Samples use seeds ``seed``, ``seed + 1``, ...
     """
+    from ld_agents.base import check_count, check_seed
     from ld_agents.ld.sandbox import SandboxWorker
-    from ld_agents.llm.base import GenerationRequest, get_backend
+    from ld_agents.llm.base import GenerationRequest, check_spec, get_backend
 
-    if samples < 1:
-        raise InvalidArgument(f"samples must be >= 1, got {samples}")
+    check_count("samples", samples)
+    check_count("boards", boards)
+    check_count("max_new_tokens", max_new_tokens)
+    if not isinstance(temperature, (int, float)) or not 0 <= temperature < float("inf"):
+        raise InvalidArgument(f"temperature must be a number >= 0, got {temperature!r}")
+    check_seed(seed)
     target = relate_rule(text, rule)
     name = name or function_name(text)
+    check_function_name(name)
     spec = writer_backend_spec(model, adapter) if backend is None else getattr(backend, "spec", "")
+    if backend is None:
+        check_spec(spec)
     result = EmergencyResult(
         text=" ".join(text.split()),
         stage=target.stage,

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ld_agents.base import check_count
 from ld_agents.ld import writer_grammar as grammar
 from ld_envs import pursuit as pu
 from ld_envs.pursuit_rules import PURSUERS, Board, Rule, make_rule
@@ -452,6 +453,7 @@ def check_rule_function(
     area), every sampled board's answer must equal :func:`expected_lists`; without, only
     :data:`GENERIC_CHECKS` run.
     """
+    check_count("n_boards", n_boards)
     ran = [GENERIC_CHECKS[0]]
     key = f"writer/{name}"
     loaded = worker.load(key, source, name)

@@ -347,12 +347,18 @@ def teach(
 
     ``answer``: a ready teacher answer to process instead of asking (tests, replays).
     """
+    from ld_agents.base import check_count, check_seed
     from ld_agents.ld.base import FunctionBase, shipped_base
     from ld_agents.ld.sandbox import SandboxWorker
     from ld_agents.ld.schema import Provenance, SchemaError
     from ld_agents.ld.validation import validate_function
-    from ld_agents.llm.base import GenerationRequest, get_backend
+    from ld_agents.llm.base import GenerationRequest, check_spec, get_backend
 
+    check_count("n_states", n_states)
+    check_count("max_new_tokens", max_new_tokens)
+    check_seed(seed)
+    if answer is None and isinstance(model, str):
+        check_spec(model)  # before asking (a replayed answer's teacher is only a label)
     t0 = time.perf_counter()
     shipped = shipped_base(game)
     spec_name = model if isinstance(model, str) else getattr(model, "spec", type(model).__name__)

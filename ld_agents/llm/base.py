@@ -164,6 +164,35 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     return scheme, target, dict(parse_qsl(query, keep_blank_values=True))
 
 
+#: scheme -> ``check(target, options)``: validates a spec's target and options without
+#: loading anything (registered by each scheme's module with :func:`register_spec_check`)
+SPEC_CHECKS: dict[str, Callable[[str, dict[str, str]], None]] = {}
+
+
+def register_spec_check(
+    scheme: str,
+) -> Callable[[Callable[[str, dict[str, str]], None]], Callable[[str, dict[str, str]], None]]:
+    """Decorator: register the cheap validator of ``scheme``'s specs (see :func:`check_spec`)."""
+
+    def deco(fn: Callable[[str, dict[str, str]], None]) -> Callable[[str, dict[str, str]], None]:
+        SPEC_CHECKS[scheme] = fn
+        return fn
+
+    return deco
+
+
+def check_spec(spec: str) -> tuple[str, str, dict[str, str]]:
+    """Validate a model spec without loading a model: its form, its scheme, its options'
+    names and values and the files it names (where the scheme registered a check). Raises
+    :class:`InvalidArgument` naming what is wrong; returns ``parse_spec(spec)``."""
+    scheme, target, options = parse_spec(spec)
+    BACKENDS.get(scheme)  # imports the scheme's module (registering its check) or refuses
+    check = SPEC_CHECKS.get(scheme)
+    if check is not None:
+        check(target, options)
+    return scheme, target, options
+
+
 def make_backend(spec: str, **options: object) -> Backend:
     """Build a backend from a model spec string (see the module docstring)."""
     scheme, target, query = parse_spec(spec)

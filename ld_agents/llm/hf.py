@@ -55,6 +55,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,16 +63,28 @@ from pathlib import Path
 from typing import Any
 
 from ld_agents.errors import BackendError
-from ld_agents.llm.base import Backend, GenerationRequest, register_backend
+from ld_agents.llm.base import (
+    Backend,
+    GenerationRequest,
+    register_backend,
+    register_spec_check,
+)
 from ld_agents.llm.float32_products import float32_matmuls
 from ld_agents.llm.hardware import (
+    BF16_MATMUL_MODES,
     auto_dtype,
     bf16_matmul_mode,
     cpu_info,
     describe_cpu,
     slow_bf16_warning,
 )
-from ld_agents.llm.models import offline, resolve_model
+from ld_agents.llm.models import (
+    check_choice,
+    check_local_target,
+    check_options,
+    offline,
+    resolve_model,
+)
 from ld_agents.llm.prefix_cache import (
     PrefixState,
     PrefixStore,
@@ -882,13 +895,35 @@ def _positive_int(name: str, value: int | str) -> int:
     return out
 
 
+@register_spec_check("hf")
+def check_hf_spec(target: str, options: dict[str, Any]) -> None:
+    """Refuse an ``hf:`` spec's unknown options, bad values and missing files (and CUDA
+    asked for where there is none), loading nothing."""
+    check_options(options, _OPTIONS, "hf")
+    check_choice("dtype", options.get("dtype", "float32"), _DTYPES)
+    check_choice("bf16_matmul", options.get("bf16_matmul", "auto"), BF16_MATMUL_MODES)
+    for name in ("batch_size", "prefix_cache_tokens"):
+        if name in options:
+            _positive_int(name, options[name])
+    device = str(options.get("device", "auto"))
+    if device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise InvalidArgument(f"option device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InvalidArgument(f"device {device!r} asked for, but CUDA is not available")
+    check_local_target(target, "hf")
+    adapter = options.get("adapter")
+    path = Path(str(adapter)).expanduser()
+    if adapter and not (path / "adapter_config.json").is_file():
+        problem = "holds no adapter_config.json" if path.is_dir() else "does not exist"
+        raise InvalidArgument(f"adapter folder {adapter} {problem}: not a peft adapter folder")
+
+
 @register_backend("hf")
 def _make_hf(target: str, **options: Any) -> HFBackend:
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise InvalidArgument(
-            f"unknown hf backend option(s) {', '.join(unknown)}; known: {', '.join(_OPTIONS)}"
-        )
+    check_hf_spec(target, options)
     return HFBackend(target, **options)
 
 

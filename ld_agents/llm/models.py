@@ -14,9 +14,10 @@ forbids hub downloads in the process (call it before transformers is imported).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ld_envs.errors import InvalidArgument
+from ld_envs.errors import InvalidArgument, UnknownKeyword, close_match
 
 #: the target naming the embedded model
 EMBEDDED = "embedded"
@@ -74,4 +75,40 @@ def resolve_model(target: str | Path, *, gguf: bool = True, scheme: str = "hf") 
     )
 
 
-__all__ = ["EMBEDDED", "offline", "resolve_model"]
+def check_local_target(target: str, scheme: str = "hf", gguf: bool = True) -> None:
+    """Refuse a model target that cannot load, building nothing: ``embedded`` passes, a
+    folder needs ``config.json``, a ``.gguf`` file (where ``gguf``) must be readable."""
+    from ld_agents.llm.embedded import check_gguf
+
+    if target == EMBEDDED:
+        return
+    if target.endswith(".gguf") and gguf:
+        check_gguf(Path(target).expanduser())
+    else:
+        resolve_model(target, gguf=gguf, scheme=scheme)
+
+
+def check_options(options: Mapping[str, object], known: Sequence[str], scheme: str) -> None:
+    """Refuse spec options the backend ``scheme`` does not take (the closest one named)."""
+    for key in sorted(set(options) - set(known)):
+        close = close_match(key, known)
+        hint = f"; did you mean {close!r}?" if close else ";"
+        raise UnknownKeyword(
+            f"the {scheme} backend takes no option {key!r}{hint} it takes: {', '.join(known)}"
+        )
+
+
+def check_choice(name: str, value: object, allowed: Sequence[str]) -> None:
+    """Refuse an option value outside ``allowed``."""
+    if value not in allowed:
+        raise InvalidArgument(f"option {name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+__all__ = [
+    "EMBEDDED",
+    "check_choice",
+    "check_local_target",
+    "check_options",
+    "offline",
+    "resolve_model",
+]

@@ -35,7 +35,13 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ld_agents.errors import BackendError
-from ld_agents.llm.base import Backend, GenerationRequest, register_backend
+from ld_agents.llm.base import (
+    Backend,
+    GenerationRequest,
+    register_backend,
+    register_spec_check,
+)
+from ld_agents.llm.models import check_choice
 from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -439,6 +445,32 @@ _OWN_OPTIONS = (
     "backoff",
     "max_backoff",
 )
+
+
+@register_spec_check("openai")
+def check_openai_spec(target: str, options: dict[str, Any]) -> None:
+    """Refuse an ``openai:`` spec that cannot work, contacting nothing: a URL that is not
+    http(s), a bad ``api`` or number, an API key variable (``key_env``) that is not set.
+    Options it does not name stay query parameters of the URL."""
+    if not target.startswith(("http://", "https://")):
+        raise InvalidArgument(
+            "the URL must start with http:// or https:// "
+            "(e.g. 'openai:http://127.0.0.1:8000/v1?model=NAME')"
+        )
+    if "api" in options:
+        check_choice("api", options["api"], APIS)
+    for name, low in (("concurrency", 1), ("retries", 0)):
+        if name in options:
+            _as_int(name, options[name], low)
+    for name, lowf in (("timeout", 0.001), ("backoff", 0.0), ("max_backoff", 0.0)):
+        if name in options:
+            _as_float(name, options[name], lowf)
+    key_env = options.get("key_env")
+    if key_env and not os.environ.get(str(key_env)):
+        raise InvalidArgument(
+            f"environment variable {key_env} (option key_env) is not set or empty; export "
+            "the API key there, or drop key_env for a server without one"
+        )
 
 
 @register_backend("openai")

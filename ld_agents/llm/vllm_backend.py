@@ -51,8 +51,19 @@ from pathlib import Path
 from typing import Any
 
 from ld_agents.errors import BackendError
-from ld_agents.llm.base import Backend, GenerationRequest, register_backend
-from ld_agents.llm.models import offline, resolve_model
+from ld_agents.llm.base import (
+    Backend,
+    GenerationRequest,
+    register_backend,
+    register_spec_check,
+)
+from ld_agents.llm.models import (
+    check_choice,
+    check_local_target,
+    check_options,
+    offline,
+    resolve_model,
+)
 from ld_agents.llm.prefix_cache import common_prefix
 from ld_envs.errors import InvalidArgument
 
@@ -450,18 +461,14 @@ class VLLMBackend(Backend):
         gc.collect()
 
 
-@register_backend("vllm")
-def _make_vllm(target: str, **options: object) -> VLLMBackend:
-    """Factory for ``vllm:FOLDER|embedded?dtype=...&max_model_len=...&adapter=DIR``."""
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise InvalidArgument(
-            f"unknown vllm backend option(s) {', '.join(unknown)}; known: {', '.join(_OPTIONS)}"
-        )
+def _vllm_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+    """The VLLMBackend keywords of a spec's options, each checked (unknown ones refused)."""
+    check_options(options, _OPTIONS, "vllm")
     o = dict(options)
     kwargs: dict[str, Any] = {}
     if "dtype" in o:
         kwargs["dtype"] = str(o["dtype"])
+        check_choice("dtype", kwargs["dtype"], _DTYPES)
     if "adapter" in o:
         kwargs["adapter"] = str(o["adapter"]) or None
     ints = ("max_model_len", "max_lora_rank", "max_num_batched_tokens", "tensor_parallel_size")
@@ -474,6 +481,23 @@ def _make_vllm(target: str, **options: object) -> VLLMBackend:
     for name in ("enforce_eager", "torch_compile"):
         if name in o:
             kwargs[name] = _flag(name, o[name])
+    return kwargs
+
+
+@register_spec_check("vllm")
+def check_vllm_spec(target: str, options: dict[str, Any]) -> None:
+    """Refuse a ``vllm:`` spec's unknown options, bad values and missing files without
+    starting vLLM."""
+    kwargs = _vllm_kwargs(options)
+    check_local_target(target, "vllm", gguf=False)
+    if kwargs.get("adapter"):
+        adapter_rank(Path(kwargs["adapter"]).expanduser())
+
+
+@register_backend("vllm")
+def _make_vllm(target: str, **options: object) -> VLLMBackend:
+    """Factory for ``vllm:FOLDER|embedded?dtype=...&max_model_len=...&adapter=DIR``."""
+    kwargs = _vllm_kwargs(dict(options))
     return VLLMBackend(target, **kwargs)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ld_agents.baselines.pursuit import check_board
 from ld_agents.ld.games.spec import (
     COMMON_PREDICATES,
     GameSpec,
@@ -93,7 +94,9 @@ def sample_pursuit_state(rng: np.random.Generator) -> State:
 
 
 def pursuit_state_from_obs(obs: Mapping[str, Any], size: int = pu.DEFAULT_SIZE) -> State:
-    """The function-base state of a pursuer observation (``size``: the board's side)."""
+    """The function-base state of a pursuer observation (``size``: the board's side; an
+    observation from another board is refused, :func:`check_board`)."""
+    check_board(obs, size)
     area = obs.get("restricted")
     return {
         "size": int(size),

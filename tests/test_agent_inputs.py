@@ -1,0 +1,123 @@
+"""ld_agents refuses bad input before any work: policies (bad seeds, another board's
+observations, a new rule the oracle's base has no function for), model specs (checked
+without loading), the rule writer's and the teacher's options (before the model loads)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+import ld_agents
+import ld_envs  # noqa: F401
+from ld_agents.ld.base import NoRightFunction
+from ld_agents.ld.emergency import write_rule_function, writer_backend_spec
+from ld_agents.ld.rule_writer import check_rule_function
+from ld_agents.ld.teach import teach
+from ld_agents.llm.base import check_spec
+from ld_envs.errors import InvalidArgument, UnknownKeyword, UnknownName
+
+BAND = {"kind": "band", "axis": "row", "span": [3, 5]}
+
+
+@pytest.mark.parametrize("seed", [-1, "x", 1.5, True])
+def test_bad_policy_seed_is_named(seed: object) -> None:
+    with pytest.raises(InvalidArgument, match="seed must be a non-negative int"):
+        ld_agents.make("random", "Pursuit-v0", seed=seed)
+    policy = ld_agents.make("random", "Pursuit-v0", seed=0)
+    with pytest.raises(InvalidArgument, match="seed"):
+        policy.reset(seed=seed)
+
+
+@pytest.mark.parametrize(("env_size", "policy_size"), [(27, 21), (21, 15)])
+def test_scripted_refuses_another_board(env_size: int, policy_size: int) -> None:
+    env = gym.make("Pursuit-v0", size=env_size)
+    policy = ld_agents.make("scripted", "Pursuit-v0", size=policy_size)
+    with pytest.raises(InvalidArgument, match=f"off this policy's {policy_size}x"):
+        for episode in range(5):  # a larger board's pieces reach past the policy's in time
+            obs, _ = env.reset(seed=episode)
+            done = False
+            while not done:
+                obs, _, term, trunc, _ = env.step(policy.act(obs))
+                done = term or trunc
+
+
+def test_matching_board_plays_on() -> None:
+    env = gym.make("Pursuit-v0", size=15)
+    policy = ld_agents.make("scripted", "Pursuit-v0", size=15)
+    obs, _ = env.reset(seed=0)
+    done = False
+    while not done:
+        obs, _, term, trunc, info = env.step(policy.act(obs))
+        done = term or trunc
+    assert info["outcome"] == "success"
+
+
+def test_oracle_refuses_uncovered_rule_when_made() -> None:
+    with pytest.raises(NoRightFunction, match=r"constraints.*extensions"):
+        ld_agents.make("ld_oracle", "Pursuit-v0", rules=[BAND])
+    # without a new rule the same base is fine
+    assert ld_agents.make("ld_oracle", "Pursuit-v0").rule_text is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("hf:embedded?dtyp=auto", "did you mean 'dtype'"),
+        ("hf:embedded?dtype=int8", "dtype must be one of"),
+        ("hf:embedded?batch_size=0", "batch_size"),
+        ("hf:embedded?device=gpu", "device must be"),
+        ("hf:embedded?adapter=/", "holds no adapter_config.json"),
+        ("hf:/no/such/model", "does not exist"),
+        ("nonsense", "SCHEME:TARGET"),
+        ("vllm:embedded?dtype=int8", "dtype must be one of"),
+        ("vllm:embedded?max_model_len=0", "max_model_len"),
+    ],
+)
+def test_bad_model_spec_refused_without_loading(spec: str, message: str) -> None:
+    with pytest.raises((InvalidArgument, UnknownKeyword), match=message):
+        check_spec(spec)
+
+
+def test_unknown_scheme_and_good_specs() -> None:
+    with pytest.raises(UnknownName, match="known: hf"):
+        check_spec("foo:bar")
+    assert check_spec("hf:embedded?dtype=auto") == ("hf", "embedded", {"dtype": "auto"})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"boards": 0}, "boards must be"),
+        ({"samples": 0}, "samples must be"),
+        ({"temperature": -1}, "temperature"),
+        ({"seed": -1}, "seed"),
+        ({"name": "bad name/x"}, "Python identifier"),
+        ({"model": "hf:embedded?dtype=int8"}, "dtype"),
+    ],
+)
+def test_rule_writer_options_refused_before_loading(options: dict, message: str) -> None:
+    # the model would take many seconds to load: the error comes first
+    with pytest.raises(InvalidArgument, match=message):
+        write_rule_function("No pursuer may enter column 3.", None, **options)
+
+
+def test_writer_keeps_a_dtype_the_user_asked_for() -> None:
+    assert "dtype=bfloat16" in writer_backend_spec("hf:embedded?dtype=bfloat16")
+    assert "float32" not in writer_backend_spec("hf:embedded?dtype=bfloat16")
+    assert writer_backend_spec("hf:embedded").endswith("&dtype=float32")
+
+
+def test_rule_check_needs_boards() -> None:
+    with pytest.raises(InvalidArgument, match="n_boards"):
+        check_rule_function("def f(state, prev):\n    return 42\n", "f", None, n_boards=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"n_states": 0}, "n_states"), ({"seed": -1}, "seed"), ({"model": "nonsense"}, "SCHEME")],
+)
+def test_teach_options_refused_first(options: dict, message: str) -> None:
+    kwargs = {"model": "hf:embedded", **options}
+    answer = None if "model" in options else "no functions here"  # None: the model is asked
+    with pytest.raises(InvalidArgument, match=message):
+        teach("pursuit", answer=answer, **kwargs)
