@@ -97,6 +97,10 @@ class EpisodeTrace:
     #: per step, the LD student's stage choices ("stage: function (p=...)"); empty for
     #: policies that do not select functions
     choices: list[list[str]] = field(default_factory=list)
+    #: the extra rules in force, in words ("" when none), and the cells they forbid at the
+    #: start, per piece (``A``, ``B``, ``C``, ``evader``)
+    rules: str = ""
+    forbidden: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
 
 def stage_choices(agent: Any) -> list[str]:
@@ -167,6 +171,9 @@ def play_episode(
             options = {"preset": preset} if preset else None
             obs, info = env.reset(seed=seed, options=options)
             agent.reset(seed=seed)
+        u = env.unwrapped
+        rules = u.rules_text()
+        forbidden = {k: sorted(v) for k, v in u.forbidden_now().items() if v} if rules else {}
         frames = [env.render()] if render else []
         choices: list[list[str]] = []
         done = False
@@ -185,7 +192,6 @@ def play_episode(
                 caption_frame(f, [f"step {t}", *((choices[t - 1] if t else []) + blank)[:width]])
                 for t, f in enumerate(frames)
             ]
-        u = env.unwrapped
         return EpisodeTrace(
             env_id=env_id,
             policy=spec.label,
@@ -197,6 +203,8 @@ def play_episode(
             violations=int(info.get("violations", 0)),
             frames=frames,
             choices=choices,
+            rules=rules,
+            forbidden=forbidden,
         )
     finally:
         env.close()
@@ -236,6 +244,7 @@ def plot_trajectories(trace: EpisodeTrace, path: Path | str, title: str | None =
             )
         )  # fmt: skip
 
+    _draw_forbidden(ax, trace.forbidden)
     paths = [[ps[i] for ps, _ in trace.history] for i in range(3)]
     evader_path = [e for _, e in trace.history]
     # shading: each piece's visited cells, alpha growing with the number of passages
@@ -274,12 +283,38 @@ def plot_trajectories(trace: EpisodeTrace, path: Path | str, title: str | None =
         f"{f', {trace.violations} violations' if trace.violations else ''}",
         fontsize=10,
     )
-    ax.set_title(
-        "dots: starts; crosses (pursuers) and ring (evader): ends; darker cells: passed more often",
-        fontsize=7.5, color="#555555",
-    )  # fmt: skip
+    note = (
+        "dots: starts; crosses (pursuers) and ring (evader): ends; darker cells: passed more often"
+    )
+    if trace.rules:
+        note = f"rules: {trace.rules}\n{note}"
+    ax.set_title(note, fontsize=7.5, color="#555555", wrap=True)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _draw_forbidden(ax: Any, forbidden: Mapping[str, Sequence[tuple[int, int]]]) -> None:
+    """Cross-hatch the cells the extra rules forbid at the start: grey where every piece is
+    barred, in a piece's colour where only some are (pieces A, B, C, evader)."""
+    from matplotlib.patches import Rectangle
+
+    colours = dict(zip(("A", "B", "C", "evader"), (*PURSUER_COLOURS, EVADER_COLOUR), strict=True))
+    barred: dict[tuple[int, int], list[str]] = {}
+    for piece, cells in forbidden.items():
+        for cell in cells:
+            barred.setdefault(tuple(cell), []).append(piece)
+    labelled = set()
+    for (x, y), pieces in sorted(barred.items()):
+        every = len(pieces) == len(colours)
+        colour = AREA_COLOUR if every else colours.get(pieces[0], AREA_COLOUR)
+        label = "forbidden (every piece)" if every else f"forbidden to {', '.join(pieces)}"
+        ax.add_patch(
+            Rectangle(
+                (x - 0.5, y - 0.5), 1, 1, facecolor="none", edgecolor=colour, hatch="xx",
+                linewidth=0, zorder=1, label=None if label in labelled else label,
+            )
+        )  # fmt: skip
+        labelled.add(label)
 
 
 # ---------------------------------------------------------------------------- GIF

@@ -76,6 +76,21 @@ def test_restricted_area_is_drawn(tmp_path):
     assert count_colour(path, plots.AREA_FACE, tol=3) > 2000
 
 
+def test_new_rules_are_drawn_and_named(tmp_path):
+    """A band rule's cells are cross-hatched and the rule's text is in the trace; a board
+    without rules draws no hatch."""
+    band = {"kind": "band", "axis": "row", "span": [9, 10]}
+    ruled = plots.play_episode("Pursuit-v0", "scripted", {"rules": [band]}, seed=1)
+    assert "rows with y from 9 to 10" in ruled.rules
+    assert {(x, y) for x in range(21) for y in (9, 10)} <= set(ruled.forbidden["A"])
+    plain = plots.play_episode("Pursuit-v0", "scripted", seed=1)
+    assert plain.rules == "" and plain.forbidden == {}
+    with_rule = plots.plot_trajectories(ruled, tmp_path / "rule.png")
+    without = plots.plot_trajectories(plain, tmp_path / "plain.png")
+    hatch = plots.AREA_COLOUR
+    assert count_colour(with_rule, hatch, tol=20) > count_colour(without, hatch, tol=20) + 500
+
+
 def test_sweep_episode_replay_matches_its_record(sweep_folder):
     """Replaying sweep episode i gives the outcome and steps the sweep recorded."""
     from benchmarks.sweep import load_sweep
