@@ -56,6 +56,11 @@ MAX_STEPS = 100
 MAX_VIOLATIONS = 7
 AREA_SIDE = 5
 DEFAULT_SIZE = 21
+#: With extra rules, starts refused by the rules before one is drawn among the legal
+#: cells directly (a seed keeps the start it had with any rule set that needs fewer).
+START_TRIES = 100_000
+#: Draws of the area and the rules drawn per episode when they leave no legal start.
+START_REDRAWS = 100
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's Figure 5 start: blue (3,8), (14,19), (17,2); orange (20,18).
@@ -261,6 +266,85 @@ def draw_start(rng: np.random.Generator, size: int, area: Area | None) -> tuple[
         pursuers, evader = cells[:3], cells[3]
         if not captured(pursuers, evader):
             return pursuers, evader
+
+
+def start_in_region(
+    region: pursuit_rules.StartRegion, evader: Cell
+) -> tuple[list[Cell], Cell] | None:
+    """A start with the evader on ``evader`` and each pursuer on a cell of its own list in
+    ``region``: four distinct cells, not already a capture; ``None`` when there is none.
+
+    Some pursuer must stand 2 or more from the evader (else it is a capture), and three
+    candidates per pursuer always leave one clear of the other two, so trying the first
+    three cells of each list (the far ones for one pursuer) decides it."""
+    options = [[c for c in cells if c != evader] for cells in region.pursuers]
+    for far in range(3):
+        lists = [
+            [c for c in options[i] if manhattan(c, evader) >= CAPTURE_DISTANCE][:3]
+            if i == far
+            else options[i][:3]
+            for i in range(3)
+        ]
+        for a in lists[0]:
+            for b in lists[1]:
+                if b == a:
+                    continue
+                for c in lists[2]:
+                    if c not in (a, b):
+                        return [a, b, c], evader
+    return None
+
+
+def draw_start_in(
+    rng: np.random.Generator, regions: Sequence[pursuit_rules.StartRegion]
+) -> tuple[list[Cell], Cell] | None:
+    """Draw a start among the cells ``regions`` allow: the evader uniformly among their
+    cells, then each pursuer among its own (redrawn when two cells coincide or it is a
+    capture); ``None`` when no start fits them."""
+    cells = [(k, e) for k, region in enumerate(regions) for e in region.evader]
+    for i in rng.permutation(len(cells)):
+        k, evader = cells[int(i)]
+        region = regions[k]
+        for _ in range(20):
+            ps = [opts[int(rng.integers(len(opts)))] for opts in region.pursuers]
+            if len({*ps, evader}) == 4 and not captured(ps, evader):
+                return ps, evader
+        start = start_in_region(region, evader)
+        if start is not None:
+            return start
+    return None
+
+
+def no_start_reason(
+    rules: Sequence[pursuit_rules.Rule], size: int, area: Area | None = None
+) -> str | None:
+    """Why no start can lead to a capture under the static ``rules`` (and ``area``), or
+    ``None`` when some start can; the free cells of each piece are named."""
+    area_cells = pursuit_rules.rect_cells(area) if area is not None else set()
+    forbidden = pursuit_rules.static_forbidden(rules, size)
+    free = {
+        name: size * size - len(set(forbidden[name]) | area_cells) for name in pursuit_rules.PIECES
+    }
+    counts = ", ".join(f"{name} {n}" for name, n in free.items())
+    where = f" with the restricted area {area}" if area is not None else ""
+    none_free = [name for name, n in free.items() if n == 0]
+    if none_free:
+        return (
+            f"the rules forbid every cell of the {size}x{size} board{where} to "
+            f"{', '.join(none_free)} (cells free per piece: {counts})"
+        )
+    regions = pursuit_rules.start_regions(rules, size, MOVES, area_cells)
+    if not regions:
+        return (
+            f"every region the evader may start in{where} holds a cell where it could never "
+            f"be caught, or lies out of some pursuer's reach (cells free per piece: {counts})"
+        )
+    if not any(start_in_region(r, e) is not None for r in regions for e in r.evader):
+        return (
+            f"too few free cells{where} for four distinct start cells that are not "
+            f"already a capture (cells free per piece: {counts})"
+        )
+    return None
 
 
 def is_int(value: Any) -> bool:
@@ -473,14 +557,17 @@ class PursuitEnv(gym.Env):
     - ``"pursuers"``: int64 (3, 2), rows A, B, C as (x, y);
     - ``"evader"``: int64 (2,), (x, y);
     - ``"action_mask"``: int8 (3, 14), the same mask as ``info["action_mask"]``;
-    - ``"restricted"`` (restricted variant only): int64 (4,), (x0, y0, x1, y1) inclusive.
+    - ``"restricted"`` (restricted variant only): int64 (4,), (x0, y0, x1, y1) inclusive;
+    - ``"forbidden"`` (only with ``rules``): int8 (4, size, size), ``[k, x, y] == 1`` where
+      the extra rules forbid piece k (A, B, C, evader) to move onto (x, y) now.
 
     The evader policy receives the same keys from its side, with ``"action_mask"`` an int8
     (5,) mask over ``EVADER_MOVES`` and replies with an index into ``EVADER_MOVES``.
 
     ## Starting State
     Drawn from the seed: distinct cells, outside the restricted area, not already a
-    capture. ``reset(options={"pursuers": [(x, y)] * 3, "evader": (x, y)})`` sets one;
+    capture, and with ``rules`` one the rules allow (no piece on a cell forbidden to it,
+    capture possible). ``reset(options={"pursuers": [(x, y)] * 3, "evader": (x, y)})`` sets one;
     ``options={"preset": "figure5"}`` loads the paper's Figure 5 start (blue (3, 8),
     (14, 19), (17, 2); orange (20, 18)). In the restricted variant the block is drawn per
     episode (holding no start cell and not touching the edge) unless fixed by the
@@ -506,7 +593,14 @@ class PursuitEnv(gym.Env):
     ``"greedy"``, ``"random"`` or any object with ``act(obs)`` (an LLM policy included);
     ``restricted``: ``None`` (no area), ``"random"`` (drawn per episode; the default of
     ``PursuitRestricted-v0``) or a corner ``(x0, y0)``. ``max_steps`` (100) and
-    ``max_violations`` (7) follow the paper.
+    ``max_violations`` (7) follow the paper. ``rules``: extra rules, a list of rule specs
+    (or a JSON string), e.g. ``gym.make("Pursuit-v0", rules=[{"kind": "wall", "axis":
+    "row", "at": 10, "span": [2, 18], "gap": [9, 11]}])``; the kinds, their parameters and
+    the schema are in :mod:`ld_envs.pursuit_rules`. A parameter left out or ``"random"``
+    is drawn per episode from the seed, to fit the ones given. A forbidden target counts
+    one violation, like the restricted area; ``env.unwrapped.rules_text()`` words the rules.
+    Rules that leave no capture or no legal start possible are refused at ``gym.make``
+    (``InvalidRule``).
 
     ## References
     Chen et al., "Logic Distillation: Learning from Code Function by Function for
@@ -588,6 +682,9 @@ class PursuitEnv(gym.Env):
 
         self.area: Area | None = self._fixed_area
         self._tables_for: tuple[Any, ...] | None = None
+        self._static_for: tuple[Any, ...] | None = None
+        self._static: dict[str, frozenset[Cell]] = {}
+        self._pockets: list[Cell] = []
         self.pursuers: list[Cell] = [(0, 0), (0, 1), (0, 2)]
         self.evader_cell: Cell = (n - 1, n - 1)
         self.steps = 0
@@ -600,14 +697,79 @@ class PursuitEnv(gym.Env):
 
     # ----------------------------------------------------------------- helpers
 
-    def _start_problem(self) -> str | None:
-        """Why the current start cannot lead to a capture under the rules (None: it can)."""
+    def _start_problem(
+        self, pursuers: Sequence[Cell] | None = None, evader: Cell | None = None
+    ) -> str | None:
+        """Why a start (the current one by default) cannot lead to a capture under the
+        rules (None: it can)."""
         if not self.rules:
             return None
+        pursuers = self.pursuers if pursuers is None else pursuers
+        evader = self.evader_cell if evader is None else evader
+        static, pockets = self._static_rules()
+        for name, cell in zip(pursuit_rules.PIECES, [*pursuers, evader], strict=True):
+            if cell in static[name]:  # the quick refusal, before the full test
+                return f"{name} starts on {cell}, which the rules forbid it"
         area = pursuit_rules.rect_cells(self.area) if self.area is not None else ()
         return pursuit_rules.start_problem(
-            self.rules, self.size, self.pursuers, self.evader_cell, MOVES, area
+            self.rules, self.size, pursuers, evader, MOVES, area, pockets=pockets
         )
+
+    def _static_rules(self) -> tuple[dict[str, frozenset[Cell]], list[Cell]]:
+        """The static forbidden cells of this episode's rules and their pockets with this
+        area (kept while the rules and the area stay)."""
+        key = (self.area, tuple(self.rules))
+        if self._static_for != key:
+            area = pursuit_rules.rect_cells(self.area) if self.area is not None else ()
+            self._static = pursuit_rules.static_forbidden(self.rules, self.size)
+            self._pockets = pursuit_rules.capture_pockets(self.rules, self.size, area)
+            self._static_for = key
+        return self._static, self._pockets
+
+    def _draw_start(self, redraw_area: bool) -> tuple[list[Cell], Cell]:
+        """Draw a start the rules allow (any start without rules).
+
+        Starts are drawn as without rules and redrawn until the rules allow one, so a seed
+        keeps its start; after ``START_TRIES`` refusals (the rules leave few legal starts)
+        the start is drawn among the legal cells directly. When the rules (with this
+        episode's area) leave no legal start at all, the area (``redraw_area``) and the
+        rules drawn per episode are drawn again; if they are fixed, :class:`InvalidStart`.
+        """
+        if not self.rules:
+            return draw_start(self.np_random, self.size, self.area)
+        for _ in range(START_REDRAWS):
+            regions = None
+            if self._static_rules()[1]:  # pockets: some starts, perhaps all, are refused
+                regions = self._start_regions()
+            if regions is None or any(
+                start_in_region(r, e) is not None for r in regions for e in r.evader
+            ):
+                start = draw_start(self.np_random, self.size, self.area)
+                for _ in range(START_TRIES):
+                    if self._start_problem(*start) is None:
+                        return start
+                    start = draw_start(self.np_random, self.size, self.area)
+                start = draw_start_in(self.np_random, regions or self._start_regions())
+                if start is not None:
+                    return start
+            if not (redraw_area or self._draws_rules):
+                break
+            if redraw_area:
+                self.area = draw_area(self.np_random, self.size)
+            self.rules = self._draw_rules()
+            self._build_tables()
+        reason = no_start_reason(self.rules, self.size, self.area) or "no start was found"
+        specs = [{k: v for k, v in r.to_dict().items() if k != "text"} for r in self.rules]
+        raise InvalidStart(
+            f"no legal start under the rules {specs}"
+            + (f" (as drawn {START_REDRAWS} times)" if redraw_area or self._draws_rules else "")
+            + f": {reason}; free more cells for the pieces the rules bind"
+            + ("" if self.area is None else ", or place the restricted area elsewhere")
+        )
+
+    def _start_regions(self) -> list[pursuit_rules.StartRegion]:
+        area = pursuit_rules.rect_cells(self.area) if self.area is not None else ()
+        return pursuit_rules.start_regions(self.rules, self.size, MOVES, area)
 
     def _make_evader(self, evader: str | Any) -> Any:
         if isinstance(evader, str):
@@ -654,21 +816,50 @@ class PursuitEnv(gym.Env):
                 pursuit_rules.make_rule(spec, self.size, rng)
             return None
         rules = [pursuit_rules.make_rule(spec, self.size) for spec in self._rule_specs]
-        for k, rule in enumerate(rules):
-            pockets = pursuit_rules.capture_pockets([rule], self.size)
-            if pockets:
-                raise pursuit_rules.InvalidRule(
-                    f"rules[{k}] ({rule.kind}): no capture possible: the evader could never be "
-                    f"caught at {pockets[0]} (fewer than three cells near it that distinct "
-                    f"pursuers may enter); change its parameters or its pieces"
-                )
+        # capture is checked on the rules together (the game plays them together): one rule
+        # may keep the evader off the cells where another would leave it uncatchable
         pockets = pursuit_rules.capture_pockets(rules, self.size)
         if pockets:
+            alone = [
+                (k, rule, found)
+                for k, rule in enumerate(rules)
+                if (found := pursuit_rules.capture_pockets([rule], self.size))
+            ]
+            if len(rules) == 1:  # the rule alone: named as such
+                k, rule, found = alone[0]
+                raise pursuit_rules.InvalidRule(
+                    f"rules[{k}] ({rule.kind}): no capture possible: the evader could never be "
+                    f"caught at {found[0]} (fewer than three cells near it that distinct "
+                    f"pursuers may enter); change its parameters or its pieces"
+                )
+            culprits = "".join(f"; rules[{k}] ({r.kind}) alone leaves {f[0]}" for k, r, f in alone)
             raise pursuit_rules.InvalidRule(
-                f"rules: together they leave no capture possible at {pockets[0]}; drop or "
-                f"move one of them"
+                f"rules: together they leave no capture possible: the evader could never be "
+                f"caught at {pockets[0]} (fewer than three cells near it that distinct pursuers "
+                f"may enter){culprits}; drop or move one of them"
+            )
+        # a start must exist, or reset() could never draw one (with an area drawn per
+        # episode, reset() checks each area; none can free a cell the rules forbid)
+        if self.has_area and self._fixed_area is None:
+            reason = self._no_free_cells(rules)
+        else:
+            reason = no_start_reason(rules, self.size, self._fixed_area)
+        if reason is not None:
+            raise pursuit_rules.InvalidRule(
+                f"rules {self._rule_specs!r}: no legal start: {reason}; free more cells for "
+                f"the pieces the rules bind (narrower rules, or fewer pieces)"
             )
         return rules
+
+    def _no_free_cells(self, rules: Sequence[pursuit_rules.Rule]) -> str | None:
+        """Why no start fits the rules on any board (a piece with no free cell), or None."""
+        forbidden = pursuit_rules.static_forbidden(rules, self.size)
+        full = [name for name, cells in forbidden.items() if len(cells) == self.size**2]
+        if not full:
+            return None
+        return (
+            f"the rules forbid every cell of the {self.size}x{self.size} board to {', '.join(full)}"
+        )
 
     def _draw_rules(self) -> list[pursuit_rules.Rule]:
         """This episode's rules, parameters given as ``"random"`` drawn from the seed."""
@@ -848,9 +1039,9 @@ class PursuitEnv(gym.Env):
             if problem is not None:
                 raise InvalidStart(f"start {self.pursuers} vs {self.evader_cell}: {problem}")
         else:
-            self.pursuers, self.evader_cell = draw_start(self.np_random, self.size, area)
-            while self._start_problem() is not None:  # only with extra rules
-                self.pursuers, self.evader_cell = draw_start(self.np_random, self.size, area)
+            redraw_area = self.has_area and self._fixed_area is None and area is not None
+            redraw_area = redraw_area and options.get("restricted") is None
+            self.pursuers, self.evader_cell = self._draw_start(redraw_area)
 
         if hasattr(self.evader, "reset"):
             self.evader.reset(seed=int(self.np_random.integers(2**31 - 1)))

@@ -25,6 +25,7 @@ has a mask holding only action 0 (stay), so a masked sampler is always legal. A 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -33,10 +34,14 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from ld_envs.errors import InvalidArgument, unknown_name
-
-# The rules the game is played by, through PursuitEnv; importable from here too, so a
-# test can check that this view copies none of them.
+from ld_envs.errors import (
+    InvalidAction,
+    InvalidArgument,
+    UnknownKeyword,
+    UnknownName,
+    close_match,
+    unknown_name,
+)
 from ld_envs.pursuit import (  # noqa: F401
     DEFAULT_SIZE,
     EVADER_MOVES,
@@ -51,10 +56,15 @@ from ld_envs.pursuit import (  # noqa: F401
     draw_area,
     draw_start,
     evader_targets,
+    is_int,
     pursuer_action_mask,
     resolve_pursuers,
     validate_start,
 )
+
+# The rules the game is played by, through PursuitEnv; importable from here too, so a
+# test can check that this view copies none of them.
+from ld_envs.pursuit_rules import forbidden_grid
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +116,13 @@ class PursuitParallelEnv(ParallelEnv):
     Pursuers: ``Discrete(14)``, an index into ``ld_envs.pursuit.MOVES`` (0-12) or 13
     (``NO_CHOICE``, always illegal), as one entry of ``Pursuit-v0``'s ``MultiDiscrete``;
     the three are checked together as that env checks its action (a missing or ``None``
-    action is ``NO_CHOICE``). Evader: ``Discrete(5)``, an index into ``EVADER_MOVES``,
-    read as ``Pursuit-v0`` reads its evader's choice (unreadable = an illegal move).
+    action is ``NO_CHOICE``). Evader: ``Discrete(5)``, an index into ``EVADER_MOVES``;
+    an illegal move (masked out) leaves it in place and counts one evader violation, as in
+    ``Pursuit-v0``. On the side on turn, an action outside the agent's space (an evader
+    action that is missing, ``None``, out of range or not an int; a pursuer entry outside
+    ``Discrete(14)``) raises ``InvalidAction`` and nothing is applied; the other side's
+    actions are ignored. An agent name the game does not have raises ``UnknownName``
+    listing the four.
 
     ## Observation Spaces
     Each agent gets a ``Dict``: ``"pursuers"`` (3, 2) and ``"evader"`` (2,) cells as in
@@ -138,11 +153,13 @@ class PursuitParallelEnv(ParallelEnv):
 
     ## Arguments
     ``parallel_env(size=21, restricted=None, max_steps=100, max_violations=7,
-    render_mode=None)``, checked by ``PursuitEnv``; ``restricted``: ``None``, ``"random"``
-    (drawn per episode from the seed) or a corner ``(x0, y0)``. ``reset(seed=, options=)``
-    takes ``Pursuit-v0``'s options (``pursuers``/``evader``, ``restricted``, ``preset``);
-    an unknown one fails as there, except ``"options"``, the key PettingZoo's API tests
-    probe reset with, which is dropped.
+    render_mode=None, rules=None)``, checked by ``PursuitEnv`` (an argument it does not
+    take raises ``UnknownKeyword`` listing these); ``restricted``: ``None``, ``"random"``
+    (drawn per episode from the seed) or a corner ``(x0, y0)``; ``rules``: ``Pursuit-v0``'s
+    extra rules, every agent then also observing ``"forbidden"`` (4, size, size).
+    ``reset(seed=, options=)`` takes ``Pursuit-v0``'s options (``pursuers``/``evader``,
+    ``restricted``, ``preset``); an unknown one fails as there, except ``"options"``, the
+    key PettingZoo's API tests probe reset with, which is dropped.
 
     ## PettingZoo's checkers
     ``parallel_api_test`` and ``parallel_seed_test`` pass with no warning. ``api_test`` on
@@ -182,6 +199,7 @@ class PursuitParallelEnv(ParallelEnv):
         max_steps: int = MAX_STEPS,
         max_violations: int = MAX_VIOLATIONS,
         render_mode: str | None = None,
+        rules: Any = None,
     ) -> None:
         self._seat = _EvaderSeat()
         self.game = PursuitEnv(
@@ -191,6 +209,7 @@ class PursuitParallelEnv(ParallelEnv):
             restricted=restricted,
             max_steps=max_steps,
             max_violations=max_violations,
+            rules=rules,
         )
         self.render_mode = render_mode
         self.possible_agents = list(AGENTS)
@@ -218,6 +237,8 @@ class PursuitParallelEnv(ParallelEnv):
         }
         if self.has_area:
             entries["restricted"] = spaces.Box(0, n - 1, shape=(4,), dtype=np.int64)
+        if self.game.observation_space.get("forbidden") is not None:  # with rules
+            entries["forbidden"] = self.game.observation_space["forbidden"]
         return spaces.Dict(entries)
 
     @functools.cache  # noqa: B019
@@ -250,6 +271,8 @@ class PursuitParallelEnv(ParallelEnv):
         }
         if self.has_area:
             base["restricted"] = np.array(self.area, dtype=np.int64)
+        if self.game.observation_space.get("forbidden") is not None:  # with rules
+            base["forbidden"] = forbidden_grid(self.game.rules, self.game.board())
         masks = self._masks()
         out = {}
         for agent in self.agents:
@@ -312,13 +335,14 @@ class PursuitParallelEnv(ParallelEnv):
         """Apply the actions of the side on turn (the other side's are ignored)."""
         if not self.agents:
             raise InvalidArgument("the game has ended; call reset() before step()")
+        _check_agents(actions)
         live = list(self.agents)
         illegal = [False] * len(PURSUER_AGENTS)
         if self.turn == PURSUERS_TURN:
             illegal = self.game.pursuers_turn([_pursuer_choice(actions, a) for a in PURSUER_AGENTS])
             next_turn = EVADER_TURN
         else:
-            self.game.evader_turn(actions.get(EVADER_AGENT))
+            self.game.evader_turn(_evader_choice(actions))
             next_turn = PURSUERS_TURN
         outcome = self.outcome
         if outcome is None:
@@ -362,6 +386,50 @@ def _without_probe(options: Any) -> Any:
     return {k: v for k, v in options.items() if k != PROBE_OPTION}
 
 
+def _check_agents(actions: Any) -> None:
+    """Refuse an action dict that is no dict or names an agent the game does not have."""
+    if not isinstance(actions, Mapping):
+        raise InvalidAction(
+            f"step() takes a dict of actions keyed by agent name ({', '.join(AGENTS)}), "
+            f"got {type(actions).__name__}: {actions!r}"
+        )
+    unknown = [a for a in actions if a not in AGENTS]
+    if unknown:
+        named = []
+        for name in unknown:
+            same = [a for a in AGENTS if isinstance(name, str) and a.lower() == name.lower()]
+            close = (same or [close_match(name, AGENTS) if isinstance(name, str) else None])[0]
+            named.append(f"{name!r}" + (f" (did you mean {close!r}?)" if close else ""))
+        raise UnknownName(
+            f"step() got actions for unknown agent(s) {', '.join(named)}; the agents are "
+            f"{', '.join(AGENTS)}"
+        )
+
+
+def _evader_choice(actions: Mapping[str, Any]) -> int:
+    """The evader's action on its turn: an index into ``EVADER_MOVES`` (``Discrete(5)``).
+
+    Unlike a pursuer's, whose space holds ``NO_CHOICE`` for "no readable choice", the
+    evader's space has no such entry: a missing action or one outside ``Discrete(5)`` is
+    refused, as ``Pursuit-v0`` refuses a pursuer entry outside ``Discrete(14)``."""
+    n = len(EVADER_MOVES)
+    if EVADER_AGENT not in actions:
+        raise InvalidAction(
+            f"it is the evader's turn (obs['turn'] == {EVADER_TURN}): step() needs its "
+            f"action, an int in [0, {n - 1}] (an index into EVADER_MOVES, 0 = stay); got "
+            f"actions for {sorted(map(str, actions))} only"
+        )
+    value = actions[EVADER_AGENT]
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(-1)[0]
+    if not (is_int(value) and 0 <= value < n):
+        raise InvalidAction(
+            f"the evader's action is an int in [0, {n - 1}] (Discrete({n}): an index into "
+            f"EVADER_MOVES {EVADER_MOVES}, 0 = stay; no bools or floats), got {value!r}"
+        )
+    return int(value)
+
+
 def _pursuer_choice(actions: dict[str, Any], agent: str) -> Any:
     """One pursuer's entry of the joint action: ``NO_CHOICE`` when it gave none."""
     value = actions.get(agent)
@@ -373,7 +441,18 @@ def _pursuer_choice(actions: dict[str, Any], agent: str) -> Any:
 
 
 def parallel_env(**kwargs: Any) -> PursuitParallelEnv:
-    """Build the pursuit ``ParallelEnv`` (PettingZoo's ``parallel_env`` convention)."""
+    """Build the pursuit ``ParallelEnv`` (PettingZoo's ``parallel_env`` convention).
+
+    An argument it does not take fails naming the closest one and all of them
+    (:class:`~ld_envs.errors.UnknownKeyword`, a ``TypeError``)."""
+    known = [p for p in inspect.signature(PursuitParallelEnv.__init__).parameters if p != "self"]
+    for key in kwargs:
+        if key not in known:
+            close = close_match(key, known)
+            hint = f"; did you mean {close!r}?" if close else ";"
+            raise UnknownKeyword(
+                f"parallel_env() takes no argument {key!r}{hint} it takes: {', '.join(known)}"
+            )
     return PursuitParallelEnv(**kwargs)
 
 

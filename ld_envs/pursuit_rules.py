@@ -13,9 +13,11 @@ The schema (what ``gym.make("Pursuit-v0", rules=[...])`` and ``--rule JSON`` tak
 
 * ``kind``: one of :data:`KINDS` (``ld_envs.pursuit_rules.KINDS``, each with its
   parameters and their meaning in :func:`describe_kinds`);
-* the kind's parameters, each required unless the kind gives a default; a parameter given
-  as ``"random"`` (or a kind given as a bare string, ``"wall"``) is drawn per episode from
-  the env's seed, in a placement that keeps capture possible;
+* the kind's parameters; one left out takes the kind's default, if it has one, or is
+  drawn: a parameter given as ``"random"`` or left out (or a kind given as a bare string,
+  ``"wall"``) is drawn per episode from the env's seed, in a placement that keeps capture
+  possible and fits the parameters given (a wall's gap inside its given span, a guard's
+  two pursuers distinct); one that no value can fit is refused, naming it;
 * ``pieces``: who is bound: ``"all"`` (every piece, the evader included), ``"pursuers"``,
   one pursuer ``"A"``/``"B"``/``"C"``, or a list of those names; each kind has a default;
 * ``text``: the rule as an LLM reads it.
@@ -34,7 +36,7 @@ row or column, forbidden to another).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +57,8 @@ PIECE_GROUPS: dict[str, tuple[str, ...]] = {
     **{name: (name,) for name in PIECES},
 }
 RANDOM = "random"
+#: the evader's moves besides staying (its regions are what these reach)
+_UNIT_MOVES = ((1, 0), (-1, 0), (0, 1), (0, -1))
 
 
 class InvalidRule(InvalidArgument):
@@ -230,14 +234,24 @@ def _draw_rect(rng: np.random.Generator, size: int, side: int = 4) -> list[int]:
     return [x0, y0, x0 + w - 1, y0 + h - 1]
 
 
+#: draws of one block for ``blocks`` before its three blocks are found not to fit
+_RECT_TRIES = 1000
+
+
 def _draw_rects(rng: np.random.Generator, size: int) -> list[list[int]]:
     rects: list[list[int]] = []
-    while len(rects) < 3:
+    for _ in range(_RECT_TRIES):
         r = _draw_rect(rng, size, side=3)
         grown = (r[0] - 2, r[1] - 2, r[2] + 2, r[3] + 2)  # keep a corridor between blocks
         if not any(rect_cells(grown) & rect_cells(o) for o in rects):
             rects.append(r)
-    return rects
+            if len(rects) == 3:
+                return rects
+    raise InvalidRule(
+        f"rects: cannot be drawn: three blocks with corridors between them do not fit on a "
+        f"{size}x{size} board (not in {_RECT_TRIES} draws); give the rects, or use a "
+        f"larger board (rule kind 'blocks')"
+    )
 
 
 def _fmt_rect(r: Sequence[int]) -> str:
@@ -266,27 +280,63 @@ def _check_wall(p: Mapping[str, Any], size: int) -> str | None:
     return None
 
 
-def _draw_wall(rng: np.random.Generator, size: int) -> dict[str, Any]:
+def _draw_wall(
+    rng: np.random.Generator, size: int, given: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A wall drawn around the parameters ``given``: the whole wall is drawn as always (the
+    same draws from ``rng``, so the seeds keep their walls); a drawn gap or span that does
+    not fit a given one is drawn again, inside the given span or around the given gap."""
+    given = dict(given or {})
     at = int(rng.integers(3, size - 3))
     lo = int(rng.integers(1, size // 3))
     hi = int(rng.integers(2 * size // 3, size - 1))
     g0 = int(rng.integers(lo + 1, hi - 2))
-    return {
+    out = {
         "axis": ["row", "column"][int(rng.integers(2))],
         "at": at,
         "span": [lo, hi],
         "gap": [g0, g0 + 2],
     }
+    out.update(given)
+    (lo, hi), (g0, g1) = out["span"], out["gap"]
+    if lo < g0 <= g1 < hi or ("span" in given and "gap" in given):
+        return out  # fits, or both given (make_rule then names the gap)
+    if "gap" not in given:
+        if hi - lo < 2:
+            raise InvalidRule(
+                f"gap: cannot be drawn for span {list(out['span'])}: the gap lies strictly "
+                f"inside the span, so the span needs hi - lo >= 2 (e.g. [{lo}, {lo + 2}]); "
+                f"give a wider span, or give the gap too (rule kind 'wall')"
+            )
+        width = min(3, hi - lo - 1)
+        g0 = int(rng.integers(lo + 1, hi - width + 1))
+        out["gap"] = [g0, g0 + width - 1]
+        return out
+    if g0 < 1 or g1 > size - 2:
+        raise InvalidRule(
+            f"span: cannot be drawn around gap {list(out['gap'])}: the span must reach past "
+            f"the gap on both sides, so the gap needs 1 <= g0 and g1 <= {size - 2} on a "
+            f"{size}x{size} board; move the gap, or give the span too (rule kind 'wall')"
+        )
+    lo = int(rng.integers(min(1, g0 - 1), g0))
+    hi = int(rng.integers(g1 + 1, max(g1 + 2, size - 1)))
+    out["span"] = [lo, hi]
+    return out
 
 
 def _band_cells(p: Mapping[str, Any], b: Board, piece: str) -> set[Cell]:
     return _whole(p["axis"], p["span"][0], p["span"][1], b.size)
 
 
-def _draw_band(rng: np.random.Generator, size: int) -> dict[str, Any]:
+def _draw_band(
+    rng: np.random.Generator, size: int, given: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A band; its axis and span are independent, so a given one is simply kept."""
     width = int(rng.integers(1, 3))
     lo = int(rng.integers(size // 3, 2 * size // 3 - width))
-    return {"axis": ["row", "column"][int(rng.integers(2))], "span": [lo, lo + width - 1]}
+    out = {"axis": ["row", "column"][int(rng.integers(2))], "span": [lo, lo + width - 1]}
+    out.update(given or {})
+    return out
 
 
 def _edge_cells(p: Mapping[str, Any], b: Board, piece: str) -> set[Cell]:
@@ -309,9 +359,41 @@ def _check_distance(p: Mapping[str, Any], size: int) -> str | None:
     return None
 
 
-def _draw_distance(rng: np.random.Generator, size: int) -> dict[str, Any]:
+def _draw_distance(
+    rng: np.random.Generator, size: int, given: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A diamond off the edge, drawn around a given center or radius (the usual draws
+    first, so the seeds keep their diamonds; one that does not fit is drawn again)."""
+    given = dict(given or {})
     r = int(rng.integers(1, 4))
-    return {"center": [int(v) for v in rng.integers(r + 1, size - 1 - r, size=2)], "radius": r}
+    room = r + 1 < size - 1 - r  # a small board may have no center for this radius
+    center = [int(v) for v in rng.integers(r + 1, size - 1 - r, size=2)] if room else None
+    out: dict[str, Any] = {"center": center, "radius": r}
+    out.update(given)
+    if len(given) == 2 or (out["center"] is not None and _check_distance(out, size) is None):
+        return out
+    if "center" not in given:
+        if "radius" not in given:  # the drawn radius left no center: a smaller one
+            out["radius"] = int(rng.integers(1, max(1, (size - 3) // 2) + 1))
+        r = out["radius"]
+        if r + 1 > size - 2 - r:
+            raise InvalidRule(
+                f"center: cannot be drawn for radius {r} on a {size}x{size} board: the cells "
+                f"within {r} of it would touch the board's edge wherever it lies; give a "
+                f"radius of at most {(size - 3) // 2} (rule kind 'distance')"
+            )
+        out["center"] = [int(v) for v in rng.integers(r + 1, size - 1 - r, size=2)]
+        return out
+    cx, cy = out["center"]
+    room = min(cx, cy, size - 1 - cx, size - 1 - cy) - 1  # the largest radius off the edge
+    if room < 1:
+        raise InvalidRule(
+            f"radius: cannot be drawn for center {list(out['center'])}: the cells within 1 "
+            f"of it already touch the board's edge; keep the center in [2, {size - 3}] "
+            f"(rule kind 'distance')"
+        )
+    out["radius"] = int(rng.integers(1, min(room, 3) + 1))
+    return out
 
 
 def _parity_cells(p: Mapping[str, Any], b: Board, piece: str) -> set[Cell]:
@@ -350,9 +432,19 @@ def _check_guard(p: Mapping[str, Any], size: int) -> str | None:
     return None
 
 
-def _draw_guard(rng: np.random.Generator, size: int) -> dict[str, Any]:
+def _draw_guard(
+    rng: np.random.Generator, size: int, given: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Two distinct pursuers and an axis; a drawn pursuer never equals a given one."""
+    given = dict(given or {})
     first, second = (PURSUERS[int(k)] for k in rng.choice(3, size=2, replace=False))
-    return {"pursuer": first, "other": second, "axis": ["row", "column"][int(rng.integers(2))]}
+    out = {"pursuer": first, "other": second, "axis": ["row", "column"][int(rng.integers(2))]}
+    out.update(given)
+    if out["pursuer"] == out["other"] and not ("pursuer" in given and "other" in given):
+        drawn = "other" if "other" not in given else "pursuer"
+        choices = [p for p in PURSUERS if p != out["pursuer" if drawn == "other" else "other"]]
+        out[drawn] = choices[int(rng.integers(len(choices)))]
+    return out
 
 
 def _pick(values: Sequence[Any]) -> Callable[[np.random.Generator, int], Any]:
@@ -540,7 +632,9 @@ _CHECKS: dict[str, Callable[[Mapping[str, Any], int], str | None]] = {
     "distance": _check_distance,
     "guard": _check_guard,
 }
-_DRAWS: dict[str, Callable[[np.random.Generator, int], dict[str, Any]]] = {
+#: kinds whose parameters depend on each other: ``draw(rng, size, given)`` draws the ones
+#: not in ``given`` (the values the spec gives, each checked already) to fit those given
+_DRAWS: dict[str, Callable[[np.random.Generator, int, Mapping[str, Any]], dict[str, Any]]] = {
     "wall": _draw_wall,
     "band": _draw_band,
     "distance": _draw_distance,
@@ -678,19 +772,26 @@ def make_rule(
             f"{sorted(unknown)[0]}: not a field of rule kind {kind.name!r}; its fields: "
             f"{', '.join(sorted(names | {'pieces', 'text'}))}"
         )
-    drawn_any = any(
-        spec.get(p.name, RANDOM if p.default is None else p.default) == RANDOM for p in kind.params
-    )
-    if drawn_any and kind.name in _DRAWS:
+    values = {
+        p.name: spec.get(p.name, p.default if p.default is not None else RANDOM)
+        for p in kind.params
+    }
+    given = {k: v for k, v in values.items() if not _is_random(v)}
+    for p in kind.params:  # the given values first: the drawn ones are drawn to fit them
+        if p.name in given:
+            bad = p.check(given[p.name], size)
+            if bad:
+                raise InvalidRule(f"{p.name}: {bad} (rule kind {kind.name!r}: {p.help})")
+    if len(given) < len(values) and kind.name in _DRAWS:
         if rng is None:
             raise InvalidRule(f"rule {kind.name!r} has parameters drawn per episode; pass a seed")
-        drawn = _DRAWS[kind.name](rng, size)
+        drawn = _DRAWS[kind.name](rng, size, given)
     else:
         drawn = {}
     params: dict[str, Any] = {}
     for p in kind.params:
-        value = spec.get(p.name, p.default if p.default is not None else RANDOM)
-        if value == RANDOM:
+        value = values[p.name]
+        if _is_random(value):
             if p.name in drawn:
                 value = drawn[p.name]
             elif p.draw is not None and rng is not None:
@@ -700,9 +801,9 @@ def make_rule(
                     f"{p.name}: required by rule kind {kind.name!r} ({p.help})"
                     + ("" if rng is None else "; it cannot be drawn")
                 )
-        bad = p.check(value, size)
-        if bad:
-            raise InvalidRule(f"{p.name}: {bad} (rule kind {kind.name!r}: {p.help})")
+            bad = p.check(value, size)
+            if bad:
+                raise InvalidRule(f"{p.name}: {bad} (rule kind {kind.name!r}: {p.help})")
         params[p.name] = tuple(_freeze(value)) if isinstance(value, (list, tuple)) else value
     check = _CHECKS.get(kind.name)
     if check is not None:
@@ -722,6 +823,11 @@ def make_rule(
     )
 
 
+def _is_random(value: Any) -> bool:
+    """Whether a spec's value asks for a draw (``"random"``; an array is never one)."""
+    return isinstance(value, str) and value == RANDOM
+
+
 def _freeze(value: Sequence[Any]) -> list[Any]:
     return [tuple(v) if isinstance(v, (list, tuple)) else int(v) for v in value]
 
@@ -735,7 +841,7 @@ def draws_per_episode(spec: Any) -> bool:
     if not isinstance(spec, Mapping) or spec.get("kind") not in KINDS:
         return False  # make_rule names what is wrong
     kind = KINDS[spec["kind"]]
-    return any(spec.get(p.name, RANDOM if p.default is None else p.default) == RANDOM
+    return any(_is_random(spec.get(p.name, RANDOM if p.default is None else p.default))
                for p in kind.params)  # fmt: skip
 
 
@@ -843,19 +949,24 @@ def start_problem(
     evader: Cell,
     pursuer_moves: Sequence[Cell],
     area_cells: Iterable[Cell] = (),
+    pockets: Collection[Cell] | None = None,
 ) -> str | None:
     """Why a start cannot lead to a capture under the static rules (``None``: it can).
 
     The evader's region (where its unit moves can take it) must hold no pocket cell, and
     every pursuer must be able to reach a cell next to that region with its own moves.
+    ``pockets``: :func:`capture_pockets` of the same rules and area, when the caller has
+    them already (computed here otherwise).
     """
     area = set(area_cells)
     sets = static_forbidden(rules, size)
     for name, cell in zip(PIECES, [*pursuers, evader], strict=True):
         if cell in sets[name]:
             return f"{name} starts on {cell}, which the rules forbid it"
-    region = reachable(evader, [(1, 0), (-1, 0), (0, 1), (0, -1)], size, sets["evader"] | area)
-    pockets = set(capture_pockets(rules, size, area)) & region
+    region = reachable(evader, _UNIT_MOVES, size, sets["evader"] | area)
+    if pockets is None:
+        pockets = capture_pockets(rules, size, area)
+    pockets = set(pockets) & region
     if pockets:
         return f"the evader can reach {min(pockets)}, where it could never be caught"
     near = {
@@ -865,3 +976,61 @@ def start_problem(
         if not reachable(cell, pursuer_moves, size, sets[name] | area) & near:
             return f"pursuer {name} at {cell} can never reach the evader's region"
     return None
+
+
+@dataclass(frozen=True)
+class StartRegion:
+    """Where a start may put each piece so that :func:`start_problem` finds nothing wrong:
+    the evader anywhere in ``evader`` (one region its unit moves connect, holding no
+    pocket), pursuer A, B, C anywhere in its entry of ``pursuers`` (the cells it may stand
+    on from which its moves reach a cell next to that region). A start also needs four
+    distinct cells and no capture at once; those are the game's, not the rules'."""
+
+    evader: tuple[Cell, ...]
+    pursuers: tuple[tuple[Cell, ...], tuple[Cell, ...], tuple[Cell, ...]]
+
+
+def _components(size: int, moves: Sequence[Cell], blocked: set[Cell]) -> dict[Cell, frozenset]:
+    """Per free cell, the set of free cells that ``moves`` connect it with."""
+    out: dict[Cell, frozenset] = {}
+    for x in range(size):
+        for y in range(size):
+            if (x, y) not in blocked and (x, y) not in out:
+                comp = frozenset(reachable((x, y), moves, size, blocked))
+                out.update(dict.fromkeys(comp, comp))
+    return out
+
+
+def start_regions(
+    rules: Sequence[Rule],
+    size: int,
+    pursuer_moves: Sequence[Cell],
+    area_cells: Iterable[Cell] = (),
+) -> list[StartRegion]:
+    """Every region the evader may start in under the static rules, with the cells each
+    pursuer may start on for it (see :class:`StartRegion`); empty when the rules leave the
+    evader no region where it can be caught. Pursuer moves must be symmetric (a move and
+    its reverse), as the game's are."""
+    area = set(area_cells)
+    sets = static_forbidden(rules, size)
+    pockets = set(capture_pockets(rules, size, area))
+    evader_blocked = set(sets["evader"]) | area
+    comps = [_components(size, pursuer_moves, set(sets[name]) | area) for name in PURSUERS]
+    seen: set[Cell] = set()
+    regions = []
+    for x in range(size):
+        for y in range(size):
+            if (x, y) in evader_blocked or (x, y) in seen:
+                continue
+            region = reachable((x, y), _UNIT_MOVES, size, evader_blocked)
+            seen |= region
+            if region & pockets:
+                continue
+            near = region | {(cx + dx, cy + dy) for cx, cy in region for dx, dy in _UNIT_MOVES}
+            cells = []
+            for comp in comps:
+                reach = {comp[c] for c in near if c in comp}
+                cells.append(tuple(sorted(set().union(*reach))))
+            if all(cells):
+                regions.append(StartRegion(tuple(sorted(region)), tuple(cells)))  # type: ignore[arg-type]
+    return regions

@@ -12,7 +12,7 @@ import pytest
 from ld_agents.errors import BackendError
 from ld_agents.llm import make_backend
 from ld_agents.llm.base import GenerationRequest
-from ld_envs.errors import InvalidArgument, UnknownName
+from ld_envs.errors import InvalidArgument, UnknownKeyword, UnknownName
 
 pytestmark = pytest.mark.llm
 
@@ -282,7 +282,7 @@ def test_stats_count_work(backend):
         ("hf:no-such-model", InvalidArgument, "unknown hf target"),
         ("hf:/no/such/folder", InvalidArgument, "does not exist"),
         ("hf:/no/such/model.gguf", InvalidArgument, "does not exist"),
-        ("hf:embedded?colour=red", InvalidArgument, "unknown hf backend option"),
+        ("hf:embedded?colour=red", UnknownKeyword, "takes no option .colour."),
         ("hf:embedded?dtype=int3", InvalidArgument, "dtype"),
         ("nosuch:thing", UnknownName, "known"),
     ],

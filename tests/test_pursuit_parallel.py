@@ -19,7 +19,7 @@ import ld_envs  # noqa: F401
 from ld_agents.baselines.pursuit import ScriptedPursuers
 from ld_envs import pursuit
 from ld_envs import pursuit_parallel as pp
-from ld_envs.errors import InvalidAction, InvalidArgument
+from ld_envs.errors import InvalidAction, InvalidArgument, UnknownKeyword, UnknownName
 from ld_envs.pursuit import GreedyEvader, RandomEvader
 
 VARIANTS = [pytest.param({}, id="open"), pytest.param({"restricted": "random"}, id="restricted")]
@@ -190,9 +190,11 @@ def _pursuer_actions(rng: np.random.Generator, mask: np.ndarray) -> list[int]:
 
 
 def _evader_choice(rng: np.random.Generator, mask: np.ndarray) -> object:
-    """Mostly a legal move, sometimes an illegal, out-of-range or unreadable one."""
+    """Mostly a legal move, sometimes any move of Discrete(5), illegal ones included (an
+    action outside the space is refused by the parallel env: see
+    test_bad_evader_action_is_refused_like_a_bad_pursuer_action)."""
     if rng.random() < 0.1:
-        return [int(rng.integers(7)), None, "x"][int(rng.integers(3))]
+        return int(rng.integers(len(pursuit.EVADER_MOVES)))
     return int(rng.choice(np.flatnonzero(mask)))
 
 
@@ -295,3 +297,97 @@ def test_bad_pursuer_action_raises_what_pursuit_env_raises(bad: object) -> None:
     assert error == _error(lambda: single.step([bad, 0, 0]))
     assert error[0] is InvalidAction
     assert env.steps == 0 and env.agents  # nothing was applied
+
+
+def _evader_turn_env() -> pp.PursuitParallelEnv:
+    """A parallel env reset and stepped once: the evader is on turn."""
+    env = pp.parallel_env()
+    env.reset(seed=0)
+    env.step(dict.fromkeys(pp.AGENTS, 0))
+    assert env.turn == pp.EVADER_TURN
+    return env
+
+
+@pytest.mark.parametrize("bad", [7, -1, 5, 2.5, "x", None, True, np.float64(1.0)])
+def test_bad_evader_action_is_refused_like_a_bad_pursuer_action(bad: object) -> None:
+    """An evader action outside Discrete(5) raises InvalidAction (as a pursuer entry outside
+    Discrete(14) does) naming the space, and nothing is applied."""
+    env = _evader_turn_env()
+    before = (env.evader_cell, env.evader_violations, env.steps, env.turn)
+    with pytest.raises(InvalidAction, match=r"evader's action is an int in \[0, 4\]"):
+        env.step({**dict.fromkeys(pp.PURSUER_AGENTS, 0), pp.EVADER_AGENT: bad})
+    assert (env.evader_cell, env.evader_violations, env.steps, env.turn) == before
+
+
+def test_missing_evader_action_on_its_turn_is_refused() -> None:
+    """On the evader's turn its action is needed: Discrete(5) has no "no choice" entry."""
+    env = _evader_turn_env()
+    with pytest.raises(InvalidAction, match="evader's turn"):
+        env.step(dict.fromkeys(pp.PURSUER_AGENTS, 0))
+    assert env.evader_violations == 0 and env.turn == pp.EVADER_TURN
+
+
+def test_evader_actions_in_the_space_still_play() -> None:
+    """A masked-out evader move in Discrete(5) (numpy ints included) counts an evader
+    violation and the game goes on, as in Pursuit-v0."""
+    env = pp.parallel_env()
+    env.reset(options={"pursuers": [(0, 0), (0, 2), (0, 4)], "evader": (20, 20)})
+    env.step(dict.fromkeys(pp.AGENTS, 0))
+    right = pursuit.EVADER_MOVES.index((1, 0))  # off the board from (20, 20)
+    env.step({pp.EVADER_AGENT: np.int64(right)})
+    assert env.evader_violations == 1 and env.evader_cell == (20, 20)
+    env.step(dict.fromkeys(pp.AGENTS, 0))
+    env.step({pp.EVADER_AGENT: np.array([pursuit.EVADER_MOVES.index((-1, 0))])})
+    assert env.evader_cell == (19, 20)
+
+
+@pytest.mark.parametrize("turn", ["pursuers", "evader"])
+def test_unknown_agent_names_are_refused_listing_the_agents(turn: str) -> None:
+    """Misspelled agent names raise UnknownName naming them, the closest name and the
+    four agents, on either side's turn; nothing is applied."""
+    env = _evader_turn_env() if turn == "evader" else pp.parallel_env()
+    if turn == "pursuers":
+        env.reset(seed=0)
+    before = (list(env.pursuers), env.evader_cell, env.violations, env.steps, env.turn)
+    actions = {"pursuer_a": 0, "pursuer_b": 0, "pursuer_c": 0, "evader": 0}
+    with pytest.raises(UnknownName) as info:
+        env.step(actions)
+    message = str(info.value)
+    assert "'pursuer_a' (did you mean 'pursuer_A'?)" in message
+    assert "pursuer_A, pursuer_B, pursuer_C, evader" in message
+    assert (list(env.pursuers), env.evader_cell, env.violations, env.steps, env.turn) == before
+
+
+def test_actions_that_are_no_dict_are_refused() -> None:
+    """step() with a list names the dict it takes."""
+    env = pp.parallel_env()
+    env.reset(seed=0)
+    with pytest.raises(InvalidAction, match="dict of actions keyed by agent name"):
+        env.step([0, 0, 0, 0])
+
+
+def test_unknown_argument_lists_the_accepted_ones() -> None:
+    """parallel_env(foo=1) raises UnknownKeyword (a TypeError) listing the arguments it
+    takes, with the closest one for a typo."""
+    with pytest.raises(UnknownKeyword, match=r"takes no argument 'foo'; it takes: size, "):
+        pp.parallel_env(foo=1)
+    with pytest.raises(TypeError, match=r"did you mean 'restricted'\?.*render_mode"):
+        pp.parallel_env(restrictd="random")
+
+
+def test_rules_reach_every_agent_and_pass_the_api_test() -> None:
+    """``parallel_env(rules=...)`` plays Pursuit-v0's rules: every agent observes the
+    forbidden cells (the same grid as Pursuit-v0's), and PettingZoo's API test passes."""
+    import gymnasium as gym
+    from pettingzoo.test import parallel_api_test
+
+    band = [{"kind": "band", "axis": "row", "span": [9, 10]}]
+    env = pp.parallel_env(rules=band)
+    obs, _ = env.reset(seed=3)
+    single, _ = gym.make("Pursuit-v0", rules=band).reset(seed=3)
+    for agent in env.agents:
+        assert env.observation_space(agent)["forbidden"].shape == (4, 21, 21)
+        np.testing.assert_array_equal(obs[agent]["forbidden"], single["forbidden"])
+    assert obs["pursuer_A"]["forbidden"][0, :, 9].all()
+    assert "forbidden" not in pp.parallel_env().reset(seed=3)[0]["evader"]
+    parallel_api_test(pp.parallel_env(rules=band), num_cycles=100)
