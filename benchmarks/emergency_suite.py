@@ -359,6 +359,18 @@ def _count(name: str, value: object, low: int) -> None:
         raise InvalidArgument(f"{name} must be an integer >= {low}, got {value!r}")
 
 
+def rule_sweep(rule: SuiteRule, specs: list[PolicySpec], config: SuiteConfig) -> SweepSpec:
+    """The sweep of one rule's env: ``specs`` for the suite's episodes, seed and chunks."""
+    return SweepSpec(
+        rule.env_id,
+        specs,
+        episodes=config.episodes,
+        seed=config.seed,
+        env_kwargs=rule.env_kwargs,
+        chunk_size=config.chunk_size,
+    )
+
+
 def check_suite(config: SuiteConfig) -> tuple[list[SuiteRule], Path]:
     """Every input of a suite run, checked before anything is loaded or written: the
     policies and rules named, the writing stage's samples and seeds, the writer's model spec
@@ -385,14 +397,7 @@ def check_suite(config: SuiteConfig) -> tuple[list[SuiteRule], Path]:
     placeholder = Path("reference.json")  # the reference files are written later
     for rule in rules:
         specs = policy_specs(rule, placeholder, placeholder, config.policies, config.model)
-        spec = SweepSpec(
-            rule.env_id,
-            specs,
-            episodes=config.episodes,
-            seed=config.seed,
-            env_kwargs=rule.env_kwargs,
-            chunk_size=config.chunk_size,
-        )
+        spec = rule_sweep(rule, specs, config)
         # the function files do not exist yet: everything else of each policy is checked
         files = ("extensions", "emergency")
         bare = [
@@ -442,14 +447,7 @@ def run_suite(
                 rule, generated if generated.is_file() else None, reference,
                 config.policies, config.model,
             )  # fmt: skip
-            spec = SweepSpec(
-                rule.env_id,
-                specs,
-                episodes=config.episodes,
-                seed=config.seed,
-                env_kwargs=rule.env_kwargs,
-                chunk_size=config.chunk_size,
-            )
+            spec = rule_sweep(rule, specs, config)
             echo(f"playing {rule.label}: {', '.join(p.label for p in specs)}")
             run_sweep(spec, out / "sweeps" / rule.label, options)
     # the report covers the whole folder: ``only`` limits what runs, not what is shown

@@ -29,9 +29,9 @@ from benchmarks.specs import PolicySpec
 from ld_envs.errors import (
     InvalidArgument,
     LdGymError,
-    UnknownKeyword,
     UnknownName,
     close_match,
+    unknown_keyword,
     unknown_name,
 )
 
@@ -260,11 +260,7 @@ def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
         known = known | {hooks.opponent_kwargs_key}
         for key in env_kwargs:
             if key not in known:
-                close = close_match(key, known)
-                hint = f"; did you mean {close!r}?" if close else ";"
-                raise UnknownKeyword(
-                    f"{env_id} takes no keyword {key!r}{hint} it takes: {', '.join(sorted(known))}"
-                )
+                raise unknown_keyword(env_id, key, sorted(known))
     kwargs = dict(env_kwargs)
     if kwargs.get(hooks.opponent_key) not in (None, *hooks.builtin_opponents):
         del kwargs[hooks.opponent_key]  # a policy: checked by check_policy_spec

@@ -35,7 +35,7 @@ from benchmarks.specs import PolicySpec
 from benchmarks.tables import pursuit_row, twentyone_row
 from ld_agents.files import check_output_folder, mark_made, output_path
 from ld_agents.seeding import episode_seed, policy_seed
-from ld_envs.errors import InvalidArgument, close_match, unknown_name
+from ld_envs.errors import InvalidArgument, did_you_mean, unknown_name
 from ld_envs.pursuit import PRESETS
 
 logger = logging.getLogger(__name__)
@@ -463,8 +463,7 @@ def plot_sweep(
     wanted = list(specs) if policies is None else list(policies)
     for label in wanted:
         if label not in specs:
-            close = close_match(label, specs)
-            hint = f"; did you mean {close!r}?" if close else ";"
+            hint = did_you_mean(label, specs)
             raise InvalidArgument(
                 f"no policy {label!r} in {folder}{hint} known: {', '.join(specs)}"
             )

@@ -32,7 +32,11 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ld_agents.registry import Registry, unknown_name
-from ld_envs.errors import InvalidArgument, UnknownKeyword, close_match, guard_observation
+from ld_envs.errors import (
+    InvalidArgument,
+    guard_observation,
+    unknown_keyword,
+)
 
 
 def check_seed(seed: Any) -> int | None:
@@ -184,12 +188,7 @@ def check_policy_kwargs(name: str, env_id: str, kwargs: Mapping[str, Any]) -> No
         return
     for key in kwargs:
         if key not in known:
-            close = close_match(key, known)
-            hint = f"; did you mean {close!r}?" if close else ";"
-            raise UnknownKeyword(
-                f"policy {name!r} for {env_id} takes no keyword {key!r}{hint} it takes: "
-                f"{', '.join(sorted(known)) or 'none'}"
-            )
+            raise unknown_keyword(f"policy {name!r} for {env_id}", key, sorted(known))
 
 
 def make(name: str, env_id: str, **kwargs: Any) -> Policy:

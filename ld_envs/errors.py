@@ -58,15 +58,32 @@ def close_match(name: object, known: Iterable[str]) -> str | None:
     return (swapped or found or [None])[0]
 
 
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """``"; did you mean 'X'?"`` with the known name closest to ``name``, else ``";"``."""
+    close = close_match(name, known)
+    return f"; did you mean {close!r}?" if close else ";"
+
+
 def unknown_name(
     kind: str, name: object, known: Iterable[str], cls: type[UnknownName] = UnknownName
 ) -> UnknownName:
     """The "unknown X" error: the closest known name (when one is close) and all of them
     (``unknown policy 'optimla'; did you mean 'optimal'? known: ...``)."""
     known = sorted(known)
-    close = close_match(name, known)
-    hint = f"; did you mean {close!r}?" if close else ";"
+    hint = did_you_mean(name, known)
     return cls(f"unknown {kind} {name!r}{hint} known: {', '.join(known) or '(none)'}")
+
+
+def unknown_keyword(
+    where: str, key: object, known: Iterable[str], noun: str = "keyword"
+) -> UnknownKeyword:
+    """The "takes no keyword" error: ``{where} takes no {noun} 'kye'; did you mean 'key'?
+    it takes: ...`` (``known`` in its order)."""
+    known = list(known)
+    hint = did_you_mean(key, known)
+    return UnknownKeyword(
+        f"{where} takes no {noun} {key!r}{hint} it takes: {', '.join(known) or 'none'}"
+    )
 
 
 # ---------------------------------------------------------------------------- observations

@@ -37,9 +37,9 @@ from pettingzoo import ParallelEnv
 from ld_envs.errors import (
     InvalidAction,
     InvalidArgument,
-    UnknownKeyword,
     UnknownName,
     close_match,
+    unknown_keyword,
     unknown_name,
 )
 from ld_envs.pursuit import (  # noqa: F401
@@ -448,11 +448,7 @@ def parallel_env(**kwargs: Any) -> PursuitParallelEnv:
     known = [p for p in inspect.signature(PursuitParallelEnv.__init__).parameters if p != "self"]
     for key in kwargs:
         if key not in known:
-            close = close_match(key, known)
-            hint = f"; did you mean {close!r}?" if close else ";"
-            raise UnknownKeyword(
-                f"parallel_env() takes no argument {key!r}{hint} it takes: {', '.join(known)}"
-            )
+            raise unknown_keyword("parallel_env()", key, known, "argument")
     return PursuitParallelEnv(**kwargs)
 
 

@@ -21,7 +21,6 @@ import pytest
 import ld_agents
 import ld_envs  # noqa: F401  (registers the ids)
 from benchmarks import reproduce
-from benchmarks.cli.main import main
 from benchmarks.games import check_model_spec, opponent_spec
 from benchmarks.specs import PolicySpec
 from benchmarks.sweep import SweepSpec, run_sweep
@@ -260,15 +259,6 @@ def test_the_manifest_records_exactly_the_keywords_used(tmp_path):
 # ---------------------------------------------------------------------------- the CLI
 
 
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """Run ``ld-gym ARGV`` in this process: (exit status, stderr)."""
-    try:
-        rc = main(argv)
-    except SystemExit as exc:  # argparse: a bad argument while parsing
-        rc = int(exc.code or 0)
-    return rc, capsys.readouterr().err
-
-
 @pytest.fixture(scope="module")
 def sweep_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("bad-input") / "sweep"
@@ -367,7 +357,7 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
 @pytest.mark.parametrize(("argv", "status", "phrase"), [c[1:] for c in CLI_CASES],
                          ids=[c[0] for c in CLI_CASES])  # fmt: skip
 def test_cli_refuses_bad_input_with_a_message(
-    argv, status, phrase, tmp_path, sweep_folder, capsys, monkeypatch
+    argv, status, phrase, tmp_path, sweep_folder, cli, monkeypatch
 ):
     """Exit status 1 or 2, the key phrase on stderr, no traceback, nothing overwritten."""
     monkeypatch.chdir(tmp_path)
@@ -375,7 +365,7 @@ def test_cli_refuses_bad_input_with_a_message(
     (tmp_path / "readme").mkdir()
     (tmp_path / "readme" / "README.md").write_text("the user's")
     args = [a.replace("{tmp}", str(tmp_path)).replace("{sweep}", str(sweep_folder)) for a in argv]
-    rc, err = _cli(args, capsys)
+    rc, err = cli(args)
     assert rc == status, err
     assert phrase in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()  # rejected before anything was written
@@ -384,29 +374,29 @@ def test_cli_refuses_bad_input_with_a_message(
         assert path.read_text() == "the user's"
 
 
-def test_bench_on_a_users_folder_writes_only_with_overwrite(tmp_path, capsys):
+def test_bench_on_a_users_folder_writes_only_with_overwrite(tmp_path, cli):
     """--overwrite is the one way to replace a table.md that is not the sweep's own."""
     table = tmp_path / "table.md"
     table.write_text("the user's")
     argv = ["bench", "Pursuit-v0", "--policies", "scripted", "--episodes", "1", "--out",
             str(tmp_path), "--no-progress"]  # fmt: skip
-    assert _cli(argv, capsys)[0] == 1 and table.read_text() == "the user's"
-    assert _cli([*argv, "--overwrite"], capsys)[0] == 0
+    assert cli(argv)[0] == 1 and table.read_text() == "the user's"
+    assert cli([*argv, "--overwrite"])[0] == 0
     assert table.read_text() != "the user's"
-    assert _cli(argv, capsys)[0] == 0  # now the sweep's own folder: resumed
+    assert cli(argv)[0] == 0  # now the sweep's own folder: resumed
     assert json.loads((tmp_path / "sweep.json").read_text())["policies"][0]["name"] == "scripted"
 
 
-def test_plot_remakes_its_own_figures_but_not_changed_ones(sweep_folder, tmp_path, capsys):
+def test_plot_remakes_its_own_figures_but_not_changed_ones(sweep_folder, tmp_path, cli):
     """A second plot replaces the figures the first wrote; an edited one needs --overwrite."""
     argv = ["plot", str(sweep_folder), "--out", str(tmp_path), "--no-bars"]
-    assert _cli(argv, capsys)[0] == 0
-    assert _cli(argv, capsys)[0] == 0
+    assert cli(argv)[0] == 0
+    assert cli(argv)[0] == 0
     figure = next(tmp_path.glob("trajectory_*.png"))
     figure.write_bytes(figure.read_bytes() + b"edited")
-    rc, err = _cli(argv, capsys)
+    rc, err = cli(argv)
     assert rc == 1 and "changed since" in err
-    assert _cli([*argv, "--overwrite"], capsys)[0] == 0
+    assert cli([*argv, "--overwrite"])[0] == 0
 
 
 def test_the_table_holds_at_least_forty_bad_inputs():

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from benchmarks import emergency_suite
-from benchmarks.cli.main import build_parser, main, terminal_text
+from benchmarks.cli.main import build_parser, terminal_text
 from benchmarks.games import check_model_spec, check_policy_spec
 from benchmarks.results_io import SweepMismatch
 from benchmarks.specs import PolicySpec
@@ -26,15 +26,6 @@ from benchmarks.sweep import RunOptions, SweepSpec, run_sweep
 from ld_envs.errors import InvalidArgument, LdGymError, UnknownKeyword, UnknownName
 
 SERIAL = RunOptions(progress=False)
-
-
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """Run ``ld-gym ARGV`` in this process: (exit status, stderr)."""
-    try:
-        rc = main(argv)
-    except SystemExit as exc:  # argparse: a bad argument while parsing
-        rc = int(exc.code or 0)
-    return rc, capsys.readouterr().err
 
 
 def _one_line_error(err: str) -> str:
@@ -125,21 +116,21 @@ def test_an_extension_that_is_no_extension_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("model", ["hf:embedded?bogus=1", "hf:embedded?dtype=int8", "nonsense"])
-def test_bench_refuses_a_bad_model_before_the_other_policies_play(model, tmp_path, capsys):
+def test_bench_refuses_a_bad_model_before_the_other_policies_play(model, tmp_path, cli):
     """The trial: scripted played, sweep.json recorded raw with the bad spec, then it
     failed, and the folder could never be resumed. Now nothing runs and nothing is left."""
     out = tmp_path / "b5"
     argv = ["bench", "Pursuit-v0", "--policies", "scripted,raw", "--model", model,
             "--episodes", "1", "--out", str(out), "--no-progress"]  # fmt: skip
-    rc, err = _cli(argv, capsys)
+    rc, err = cli(argv)
     assert rc == 1
     assert model in _one_line_error(err)
     assert not out.exists()
 
 
-def test_demo_refuses_a_bad_model_before_any_sweep(tmp_path, capsys):
+def test_demo_refuses_a_bad_model_before_any_sweep(tmp_path, cli):
     out = tmp_path / "d1"
-    rc, err = _cli(["demo", "--out", str(out), "--model", "hf:embedded?dtype=int8"], capsys)
+    rc, err = cli(["demo", "--out", str(out), "--model", "hf:embedded?dtype=int8"])
     assert rc == 1 and "dtype must be one of" in _one_line_error(err)
     assert not out.exists()
 
@@ -163,18 +154,17 @@ def _bench(out: Path, *extra: str) -> list[str]:
     return ["bench", "Pursuit-v0", "--episodes", "2", "--out", str(out), "--no-progress", *extra]
 
 
-def test_a_policy_recorded_with_other_settings_gets_advice_the_cli_can_follow(tmp_path, capsys):
+def test_a_policy_recorded_with_other_settings_gets_advice_the_cli_can_follow(tmp_path, cli):
     """bench cannot give labels: the message names another --out or --overwrite, and
     --overwrite drops the old row and plays it again (the other rows kept)."""
     out = tmp_path / "b"
-    rc, _ = _cli(_bench(out, "--policies", "random", "--policy-kwargs", '{"masked": false}'),
-                 capsys)  # fmt: skip
+    rc, _ = cli(_bench(out, "--policies", "random", "--policy-kwargs", '{"masked": false}'))
     assert rc == 0
-    rc, err = _cli(_bench(out, "--policies", "scripted,random"), capsys)
+    rc, err = cli(_bench(out, "--policies", "scripted,random"))
     line = _one_line_error(err)
     assert rc == 1 and "another --out folder" in line and "--overwrite" in line
     assert "another label" not in line
-    rc, err = _cli(_bench(out, "--policies", "scripted,random", "--overwrite"), capsys)
+    rc, err = cli(_bench(out, "--policies", "scripted,random", "--overwrite"))
     assert rc == 0, err
     manifest = json.loads((out / "sweep.json").read_text())
     assert [p["kwargs"] for p in manifest["policies"]] == [{}, {}]
@@ -182,25 +172,25 @@ def test_a_policy_recorded_with_other_settings_gets_advice_the_cli_can_follow(tm
     assert len(lines) == 4  # two episodes each, the old random ones dropped
 
 
-def test_a_policy_named_twice_gets_advice_the_cli_can_follow(tmp_path, capsys):
-    rc, err = _cli(_bench(tmp_path / "b", "--policies", "scripted,scripted"), capsys)
+def test_a_policy_named_twice_gets_advice_the_cli_can_follow(tmp_path, cli):
+    rc, err = cli(_bench(tmp_path / "b", "--policies", "scripted,scripted"))
     assert rc == 1 and "name each policy once" in _one_line_error(err)
     assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.parametrize("content", ['{"x": 1}', "[1, 2]", "not json"])
-def test_a_sweep_json_of_another_tool_is_named_so(content, tmp_path, capsys):
+def test_a_sweep_json_of_another_tool_is_named_so(content, tmp_path, cli):
     """Not "holds another sweep (env_id: the folder has null...)": it is not a sweep record;
     --overwrite replaces it."""
     out = tmp_path / "x6"
     out.mkdir()
     (out / "sweep.json").write_text(content)
-    rc, err = _cli(_bench(out, "--policies", "scripted"), capsys)
+    rc, err = cli(_bench(out, "--policies", "scripted"))
     line = _one_line_error(err)
     assert rc == 1 and "is not a sweep record of ld-gym" in line
     assert "another --out" in line and "--overwrite" in line and "null" not in line
     assert (out / "sweep.json").read_text() == content
-    assert _cli(_bench(out, "--policies", "scripted", "--overwrite"), capsys)[0] == 0
+    assert cli(_bench(out, "--policies", "scripted", "--overwrite"))[0] == 0
     assert json.loads((out / "sweep.json").read_text())["env_id"] == "Pursuit-v0"
 
 
@@ -253,16 +243,16 @@ def test_the_suite_checks_every_input_before_loading(change, phrase, tmp_path, n
      ("--seeds", ""), ("--seeds", "0,-1"), ("--seeds", "a")],
 )  # fmt: skip
 def test_the_suite_command_refuses_bad_numbers_while_parsing(
-    option, value, tmp_path, capsys, no_writer
+    option, value, tmp_path, cli, no_writer
 ):
-    rc, err = _cli(["emergency-suite", "--out", str(tmp_path / "s"), option, value], capsys)
+    rc, err = cli(["emergency-suite", "--out", str(tmp_path / "s"), option, value])
     assert rc == 2 and option in _one_line_error(err)
     assert not (tmp_path / "s").exists()
 
 
-def test_the_suite_command_refuses_a_bad_raw_model_before_loading(tmp_path, capsys, no_writer):
+def test_the_suite_command_refuses_a_bad_raw_model_before_loading(tmp_path, cli, no_writer):
     argv = ["emergency-suite", "--out", str(tmp_path / "s"), "--model", "hf:embedded?bogus=1"]
-    rc, err = _cli(argv, capsys)
+    rc, err = cli(argv)
     assert rc == 1 and "takes no option 'bogus'" in _one_line_error(err)
     assert not (tmp_path / "s").exists()
 
@@ -270,7 +260,7 @@ def test_the_suite_command_refuses_a_bad_raw_model_before_loading(tmp_path, caps
 # ---------------------------------------------------------------------------- train-rl
 
 
-def test_train_rl_refuses_an_env_of_another_game(tmp_path, capsys, monkeypatch):
+def test_train_rl_refuses_an_env_of_another_game(tmp_path, cli, monkeypatch):
     import benchmarks.train_rl as train_rl
 
     def trained(*args: Any, **kwargs: Any) -> Any:
@@ -279,7 +269,7 @@ def test_train_rl_refuses_an_env_of_another_game(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(train_rl, "train_run", trained)
     for extra in (["--env-id", "TwentyOne-v0"], ["--set", 'env_id="TwentyOne-v0"']):
         argv = ["train-rl", "--game", "pursuit", *extra, "--out", str(tmp_path / "rl1")]
-        rc, err = _cli(argv, capsys)
+        rc, err = cli(argv)
         line = _one_line_error(err)
         assert rc == 1 and "is a twentyone env, not a pursuit one" in line
         assert "--game twentyone" in line
@@ -327,10 +317,10 @@ def test_every_seed_option_refuses_a_negative_seed_while_parsing(name, capsys):
          "--seed", "-1", "--out", "{tmp}/t1/base.json"],
     ],
 )  # fmt: skip
-def test_the_trials_negative_seeds_get_one_line(argv, tmp_path, capsys, monkeypatch):
+def test_the_trials_negative_seeds_get_one_line(argv, tmp_path, cli, monkeypatch):
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     (tmp_path / "ans").write_text("{}")
-    rc, err = _cli([a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
+    rc, err = cli([a.replace("{tmp}", str(tmp_path)) for a in argv])
     assert rc == 2 and "--seed: a seed must be an integer >= 0" in _one_line_error(err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ans"]
 

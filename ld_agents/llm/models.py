@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ld_envs.errors import InvalidArgument, UnknownKeyword, close_match
+from ld_envs.errors import InvalidArgument, unknown_keyword
 
 #: the target naming the embedded model
 EMBEDDED = "embedded"
@@ -91,11 +91,7 @@ def check_local_target(target: str, scheme: str = "hf", gguf: bool = True) -> No
 def check_options(options: Mapping[str, object], known: Sequence[str], scheme: str) -> None:
     """Refuse spec options the backend ``scheme`` does not take (the closest one named)."""
     for key in sorted(set(options) - set(known)):
-        close = close_match(key, known)
-        hint = f"; did you mean {close!r}?" if close else ";"
-        raise UnknownKeyword(
-            f"the {scheme} backend takes no option {key!r}{hint} it takes: {', '.join(known)}"
-        )
+        raise unknown_keyword(f"the {scheme} backend", key, known, "option")
 
 
 def check_choice(name: str, value: object, allowed: Sequence[str]) -> None:
