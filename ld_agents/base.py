@@ -202,12 +202,47 @@ def make(name: str, env_id: str, **kwargs: Any) -> Policy:
     """
     check_policy_kwargs(name, env_id, kwargs)
     policy = factory(name, env_id)(env_id=env_id, **kwargs)
+    if not isinstance(policy, Policy):
+        if not callable(getattr(policy, "act", None)):
+            raise InvalidArgument(
+                f"the factory of policy {name!r} for {env_id} returned {type(policy).__name__}, "
+                "not a policy: return an ld_agents.Policy or any object with act(obs)"
+            )
+        if not callable(getattr(policy, "reset", None)) or not hasattr(policy, "name"):
+            policy = ActPolicy(policy)  # what rollouts call besides act
     if not policy.name:
         policy.name = name
     if getattr(policy, "game", None) is None:
         with contextlib.suppress(AttributeError):  # a read-only or slotted object
             policy.game = game_of(env_id)
     return policy
+
+
+class ActPolicy(Policy):
+    """Any object with ``act(obs)`` as a :class:`Policy` (what :func:`make` returns for a
+    factory that gives such an object without ``reset`` or ``name``): ``act_batch`` and
+    ``reset(seed=...)`` go to the object's own when it has them."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        #: the wrapped object
+        self.inner = inner
+        self.name = str(getattr(inner, "name", "") or "")
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        inner_reset = getattr(self.inner, "reset", None)
+        if callable(inner_reset):
+            inner_reset(seed=seed)
+
+    def act(self, obs: Any) -> Any:
+        return self.inner.act(obs)
+
+    def act_batch(self, observations: Sequence[Any]) -> list[Any]:
+        batch = getattr(self.inner, "act_batch", None)
+        if callable(batch):
+            return list(batch(observations))
+        return [self.inner.act(o) for o in observations]
 
 
 def _load_builtin_policies() -> None:

@@ -23,6 +23,7 @@ from ld_envs import pursuit_rules
 from ld_envs.errors import (
     InvalidAction,
     InvalidArgument,
+    InvalidObservation,
     InvalidStart,
     guard_observation,
     unknown_name,
@@ -475,7 +476,7 @@ class GreedyEvader:
     def act(self, obs: dict[str, np.ndarray]) -> int:
         pursuers = [tuple(p) for p in obs["pursuers"].tolist()]
         ex, ey = obs["evader"].tolist()
-        mask = obs["action_mask"].tolist()
+        mask = evader_mask(obs, "the greedy evader").tolist()
         area = tuple(obs["restricted"].tolist()) if "restricted" in obs else None
         size = self.size
         best: list[int] = []
@@ -503,6 +504,20 @@ class GreedyEvader:
         return [self.act(o) for o in observations]
 
 
+def evader_mask(obs: Mapping[str, Any], who: str) -> np.ndarray:
+    """The evader's (5,) move mask of ``obs``; an observation of the pursuers' side (mask
+    (3, 14)) is refused naming ``who`` and what it plays."""
+    mask = np.asarray(obs["action_mask"])
+    if mask.shape != (len(EVADER_MOVES),):
+        raise InvalidObservation(
+            f"{who} plays the evader and reads the evader's observation (an action_mask of "
+            f"{len(EVADER_MOVES)} moves), got one with an action_mask of shape {mask.shape} "
+            "(the pursuers' side); use it as the env's evader (gym.make(..., evader=...)) "
+            "or pick a pursuer policy"
+        )
+    return mask
+
+
 class RandomEvader:
     """Built-in evader that picks uniformly among its legal moves (staying included)."""
 
@@ -517,7 +532,7 @@ class RandomEvader:
 
     @guard_observation("pursuit")
     def act(self, obs: dict[str, np.ndarray]) -> int:
-        legal = np.flatnonzero(obs["action_mask"])
+        legal = np.flatnonzero(evader_mask(obs, "the random evader"))
         return int(legal[int(self.np_random.integers(len(legal)))])
 
     def act_batch(self, observations: Sequence[dict[str, np.ndarray]]) -> list[int]:

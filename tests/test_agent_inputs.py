@@ -5,6 +5,7 @@ without loading), the rule writer's and the teacher's options (before the model 
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import ld_agents
@@ -14,7 +15,7 @@ from ld_agents.ld.emergency import write_rule_function, writer_backend_spec
 from ld_agents.ld.rule_writer import check_rule_function
 from ld_agents.ld.teach import teach
 from ld_agents.llm.base import check_spec
-from ld_envs.errors import InvalidArgument, UnknownKeyword, UnknownName
+from ld_envs.errors import InvalidArgument, InvalidObservation, UnknownKeyword, UnknownName
 
 BAND = {"kind": "band", "axis": "row", "span": [3, 5]}
 
@@ -121,3 +122,51 @@ def test_teach_options_refused_first(options: dict, message: str) -> None:
     answer = None if "model" in options else "no functions here"  # None: the model is asked
     with pytest.raises(InvalidArgument, match=message):
         teach("pursuit", answer=answer, **kwargs)
+
+
+class _StayPut:
+    """A plain object with act(obs) and reset, no name: not an ld_agents.Policy."""
+
+    def __init__(self) -> None:
+        self.seeds: list[object] = []
+
+    def reset(self, seed: object = None) -> None:
+        self.seeds.append(seed)
+
+    def act(self, obs: dict) -> np.ndarray:
+        return np.zeros(3, dtype=np.int64)
+
+
+@ld_agents.register("test_stay_put", "pursuit")
+def _stay_put(env_id: str, seed: int | None = None) -> _StayPut:
+    return _StayPut()
+
+
+@ld_agents.register("test_returns_none", "pursuit")
+def _returns_none(env_id: str) -> None:
+    return None
+
+
+def test_a_plain_act_object_plays_in_a_sweep(tmp_path) -> None:
+    from benchmarks.sweep import PolicySpec, RunOptions, SweepSpec, run_sweep
+
+    policy = ld_agents.make("test_stay_put", "Pursuit-v0")
+    assert isinstance(policy, ld_agents.Policy) and policy.name == "test_stay_put"
+    policy.reset(seed=4)
+    assert policy.inner.seeds == [4]
+    spec = SweepSpec("Pursuit-v0", [PolicySpec("test_stay_put")], episodes=3, seed=0)
+    result = run_sweep(spec, tmp_path / "s", RunOptions(progress=False))
+    assert result.ran == 3 and {r["steps"] for r in result.records} == {100}
+
+
+def test_a_factory_returning_no_policy_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match="returned NoneType, not a policy"):
+        ld_agents.make("test_returns_none", "Pursuit-v0")
+
+
+@pytest.mark.parametrize("name", ["greedy", "random"])
+def test_an_evader_given_the_pursuers_observation_says_so(name: str) -> None:
+    obs, _ = gym.make("Pursuit-v0").reset(seed=0)
+    evader = ld_agents.make(name, "Pursuit-v0", side="evader")
+    with pytest.raises(InvalidObservation, match="plays the evader"):
+        evader.act(obs)
