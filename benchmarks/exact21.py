@@ -77,8 +77,9 @@ class Exact21Config:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from ld_envs.twenty_one import OPPONENTS
+        from ld_envs.twenty_one import OPPONENTS, check_flag
 
+        check_flag("open_cards", self.open_cards)
         if self.opponent not in OPPONENTS:
             raise InvalidArgument(
                 f"opponent must be one of {sorted(OPPONENTS)}, got {self.opponent!r}"

@@ -460,3 +460,7 @@ def check_sweep_inputs(
     if name is not None:
         label = f"{game_hooks(env_id).opponent_key} {name}"
         check_policy_spec(PolicySpec(name, kwargs, label.replace(",", " ")), env_id)
+        if game_hooks(env_id) is _HOOKS["twentyone"]:
+            from ld_envs.twenty_one import check_opponent_seat
+
+            check_opponent_seat(policy_factory(name, env_id), name)

@@ -11,6 +11,7 @@ exact21 record (``python -m benchmarks.studies.exact21``, committed in
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -209,3 +210,144 @@ def exact_column(
                 row.get("assumed", ""),
             )  # fmt: skip
     return ExactColumn(rows, missing, source, _record_notes(record, names, pins))
+
+
+# ----------------------------------------------------------------------- a row's kwargs
+
+#: registered policies the solver evaluates exactly in seconds for any kwargs
+#: (:func:`ld_agents.baselines.optimal.evaluate`): a row that ran them with other kwargs
+#: than the exact21 record walked gets its own exact figures
+SOLVED_POLICIES = ("scripted", "dealer", "random")
+#: kwargs that do not change an exact figure (the seed) or are matched elsewhere (the
+#: adapter, by its fingerprint: ``pins``)
+_NEUTRAL_KWARGS = frozenset({"seed", "adapter", "adapter_sha256"})
+
+
+def policy_setting(
+    name: str, kwargs: Mapping[str, Any] | None, env_kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The kwargs of policy ``name`` that can change its exact value: without the seed,
+    the adapter (matched by fingerprint), values equal to the factory's defaults, and the
+    env's own opponent / open cards passed on unchanged."""
+    from ld_agents.base import factory
+
+    defaults: dict[str, Any] = {}
+    try:
+        import inspect
+
+        params = inspect.signature(factory(name, "TwentyOne-v0")).parameters.values()
+        defaults = {p.name: p.default for p in params if p.default is not p.empty}
+    except Exception:  # an unknown name or no signature: compare the kwargs as given
+        defaults = {}
+    env_default = {
+        "opponent": env_kwargs.get("opponent", "dealer"),
+        "open_cards": bool(env_kwargs.get("open_cards", False)),
+    }
+    out = {}
+    for key, value in (kwargs or {}).items():
+        if key in _NEUTRAL_KWARGS:
+            continue
+        if key in env_default and value == env_default[key]:
+            continue
+        if key in defaults and value == defaults[key] and key not in env_default:
+            continue
+        out[key] = value
+    return out
+
+
+def _setting_text(setting: Mapping[str, Any]) -> str:
+    if not setting:
+        return "its default kwargs"
+    return ", ".join(f"{k}={v!r}" for k, v in sorted(setting.items()))
+
+
+def solved_row(
+    name: str, kwargs: Mapping[str, Any], env_kwargs: Mapping[str, Any], ceiling: float
+) -> ExactRow:
+    """The exact figures of a :data:`SOLVED_POLICIES` policy made with ``kwargs`` against
+    the sweep's opponent, from the solver (seconds), and its regret ``ceiling - E``."""
+    from ld_agents.base import make
+    from ld_agents.baselines.optimal import evaluate
+
+    opponent = env_kwargs.get("opponent", "dealer")
+    open_cards = bool(env_kwargs.get("open_cards", False))
+    agent = make(name, "TwentyOne-v0", **dict(kwargs))
+    win, loss, draw, reward = _solution_figures(evaluate(agent, opponent, open_cards))
+    return ExactRow(win, loss, draw, reward, ceiling - reward)
+
+
+def exact_column_rows(
+    env_kwargs: Mapping[str, Any],
+    policies: Sequence[Mapping[str, Any]],
+    record: Mapping[str, Any] | None = None,
+    pins: Mapping[str, str | None] | None = None,
+    ceiling: float | None = None,
+) -> ExactColumn:
+    """:func:`exact_column` keyed by each sweep row's label, matching the kwargs as well.
+
+    ``policies``: the manifest's ``{"name", "kwargs", "label"}`` entries; ``pins``: each
+    row's adapter fingerprint by label. A row whose kwargs differ from those the exact21
+    record walked (:func:`policy_setting`) is not given the record's figures: a
+    :data:`SOLVED_POLICIES` row gets its own from the solver (against ``ceiling``, the
+    optimum's expected reward; default: :func:`exact_optimum`), any other says why not."""
+    from benchmarks.exact21 import load_exact21
+
+    pins = pins or {}
+    if record is None:
+        record = load_exact21()
+    names = list(dict.fromkeys(p["name"] for p in policies))
+    by_name_pins = {p["name"]: pins.get(p.get("label") or p["name"]) for p in policies}
+    whole = exact_column(env_kwargs, names, record, by_name_pins)
+    opponent = env_kwargs.get("opponent", "dealer")
+    rows: dict[str, ExactRow] = {}
+    missing: dict[str, str] = {}
+    solved: list[str] = []
+    for p in policies:
+        name, label = p["name"], p.get("label") or p["name"]
+        pin = pins.get(label)
+        one = exact_column(env_kwargs, [name], record, {name: pin})
+        setting = policy_setting(name, p.get("kwargs"), env_kwargs)
+        walked = ((record or {}).get("rows") or {}).get(name) or {}
+        recorded = policy_setting(name, walked.get("policy_kwargs"), env_kwargs)
+        if setting == recorded:
+            if name in one.rows:
+                rows[label] = one.rows[name]
+            else:
+                missing[label] = one.missing.get(name, "not in the exact21 record")
+            continue
+        if (
+            name in SOLVED_POLICIES
+            and isinstance(opponent, str)
+            and opponent
+            in (
+                "dealer",
+                "random",
+            )
+        ):
+            if ceiling is None:
+                opt = exact_optimum(env_kwargs)
+                ceiling = math.nan if opt is None else opt.expected_reward
+            try:
+                rows[label] = solved_row(name, p.get("kwargs") or {}, env_kwargs, ceiling)
+                solved.append(f"{label} ({_setting_text(setting)})")
+                continue
+            except Exception as exc:  # the solver refuses: say why rather than guess
+                missing[label] = f"the solver could not evaluate it ({exc})"
+                continue
+        if name in one.missing:
+            missing[label] = one.missing[name]
+        else:
+            missing[label] = (
+                f"the exact walk ran {name} with {_setting_text(recorded)}, this row "
+                f"{_setting_text(setting)} (rerun python -m benchmarks.studies.exact21 "
+                "with these kwargs)"
+            )
+    notes = whole.notes
+    if solved:
+        notes = (
+            f"exact figures for the kwargs these rows ran, from the solver "
+            f"(ld_agents.baselines.optimal.evaluate), not the exact21 record: "
+            f"{'; '.join(solved)}",
+            *notes,
+        )
+    return ExactColumn(rows, missing, whole.source, notes)

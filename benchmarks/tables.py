@@ -5,7 +5,7 @@
   same successful episodes (:func:`ld_envs.pursuit.steps_lower_bound`).
 * 21 points (Table 3): victory %, loss %, draw %, mean reward; the exact optimum
   (:mod:`benchmarks.optimum`) as a ceiling row labelled *exact*, and each policy's regret
-  (its mean reward minus the optimum's exact expected reward); beside the sampled figures,
+  (the optimum's exact expected reward minus its mean reward); beside the sampled figures,
   each policy's exact win / loss / draw, expected reward and exact regret (ceiling minus
   value) from the exact21 record, or why it has none (:func:`benchmarks.optimum.exact_column`).
 
@@ -25,10 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.optimum import ExactColumn, ExactRow, Optimum, exact_column, exact_optimum
+from benchmarks.optimum import (
+    ExactColumn,
+    ExactRow,
+    Optimum,
+    exact_column_rows,
+    exact_optimum,
+)
 from benchmarks.paper import DEFAULT_FAMILY, PaperColumn, paper_column
 from benchmarks.results_io import write_text_atomic
 from benchmarks.stats import Estimate, Paired, mean_ci, paired_comparison, rate
+from ld_envs.errors import InvalidArgument
 
 PURSUIT_OUTCOMES = ("success", "failure_without_violation", "failure_with_violation")
 TWENTYONE_OUTCOMES = ("win", "loss", "draw")
@@ -148,7 +155,8 @@ def pursuit_row(policy: str, recs: Sequence[Mapping[str, Any]]) -> PursuitRow:
 
 @dataclass(frozen=True)
 class TwentyOneRow:
-    """One policy's 21-point figures (``regret`` is NaN without the exact optimum)."""
+    """One policy's 21-point figures (``regret`` = the optimum's expected reward - the mean
+    reward, as the exact regret; NaN without the exact optimum)."""
 
     policy: str
     n: int
@@ -168,10 +176,12 @@ def twentyone_row(
     if optimum_reward is None:
         regret = Estimate(math.nan, math.nan, math.nan, n)
     else:
+        # regret = optimum - policy (the exact regret's sign): >= 0 in expectation, below
+        # 0 only by sampling noise; the interval is the mean's, mirrored
         regret = Estimate(
-            reward.value - optimum_reward,
-            reward.lo - optimum_reward,
-            reward.hi - optimum_reward,
+            optimum_reward - reward.value,
+            optimum_reward - reward.hi,
+            optimum_reward - reward.lo,
             n,
         )
     return TwentyOneRow(
@@ -370,7 +380,7 @@ def twentyone_table(
         for e in (row.win, row.loss, row.draw, row.reward, row.regret):
             values += _csv_est(e)
         if exact is not None:
-            ex = exact.rows.get((names or {}).get(policy, policy))
+            ex = exact.rows.get(_exact_key(exact, policy, names or {}))
             cells += _exact_cells(ex)
             values += (
                 [""] * 5
@@ -407,8 +417,9 @@ def twentyone_table(
         table.csv_rows.append(values)
         table.notes.append(
             "optimal (exact): the exact best response's probabilities and expected reward "
-            "from the solver, not sampled; regret = mean reward - that expected reward, "
-            "with the mean's 95% interval"
+            "from the solver, not sampled; regret vs optimum = that expected reward - the "
+            "mean reward, with the mean's 95% interval (>= 0 in expectation; below 0 only "
+            "by sampling noise)"
         )
     else:
         table.notes.append("no exact optimum row: the solver is unavailable for this opponent")
@@ -438,6 +449,14 @@ def _exact_cells(ex: Any) -> list[str]:
     ]
 
 
+def _exact_key(exact: ExactColumn, policy: str, names: Mapping[str, str]) -> str:
+    """The key of row ``policy`` in ``exact``: its label when the column is keyed by
+    label (:func:`benchmarks.optimum.exact_column_rows`), else its policy name."""
+    if policy in exact.rows or policy in exact.missing:
+        return policy
+    return names.get(policy, policy)
+
+
 def _exact_notes(
     exact: ExactColumn, groups: Mapping[str, Any], names: Mapping[str, str]
 ) -> list[str]:
@@ -451,7 +470,7 @@ def _exact_notes(
     notes += list(exact.notes)
     by_reason: dict[str, list[str]] = {}
     for policy in groups:
-        why = exact.missing.get(names.get(policy, policy))
+        why = exact.missing.get(_exact_key(exact, policy, names))
         if why:
             by_reason.setdefault(why, []).append(policy)
     for why, policies in by_reason.items():
@@ -508,6 +527,7 @@ class Report:
     def save(self, folder: Path | str) -> list[Path]:
         """Write ``table.md`` (every table), ``table.csv`` and ``paired.csv``, atomically."""
         folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         paths = [folder / "table.md", folder / "table.csv"]
         write_text_atomic(paths[0], self.to_markdown())
         write_text_atomic(paths[1], self.main.to_csv())
@@ -548,6 +568,15 @@ def adapter_pins(manifest: Mapping[str, Any]) -> dict[str, str | None]:
     return pins
 
 
+def label_pins(manifest: Mapping[str, Any]) -> dict[str, str | None]:
+    """:func:`adapter_pins` by row label (two rows of one policy may run two adapters)."""
+    pins: dict[str, str | None] = {}
+    for p in manifest["policies"]:
+        one = adapter_pins({**manifest, "policies": [p]})
+        pins[p.get("label") or p["name"]] = one[p["name"]]
+    return pins
+
+
 def build_report(
     manifest: Mapping[str, Any],
     records: Sequence[Mapping[str, Any]],
@@ -562,7 +591,8 @@ def build_report(
     for the paper column (``None`` leaves it out); ``optimum``: ``True`` asks the solver
     (21 points), ``False``/``None`` leaves the row out, an :class:`Optimum` is used as given;
     ``exact``: ``True`` reads each policy's exact figures from the committed exact21 record
-    (:func:`benchmarks.optimum.exact_column`), ``False``/``None`` leaves them out.
+    (:func:`benchmarks.optimum.exact_column_rows`: matched by kwargs too), ``False``/``None``
+    leaves them out.
     """
     from ld_agents.base import game_of
 
@@ -570,6 +600,13 @@ def build_report(
     game = game_of(env_id)
     policies = [p["label"] for p in manifest["policies"]]
     names = {p["label"]: p["name"] for p in manifest["policies"]}
+    if any(isinstance(p, str) or len(p) != 2 for p in paired):
+        raise InvalidArgument(
+            f"paired takes a list of (label, label) pairs, e.g. [('scripted', 'raw')], "
+            f"got {paired!r}"
+        )
+    if family == "none":  # the CLI's word for no paper column
+        family = None
     paper = paper_column(env_id, family) if family else None
     kw = manifest.get("env_kwargs", {})
     desc = ", ".join(f"{k}={v}" for k, v in kw.items())
@@ -582,7 +619,12 @@ def build_report(
     else:
         opt = exact_optimum(kw) if optimum is True else (optimum or None)
         if exact is True:
-            ex = exact_column(kw, [names[p] for p in policies], pins=adapter_pins(manifest))
+            ex = exact_column_rows(
+                kw,
+                manifest["policies"],
+                pins=label_pins(manifest),
+                ceiling=None if opt is None else opt.expected_reward,
+            )
         else:
             ex = exact or None
         main = twentyone_table(records, policies, opt, paper, names, title, ex)

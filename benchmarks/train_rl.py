@@ -55,6 +55,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: RLConfig fields that only the pursuit envs use
+PURSUIT_ONLY = ("shaping_coef", "shaping_gamma", "mask_area")
+
+
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -81,6 +85,12 @@ def build_config(game: str, overrides: list[str], **fields: Any) -> Any:
         data[key] = _parse_value(value)
     data.update({k: v for k, v in fields.items() if v is not None})
     check_env_of_game(data.get("env_id"), game)
+    pursuit_only = [k for k in PURSUIT_ONLY if k in data and k not in PRESETS[game]]
+    if game != "pursuit" and pursuit_only:
+        raise InvalidArgument(
+            f"--set {', '.join(pursuit_only)}: pursuit only (the {game} envs have no "
+            "shaping or restricted area)"
+        )
     return RLConfig(**data)
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ld_agents.base import Policy, register
-from ld_agents.baselines.pursuit import check_board
+from ld_agents.base import Policy, check_count, register
+from ld_agents.baselines.pursuit import check_board, check_board_size
 from ld_agents.llm.base import Backend, GenerationRequest, get_backend
 from ld_agents.prompts import (
     parse_cell,
@@ -48,11 +48,9 @@ class LLMPolicy(Policy):
         max_new_tokens: int | None = None,
     ) -> None:
         super().__init__(seed)
+        if max_new_tokens is not None:  # checked before the model loads
+            self.max_new_tokens = check_count("max_new_tokens", max_new_tokens)
         self.backend = get_backend(model)
-        if max_new_tokens is not None:
-            if max_new_tokens < 1:
-                raise InvalidArgument(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-            self.max_new_tokens = max_new_tokens
         self.decisions = 0
         self.unreadable = 0
         self.seconds = 0.0
@@ -108,9 +106,10 @@ class RawPursuers(LLMPolicy):
         rule_text: str | None = None,
         rule_mask: str = "env",
     ) -> None:
-        super().__init__(model, seed, max_new_tokens)
-        if rule_mask not in ("env", "base"):
+        if rule_mask not in ("env", "base"):  # checked before the model loads
             raise InvalidArgument(f"rule_mask must be 'env' or 'base', got {rule_mask!r}")
+        check_board_size(size)
+        super().__init__(model, seed, max_new_tokens)
         self.size = size
         #: a new rule told as text, and which legal cells the prompt lists (see the prompt)
         self.rule_text = rule_text
@@ -147,6 +146,7 @@ class RawEvader(LLMPolicy):
         seed: int | None = None,
         max_new_tokens: int | None = None,
     ) -> None:
+        check_board_size(size)
         super().__init__(model, seed, max_new_tokens)
         self.size = size
 

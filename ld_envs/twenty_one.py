@@ -266,6 +266,34 @@ class TwentyOnePlayer:
         return f"{type(self).__name__}()"
 
 
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` if it is a real bool (NumPy's too), else :class:`InvalidArgument`: a
+    string such as ``"no"`` is truthy and must not be read as ``True``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidArgument(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_total(name: str, value: Any) -> int:
+    """``value`` if it is an int hand total a threshold can name (2 to 21: two aces
+    to :data:`TARGET`), else :class:`InvalidArgument`."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not 2 <= int(value) <= TARGET:
+        raise InvalidArgument(f"{name} must be an int hand total from 2 to {TARGET}, got {value!r}")
+    return int(value)
+
+
+def check_probability(name: str, value: Any) -> float:
+    """``value`` if it is a real number in [0, 1] (not a bool or a string), else
+    :class:`InvalidArgument`."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+    if not ok or not 0.0 <= float(value) <= 1.0:
+        raise InvalidArgument(f"{name} must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
 class DealerPlayer(TwentyOnePlayer):
     """Dealer-style player: hit while its own total is below 17 (:func:`dealer_action`)."""
 
@@ -274,7 +302,7 @@ class DealerPlayer(TwentyOnePlayer):
 
     def __init__(self, seed: int | None = None, stands_at: int = DEALER_STANDS_AT) -> None:
         super().__init__(seed)
-        self.stands_at = stands_at
+        self.stands_at = check_total("stands_at", stands_at)
 
     def action_probs(self, obs: dict[str, Any]) -> tuple[float, float]:
         return (0.0, 1.0) if obs["own_total"] < self.stands_at else (1.0, 0.0)
@@ -292,9 +320,7 @@ class RandomPlayer(TwentyOnePlayer):
 
     def __init__(self, seed: int | None = None, p_hit: float = 0.5) -> None:
         super().__init__(seed)
-        if not 0.0 <= p_hit <= 1.0:
-            raise InvalidArgument(f"p_hit must be a probability in [0, 1], got {p_hit!r}")
-        self.p_hit = float(p_hit)
+        self.p_hit = check_probability("p_hit", p_hit)
 
     def action_probs(self, obs: dict[str, Any]) -> tuple[float, float]:
         return (1.0 - self.p_hit, self.p_hit)
@@ -317,7 +343,21 @@ def make_opponent(opponent: str | Any) -> Any:
             f"opponent must be 'dealer', 'random' or an object with act(obs), "
             f"got {type(opponent).__name__}"
         )
+    check_opponent_seat(opponent)
     return opponent
+
+
+def check_opponent_seat(opponent: Any, name: str | None = None) -> None:
+    """Refuse a policy that declares ``agent_seat_only`` (the ``optimal`` best response:
+    it replays the rounds an observation implies from the agent's side, so it cannot
+    answer the opponent's observations) as the opponent."""
+    if getattr(opponent, "agent_seat_only", False):
+        what = name or getattr(opponent, "name", None) or type(opponent).__name__
+        raise InvalidArgument(
+            f"opponent {what!r} only plays the agent's seat (it is the best response to an "
+            f"opponent, computed from the agent's side); pass it as the agent's policy and "
+            f"choose another opponent: 'dealer', 'random' or a policy that plays either seat"
+        )
 
 
 # ----------------------------------------------------------------------------- env

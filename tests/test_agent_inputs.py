@@ -170,3 +170,27 @@ def test_an_evader_given_the_pursuers_observation_says_so(name: str) -> None:
     evader = ld_agents.make(name, "Pursuit-v0", side="evader")
     with pytest.raises(InvalidObservation, match="plays the evader"):
         evader.act(obs)
+
+
+@pytest.mark.parametrize(
+    ("name", "env_id", "kwargs", "message"),
+    [
+        ("raw", "Pursuit-v0", {"max_new_tokens": 0}, "max_new_tokens"),
+        ("raw", "Pursuit-v0", {"rule_mask": "bogus"}, "rule_mask"),
+        ("raw", "Pursuit-v0", {"size": 3}, "size must be"),
+        ("kd", "Pursuit-v0", {"max_new_tokens": 0}, "max_new_tokens"),
+        ("ld", "Pursuit-v0", {"size": 3}, "size must be"),
+        ("ld", "Pursuit-v0", {"top_k": 0}, "top_k"),
+        ("ld", "Pursuit-v0", {"retrieval_threshold": -1}, "retrieval_threshold"),
+        ("ld", "TwentyOne-v0", {"size": 15}, "pursuit only"),
+        ("ld", "TwentyOne-v0", {"emergency": "/nonexistent.json"}, "pursuit only"),
+        ("scripted", "Pursuit-v0", {"size": 0}, "size must be"),
+        ("random", "Pursuit-v0", {"masked": "no"}, "masked must be"),
+    ],
+)
+def test_llm_and_cheap_policy_arguments_refused_before_loading(
+    name: str, env_id: str, kwargs: dict, message: str
+) -> None:
+    # each would load the model first if the check came after (seconds): it comes first
+    with pytest.raises(InvalidArgument, match=message):
+        ld_agents.make(name, env_id, **kwargs)

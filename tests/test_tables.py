@@ -122,16 +122,16 @@ def test_pursuit_row_counts_outcomes_and_steps_of_successes_only():
 
 
 def test_twentyone_table_has_exact_ceiling_row_and_regret():
-    """The optimum row is labelled exact; regret = mean reward - exact expected reward."""
+    """The optimum row is labelled exact; regret = exact expected reward - mean reward."""
     recs = [card_rec("dealer", i, r) for i, r in enumerate([1.0, -1.0, -1.0, 0.0, 1.0])]
     opt = Optimum(win=0.45, loss=0.43, draw=0.12, expected_reward=0.02)
     table = twentyone_table(recs, optimum=opt)
     row = tables.twentyone_row("dealer", recs, 0.02)
-    assert row.regret.value == pytest.approx(0.0 - 0.02)
+    assert row.regret.value == pytest.approx(0.02 - 0.0)
     assert row.regret.hi - row.regret.lo == pytest.approx(row.reward.hi - row.reward.lo)
     assert table.rows[-1][0] == "optimal (exact)" and table.rows[-1][1] == "exact"
     assert table.rows[-1][2] == "45.00%"
-    assert table.rows[0][6].startswith("-0.020 [")
+    assert table.rows[0][6].startswith("+0.020 [")
     parsed = list(csv.DictReader(io.StringIO(table.to_csv())))
     assert parsed[-1]["exact"] == "True" and float(parsed[-1]["win"]) == 0.45
 
@@ -263,7 +263,7 @@ def test_21_point_report_takes_the_ceiling_from_the_solver():
     last = report.main.rows[-1]
     assert last[:3] == ["optimal (exact)", "exact", f"{100 * exact.win:.2f}%"]
     assert last[5] == f"{exact.expected_reward:+.4f}"
-    assert report.main.rows[0][6].startswith(f"{0.25 - exact.expected_reward:+.3f} [")
+    assert report.main.rows[0][6].startswith(f"{exact.expected_reward - 0.25:+.3f} [")
 
 
 def test_cost_columns_for_llm_rows_only():

@@ -33,7 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="embedded",
-        help="base model: 'embedded' (default), a Hugging Face folder or a .gguf file",
+        help="base model: 'embedded' (default; also 'hf:embedded'), a Hugging Face folder or "
+        "a .gguf file",
     )
     parser.add_argument(
         "--max-steps", type=positive, default=200, help="optimizer steps (default 200)"
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         save_steps=args.save_steps,
         r=args.r,
         alpha=2 * args.r,
-        target_modules=args.targets.split(","),
+        target_modules=[t.strip() for t in args.targets.split(",")],
         max_length=1024,
     )
     summary = {

@@ -22,6 +22,9 @@ from ld_agents.ld.train import DTYPES, GAMES, LDTrainConfig
 
 HELP = "LoRA-train the LD student (function selection) for a game"
 
+#: the options that only pursuit (the game with an emergency stage) uses
+PURSUIT_ONLY = ("rule_rows", "synthetic_rule_rows", "near_miss_rows", "ruled_rows")
+
 
 def _fields() -> dict[str, dataclasses.Field[Any]]:
     return {f.name: f for f in dataclasses.fields(LDTrainConfig)}
@@ -35,12 +38,16 @@ def configure(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, dest=name, default=default, help=f[name].metadata["help"], **kw)
 
     p.add_argument("--game", required=True, choices=GAMES, help=f["game"].metadata["help"])
+    for name in PURSUIT_ONLY:  # no default here: given for twentyone is refused
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=int,
+            default=None,
+            help=f[name].metadata["help"] + f" Default {f[name].default}.",
+        )
     for name in (
         "states",
-        "rule_rows",
-        "synthetic_rule_rows",
-        "near_miss_rows",
-        "ruled_rows",
         "rule_listings",
         "cue_listings",
         "focus",
@@ -89,8 +96,20 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> LDTrainConfig:
     """The recipe the arguments name."""
+    from ld_envs.errors import InvalidArgument
+
     values = {name: getattr(args, name) for name in _fields() if hasattr(args, name)}
-    values["target_modules"] = tuple(args.target_modules.split(","))
+    # 0 or the default (what a recorded twentyone command repeats) change nothing
+    given = [
+        name for name in PURSUIT_ONLY if values.get(name) not in (None, 0, _fields()[name].default)
+    ]
+    if given and args.game != "pursuit":
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise InvalidArgument(f"{flags}: pursuit only (no emergency stage in {args.game})")
+    for name in PURSUIT_ONLY:
+        if values.get(name) is None:
+            values.pop(name, None)
+    values["target_modules"] = tuple(t.strip() for t in args.target_modules.split(","))
     if args.cue_stages is not None:
         names = [x.strip() for x in args.cue_stages.split(",")]
         values["cue_stages"] = () if names == ["none"] else tuple(names)

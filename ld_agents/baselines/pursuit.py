@@ -36,6 +36,13 @@ SIDES = ("pursuers", "evader")
 Obs = dict[str, np.ndarray]
 
 
+def check_board_size(size: Any) -> int:
+    """``size`` when it can be a pursuit board's side (an int >= 8, as the env takes)."""
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 8:
+        raise InvalidArgument(f"size must be an int >= 8 (the env's board side), got {size!r}")
+    return int(size)
+
+
 def check_board(obs: Obs, size: int) -> None:
     """Refuse a pursuit observation from a board other than the policy's ``size`` x ``size``
     one: a piece off that board, or a pursuer move the observation's mask allows that leads
@@ -70,7 +77,9 @@ class RandomPursuers(Policy):
 
     def __init__(self, masked: bool = True, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.masked = masked
+        if not isinstance(masked, (bool, np.bool_)):
+            raise InvalidArgument(f"masked must be true or false, got {masked!r}")
+        self.masked = bool(masked)
 
     def act(self, obs: Obs) -> np.ndarray:
         if not self.masked:
@@ -129,7 +138,7 @@ class ScriptedPursuers(Policy):
 
     def __init__(self, size: int = DEFAULT_SIZE, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.size = size
+        self.size = check_board_size(size)
         self._dist_cache: dict[tuple[Any, ...], list[list[int]]] = {}
         #: how often each board (pursuers relative to the evader) was seen this episode
         self._seen: dict[tuple[Any, ...], int] = {}

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from ld_agents.base import Policy, register
-from ld_envs.errors import InvalidArgument
 from ld_envs.twenty_one import (
     DEALER_STANDS_AT,
     HIDDEN,
@@ -25,6 +24,8 @@ from ld_envs.twenty_one import (
     DealerPlayer,
     RandomPlayer,
     bust_probability,
+    check_probability,
+    check_total,
     decode_hand,
     hand_value,
     unseen_cards,
@@ -69,10 +70,8 @@ class ScriptedPlayer(Policy):
         self, stand_at: int = DEALER_STANDS_AT, max_bust: float = 0.5, seed: int | None = None
     ) -> None:
         super().__init__(seed)
-        if not 0.0 <= max_bust <= 1.0:
-            raise InvalidArgument(f"max_bust must be a probability in [0, 1], got {max_bust!r}")
-        self.stand_at = int(stand_at)
-        self.max_bust = float(max_bust)
+        self.stand_at = check_total("stand_at", stand_at)
+        self.max_bust = check_probability("max_bust", max_bust)
 
     def decide(self, obs: Obs) -> int:
         """The rule above: 0 = stand, 1 = hit."""

@@ -8,7 +8,15 @@ from typing import Any
 from ld_agents.files import check_output_folder
 from ld_agents.kd.traces import TraceSet
 from ld_agents.llm.models import EMBEDDED, resolve_model
-from ld_agents.lora import ADAPTER_DIR, RUN_FILE, LoraTrainConfig, ship_adapter, train_lora
+from ld_agents.lora import (
+    ADAPTER_DIR,
+    RUN_FILE,
+    LoraTrainConfig,
+    check_target_modules,
+    ship_adapter,
+    train_lora,
+)
+from ld_envs.errors import InvalidArgument
 
 #: what a LoRA run writes in its folder (its record, the adapter, checkpoints)
 RUN_OUTPUTS = (RUN_FILE, ADAPTER_DIR, "checkpoint-*")
@@ -45,6 +53,27 @@ def check_lora_outputs(
     return folder
 
 
+#: the spec schemes whose model is not a local one train-kd can fine-tune
+_REMOTE_SCHEMES = ("openai", "vllm")
+
+
+def local_model_target(model: str | Path) -> str | Path:
+    """The local model target of ``model`` for training: ``hf:TARGET`` (the spec syntax of
+    the policies) is ``TARGET``; another backend's spec (``openai:URL``, ``vllm:...``) is
+    refused, since training needs a local model (``embedded``, a folder or a ``.gguf``)."""
+    if isinstance(model, Path):
+        return model
+    scheme, sep, rest = model.partition(":")
+    if sep and scheme == "hf":
+        return rest.partition("?")[0]
+    if sep and scheme in _REMOTE_SCHEMES:
+        raise InvalidArgument(
+            f"--model {model!r} is a spec of the {scheme} backend; training (LoRA) needs a local "
+            "model: 'embedded' (or 'hf:embedded'), a Hugging Face folder or a .gguf file"
+        )
+    return model
+
+
 def default_kd_dir(traces_dir: str | Path) -> Path:
     """Where ``ld-gym train-kd`` writes by default: ``runs/kd-<name>`` under the current
     folder, ``<name>`` the traces folder's name without its ``traces-`` prefix."""
@@ -72,11 +101,14 @@ def train_kd(
     checked before training (:func:`check_lora_outputs`; ``overwrite`` allows replacing).
     """
     check_lora_outputs(output_dir, ship, overwrite=overwrite)
+    model = local_model_target(model)
     if not isinstance(traces, TraceSet):
         traces = TraceSet.load(traces)
     if limit is not None:
         traces = TraceSet(traces.rows[:limit], traces.meta)
     model_dir = resolve_model(model)
+    if "target_modules" in config:  # before any file or weight; the error lists the names
+        check_target_modules(model_dir, [str(m).strip() for m in config["target_modules"]])
     cfg = LoraTrainConfig(output_dir=str(output_dir), extra={"traces": traces.meta}, **config)
     record = train_lora(model_dir, traces.rows, cfg)
     if ship is not None:
@@ -84,4 +116,11 @@ def train_kd(
     return record
 
 
-__all__ = ["RUN_OUTPUTS", "SHIP_OUTPUTS", "check_lora_outputs", "default_kd_dir", "train_kd"]
+__all__ = [
+    "RUN_OUTPUTS",
+    "SHIP_OUTPUTS",
+    "check_lora_outputs",
+    "default_kd_dir",
+    "local_model_target",
+    "train_kd",
+]

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ld_agents.base import game_of, register
+from ld_agents.base import check_count, game_of, register
+from ld_agents.baselines.pursuit import check_board_size
 from ld_agents.files import assets_dir
 from ld_agents.ld.base import FunctionBase, read_base_file, shipped_base
 from ld_agents.ld.chain import FunctionChainPolicy, rule_text_of
@@ -442,6 +443,24 @@ def _make_ld(
     if side != "pursuers":
         raise InvalidArgument("the LD student plays the pursuers; use 'raw' for an LLM evader")
     game = game_of(env_id)
+    check_count("top_k", top_k)
+    if not isinstance(retrieval_threshold, int) or retrieval_threshold < 0:
+        raise InvalidArgument(
+            f"retrieval_threshold must be an int >= 0, got {retrieval_threshold!r}"
+        )
+    if game == "pursuit":
+        check_board_size(size)
+    else:
+        given = {
+            "size": size != pu.DEFAULT_SIZE,
+            "rules": rules is not None,
+            "emergency": emergency is not True,
+        }
+        if any(given.values()):
+            raise InvalidArgument(
+                f"{', '.join(k for k, v in given.items() if v)}: pursuit only; "
+                f"{env_id} takes none of them"
+            )
     fb = base if base is not None else ld_base(env_id, emergency, extensions)
     rule_text = rule_text_of(rules, size)
     if isinstance(model, Backend):

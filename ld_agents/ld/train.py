@@ -239,7 +239,9 @@ class LDTrainConfig:
                 raise InvalidArgument(
                     f"LDTrainConfig.cue_stages must be stage names, got {self.cue_stages!r}"
                 )
-        self.target_modules = tuple(self.target_modules)
+        self.target_modules = tuple(
+            m.strip() if isinstance(m, str) else m for m in self.target_modules
+        )
         if not self.target_modules or not all(
             isinstance(m, str) and m for m in self.target_modules
         ):
@@ -440,8 +442,10 @@ def train_ld(config: LDTrainConfig, out: str | Path) -> dict[str, Any]:
     import torch
 
     from ld_agents.llm.embedded import embedded_model_dir
-    from ld_agents.lora import LoraTrainConfig, train_lora
+    from ld_agents.lora import LoraTrainConfig, check_target_modules, train_lora
 
+    # checked before the rows are built (those may load the student) or anything is written
+    check_target_modules(embedded_model_dir(), config.target_modules)
     torch.set_num_threads(config.threads)
     rows = build_rows(config)
     answers: dict[str, int] = {}

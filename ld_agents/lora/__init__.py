@@ -34,7 +34,7 @@ from ld_agents.lora.adapters import (
     ship_adapter,
 )
 from ld_agents.lora.data import LeftPadCollator, check_examples, tokenize_examples
-from ld_agents.lora.train import LoraTrainConfig, train_lora
+from ld_agents.lora.train import LoraTrainConfig, check_target_modules, never_saved, train_lora
 
 __all__ = [
     "ADAPTER_DIR",
@@ -47,8 +47,10 @@ __all__ = [
     "check_adapter",
     "check_adapter_pin",
     "check_examples",
+    "check_target_modules",
     "data_fingerprint",
     "model_fingerprint",
+    "never_saved",
     "ship_adapter",
     "tokenize_examples",
     "train_lora",

@@ -3,6 +3,7 @@ answer tokens only, and :func:`train_lora`, one resumable run with its record.""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -91,14 +92,19 @@ class LoraTrainConfig:
             ("save_steps", self.save_steps >= 1, ">= 1"),
             ("logging_steps", self.logging_steps >= 1, ">= 1"),
             ("dtype", self.dtype in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
-            ("target_modules", len(self.target_modules) > 0, "a non-empty list"),
+            (
+                "target_modules",
+                len(self.target_modules) > 0
+                and all(isinstance(m, str) and m.strip() for m in self.target_modules),
+                "a non-empty list of module names",
+            ),
         ]
         for name, ok, expected in checks:
             if not ok:
                 raise InvalidArgument(
                     f"LoraTrainConfig.{name} must be {expected}, got {getattr(self, name)!r}"
                 )
-        self.target_modules = tuple(self.target_modules)
+        self.target_modules = tuple(m.strip() for m in self.target_modules)
         if self.init_adapter is not None:
             self._check_init_adapter()
 
@@ -128,6 +134,42 @@ class LoraTrainConfig:
         for k in ("output_dir", "progress", "save_steps", "logging_steps"):
             d.pop(k)
         return short_sha(json.dumps(d, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _module_names(config_file: str, mtime: float) -> tuple[frozenset[str], tuple[str, ...]]:
+    """(every module's dotted name, the adaptable layers' last names) of the model whose
+    ``config.json`` is ``config_file``: the architecture built on the meta device from its
+    config, no weights read (``mtime`` keys the cache)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(str(Path(config_file).parent))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    kinds = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d)
+    names = frozenset(n for n, _ in model.named_modules() if n)
+    layers = sorted(
+        {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, kinds)}
+    )
+    return names, tuple(layers)
+
+
+def check_target_modules(model_dir: str | Path, target_modules: Iterable[str]) -> None:
+    """Refuse LoRA target modules the base model in ``model_dir`` (a Hugging Face folder)
+    does not have, before any weight is loaded; the error lists the valid names. A target
+    matches as peft matches it: a module's full dotted name or its last part(s)."""
+    config_file = Path(model_dir) / "config.json"
+    if not config_file.is_file():
+        raise InvalidArgument(f"{model_dir} is not a Hugging Face model folder (no config.json)")
+    names, layers = _module_names(str(config_file), config_file.stat().st_mtime)
+    targets = list(target_modules)
+    unknown = [t for t in targets if not t or not any(n == t or n.endswith("." + t) for n in names)]
+    if unknown or not targets:
+        raise InvalidArgument(
+            f"unknown LoRA target module(s) {', '.join(repr(t) for t in unknown) or '(none)'} "
+            f"for the base model {model_dir}; valid names: {','.join(layers)}"
+        )
 
 
 def _answer_only_trainer_class() -> type:
@@ -167,29 +209,33 @@ def train_lora(
     ``model_dir`` is a Hugging Face folder or any model target
     (:func:`ld_agents.llm.models.resolve_model`: ``embedded``, a ``.gguf`` file). Resumes
     from the newest checkpoint in ``config.output_dir`` when the run there is the same
-    (config, data, base model); refuses a folder from another run.
+    (config, data, base model); refuses a folder from another run, unless that run saved
+    nothing (:func:`never_saved`: it failed before its first checkpoint), which is replaced.
+    The target modules are checked against the base model before anything is written.
     """
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
-
     model_dir = resolve_model(model_dir)
     rows = check_examples(examples)
+    check_target_modules(model_dir, config.target_modules)
     out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     identity = {
         "config": config.fingerprint(),
         "data": data_fingerprint(rows),
         "base_model": model_fingerprint(model_dir),
     }
-    previous = read_run(out)
+    previous = read_run(out) if out.is_dir() else None
     if previous is not None:
         diff = [k for k in identity if previous.get(k) != identity[k]]
-        if diff:
+        if diff and not never_saved(out, previous):
             raise RunMismatch(
                 f"{out} holds another run (its {', '.join(diff)} fingerprint differs); "
                 "use a new output_dir or delete that folder"
             )
+        if diff:  # that run failed before saving anything: nothing is lost by replacing it
+            logger.info(
+                "%s: replacing a run that saved nothing (status %r)", out, previous.get("status")
+            )
+            previous = None
+    out.mkdir(parents=True, exist_ok=True)
     if (
         previous is not None
         and previous.get("status") == "done"
@@ -209,6 +255,30 @@ def train_lora(
         "status": "running",
     }
     write_run(out / RUN_FILE, record)
+    try:
+        return _train(model_dir, rows, config, out, record)
+    except BaseException as exc:
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        write_run(out / RUN_FILE, record)
+        raise
+
+
+def never_saved(out: Path, record: dict[str, Any]) -> bool:
+    """Did the run in ``out`` (its record ``record``) stop before saving anything: not
+    done, no checkpoint, no adapter? Such a run may be replaced by another one."""
+    return (
+        record.get("status") != "done"
+        and not any(out.glob("checkpoint-*"))
+        and not (out / ADAPTER_DIR).exists()
+    )
+
+
+def _train(
+    model_dir: Path, rows: list[Any], config: LoraTrainConfig, out: Path, record: dict[str, Any]
+) -> dict[str, Any]:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
 
     set_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -85,6 +85,7 @@ class RLConfig:
     tensorboard: bool = _help("Also write TensorBoard event files (CSV always).", True)
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.env_id not in ld_envs.GAME_OF_ENV:
             raise InvalidArgument(
                 f"env_id must be one of {sorted(ld_envs.GAME_OF_ENV)}, got {self.env_id!r}"
@@ -120,7 +121,7 @@ class RLConfig:
         for name, ok, allowed in checks:
             if not ok:
                 raise InvalidArgument(f"{name} must be {allowed}, got {getattr(self, name)!r}")
-        if not self.net_arch or any(int(w) < 1 for w in self.net_arch):
+        if not self.net_arch or any(w < 1 for w in self.net_arch):
             raise InvalidArgument(
                 f"net_arch must be a non-empty list of widths >= 1, got {self.net_arch!r}"
             )
@@ -132,6 +133,56 @@ class RLConfig:
                 f"init_model {self.init_model!r} is not a file (a MaskablePPO .zip)"
             )
         self.env_kwargs = dict(self.env_kwargs)
+
+    def _check_types(self) -> None:
+        """Each field's type (a ``--set`` value parsed as JSON can be anything): one clear
+        error naming the field, before any range check."""
+
+        def number(v: Any) -> bool:
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+        def integer(v: Any) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        expected: list[tuple[str, bool, str]] = [
+            ("env_id", isinstance(self.env_id, str), "a string"),
+            ("env_kwargs", isinstance(self.env_kwargs, dict), 'a JSON object, e.g. {"size": 9}'),
+            ("vec_env", isinstance(self.vec_env, str), f"one of {VEC_ENVS}"),
+            (
+                "net_arch",
+                isinstance(self.net_arch, (list, tuple)) and all(integer(w) for w in self.net_arch),
+                "a list of int widths, e.g. [64, 64]",
+            ),
+            (
+                "stop_success",
+                self.stop_success is None or number(self.stop_success),
+                "a number or null",
+            ),
+            ("max_wall_s", self.max_wall_s is None or number(self.max_wall_s), "a number or null"),
+            (
+                "init_model",
+                self.init_model is None or isinstance(self.init_model, (str, Path)),
+                "a path or null",
+            ),
+        ]
+        for name in (
+            "learning_rate",
+            "gamma",
+            "gae_lambda",
+            "clip_range",
+            "ent_coef",
+            "vf_coef",
+            "shaping_coef",
+            "shaping_gamma",
+        ):
+            expected.append((name, number(getattr(self, name)), "a number"))
+        for name in ("mask_area", "progress_bar", "tensorboard"):
+            expected.append((name, isinstance(getattr(self, name), bool), "true or false"))
+        for name, ok, what in expected:
+            if not ok:
+                raise InvalidArgument(f"{name} must be {what}, got {getattr(self, name)!r}")
+        if isinstance(self.init_model, Path):
+            self.init_model = str(self.init_model)
 
     @property
     def game(self) -> str:

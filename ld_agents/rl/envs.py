@@ -8,6 +8,7 @@ Stable-Baselines3's ``Monitor`` and the training-only shaping wrapper;
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ from ld_agents.rl.wrappers import (
     PursuitShaping,
     action_masks_of,
 )
+from ld_envs.errors import InvalidArgument, LdGymError
 
 
 def make_env(
@@ -76,6 +78,36 @@ def _env_fn(config: RLConfig) -> gym.Env:
         config.shaping_gamma,
         config.mask_area,
     )
+
+
+def check_env(config: RLConfig) -> tuple[Any, Any]:
+    """Build (and close) one training env of ``config``; return its (observation, action)
+    spaces. ``env_kwargs`` the env does not take, or values it refuses, raise
+    :class:`InvalidArgument` naming them (before any file of a run is written)."""
+    if config.game != "pursuit":
+        defaults = {f.name: f.default for f in dataclasses.fields(RLConfig)}
+        # PursuitShaping / AreaBlindMask wrap pursuit only: a changed value would be ignored
+        changed = [
+            n
+            for n in ("shaping_coef", "shaping_gamma", "mask_area")
+            if getattr(config, n) != defaults[n]
+        ]
+        if changed:
+            raise InvalidArgument(
+                f"{', '.join(changed)}: pursuit only, not used by {config.env_id}"
+            )
+    try:
+        env = _env_fn(config)
+    except LdGymError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(
+            f"env_kwargs {config.env_kwargs!r} do not suit {config.env_id}: {exc}"
+        ) from None
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
 
 
 def make_vec_env(config: RLConfig) -> Any:

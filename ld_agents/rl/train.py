@@ -30,9 +30,10 @@ import gymnasium as gym
 
 from ld_agents.rl.config import VEC_ENVS, RLConfig
 from ld_agents.rl.curve import optimum_reference, plot_curve
-from ld_agents.rl.envs import make_env, make_vec_env
+from ld_agents.rl.envs import check_env, make_env, make_vec_env
 from ld_agents.rl.evaluation import evaluate, summarize
 from ld_agents.rl.policy import RLPolicy
+from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
 
@@ -138,16 +139,80 @@ def train(
     versions, timesteps, wall time, stop reason, feature scales), ``progress.csv`` and
     TensorBoard files (sb3's logger), ``eval.csv`` (one row per evaluation),
     ``checkpoint.zip`` (the weights of the latest evaluation) and, with ``plot``,
-    ``<model_name>_curve.png``.
+    ``<model_name>_curve.png``. The config is checked first (:func:`check_run`); an
+    attempt that fails before saving any weights removes the log files it wrote.
     """
+
+    check_run(config)  # bad env kwargs or init model: refused before any file is written
+    out = Path(out_dir)
+    made_folder = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    before = set(out.iterdir())
+    try:
+        return _train(config, out, model_name, plot)
+    except BaseException:
+        _remove_unsaved_attempt(out, before, made_folder)
+        raise
+
+
+def check_run(config: RLConfig) -> None:
+    """Refuse a run that would fail at its start, building one env and reading the init
+    model's spaces only (no training, no file written): ``env_kwargs`` the env does not
+    take, and an ``init_model`` whose observation or action space differs from the env's
+    (e.g. a 21-points model for pursuit)."""
+    obs_space, action_space = check_env(config)
+    if config.init_model is None:
+        return
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    try:
+        data, _, _ = load_from_zip_file(config.init_model, device="cpu", load_data=True)
+    except Exception as exc:
+        raise InvalidArgument(
+            f"init_model {config.init_model!r} is not a readable MaskablePPO .zip: {exc}"
+        ) from None
+    data = data or {}
+    for what, ours in (("observation", obs_space), ("action", action_space)):
+        theirs = data.get(f"{what}_space")
+        if theirs != ours:
+            raise InvalidArgument(
+                f"init_model {config.init_model!r} was trained on another {what} space "
+                f"({_space_text(theirs)}) than {config.env_id} with env_kwargs "
+                f"{config.env_kwargs} gives ({_space_text(ours)}); fine-tune a model of "
+                "this game and board"
+            )
+
+
+def _space_text(space: Any) -> str:
+    shape = getattr(space, "shape", None)
+    return f"{type(space).__name__} {tuple(shape)}" if shape is not None else repr(space)
+
+
+#: what an attempt writes before its first checkpoint (removed when it fails then)
+_ATTEMPT_FILES = ("progress.csv", "eval.csv", "events.out.tfevents.*")
+
+
+def _remove_unsaved_attempt(out: Path, before: set[Path], made_folder: bool) -> None:
+    """After a failed attempt that saved no weights (no checkpoint or model zip of its
+    own), remove the log files it made, so that they do not block a rerun; nothing that
+    was there before, and nothing of a run that saved weights, is removed."""
+    new = set(out.iterdir()) - before
+    if any(p.suffix == ".zip" for p in new):
+        return  # weights saved: keep everything
+    for path in new:
+        if path.is_file() and any(path.match(pattern) for pattern in _ATTEMPT_FILES):
+            path.unlink(missing_ok=True)
+    if made_folder and not any(out.iterdir()):
+        out.rmdir()
+
+
+def _train(config: RLConfig, out: Path, model_name: str, plot: bool) -> TrainResult:
     import sb3_contrib
     import stable_baselines3
     import torch
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.logger import configure
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "eval.csv").unlink(missing_ok=True)
     torch.set_num_threads(config.torch_threads)
     vec = make_vec_env(config)
@@ -241,6 +306,7 @@ __all__ = [
     "VEC_ENVS",
     "RLConfig",
     "TrainResult",
+    "check_run",
     "evaluate",
     "make_env",
     "make_vec_env",

@@ -79,6 +79,7 @@ from ld_envs.twenty_one import (
     N_RANKS,
     TARGET,
     card_class,
+    check_flag,
     observation,
 )
 
@@ -597,6 +598,7 @@ def exact_evaluate(
     actors, each building its own policy (pass a name or a factory: an LLM policy object
     may not pickle); ``progress`` shows a tqdm bar.
     """
+    open_cards = check_flag("open_cards", open_cards)
     start = time.perf_counter()
     ag = _side(policy, policy_kwargs, stochastic, "agent")
     op = _side(opponent, opponent_kwargs, stochastic, "opponent")
@@ -698,6 +700,7 @@ def estimate_queries(
     round's estimated size over the sample: an unbiased estimate (with merged nodes, an
     upper bound). The seconds per answer are measured on the sampled nodes.
     """
+    open_cards = check_flag("open_cards", open_cards)
     ag = _side(policy, policy_kwargs, "refuse", "agent")
     op = _side(opponent, None, "expect", "opponent")
     level, walk_order, own_only, _ = _walk_plan(ag, op, detail, order)

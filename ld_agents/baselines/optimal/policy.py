@@ -12,6 +12,7 @@ from ld_agents.baselines.optimal.solution import (
     solve,
     solver_for,
 )
+from ld_envs.twenty_one import check_flag
 
 
 class OptimalPolicy(Policy):
@@ -24,10 +25,14 @@ class OptimalPolicy(Policy):
     returns the exact figures. Deterministic: ties go to standing.
     """
 
+    #: it answers the agent's observations only (the env refuses it as the opponent:
+    #: :func:`ld_envs.twenty_one.check_opponent_seat`)
+    agent_seat_only = True
+
     def __init__(self, opponent: str | Any = "dealer", open_cards: bool = False) -> None:
         super().__init__()
         self.opponent = opponent
-        self.open_cards = bool(open_cards)
+        self.open_cards = check_flag("open_cards", open_cards)
         self.solver = solver_for(opponent, open_cards)
 
     def act(self, obs: dict[str, Any]) -> int:
@@ -57,3 +62,7 @@ def _optimal(
     env_id: str, opponent: str | Any = "dealer", open_cards: bool = False
 ) -> OptimalPolicy:
     return OptimalPolicy(opponent=opponent, open_cards=open_cards)
+
+
+#: read by sweep checks before anything is built (``benchmarks.games.check_sweep_inputs``)
+_optimal.agent_seat_only = True  # type: ignore[attr-defined]
