@@ -303,6 +303,17 @@ def save_exact21(record: Mapping[str, Any], folder: Path | str) -> list[Path]:
     return paths
 
 
+#: the committed records of the other settings, in folders of ``COMMITTED``
+COMMITTED_SETTINGS = {("random", False): "random", ("dealer", True): "dealer-open"}
+
+
+def committed_folder(opponent: str = "dealer", open_cards: bool = False) -> Path:
+    """The committed record's folder for an opponent and open cards (the dealer with its
+    hidden card: ``COMMITTED`` itself)."""
+    sub = COMMITTED_SETTINGS.get((opponent, bool(open_cards)))
+    return COMMITTED / sub if sub else COMMITTED
+
+
 def load_exact21(folder: Path | str = COMMITTED) -> dict[str, Any] | None:
     """The record in ``folder`` (default: the committed one), or ``None``."""
     path = Path(folder) / JSON_NAME

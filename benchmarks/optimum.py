@@ -175,13 +175,14 @@ def exact_column(
     ``pins``: the adapter fingerprint each policy's sweep row ran (``adapter_sha256``); an
     exact row walked with another adapter (or not recording one) is not shown beside it."""
     pins = pins or {}
-    from benchmarks.exact21 import COMMITTED, load_exact21
+    from benchmarks.exact21 import COMMITTED, committed_folder, load_exact21
 
     opponent = env_kwargs.get("opponent", "dealer")
     open_cards = bool(env_kwargs.get("open_cards", False))
-    source = str(COMMITTED.relative_to(COMMITTED.parents[2]) / "exact21.md")
+    folder = committed_folder(opponent, open_cards) if isinstance(opponent, str) else COMMITTED
+    source = str(folder.relative_to(COMMITTED.parents[2]) / "exact21.md")
     if record is None:
-        record = load_exact21()
+        record = load_exact21(folder)
     if not isinstance(opponent, str) or opponent not in ("dealer", "random"):
         why = "the opponent is an LLM that reads card ids in order: not enumerable here"
         counts = (record or {}).get("raw_opponent", {}).get("scripted")
@@ -290,11 +291,7 @@ def exact_column_rows(
     record walked (:func:`policy_setting`) is not given the record's figures: a
     :data:`SOLVED_POLICIES` row gets its own from the solver (against ``ceiling``, the
     optimum's expected reward; default: :func:`exact_optimum`), any other says why not."""
-    from benchmarks.exact21 import load_exact21
-
     pins = pins or {}
-    if record is None:
-        record = load_exact21()
     names = list(dict.fromkeys(p["name"] for p in policies))
     by_name_pins = {p["name"]: pins.get(p.get("label") or p["name"]) for p in policies}
     whole = exact_column(env_kwargs, names, record, by_name_pins)

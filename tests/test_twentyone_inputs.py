@@ -167,3 +167,19 @@ def test_build_report_arguments(tmp_path) -> None:
     assert "paper" not in report.main.to_text()
     saved = report.save(tmp_path / "new" / "folder")
     assert all(p.is_file() for p in saved)
+
+
+def test_exact_figures_come_from_the_record_of_the_sweeps_setting() -> None:
+    """A sweep against the random opponent (or the dealer with open cards) gets the exact
+    figures walked in that setting, not 'no record' because the default one is the dealer's."""
+    from benchmarks.exact21 import committed_folder, load_exact21
+    from benchmarks.optimum import exact_column_rows
+
+    for opponent, open_cards in (("random", False), ("dealer", True)):
+        record = load_exact21(committed_folder(opponent, open_cards))
+        assert (record["opponent"], record["open_cards"]) == (opponent, open_cards)
+        env_kwargs = {"opponent": opponent, "open_cards": open_cards}
+        column = exact_column_rows(env_kwargs, [{"name": "scripted", "kwargs": {}}])
+        assert column.rows["scripted"].expected_reward == pytest.approx(
+            record["rows"]["scripted"]["expected_reward"]
+        )
