@@ -30,7 +30,7 @@ from ld_envs.errors import (
     InvalidArgument,
     LdGymError,
     UnknownName,
-    close_match,
+    did_you_mean,
     unknown_keyword,
     unknown_name,
 )
@@ -315,8 +315,7 @@ def check_model_spec(spec: object, what: str = "model spec") -> None:
         scheme = _prefixed(what, lambda: parse_spec(spec))[0]
     if scheme not in BACKENDS:
         known = BACKENDS.names()
-        close = close_match(scheme, known)
-        hint = f"; did you mean {close!r}?" if close else ";"
+        hint = did_you_mean(scheme, known)
         raise UnknownName(
             f"unknown model backend scheme {scheme!r} in {what} {spec!r}{hint} known: "
             f"{', '.join(known)} (e.g. 'hf:embedded')"
@@ -401,15 +400,15 @@ def _check_base_model(model: object, what: str) -> None:
     """The base model of an adapter policy (``kd``, ``ld``): a local target, no options."""
     if not isinstance(model, str):
         raise InvalidArgument(f"{what} must be a string such as 'embedded', got {model!r}")
-    target = model.removeprefix("hf:")
-    if "?" in target or ":" in target or not target:
+    from ld_agents.llm.models import check_local_target, local_target
+
+    target = local_target(model)
+    if target is None:
         raise InvalidArgument(
             f"{what} {model!r} is not a base model for its adapter: give 'embedded' "
             f"(or 'hf:embedded'), a Hugging Face folder or a .gguf file, without options "
             f"(a spec with options such as ?dtype= is for raw and teacher only)"
         )
-    from ld_agents.llm.models import check_local_target
-
     _prefixed(f"{what} {model!r}", lambda: check_local_target(target, "hf"))
 
 

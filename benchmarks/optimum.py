@@ -291,11 +291,15 @@ def exact_column_rows(
     record walked (:func:`policy_setting`) is not given the record's figures: a
     :data:`SOLVED_POLICIES` row gets its own from the solver (against ``ceiling``, the
     optimum's expected reward; default: :func:`exact_optimum`), any other says why not."""
+    from benchmarks.exact21 import committed_folder, load_exact21
+
     pins = pins or {}
+    opponent = env_kwargs.get("opponent", "dealer")
+    if record is None and isinstance(opponent, str):  # read once, for every row below
+        record = load_exact21(committed_folder(opponent, bool(env_kwargs.get("open_cards", False))))
     names = list(dict.fromkeys(p["name"] for p in policies))
     by_name_pins = {p["name"]: pins.get(p.get("label") or p["name"]) for p in policies}
     whole = exact_column(env_kwargs, names, record, by_name_pins)
-    opponent = env_kwargs.get("opponent", "dealer")
     rows: dict[str, ExactRow] = {}
     missing: dict[str, str] = {}
     solved: list[str] = []
@@ -312,15 +316,7 @@ def exact_column_rows(
             else:
                 missing[label] = one.missing.get(name, "not in the exact21 record")
             continue
-        if (
-            name in SOLVED_POLICIES
-            and isinstance(opponent, str)
-            and opponent
-            in (
-                "dealer",
-                "random",
-            )
-        ):
+        if name in SOLVED_POLICIES and opponent in ("dealer", "random"):
             if ceiling is None:
                 opt = exact_optimum(env_kwargs)
                 ceiling = math.nan if opt is None else opt.expected_reward

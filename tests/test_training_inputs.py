@@ -75,6 +75,18 @@ def _fake_train(calls: list[Any], fail: bool = False) -> Any:
     return fake
 
 
+def _failed_run(
+    tiny_model: Path, out: Path, monkeypatch: pytest.MonkeyPatch, calls: list[Any]
+) -> None:
+    """A LoRA run (r=4) into ``out`` whose training step fails before saving anything."""
+    import ld_agents.lora.train as lora_train
+    from ld_agents.lora import LoraTrainConfig, train_lora
+
+    monkeypatch.setattr(lora_train, "_train", _fake_train(calls, fail=True))
+    with pytest.raises(RuntimeError):
+        train_lora(tiny_model, ROWS, LoraTrainConfig(output_dir=str(out), r=4))
+
+
 def test_failed_run_is_marked_and_replaced_by_another_config(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,9 +95,7 @@ def test_failed_run_is_marked_and_replaced_by_another_config(
 
     out = tmp_path / "run"
     calls: list[Any] = []
-    monkeypatch.setattr(lora_train, "_train", _fake_train(calls, fail=True))
-    with pytest.raises(RuntimeError):
-        train_lora(tiny_model, ROWS, LoraTrainConfig(output_dir=str(out), r=4))
+    _failed_run(tiny_model, out, monkeypatch, calls)
     record = json.loads((out / RUN_FILE).read_text())
     assert record["status"] == "failed" and "boom" in record["error"]
 
@@ -98,14 +108,11 @@ def test_failed_run_is_marked_and_replaced_by_another_config(
 def test_a_run_that_saved_a_checkpoint_is_never_replaced(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ld_agents.lora.train as lora_train
     from ld_agents.lora import LoraTrainConfig, RunMismatch, train_lora
 
     out = tmp_path / "run"
     calls: list[Any] = []
-    monkeypatch.setattr(lora_train, "_train", _fake_train(calls, fail=True))
-    with pytest.raises(RuntimeError):
-        train_lora(tiny_model, ROWS, LoraTrainConfig(output_dir=str(out), r=4))
+    _failed_run(tiny_model, out, monkeypatch, calls)
     (out / "checkpoint-2").mkdir()
     with pytest.raises(RunMismatch, match="another run"):
         train_lora(tiny_model, ROWS, LoraTrainConfig(output_dir=str(out), r=8))

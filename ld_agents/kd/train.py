@@ -7,7 +7,7 @@ from typing import Any
 
 from ld_agents.files import check_output_folder
 from ld_agents.kd.traces import TraceSet
-from ld_agents.llm.models import EMBEDDED, resolve_model
+from ld_agents.llm.models import EMBEDDED, local_target, resolve_model
 from ld_agents.lora import (
     ADAPTER_DIR,
     RUN_FILE,
@@ -53,25 +53,20 @@ def check_lora_outputs(
     return folder
 
 
-#: the spec schemes whose model is not a local one train-kd can fine-tune
-_REMOTE_SCHEMES = ("openai", "vllm")
-
-
 def local_model_target(model: str | Path) -> str | Path:
-    """The local model target of ``model`` for training: ``hf:TARGET`` (the spec syntax of
-    the policies) is ``TARGET``; another backend's spec (``openai:URL``, ``vllm:...``) is
-    refused, since training needs a local model (``embedded``, a folder or a ``.gguf``)."""
+    """The local model target of ``model`` for training (``hf:TARGET`` is ``TARGET``,
+    :func:`ld_agents.llm.models.local_target`); another backend's spec (``openai:URL``,
+    ``vllm:...``) or one with options is refused: training needs a local model."""
     if isinstance(model, Path):
         return model
-    scheme, sep, rest = model.partition(":")
-    if sep and scheme == "hf":
-        return rest.partition("?")[0]
-    if sep and scheme in _REMOTE_SCHEMES:
+    target = local_target(model)
+    if target is None:
         raise InvalidArgument(
-            f"--model {model!r} is a spec of the {scheme} backend; training (LoRA) needs a local "
-            "model: 'embedded' (or 'hf:embedded'), a Hugging Face folder or a .gguf file"
+            f"--model {model!r} is not a local model; training (LoRA) needs a local model: "
+            "'embedded' (or 'hf:embedded'), a Hugging Face folder or a .gguf file, without "
+            "options"
         )
-    return model
+    return target
 
 
 def default_kd_dir(traces_dir: str | Path) -> Path:

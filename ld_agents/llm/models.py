@@ -75,6 +75,14 @@ def resolve_model(target: str | Path, *, gguf: bool = True, scheme: str = "hf") 
     )
 
 
+def local_target(model: str) -> str | None:
+    """The local target a base-model argument names (``embedded``, a folder, a ``.gguf``
+    file; an ``hf:`` prefix taken off), or ``None`` when it is not one: another backend's
+    spec, or a spec with options (``?dtype=...``)."""
+    target = str(model).removeprefix("hf:")
+    return None if not target or ":" in target or "?" in target else target
+
+
 def check_local_target(target: str, scheme: str = "hf", gguf: bool = True) -> None:
     """Refuse a model target that cannot load, building nothing: ``embedded`` passes, a
     folder needs ``config.json``, a ``.gguf`` file (where ``gguf``) must be readable."""
@@ -105,6 +113,7 @@ __all__ = [
     "check_choice",
     "check_local_target",
     "check_options",
+    "local_target",
     "offline",
     "resolve_model",
 ]
