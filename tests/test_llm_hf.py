@@ -236,7 +236,8 @@ def test_prime_leaves_the_prefix_store_as_generation_does(backend):
 
 
 def test_lora_adapter_changes_scores(tmp_path, backend):
-    """A random peft LoRA adapter loads on top of the model and moves its scores."""
+    """A random peft LoRA adapter loads on top of the model and moves its scores; the two
+    backends share the base folder's tokenizer (loaded once per process)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -252,6 +253,7 @@ def test_lora_adapter_changes_scores(tmp_path, backend):
     tuned = make_backend(f"hf:embedded?adapter={adapter}")
     req = [("The capital of France is", " Paris")]
     assert tuned.adapter == str(adapter)
+    assert tuned.tokenizer is backend.tokenizer
     assert abs(tuned.loglikelihood(req)[0] - backend.loglikelihood(req)[0]) > 1e-3
     tuned.close()
 

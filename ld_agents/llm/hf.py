@@ -99,6 +99,20 @@ from ld_envs.errors import InvalidArgument
 logger = logging.getLogger(__name__)
 
 _DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def shared_tokenizer(folder: Path) -> Any:
+    """The tokenizer of a model folder, loaded once per process: the embedded model's
+    262k-token tokenizer takes about 3 s to load, and the raw, KD and LD policies of a sweep
+    (base model, adapters on it) share one. Backends only read it."""
+    from transformers import AutoTokenizer
+
+    key = str(Path(folder).resolve())
+    if key not in _TOKENIZERS:
+        _TOKENIZERS[key] = AutoTokenizer.from_pretrained(key)
+    return _TOKENIZERS[key]
 _OPTIONS = ("dtype", "device", "adapter", "batch_size", "prefix_cache_tokens", "bf16_matmul")
 _METHODS = ("cached", "naive", "keep", "batch")
 
@@ -132,7 +146,7 @@ class HFBackend(Backend):
         super().__init__()
         offline()  # before transformers is imported
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         if dtype not in _DTYPES:
             raise InvalidArgument(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
@@ -178,7 +192,7 @@ class HFBackend(Backend):
         self.model_dir = folder
         self.device = torch.device(device)
         self.dtype = getattr(torch, dtype)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.tokenizer = shared_tokenizer(folder)
         load_dtype = torch.float32 if adapter_dir is not None else self.dtype
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=load_dtype)
         if adapter_dir is not None:
