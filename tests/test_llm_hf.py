@@ -333,3 +333,37 @@ def test_the_cache_goes_under_the_decoders_own_keyword(backend):
     ids = backend._encode(["State 1: the evader"])[0]
     state = backend._prefill(ids)
     assert state.n_tokens == len(ids) and all(k is not None for k in state.keys)
+
+
+def test_split_tree_attention_on_the_real_model(backend):
+    """On CPU the backend splits token trees' attention (ld_agents.llm.tree_attention):
+    label scores equal the dense-mask path's within float rounding, and forwards that are
+    not token trees (generation, prefill) run transformers' SDPA unchanged, bit for bit."""
+    import torch
+
+    assert backend.tree_split and backend.model.config._attn_implementation == "ld_tree"
+    labels = [" a", " b", " c"]
+    tail = "Options: a (13, 8); b (14, 8); c (12, 8).\nThe best option is"
+    contexts = [RULES + state(i) * (1 + i % 3) + tail for i in range(6)]
+    backend.clear_prefix_cache()
+    backend.cache_prefix(RULES)
+    split = backend.choice_logprobs_batch(contexts, labels)
+    backend.tree_split = False
+    try:
+        backend.clear_prefix_cache()
+        backend.cache_prefix(RULES)
+        dense = backend.choice_logprobs_batch(contexts, labels)
+    finally:
+        backend.tree_split = True
+    pairs = zip(split, dense, strict=True)
+    diffs = [abs(a - b) for s, d in pairs for a, b in zip(s, d, strict=True)]
+    assert max(diffs) < 2e-5
+    ids = torch.tensor(backend._encode([RULES + state(3), RULES + state(4)]))
+    with torch.inference_mode():
+        ours = backend.model(input_ids=ids).logits
+        backend.model.set_attn_implementation("sdpa")
+        try:
+            theirs = backend.model(input_ids=ids).logits
+        finally:
+            backend.model.set_attn_implementation("ld_tree")
+    assert torch.equal(ours, theirs)

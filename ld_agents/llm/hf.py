@@ -52,6 +52,7 @@ sees, so batched output can differ slightly from unbatched output for such long 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import math
@@ -94,6 +95,7 @@ from ld_agents.llm.prefix_cache import (
     common_prefix,
 )
 from ld_agents.llm.threads import configure_torch
+from ld_agents.llm.tree_attention import plan_tree, tree_plan, use_tree_attention
 from ld_envs.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -113,6 +115,8 @@ def shared_tokenizer(folder: Path) -> Any:
     if key not in _TOKENIZERS:
         _TOKENIZERS[key] = AutoTokenizer.from_pretrained(key)
     return _TOKENIZERS[key]
+
+
 _OPTIONS = ("dtype", "device", "adapter", "batch_size", "prefix_cache_tokens", "bf16_matmul")
 _METHODS = ("cached", "naive", "keep", "batch")
 
@@ -232,6 +236,9 @@ class HFBackend(Backend):
         #: score continuations as one token tree (True) or as a batch on the repeated cache
         self.tree_attention = True
         self._tree_ok: bool | None = None  # checked against the batched path on first use
+        #: token trees' attention split into prefix and per-subtree parts
+        #: (``ld_agents.llm.tree_attention``; CPU models on SDPA attention)
+        self.tree_split = use_tree_attention(self.model)
         self._layer_kinds, self._window = attention_kinds(self.config)
         self._softcap = getattr(self.config, "final_logit_softcapping", None)
         self._check_head()
@@ -619,7 +626,8 @@ class HFBackend(Backend):
                 new = [s[:t] for t in range(1, len(s) + 1)]
             trees[-1].extend(new)
             seen.update(new)
-        for nodes in trees:
+        for tree in trees:
+            nodes, plan = plan_tree(tree)
             index = {p: i for i, p in enumerate(nodes)}
             u = len(nodes)
             depth = torch.tensor([len(p) for p in nodes])
@@ -642,12 +650,14 @@ class HFBackend(Backend):
             mask: Any = masks if len(masks) > 1 else next(iter(masks.values()))
             ids = torch.tensor([[p[-1] for p in nodes]], device=self.device)
             cache = self._cache_from(state, n, 1, record=False)
-            out = self._forward(
-                cache,
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=pos[None].to(self.device),
-            )
+            split = tree_plan(plan) if self.tree_split else contextlib.nullcontext()
+            with split:
+                out = self._forward(
+                    cache,
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=pos[None].to(self.device),
+                )
             self._count(1, u, 0.0)
             hidden = out.last_hidden_state[0]
             for p, i in index.items():

@@ -1,0 +1,227 @@
+"""Attention for token trees that skips what the tree mask hides.
+
+``HFBackend`` scores many continuations at once as one token tree packed after a cached
+prefix (``HFBackend._tree_hidden``): a node sees the prefix and its own ancestors. With a
+dense 4D mask, attention costs every node against every key, prefix and tree alike: for the
+LD pursuit student (a 452-token pinned prefix, trees of 1,024 nodes, about 160 per
+decision) six keys in ten are masked out, and attention was 60% of a batched decision's
+time on a 2-core CPU.
+
+A tree here is laid out as a **trunk** (the nodes every row shares, first) followed by
+**blocks** (contiguous node ranges, one per subtree below the trunk; no node sees another
+block). Attention then splits exactly into
+
+* part A: every node against the prefix and trunk keys, with the given mask's columns
+  (sliding windows included), by torch's CPU flash-attention kernel, which also returns
+  each row's log-sum-exp;
+* part B: each block's nodes against that block's keys only, with the mask's diagonal
+  block, in float32;
+
+and the two are merged by their log-sum-exps: softmax over a union of disjoint key sets.
+Nothing a node sees is left out, and nothing it does not see is added, so the result is
+the dense masked attention up to float rounding (float32: within 1e-5, tested; bf16 adds
+one rounding of part A's output).
+
+:func:`tree_attention_forward` is registered with transformers' attention interfaces as
+``ld_tree``. It takes the split path only inside :func:`tree_plan` (set by the backend for
+one tree forward, whose query length it names) on CPU; every other call (generation,
+prefill, CUDA) goes to transformers' ``sdpa_attention_forward`` unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: the name registered with transformers' attention and mask interfaces
+NAME = "ld_tree"
+
+
+#: subtrees of at most this many nodes are attended as one dense block
+LEAF_NODES = 256
+
+
+@dataclass(frozen=True)
+class TreePlan:
+    """How one tree forward's nodes are laid out and which key ranges each node range
+    attends: ``segments`` are (first node, end node, first key node, end key node), in
+    tree-node indices; the first segment's keys also include every key before the tree."""
+
+    nodes: int
+    segments: tuple[tuple[int, int, int, int], ...]
+
+
+_PLAN: contextvars.ContextVar[TreePlan | None] = contextvars.ContextVar(
+    "ld_tree_plan", default=None
+)
+
+
+@contextlib.contextmanager
+def tree_plan(plan: TreePlan) -> Iterator[None]:
+    """Within this block, attention calls with ``plan.nodes`` queries use ``plan``."""
+    token = _PLAN.set(plan)
+    try:
+        yield
+    finally:
+        _PLAN.reset(token)
+
+
+def plan_tree(
+    nodes: Sequence[tuple[int, ...]], leaf: int = LEAF_NODES
+) -> tuple[list[tuple[int, ...]], TreePlan]:
+    """Order a tree's nodes (token prefixes whose parents ``p[:-1]`` are among them, or
+    empty) so that every subtree is contiguous, each chain of single children first, and
+    return that order with the key ranges each node range attends.
+
+    The chain from the root is the trunk: every node sees it (first segment, with the
+    keys before the tree). Below a branching, a subtree of at most ``leaf`` nodes is one
+    dense block (its nodes against its own nodes); a larger one contributes its chain as a
+    segment (all its nodes against the chain) and is split the same way below. Every
+    ancestor of a node lies in exactly one segment the node attends, and no segment holds
+    a key that is not an ancestor of some node in it except where the mask hides it."""
+    children: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+    for p in nodes:
+        children.setdefault(p[:-1], []).append(p)
+    size: dict[tuple[int, ...], int] = {}
+    for p in sorted(nodes, key=len, reverse=True):
+        size[p] = 1 + sum(size[c] for c in children.get(p, ()))
+    order: list[tuple[int, ...]] = []
+    segments: list[tuple[int, int, int, int]] = []
+
+    def subtree(p: tuple[int, ...]) -> None:
+        order.append(p)
+        for c in children.get(p, ()):
+            subtree(c)
+
+    def chain(p: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """``p``'s chain of single children: appended; returns the children below it."""
+        while True:
+            order.append(p)
+            below = children.get(p, [])
+            if len(below) != 1:
+                return below
+            p = below[0]
+
+    def forest(roots: list[tuple[int, ...]]) -> None:
+        for r in roots:
+            start = len(order)
+            if size[r] <= leaf:
+                subtree(r)
+                segments.append((start, len(order), start, len(order)))
+                continue
+            chain_start = len(order)
+            below = chain(r)
+            chain_end = len(order)
+            forest(below)
+            segments.append((start, len(order), chain_start, chain_end))
+
+    roots = children.get((), [])
+    below = chain(roots[0]) if len(roots) == 1 else roots
+    trunk = len(order)
+    top = (0, 0, 0, trunk)
+    forest(below)
+    return order, TreePlan(len(order), (top, *segments))
+
+
+def tree_attention_forward(
+    module: Any,
+    query: Any,
+    key: Any,
+    value: Any,
+    attention_mask: Any,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs: Any,
+) -> tuple[Any, None]:
+    """transformers' attention signature (``query`` (batch, heads, q, dim), ``key`` and
+    ``value`` (batch, kv heads, keys, dim)); returns (batch, q, heads, dim) and no weights."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    plan = _PLAN.get()
+    split = (
+        plan is not None
+        and query.shape[0] == 1
+        and query.shape[2] == plan.nodes
+        and query.device.type == "cpu"
+        and attention_mask is not None
+        and attention_mask.dim() == 4
+        and not dropout
+        and kwargs.get("softcap") is None
+        and kwargs.get("position_bias") is None
+        and not kwargs.get("output_attentions", False)
+    )
+    if not split:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs
+        )
+    return split_tree_attention(query, key, value, attention_mask, scaling, plan), None
+
+
+def split_tree_attention(
+    query: Any, key: Any, value: Any, mask: Any, scaling: float | None, plan: TreePlan
+) -> Any:
+    """The dense masked attention of one tree forward, computed segment by segment by
+    torch's CPU flash-attention kernel and merged by log-sum-exp (module docstring).
+    ``mask``: additive or boolean, (1, 1 or heads, nodes, keys)."""
+    import torch
+
+    _, heads, u, dim = query.shape
+    kv_heads, n_keys = key.shape[1], key.shape[2]
+    rep = heads // kv_heads
+    scale = 1.0 / math.sqrt(dim) if scaling is None else scaling
+    if mask.dtype == torch.bool:
+        mask = torch.zeros(mask.shape, dtype=query.dtype).masked_fill(~mask, float("-inf"))
+    prefix = n_keys - u  # keys before the tree (cropped by a sliding window)
+    out = torch.zeros((heads, u, dim))
+    lse = torch.full((heads, u), float("-inf"))
+    for i, (q0, q1, k0, k1) in enumerate(plan.segments):
+        if i == 0:
+            q0, q1, k0 = 0, u, -prefix  # the first segment: every node, from the first key
+        if q1 <= q0 or k1 <= k0:
+            continue
+        k = key[:, :, None, prefix + k0 : prefix + k1].expand(1, kv_heads, rep, k1 - k0, dim)
+        v = value[:, :, None, prefix + k0 : prefix + k1].expand(1, kv_heads, rep, k1 - k0, dim)
+        m = mask[..., q0:q1, prefix + k0 : prefix + k1].contiguous()
+        o, s = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            query[:, :, q0:q1],
+            k.reshape(1, heads, k1 - k0, dim),
+            v.reshape(1, heads, k1 - k0, dim),
+            attn_mask=m,
+            scale=scale,
+        )
+        # rows that see no key here: the kernel's log-sum-exp is not -inf for them
+        unseen = torch.isneginf(m).all(dim=-1)[0].expand(heads, q1 - q0)
+        s = s[0].masked_fill(unseen, float("-inf"))
+        both = torch.logaddexp(lse[:, q0:q1], s)
+        w_old = torch.exp(lse[:, q0:q1] - both).nan_to_num(0.0)[..., None]
+        w_new = torch.exp(s - both).nan_to_num(0.0)[..., None]
+        o = torch.where(unseen[..., None], 0.0, o[0].float())
+        out[:, q0:q1] = w_old * out[:, q0:q1] + w_new * o
+        lse[:, q0:q1] = both
+    return out.to(query.dtype).transpose(0, 1)[None].contiguous()
+
+
+def register() -> None:
+    """Register :data:`NAME` with transformers (idempotent)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(NAME, tree_attention_forward)
+    AttentionMaskInterface.register(NAME, sdpa_mask)
+
+
+def use_tree_attention(model: Any) -> bool:
+    """Switch a CPU model that runs transformers' SDPA attention to :data:`NAME`; returns
+    whether it did (other implementations and devices are left as they are)."""
+    if getattr(model.config, "_attn_implementation", None) != "sdpa":
+        return False
+    if model.device.type != "cpu":
+        return False
+    register()
+    model.set_attn_implementation(NAME)
+    return model.config._attn_implementation == NAME
