@@ -42,7 +42,7 @@ NAME = "ld_tree"
 
 
 #: subtrees of at most this many nodes are attended as one dense block
-LEAF_NODES = 256
+LEAF_NODES = 64
 
 
 @dataclass(frozen=True)
