@@ -12,8 +12,9 @@ alternating the two attention paths of the same loaded model (``backend.tree_spl
 Each round clears the policy's score cache, so both paths score every decision. It
 reports ms per decision (best and median of the rounds), the ratio dense / split measured
 in the same run, forwards and tokens per decision, how many decisions chose the same
-functions at every stage and the largest score difference between the paths, with the
-CPU's flags and the torch threads beside them.
+functions at every stage and the largest score difference between the paths, and (for
+bf16) how far each path's scores are from the float32 dense path's, with the CPU's flags
+and the torch threads beside them.
 
     python -m benchmarks.studies.tree_attention [--decisions 100] [--rounds 3]
         [--dtype bfloat16] [--max-nodes 1024] [--json benchmarks/results/tree_attention.json]
@@ -94,6 +95,27 @@ def measure(decisions: int, rounds: int, dtype: str, max_nodes: int) -> dict[str
     )
     out["same_choices"] = f"{same}/{decisions}"
     out["max_score_difference"] = float(f"{diff:.3g}")
+    if dtype != "float32":
+        out["against_float32"] = against_float32(obs, dense["scores"], split["scores"], max_nodes)
+    return out
+
+
+def against_float32(
+    obs: list[Any], dense: dict[str, list[float]], split: dict[str, list[float]], max_nodes: int
+) -> dict[str, Any]:
+    """How far each path's scores are from the float32 dense path's on the same decisions:
+    the split path should be no further than the dense one (one more rounding at most)."""
+    import numpy as np
+
+    import ld_agents
+
+    policy = ld_agents.make("ld", "Pursuit-v0", dtype="float32")
+    ref = play(policy, obs, False, max_nodes)["scores"]
+    policy.backend.close()
+    out = {}
+    for name, scores in (("dense", dense), ("split", split)):
+        d = np.concatenate([np.abs(np.subtract(scores[k], ref[k])) for k in ref])
+        out[name] = {"max": round(float(d.max()), 4), "mean": round(float(d.mean()), 4)}
     return out
 
 
