@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import zlib
 
 import pytest
 import torch
@@ -83,8 +84,10 @@ def test_plan_covers_every_ancestor_once(seed):
 @pytest.mark.parametrize("shared", [0, 3])
 def test_split_attention_equals_dense(dtype, heads, window, shared):
     """The split computation equals dense masked attention: float32 within 2e-6; bf16 no
-    further from float32 than twice torch's own bf16 SDPA (one more rounding)."""
-    rng = random.Random(hash((str(dtype), heads, window, shared)) % 1000)
+    further from float32 than three times torch's own bf16 SDPA (each segment's output is
+    rounded before the merge). Masks as -inf, as the dtype's lowest value (what the
+    backend builds) and as booleans give the same result."""
+    rng = random.Random(zlib.crc32(repr((str(dtype), heads, window, shared)).encode()))
     torch.manual_seed(rng.randrange(1000))
     kv, rep = heads
     nodes = random_tree(rng, rows=14, shared=shared)
@@ -105,9 +108,31 @@ def test_split_attention_equals_dense(dtype, heads, window, shared):
     got = split_tree_attention(q, k, v, additive, 0.2, plan)
     assert got.shape == (1, u, kv * rep, d) and got.dtype == dtype
     assert torch.equal(got, split_tree_attention(q, k, v, seen[None, None], 0.2, plan))
+    lowest = torch.zeros(seen.shape, dtype=dtype).masked_fill(~seen, torch.finfo(dtype).min)
+    assert torch.equal(got, split_tree_attention(q, k, v, lowest[None, None], 0.2, plan))
     err = float((got.float() - ref).abs().max())
     if dtype == torch.float32:
         assert err < 2e-6
     else:
         own = float((dense(q, k, v, additive) - ref).abs().max())
-        assert err < 2 * own + 1e-3
+        assert err < 3 * own + 1e-3
+
+
+def test_other_shapes_fall_back_to_sdpa():
+    """Value heads of another size than the query's (as in some attention variants) are
+    not split: the dense SDPA path runs, so scoring keeps its token trees."""
+    from ld_agents.llm.tree_attention import tree_attention_forward, tree_plan
+
+    order, plan = plan_tree([(1,), (1, 2), (1, 3)])
+    u = len(order)
+    q, k, v = torch.randn(1, 2, u, 8), torch.randn(1, 2, 3 + u, 8), torch.randn(1, 2, 3 + u, 4)
+    mask = torch.zeros(1, 1, u, 3 + u)
+
+    class Module:
+        num_key_value_groups = 1
+        is_causal = True
+
+    with tree_plan(plan):
+        out, _ = tree_attention_forward(Module(), q, k, v, mask, scaling=0.3)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3).transpose(1, 2)
+    assert out.shape == (1, u, 2, 4) and torch.allclose(out, ref, atol=1e-6)

@@ -7,20 +7,24 @@ LD pursuit student (a 452-token pinned prefix, trees of 1,024 nodes, about 160 p
 decision) six keys in ten are masked out, and attention was 60% of a batched decision's
 time on a 2-core CPU.
 
-A tree here is laid out as a **trunk** (the nodes every row shares, first) followed by
-**blocks** (contiguous node ranges, one per subtree below the trunk; no node sees another
-block). Attention then splits exactly into
+A tree here is laid out with every subtree contiguous (:func:`plan_tree`): first the
+**trunk** (the chain every row shares), then each subtree below it, a large one as its own
+chain followed by its subtrees. Attention then splits exactly into segments:
 
-* part A: every node against the prefix and trunk keys, with the given mask's columns
-  (sliding windows included), by torch's CPU flash-attention kernel, which also returns
-  each row's log-sum-exp;
-* part B: each block's nodes against that block's keys only, with the mask's diagonal
-  block, in float32;
+* every node against the prefix and trunk keys, with the given mask's columns (sliding
+  windows included);
+* each subtree of at most ``LEAF_NODES`` nodes against its own nodes, with the mask's
+  diagonal block;
+* a larger subtree's chain against all of that subtree's nodes;
 
-and the two are merged by their log-sum-exps: softmax over a union of disjoint key sets.
-Nothing a node sees is left out, and nothing it does not see is added, so the result is
-the dense masked attention up to float rounding (float32: within 1e-5, tested; bf16 adds
-one rounding of part A's output).
+each by torch's CPU flash-attention kernel (which also returns each row's log-sum-exp),
+merged by the log-sum-exps: a softmax over a union of disjoint key sets. Every key a node
+sees lies in exactly one of its segments and the mask still applies inside each, so the
+result is the dense masked attention up to float rounding (float32 within 2e-6 on random
+trees, tested; in bf16 each segment's output is rounded before the merge, which puts the
+split within about 3x the dense bf16 path's own distance from float32 on random trees and
+as close as the dense path on the LD student's scores, see
+``benchmarks/studies/tree_attention.py``).
 
 :func:`tree_attention_forward` is registered with transformers' attention interfaces as
 ``ld_tree``. It takes the split path only inside :func:`tree_plan` (set by the backend for
@@ -148,6 +152,8 @@ def tree_attention_forward(
         and query.shape[0] == 1
         and query.shape[2] == plan.nodes
         and query.device.type == "cpu"
+        and value.shape[-1] == query.shape[-1]  # not for value heads of another size
+        and query.shape[1] % key.shape[1] == 0
         and attention_mask is not None
         and attention_mask.dim() == 4
         and not dropout
