@@ -136,3 +136,17 @@ def test_other_shapes_fall_back_to_sdpa():
         out, _ = tree_attention_forward(Module(), q, k, v, mask, scaling=0.3)
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3).transpose(1, 2)
     assert out.shape == (1, u, 2, 4) and torch.allclose(out, ref, atol=1e-6)
+
+
+def test_deep_trees_are_planned_without_recursion():
+    """A comb (each node with a leaf child and a continuing child) deeper than Python's
+    recursion limit is laid out, every ancestor of its deepest node covered once."""
+    depth = 1500
+    spine = [tuple(range(t)) for t in range(1, depth + 1)]
+    leaves = [(*p, -1) for p in spine]
+    order, plan = plan_tree(spine + leaves, leaf=4)
+    assert plan_tree(spine + leaves, leaf=10**6)[0][0] == spine[0]  # one dense block
+    assert sorted(order) == sorted(spine + leaves)
+    deepest = order.index(spine[-1])
+    keys = ancestors_in_segments(order, plan)[deepest]
+    assert len(keys) == len(set(keys)) and {order.index(p) for p in spine} <= set(keys)

@@ -97,9 +97,12 @@ def plan_tree(
     segments: list[tuple[int, int, int, int]] = []
 
     def subtree(p: tuple[int, ...]) -> None:
-        order.append(p)
-        for c in children.get(p, ()):
-            subtree(c)
+        """``p`` and everything below it, parents first (depth first)."""
+        todo = [p]
+        while todo:
+            q = todo.pop()
+            order.append(q)
+            todo.extend(reversed(children.get(q, ())))
 
     def chain(p: tuple[int, ...]) -> list[tuple[int, ...]]:
         """``p``'s chain of single children: appended; returns the children below it."""
@@ -111,17 +114,22 @@ def plan_tree(
             p = below[0]
 
     def forest(roots: list[tuple[int, ...]]) -> None:
-        for r in roots:
+        """Lay out subtrees (iteratively: a tree can be deeper than Python's recursion)."""
+        stack: list[tuple[str, Any]] = [("visit", r) for r in reversed(roots)]
+        while stack:
+            kind, item = stack.pop()
+            if kind == "close":  # a large subtree's nodes all laid out: its chain segment
+                start, chain_end = item
+                segments.append((start, len(order), start, chain_end))
+                continue
             start = len(order)
-            if size[r] <= leaf:
-                subtree(r)
+            if size[item] <= leaf:
+                subtree(item)
                 segments.append((start, len(order), start, len(order)))
                 continue
-            chain_start = len(order)
-            below = chain(r)
-            chain_end = len(order)
-            forest(below)
-            segments.append((start, len(order), chain_start, chain_end))
+            below = chain(item)
+            stack.append(("close", (start, len(order))))
+            stack.extend(("visit", c) for c in reversed(below))
 
     roots = children.get((), [])
     below = chain(roots[0]) if len(roots) == 1 else roots
