@@ -38,6 +38,7 @@ from benchmarks.results_io import load_records
 from benchmarks.specs import PolicySpec
 from benchmarks.sweep import RunOptions, SweepSpec, run_sweep
 from benchmarks.tables import pursuit_row
+from ld_agents.base import check_count
 from ld_agents.files import check_output_folder, write_json_atomic, write_text_atomic
 from ld_agents.ld import rule_writer as rw
 from ld_envs import pursuit_rules
@@ -354,11 +355,6 @@ class SuiteConfig:
     overwrite: bool = False
 
 
-def _count(name: str, value: object, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise InvalidArgument(f"{name} must be an integer >= {low}, got {value!r}")
-
-
 def rule_sweep(rule: SuiteRule, specs: list[PolicySpec], config: SuiteConfig) -> SweepSpec:
     """The sweep of one rule's env: ``specs`` for the suite's episodes, seed and chunks."""
     return SweepSpec(
@@ -387,11 +383,11 @@ def check_suite(config: SuiteConfig) -> tuple[list[SuiteRule], Path]:
     if not config.policies:
         raise InvalidArgument(f"no suite policy named; known: {', '.join(POLICIES)}")
     rules = select(suite_rules(), config.only)
-    _count("samples (--samples)", config.samples, 1)
+    check_count("samples (--samples)", config.samples)
     if not config.seeds:
         raise InvalidArgument("seeds (--seeds) names no seed; give e.g. --seeds 0,1000")
     for seed in config.seeds:
-        _count("each seed of --seeds", seed, 0)
+        check_count("each seed of --seeds", seed, minimum=0)
     check_model_spec(config.model, "--model (the writer's and raw's)")
     check_model_spec(writer_backend_spec(config.model, config.adapter), "writer model spec")
     placeholder = Path("reference.json")  # the reference files are written later

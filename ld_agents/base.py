@@ -47,10 +47,11 @@ def check_seed(seed: Any) -> int | None:
     raise InvalidArgument(f"seed must be a non-negative int or None, got {seed!r}")
 
 
-def check_count(what: str, value: Any) -> int:
-    """``value`` when it is an int >= 1 (a count: samples, boards, states, tokens)."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise InvalidArgument(f"{what} must be an int >= 1, got {value!r}")
+def check_count(what: str, value: Any, minimum: int = 1) -> int:
+    """``value`` when it is an int >= ``minimum`` (a count: samples, boards, states,
+    tokens; with ``minimum=0``, e.g. a seed in a list)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise InvalidArgument(f"{what} must be an int >= {minimum}, got {value!r}")
     return int(value)
 
 
