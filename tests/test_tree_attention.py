@@ -49,10 +49,10 @@ def tree_mask(nodes, n: int, window: int | None) -> tuple[torch.Tensor, int]:
 def ancestors_in_segments(order, plan):
     """For each node, the tree-node keys of every segment it attends (as a list)."""
     keys: list[list[int]] = [[] for _ in order]
-    for i, (q0, q1, k0, k1) in enumerate(plan.segments):
-        rows = range(len(order)) if i == 0 else range(q0, q1)
-        for r in rows:
-            keys[r].extend(range(k0 if i else 0, k1))
+    assert plan.segments[0][:3] == (0, len(order), 0)  # the trunk: every node sees it
+    for q0, q1, k0, k1 in plan.segments:
+        for r in range(q0, q1):
+            keys[r].extend(range(k0, k1))
     return keys
 
 

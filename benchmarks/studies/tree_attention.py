@@ -23,7 +23,6 @@ and the torch threads beside them.
 from __future__ import annotations
 
 import argparse
-import functools
 import shlex
 import statistics
 import sys
@@ -38,9 +37,7 @@ def play(policy: Any, obs: list[Any], split: bool, max_nodes: int) -> dict[str, 
     cache (the pinned listing's key-value states stay)."""
     backend = policy.backend
     backend.tree_split = split
-    backend._tree_hidden = functools.partial(
-        type(backend)._tree_hidden, backend, max_nodes=max_nodes
-    )
+    backend.tree_nodes = max_nodes
     policy._scores.clear()
     before = backend.stats.snapshot()
     t0 = time.perf_counter()

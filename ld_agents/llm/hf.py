@@ -239,6 +239,8 @@ class HFBackend(Backend):
         #: token trees' attention split into prefix and per-subtree parts
         #: (``ld_agents.llm.tree_attention``; CPU models on SDPA attention)
         self.tree_split = use_tree_attention(self.model)
+        #: token-tree nodes per forward (a batch's trees are split at this size)
+        self.tree_nodes = 1024
         self._layer_kinds, self._window = attention_kinds(self.config)
         self._softcap = getattr(self.config, "final_logit_softcapping", None)
         self._check_head()
@@ -602,7 +604,7 @@ class HFBackend(Backend):
         return found
 
     def _tree_hidden(
-        self, state: PrefixState, rows: list[tuple[int, ...]], max_nodes: int = 1024
+        self, state: PrefixState, rows: list[tuple[int, ...]], max_nodes: int | None = None
     ) -> dict[tuple[int, ...], Any]:
         """Final hidden states of every prefix of ``rows``, as one token tree per forward.
 
@@ -615,6 +617,7 @@ class HFBackend(Backend):
         import torch
 
         n = state.n_tokens
+        max_nodes = self.tree_nodes if max_nodes is None else max_nodes
         found: dict[tuple[int, ...], Any] = {}
         trees: list[list[tuple[int, ...]]] = [[]]
         seen: set[tuple[int, ...]] = set()

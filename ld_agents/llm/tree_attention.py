@@ -53,7 +53,8 @@ LEAF_NODES = 64
 class TreePlan:
     """How one tree forward's nodes are laid out and which key ranges each node range
     attends: ``segments`` are (first node, end node, first key node, end key node), in
-    tree-node indices; the first segment's keys also include every key before the tree."""
+    tree-node indices; the first segment (every node against the trunk) also attends
+    every key before the tree."""
 
     nodes: int
     segments: tuple[tuple[int, int, int, int], ...]
@@ -134,9 +135,8 @@ def plan_tree(
     roots = children.get((), [])
     below = chain(roots[0]) if len(roots) == 1 else roots
     trunk = len(order)
-    top = (0, 0, 0, trunk)
     forest(below)
-    return order, TreePlan(len(order), (top, *segments))
+    return order, TreePlan(len(order), ((0, len(order), 0, trunk), *segments))
 
 
 def tree_attention_forward(
@@ -195,7 +195,7 @@ def split_tree_attention(
     lse = torch.full((heads, u), float("-inf"))
     for i, (q0, q1, k0, k1) in enumerate(plan.segments):
         if i == 0:
-            q0, q1, k0 = 0, u, -prefix  # the first segment: every node, from the first key
+            k0 = -prefix  # the first segment also attends every key before the tree
         if q1 <= q0 or k1 <= k0:
             continue
         k = key[:, :, None, prefix + k0 : prefix + k1].expand(1, kv_heads, rep, k1 - k0, dim)
