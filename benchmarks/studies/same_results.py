@@ -9,6 +9,8 @@ every policy answers the same boards.
 * ``kd`` and ``raw``: float32 (the previous default) against ``dtype=auto`` (bfloat16 on a
   CPU with bfloat16 instructions, float32 elsewhere), both batched as a sweep batches them
   (``act_batch`` over ``--batch`` decisions); the actions that differ are listed.
+* ``--compare drafts``: ``kd`` and ``raw`` with dtype=auto, decoded token by token against
+  prompt-lookup drafted decoding (``ld_agents.llm.speculative``), on one loaded model.
 * ``ld``: the policy's path (every stage of a batch of decisions in one
   ``choice_logprobs_batch`` call, a token tree on the pinned static part) against the
   naive way (one full forward per candidate, ``loglikelihood(method="naive")``) on the
@@ -109,6 +111,45 @@ def compare_dtypes(name: str, obs: list[Any], batch: int, engine: str = "hf") ->
     }
 
 
+def compare_drafts(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
+    """``name`` (kd or raw) with dtype=auto, decoded token by token (``draft_tokens=0``)
+    and with prompt-lookup drafts (the default), on one loaded model: agreement, speed,
+    forwards per decision and the guesses kept."""
+    import ld_agents
+    from ld_agents.llm.base import get_backend
+
+    spec = _spec(name, "hf", "auto")
+    policy = ld_agents.make(name, "Pursuit-v0", model=get_backend(spec))
+    backend = policy.backend
+    default = backend.draft_tokens
+    policy.act_batch(obs[:2])  # load and warm up
+    runs = {}
+    for label, k in (("token_by_token", 0), ("drafted", default)):
+        backend.draft_tokens = k
+        before = backend.stats.snapshot()
+        actions, ms = play(policy, obs, batch)
+        after = backend.stats.snapshot()
+        extra = {k: after.get(k, 0) - before.get(k, 0) for k in ("draft_tokens", "draft_accepted")}
+        passes = after["forward_passes"] - before["forward_passes"]
+        runs[label] = {"actions": actions, "ms": ms, "passes": passes / len(obs), **extra}
+    a, b = runs["token_by_token"]["actions"], runs["drafted"]["actions"]
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    drafted = runs["drafted"]
+    return {
+        "decisions": len(obs),
+        "equal": len(obs) - len(diff),
+        "differ": [{"decision": i, "token_by_token": a[i], "drafted": b[i]} for i in diff],
+        "paths": f"token by token vs drafted (draft_tokens={default}), "
+        f"{str(backend.dtype).removeprefix('torch.')}",
+        "old_ms": runs["token_by_token"]["ms"],
+        "new_ms": drafted["ms"],
+        "forwards_per_decision": {k: runs[k]["passes"] for k in runs},
+        "guesses_fed": drafted["draft_tokens"],
+        "guesses_kept": drafted["draft_accepted"],
+        "speedup": runs["token_by_token"]["ms"] / drafted["ms"],
+    }
+
+
 def compare_ld(obs: list[Any], naive_n: int, batch: int) -> dict[str, Any]:
     """The LD policy's path against naive scoring on the same decisions (stage choices)."""
     import ld_agents
@@ -173,11 +214,13 @@ def to_markdown(r: dict[str, Any]) -> str:
     for name in ("kd", "raw"):
         if name in r:
             x = r[name]
+            paths = x.get("paths") or (
+                f"transformers float32 vs {x.get('engine', 'hf')} dtype=auto ({x['auto_dtype']})"
+            )
+            old_ms, new_ms = x.get("old_ms", x.get("float32_ms")), x.get("new_ms", x.get("auto_ms"))
             lines.append(
-                f"| {name} | transformers float32 vs {x.get('engine', 'hf')} dtype=auto "
-                f"({x['auto_dtype']}) | "
-                f"{x['equal']}/{x['decisions']} | {x['float32_ms']:.0f} | {x['auto_ms']:.0f} | "
-                f"{x['speedup']:.2f}x |"
+                f"| {name} | {paths} | {x['equal']}/{x['decisions']} | {old_ms:.0f} | "
+                f"{new_ms:.0f} | {x['speedup']:.2f}x |"
             )
     if "ld" in r:
         x = r["ld"]
@@ -192,10 +235,23 @@ def to_markdown(r: dict[str, Any]) -> str:
             lines += [f"Differences ({name}):", ""]
             lines += [f"- {json.dumps(d)}" for d in r[name]["differ"]]
             lines.append("")
+    for name in ("kd", "raw"):
+        if name in r and "guesses_fed" in r[name]:
+            x = r[name]
+            f = x["forwards_per_decision"]
+            lines.append(
+                f"{name}: forwards per decision {f['token_by_token']:.1f} token by token, "
+                f"{f['drafted']:.1f} drafted; guesses kept {x['guesses_kept']} of "
+                f"{x['guesses_fed']}."
+            )
+            lines.append("")
     lines.append(
         "Differences between float32 and bfloat16 are rounding: greedy decoding takes another "
         "token where two were within bfloat16's precision. LD's differences (if any) are "
-        "the same rounding between one full forward and the cached tree."
+        "the same rounding between one full forward and the cached tree. Drafted decoding's "
+        "differences (if any) are bfloat16 rounding too: a forward of several tokens rounds "
+        "a little differently from one of a single token (in float32 the texts are equal, "
+        "tests/test_speculative.py)."
     )
     return "\n".join(lines) + "\n"
 
@@ -217,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=["hf", "vllm"],
         help="the new path's engine for kd and raw (vllm: run in the vLLM venv)",
     )
+    p.add_argument(
+        "--compare",
+        default="dtypes",
+        choices=["dtypes", "drafts"],
+        help="for kd and raw: float32 against dtype=auto (dtypes), or token-by-token "
+        "decoding against prompt-lookup drafts, both dtype=auto (drafts)",
+    )
     p.add_argument("--out", default=str(OUT), help="output folder")
     args = p.parse_args(argv)
     out = output_path(args.out)
@@ -229,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         "batch": args.batch,
     }
     for name in args.policies.split(","):
-        if name in ("kd", "raw"):
+        if name in ("kd", "raw") and args.compare == "drafts":
+            result[name] = compare_drafts(name, obs, args.batch)
+        elif name in ("kd", "raw"):
             result[name] = compare_dtypes(name, obs, args.batch, args.engine)
         elif name == "ld":
             result["ld"] = compare_ld(obs, args.ld_naive, args.batch)

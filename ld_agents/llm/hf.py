@@ -9,14 +9,14 @@ Spec strings::
 
 Options: ``dtype`` (``float32`` default, ``bfloat16``, ``float16``, or ``auto``: bfloat16
 on a CPU with bfloat16 instructions or a CUDA device with it, float32 elsewhere, see
-:func:`ld_agents.llm.hardware.auto_dtype`), ``device`` (``auto``
-default: CUDA when available, else CPU), ``adapter`` (a peft LoRA folder, merged into the
-weights on load), ``batch_size`` (rows per forward, default 32), ``prefix_cache_tokens``
-(budget of the key-value prefix cache, default 16384 tokens), ``bf16_matmul`` (``auto``
-default: on a CPU without bfloat16 instructions, bfloat16 linear layers multiply their
-widened inputs in float32 and round the result to bfloat16, the numbers a bfloat16 CPU
-gives, at float32 speed; ``float32`` always; ``native`` never; see
-:mod:`ld_agents.llm.hardware`).
+:func:`ld_agents.llm.hardware.auto_dtype`), ``device`` (``auto`` default: CUDA when
+available, else CPU), ``adapter`` (a peft LoRA folder, merged into the weights on load),
+``batch_size`` (rows per forward, default 32), ``draft_tokens`` (guesses fed per greedy
+decoding step, default 4; 0: none), ``prefix_cache_tokens`` (budget of the key-value prefix
+cache, default 16384 tokens), ``bf16_matmul`` (``auto`` default: on a CPU without bfloat16
+instructions, bfloat16 linear layers multiply their widened inputs in float32 and round the
+result to bfloat16, the numbers a bfloat16 CPU gives, at float32 speed; ``float32`` always;
+``native`` never; see :mod:`ld_agents.llm.hardware`).
 
 **Prompts are plain completions.** The embedded model is the *base* Gemma-3-270M, not an
 instruction-tuned model, and its GGUF carries no chat template, so no template is applied:
@@ -43,11 +43,14 @@ The other methods (``naive``: one full forward per request with every position's
 ``keep``: one forward per request with ``logits_to_keep``; ``batch``: all requests in one
 right-padded batch) exist as references for tests and ``benchmarks/studies/llm_speed.py``.
 
-Generation (``generate_until``) is greedy, batched (``batch_size`` rows, left-padded after
-the rows' shared token prefix, which comes from the prefix cache), stops at any stop string
-(excluded from the result), at EOS, or after ``max_new_tokens``. Past the model's sliding
-window (512 tokens for Gemma-3) padding inside a batch shifts which tokens a sliding layer
-sees, so batched output can differ slightly from unbatched output for such long prompts.
+Generation (``generate_until``) is greedy (or sampled, per request), batched (``batch_size``
+rows after the rows' shared token prefix, which comes from the prefix cache), stops at any
+stop string (excluded from the result), at EOS, or after ``max_new_tokens``. Greedy batches
+are decoded with prompt-lookup drafts (``draft_tokens``, default 4, see
+:mod:`ld_agents.llm.speculative`): the greedy text, in fewer forwards, and independent of the
+batch. Sampled batches, and ``draft_tokens=0``, decode token by token with rows left-padded;
+there, past the model's sliding window (512 tokens for Gemma-3), padding shifts which tokens
+a sliding layer sees, so batched output can differ slightly from unbatched output.
 """
 
 from __future__ import annotations
@@ -94,6 +97,13 @@ from ld_agents.llm.prefix_cache import (
     cache_from,
     common_prefix,
 )
+from ld_agents.llm.speculative import (
+    DEFAULT_DRAFT_TOKENS,
+    SlotPositions,
+    full_cache,
+    guesses_per_row,
+    lookup_draft,
+)
 from ld_agents.llm.threads import configure_torch
 from ld_agents.llm.tree_attention import plan_tree, tree_plan, use_tree_attention
 from ld_envs.errors import InvalidArgument
@@ -117,7 +127,15 @@ def shared_tokenizer(folder: Path) -> Any:
     return _TOKENIZERS[key]
 
 
-_OPTIONS = ("dtype", "device", "adapter", "batch_size", "prefix_cache_tokens", "bf16_matmul")
+_OPTIONS = (
+    "dtype",
+    "device",
+    "adapter",
+    "batch_size",
+    "prefix_cache_tokens",
+    "bf16_matmul",
+    "draft_tokens",
+)
 _METHODS = ("cached", "naive", "keep", "batch")
 
 
@@ -146,6 +164,7 @@ class HFBackend(Backend):
         batch_size: int | str = 32,
         prefix_cache_tokens: int | str = 16384,
         bf16_matmul: str = "auto",
+        draft_tokens: int | str = DEFAULT_DRAFT_TOKENS,
     ) -> None:
         super().__init__()
         offline()  # before transformers is imported
@@ -156,6 +175,9 @@ class HFBackend(Backend):
             raise InvalidArgument(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
         self.batch_size = _positive_int("batch_size", batch_size)
         cache_tokens = _positive_int("prefix_cache_tokens", prefix_cache_tokens)
+        #: prompt-lookup guesses fed per row and greedy decoding step (0: one token a step)
+        self.draft_tokens = _count_int("draft_tokens", draft_tokens)
+        self._drafts_ok: bool | None = None  # None until drafted decoding first ran
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -778,7 +800,129 @@ class HFBackend(Backend):
         return state, shared if state is not None else 0
 
     def _generate_batch(self, ids: list[list[int]], reqs: list[GenerationRequest]) -> list[str]:
-        """Greedy decoding of one batch: shared prefix from the cache, rows left-padded."""
+        """Decode one batch: drafted greedy decoding where every request is greedy and the
+        model takes 4D masks (:mod:`ld_agents.llm.speculative`), else token by token."""
+        limits = [
+            min(r.max_new_tokens, self.max_length - len(x)) for r, x in zip(reqs, ids, strict=True)
+        ]
+        drafted = self.draft_tokens > 0 and bool(self._layer_kinds) and self._drafts_ok is not False
+        if drafted and all(r.temperature == 0 for r in reqs):
+            try:
+                return self._generate_drafted(ids, reqs, limits)
+            except Exception as exc:  # a model that refuses a custom 4D mask
+                if self._drafts_ok is not None:
+                    raise
+                logger.warning("drafted decoding unavailable (%s); token by token", exc)
+                self._drafts_ok = False
+        return self._generate_padded(ids, reqs, limits)
+
+    def _take(self, tokens: list[int], tok: int, req: GenerationRequest, limit: int) -> str | None:
+        """Add a generated token to a row's ``tokens``; the row's text when it is done (EOS,
+        a stop string, or its token limit), else None."""
+        if tok in self._eos_ids:
+            return self.tokenizer.decode(tokens, skip_special_tokens=True)
+        tokens.append(tok)
+        self.stats.tokens_generated += 1
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        cut = _find_stop(text, req.until)
+        if cut is not None:
+            return text[:cut]
+        return text if len(tokens) >= limit else None
+
+    def _generate_drafted(
+        self, ids: list[list[int]], reqs: list[GenerationRequest], limits: list[int]
+    ) -> list[str]:
+        """Greedy decoding of one batch, each step feeding every row's last token and up to
+        ``draft_tokens`` prompt-lookup guesses; keeps the guesses the model confirms."""
+        import torch
+
+        t0 = time.perf_counter()
+        bsz = len(ids)
+        state, n = self._shared_prefix_state(ids)
+        seqs = [list(x) for x in ids]  # each row's tokens so far, for the lookup
+        feed = [x[n:] for x in ids]  # tokens each row feeds next (first: its prompt's rest)
+        guesses = [0] * bsz  # how many of them are guesses (at the end of the feed)
+        start = [n] * bsz  # position of each row's first fed token
+        generated: list[list[int]] = [[] for _ in range(bsz)]
+        texts: list[str | None] = [None] * bsz
+        slots = SlotPositions(n, bsz)
+        active = list(range(bsz))  # original row of each live batch row
+        dev = self.device
+        with torch.inference_mode():
+            cache = full_cache(state, n, bsz)
+            while active:
+                width = max(len(feed[r]) for r in active)
+                inputs = torch.full((len(active), width), self._pad_id, dtype=torch.long)
+                qpos = torch.full((len(active), width), -1, dtype=torch.long)
+                for j, r in enumerate(active):
+                    m = len(feed[r])
+                    inputs[j, :m] = torch.tensor(feed[r])
+                    qpos[j, :m] = torch.arange(start[r], start[r] + m)
+                first_slot = slots.pos.shape[1]
+                slots.extend(qpos)
+                mask = slots.masks(qpos, self._layer_kinds, self._window, self.dtype)
+                mask = (
+                    {k: v.to(dev) for k, v in mask.items()}
+                    if isinstance(mask, dict)
+                    else (mask.to(dev))
+                )
+                out = self._forward(
+                    cache,
+                    input_ids=inputs.to(dev),
+                    attention_mask=mask,
+                    position_ids=qpos.clamp(min=0).to(dev),
+                )
+                self._count(1, sum(len(feed[r]) for r in active), 0.0)
+                # the model's next token after the last non-guess and after every guess
+                picks = [
+                    (j, t)
+                    for j, r in enumerate(active)
+                    for t in range(len(feed[r]) - 1 - guesses[r], len(feed[r]))
+                ]
+                hidden = out.last_hidden_state[[p[0] for p in picks], [p[1] for p in picks]]
+                nxt = self._logits(hidden).argmax(dim=-1).tolist()
+                self.stats.extra["logit_rows"] = self.stats.extra.get("logit_rows", 0) + len(nxt)
+                keep: list[int] = []
+                k = 0
+                most = guesses_per_row(len(active), self.draft_tokens)
+                for j, r in enumerate(active):
+                    m, g = len(feed[r]), guesses[r]
+                    said, k = nxt[k : k + g + 1], k + g + 1
+                    a = 0  # guesses confirmed
+                    while a < g and feed[r][m - g + a] == said[a]:
+                        a += 1
+                    self.stats.extra["draft_tokens"] = self.stats.extra.get("draft_tokens", 0) + g
+                    self.stats.extra["draft_accepted"] = (
+                        self.stats.extra.get("draft_accepted", 0) + a
+                    )
+                    if a < g:
+                        slots.reject(j, first_slot + m - g + a)
+                    for tok in said[: a + 1]:
+                        texts[r] = self._take(generated[r], tok, reqs[r], limits[r])
+                        if texts[r] is not None:
+                            break
+                    if texts[r] is not None:
+                        continue
+                    keep.append(j)
+                    seqs[r] += said[: a + 1]
+                    start[r] += m - g + a
+                    room = limits[r] - len(generated[r]) - 1
+                    draft = lookup_draft(seqs[r], min(most, room))
+                    feed[r], guesses[r] = [said[a], *draft], len(draft)
+                if len(keep) < len(active) and keep:
+                    idx = torch.tensor(keep)
+                    cache.batch_select_indices(idx.to(dev))
+                    slots.select(idx)
+                active = [active[j] for j in keep]
+        self._drafts_ok = True
+        self.stats.seconds += time.perf_counter() - t0
+        return [t or "" for t in texts]
+
+    def _generate_padded(
+        self, ids: list[list[int]], reqs: list[GenerationRequest], limits: list[int]
+    ) -> list[str]:
+        """Token-by-token decoding of one batch (greedy or sampled): shared prefix from the
+        cache, rows left-padded."""
         import torch
 
         t0 = time.perf_counter()
@@ -793,9 +937,6 @@ class HFBackend(Backend):
             input_ids[row, pads[row] :] = torch.tensor(s)
             mask[row, n : n + pads[row]] = 0
         pos = (n + torch.arange(width)[None, :] - torch.tensor(pads)[:, None]).clamp(min=0)
-        limits = [
-            min(r.max_new_tokens, self.max_length - len(x)) for r, x in zip(reqs, ids, strict=True)
-        ]
         generated: list[list[int]] = [[] for _ in range(bsz)]
         texts: list[str | None] = [None] * bsz
         samplers = [
@@ -825,23 +966,8 @@ class HFBackend(Backend):
                 )
                 keep: list[int] = []
                 for j, row in enumerate(active):
-                    tok = int(nxt[j])
-                    done = tok in self._eos_ids
-                    if not done:
-                        generated[row].append(tok)
-                        self.stats.tokens_generated += 1
-                        text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
-                        cut = _find_stop(text, reqs[row].until)
-                        if cut is not None:
-                            texts[row], done = text[:cut], True
-                        elif len(generated[row]) >= limits[row]:
-                            texts[row], done = text, True
-                    if done:
-                        if texts[row] is None:
-                            texts[row] = self.tokenizer.decode(
-                                generated[row], skip_special_tokens=True
-                            )
-                    else:
+                    texts[row] = self._take(generated[row], int(nxt[j]), reqs[row], limits[row])
+                    if texts[row] is None:
                         keep.append(j)
                 if not keep:
                     break
@@ -912,6 +1038,16 @@ def _as_request(item: object) -> GenerationRequest:
     raise InvalidArgument(f"generate_until wants GenerationRequest objects, got {item!r}")
 
 
+def _count_int(name: str, value: int | str) -> int:
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        out = -1
+    if out < 0 or str(value).strip() != str(out):
+        raise InvalidArgument(f"{name} must be a whole number >= 0, got {value!r}")
+    return out
+
+
 def _positive_int(name: str, value: int | str) -> int:
     try:
         out = int(value)
@@ -932,6 +1068,8 @@ def check_hf_spec(target: str, options: dict[str, Any]) -> None:
     for name in ("batch_size", "prefix_cache_tokens"):
         if name in options:
             _positive_int(name, options[name])
+    if "draft_tokens" in options:
+        _count_int("draft_tokens", options["draft_tokens"])
     device = str(options.get("device", "auto"))
     if device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", device):
         raise InvalidArgument(f"option device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")

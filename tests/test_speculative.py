@@ -1,0 +1,162 @@
+"""Drafted greedy decoding (ld_agents.llm.speculative): the drafts, the masks, and the real
+embedded model giving the plain greedy text."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from ld_agents.llm.base import GenerationRequest
+from ld_agents.llm.speculative import SlotPositions, guesses_per_row, lookup_draft
+from ld_envs.errors import InvalidArgument
+
+
+def test_lookup_takes_the_latest_match_of_the_longest_ngram():
+    seq = [1, 2, 3, 9, 2, 3, 7, 8, 5, 2, 3]
+    assert lookup_draft(seq, 2) == [7, 8]  # (2, 3) last seen before 7, 8
+    assert lookup_draft([5, 1, 2, 3, 4, 9, 2, 3, 6, 1, 2, 3], 3) == [4, 9, 2]  # (1, 2, 3)
+    assert lookup_draft([4, 1, 2], 5) == []  # nothing repeats
+    assert lookup_draft([1, 1], 4) == [1]  # the draft stops where the sequence does
+    assert lookup_draft([1, 2, 1], 0) == []
+    assert lookup_draft([7], 3) == []
+
+
+def test_guesses_shrink_as_the_batch_grows():
+    assert guesses_per_row(1, 4, step_tokens=24) == 4
+    assert guesses_per_row(4, 4, step_tokens=24) == 4
+    assert guesses_per_row(8, 4, step_tokens=24) == 2
+    assert guesses_per_row(20, 4, step_tokens=24) == 0
+    assert guesses_per_row(3, 0, step_tokens=24) == 0
+
+
+def test_slot_masks_are_causal_by_position_and_skip_rejected_slots():
+    import torch
+
+    slots = SlotPositions(shared=3, batch=2)
+    q = torch.tensor([[3, 4, 5], [3, -1, -1]])  # row 1 feeds one token (then padding)
+    slots.extend(q)
+    slots.reject(0, 3 + 2)  # row 0's guess at position 5 was wrong
+    masks = slots.masks(q, ["full_attention", "sliding_attention"], window=3, dtype=torch.float32)
+    full = masks["full_attention"][:, 0] == 0
+    sliding = masks["sliding_attention"][:, 0] == 0
+    assert full.shape == (2, 3, 6)
+    # row 0, query at position 4 sees positions 0-4; the rejected slot is hidden from all
+    assert full[0, 1].tolist() == [True, True, True, True, True, False]
+    assert not full[0, :, 5].any()
+    assert sliding[0, 1].tolist() == [False, False, True, True, True, False]
+    # row 1: its padding slots are seen by nobody and its padding queries see nothing
+    assert full[1, 0].tolist() == [True, True, True, True, False, False]
+    assert not full[1, 1:].any()
+    slots.select(torch.tensor([1]))
+    assert slots.pos.tolist() == [[0, 1, 2, 3, -1, -1]]
+
+
+@pytest.fixture(scope="module")
+def backend():
+    """The embedded model in float32, loaded once for the module."""
+    from ld_agents.llm import make_backend
+
+    b = make_backend("hf:embedded")
+    yield b
+    b.close()
+
+
+@pytest.mark.llm
+class TestOnTheEmbeddedModel:
+    @staticmethod
+    def _requests() -> list[GenerationRequest]:
+        listing = ", ".join(f"({x}, {y})" for x in range(9, 15) for y in range(3, 9))
+        long = "Cells: " + "; ".join(f"cell {i} is ({i % 21}, {i // 21})" for i in range(90))
+        return [
+            GenerationRequest("Count: 1, 2, 3, 4, 5, 6, 7,", max_new_tokens=18),
+            GenerationRequest(f"Free cells: {listing}.\nA moves to", (".",), 12),
+            GenerationRequest(long + "\nThe next cells are", ("\n",), 20),
+            GenerationRequest("def add(a, b):\n    return", ("\n",), 10),
+        ]
+
+    def test_drafted_text_equals_plain_greedy(self, backend):
+        """Drafted decoding gives the token-by-token greedy text (float32), for a prompt past
+        the 512-token sliding window too, and guesses were both kept and rejected."""
+        reqs = self._requests()
+        assert len(backend._encode([reqs[2].context])[0]) > 600
+        backend.draft_tokens = 0
+        plain = [backend.generate_until([r])[0] for r in reqs]
+        backend.draft_tokens = 4
+        before = dict(backend.stats.extra)
+        drafted = backend.generate_until(reqs)
+        kept = backend.stats.extra["draft_accepted"] - before.get("draft_accepted", 0)
+        tried = backend.stats.extra["draft_tokens"] - before.get("draft_tokens", 0)
+        assert drafted == plain
+        assert 0 < kept < tried
+        assert [backend.generate_until([r])[0] for r in reqs] == drafted  # batch-independent
+
+    def test_fewer_forwards_than_tokens(self, backend):
+        """A repetitive answer takes fewer forwards than it has tokens."""
+        req = GenerationRequest("Count: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", max_new_tokens=24)
+        backend.draft_tokens = 4
+        p0, t0 = backend.stats.forward_passes, backend.stats.tokens_generated
+        backend.generate_until([req])
+        passes = backend.stats.forward_passes - p0
+        assert passes < backend.stats.tokens_generated - t0
+
+    def test_sampling_decodes_token_by_token(self, backend):
+        """Sampled requests keep their seeded stream: no drafts are fed."""
+        req = GenerationRequest("The weather today is", max_new_tokens=8, temperature=0.8, seed=3)
+        backend.draft_tokens = 4
+        tried = backend.stats.extra.get("draft_tokens", 0)
+        first = backend.generate_until([req])
+        assert backend.stats.extra.get("draft_tokens", 0) == tried
+        backend.draft_tokens = 0
+        assert backend.generate_until([req]) == first
+        backend.draft_tokens = 4
+
+    def test_a_model_refusing_the_masks_falls_back(self, backend, monkeypatch, caplog):
+        """Where drafted decoding fails on first use, a warning says so and generation goes
+        on token by token."""
+        req = GenerationRequest("Count: 1, 2, 3,", max_new_tokens=6)
+        backend.draft_tokens = 0
+        plain = backend.generate_until([req])
+        backend.draft_tokens = 4
+
+        def refuse(*args, **kwargs):
+            raise ValueError("no 4D masks here")
+
+        monkeypatch.setattr(backend, "_drafts_ok", None)
+        monkeypatch.setattr(backend, "_generate_drafted", refuse)
+        with caplog.at_level(logging.WARNING, logger="ld_agents.llm.hf"):
+            assert backend.generate_until([req]) == plain
+        assert "drafted decoding unavailable" in caplog.text
+        assert backend._drafts_ok is False
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+def test_bad_draft_tokens_are_refused_before_loading(value):
+    from ld_agents.llm.base import check_spec
+
+    with pytest.raises(InvalidArgument, match="draft_tokens must be a whole number >= 0"):
+        check_spec(f"hf:embedded?draft_tokens={value}")
+
+
+def test_same_results_table_reports_the_drafted_comparison():
+    """The study's table names the two decoding paths and lists each difference."""
+    from benchmarks.studies.same_results import to_markdown
+
+    kd = {
+        "decisions": 4,
+        "equal": 3,
+        "differ": [{"decision": 2, "token_by_token": [1, 2, 3], "drafted": [1, 2, 4]}],
+        "paths": "token by token vs drafted (draft_tokens=4), bfloat16",
+        "old_ms": 600.0,
+        "new_ms": 450.0,
+        "forwards_per_decision": {"token_by_token": 29.6, "drafted": 14.4},
+        "guesses_fed": 900,
+        "guesses_kept": 300,
+        "speedup": 600 / 450,
+    }
+    md = to_markdown(
+        {"command": "c", "commit": "x", "machine": "m", "decisions": 4, "batch": 4, "kd": kd}
+    )
+    assert "| kd | token by token vs drafted (draft_tokens=4), bfloat16 | 3/4 | 600 | 450 |" in md
+    assert '"drafted": [1, 2, 4]' in md
+    assert "forwards per decision 29.6 token by token, 14.4 drafted" in md
