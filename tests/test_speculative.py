@@ -153,6 +153,15 @@ def test_same_results_table_reports_the_drafted_comparison():
         "guesses_fed": 900,
         "guesses_kept": 300,
         "speedup": 600 / 450,
+        "explained": {
+            "differing": 1,
+            "float32_paths_equal_alone": 1,
+            "token_by_token_batched_equals_alone": 0,
+            "drafted_batched_equals_alone": 1,
+            "paths_equal_alone": 1,
+            "token_by_token_equals_float32": 0,
+            "drafted_equals_float32": 1,
+        },
     }
     md = to_markdown(
         {"command": "c", "commit": "x", "machine": "m", "decisions": 4, "batch": 4, "kd": kd}
@@ -160,3 +169,4 @@ def test_same_results_table_reports_the_drafted_comparison():
     assert "| kd | token by token vs drafted (draft_tokens=4), bfloat16 | 3/4 | 600 | 450 |" in md
     assert '"drafted": [1, 2, 4]' in md
     assert "forwards per decision 29.6 token by token, 14.4 drafted" in md
+    assert "in float32 the two paths agree on 1; in bfloat16 they agree on 1" in md
