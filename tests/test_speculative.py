@@ -67,7 +67,7 @@ class TestOnTheEmbeddedModel:
     @staticmethod
     def _requests() -> list[GenerationRequest]:
         listing = ", ".join(f"({x}, {y})" for x in range(9, 15) for y in range(3, 9))
-        long = "Cells: " + "; ".join(f"cell {i} is ({i % 21}, {i // 21})" for i in range(90))
+        long = "Cells: " + "; ".join(f"cell {i} is ({i % 21}, {i // 21})" for i in range(60))
         return [
             GenerationRequest("Count: 1, 2, 3, 4, 5, 6, 7,", max_new_tokens=18),
             GenerationRequest(f"Free cells: {listing}.\nA moves to", (".",), 12),
@@ -120,7 +120,11 @@ class TestOnTheEmbeddedModel:
         backend.draft_tokens = 4
 
         def refuse(*args, **kwargs):
+            backend.stats.forward_passes += 5  # work done before the failure
+            backend.stats.extra["draft_tokens"] = backend.stats.extra.get("draft_tokens", 0) + 9
             raise ValueError("no 4D masks here")
+
+        passes, tried = backend.stats.forward_passes, backend.stats.extra.get("draft_tokens", 0)
 
         monkeypatch.setattr(backend, "_drafts_ok", None)
         monkeypatch.setattr(backend, "_generate_drafted", refuse)
@@ -128,6 +132,24 @@ class TestOnTheEmbeddedModel:
             assert backend.generate_until([req]) == plain
         assert "drafted decoding unavailable" in caplog.text
         assert backend._drafts_ok is False
+        # the failed try counts nothing: only the token-by-token forwards are counted
+        assert backend.stats.extra.get("draft_tokens", 0) == tried
+        assert passes < backend.stats.forward_passes <= passes + 6
+
+    def test_long_contexts_decode_token_by_token(self, backend):
+        """Past draft_context (two sliding windows), where a full cache would cost more
+        than it saves, generation goes token by token."""
+        from ld_agents.llm.speculative import draft_context
+
+        long = " ".join(f"item {i}," for i in range(400)) + " item"
+        assert len(backend._encode([long])[0]) > draft_context(backend._window)
+        backend.draft_tokens = 4
+        tried = backend.stats.extra.get("draft_tokens", 0)
+        backend.generate_until([GenerationRequest(long, max_new_tokens=4)])
+        assert backend.stats.extra.get("draft_tokens", 0) == tried
+        short = GenerationRequest("Count: 1, 2, 3, 4, 5, 6, 7,", max_new_tokens=8)
+        backend.generate_until([short])
+        assert backend.stats.extra["draft_tokens"] > tried
 
 
 @pytest.mark.parametrize("value", ["-1", "two", "1.5"])

@@ -45,12 +45,14 @@ right-padded batch) exist as references for tests and ``benchmarks/studies/llm_s
 
 Generation (``generate_until``) is greedy (or sampled, per request), batched (``batch_size``
 rows after the rows' shared token prefix, which comes from the prefix cache), stops at any
-stop string (excluded from the result), at EOS, or after ``max_new_tokens``. Greedy batches
-are decoded with prompt-lookup drafts (``draft_tokens``, default 4, see
-:mod:`ld_agents.llm.speculative`): the greedy text, in fewer forwards, and independent of the
-batch. Sampled batches, and ``draft_tokens=0``, decode token by token with rows left-padded;
-there, past the model's sliding window (512 tokens for Gemma-3), padding shifts which tokens
-a sliding layer sees, so batched output can differ slightly from unbatched output.
+stop string (excluded from the result), at EOS, or after ``max_new_tokens``. Batches of
+greedy requests are decoded with prompt-lookup drafts (``draft_tokens``, default 4, see
+:mod:`ld_agents.llm.speculative`): the greedy text in fewer forwards, and (in exact
+arithmetic) independent of the batch. A batch with a sampled request, ``draft_tokens=0``,
+a model that refuses custom 4D masks, or a prompt + answer past
+:func:`~ld_agents.llm.speculative.draft_context` decodes token by token with rows
+left-padded; there, past the model's sliding window (512 tokens for Gemma-3), padding shifts
+which tokens a sliding layer sees, so batched output can differ slightly from unbatched.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ from ld_agents.llm.prefix_cache import (
 from ld_agents.llm.speculative import (
     DEFAULT_DRAFT_TOKENS,
     SlotPositions,
+    draft_context,
     full_cache,
     guesses_per_row,
     lookup_draft,
@@ -805,8 +808,16 @@ class HFBackend(Backend):
         limits = [
             min(r.max_new_tokens, self.max_length - len(x)) for r, x in zip(reqs, ids, strict=True)
         ]
-        drafted = self.draft_tokens > 0 and bool(self._layer_kinds) and self._drafts_ok is not False
-        if drafted and all(r.temperature == 0 for r in reqs):
+        longest = max(len(x) + n for x, n in zip(ids, limits, strict=True))
+        drafted = (
+            self.draft_tokens > 0
+            and bool(self._layer_kinds)
+            and self._drafts_ok is not False
+            and longest <= draft_context(self._window)
+            and all(r.temperature == 0 for r in reqs)
+        )
+        if drafted:
+            stats = dict(vars(self.stats), extra=dict(self.stats.extra))
             try:
                 return self._generate_drafted(ids, reqs, limits)
             except Exception as exc:  # a model that refuses a custom 4D mask
@@ -814,6 +825,7 @@ class HFBackend(Backend):
                     raise
                 logger.warning("drafted decoding unavailable (%s); token by token", exc)
                 self._drafts_ok = False
+                vars(self.stats).update(stats)  # the failed try counts nothing
         return self._generate_padded(ids, reqs, limits)
 
     def _take(self, tokens: list[int], tok: int, req: GenerationRequest, limit: int) -> str | None:
