@@ -851,7 +851,6 @@ class HFBackend(Backend):
         t0 = time.perf_counter()
         bsz = len(ids)
         state, n = self._shared_prefix_state(ids)
-        seqs = [list(x) for x in ids]  # each row's tokens so far, for the lookup
         feed = [x[n:] for x in ids]  # tokens each row feeds next (first: its prompt's rest)
         guesses = [0] * bsz  # how many of them are guesses (at the end of the feed)
         start = [n] * bsz  # position of each row's first fed token
@@ -872,12 +871,7 @@ class HFBackend(Backend):
                     qpos[j, :m] = torch.arange(start[r], start[r] + m)
                 first_slot = slots.pos.shape[1]
                 slots.extend(qpos)
-                mask = slots.masks(qpos, self._layer_kinds, self._window, self.dtype)
-                mask = (
-                    {k: v.to(dev) for k, v in mask.items()}
-                    if isinstance(mask, dict)
-                    else (mask.to(dev))
-                )
+                mask = slots.masks(qpos, self._layer_kinds, self._window, self.dtype, dev)
                 out = self._forward(
                     cache,
                     input_ids=inputs.to(dev),
@@ -895,7 +889,8 @@ class HFBackend(Backend):
                 nxt = self._logits(hidden).argmax(dim=-1).tolist()
                 self.stats.extra["logit_rows"] = self.stats.extra.get("logit_rows", 0) + len(nxt)
                 keep: list[int] = []
-                k = 0
+                k = kept = 0
+                fed = sum(guesses[r] for r in active)
                 most = guesses_per_row(len(active), self.draft_tokens)
                 for j, r in enumerate(active):
                     m, g = len(feed[r]), guesses[r]
@@ -903,10 +898,7 @@ class HFBackend(Backend):
                     a = 0  # guesses confirmed
                     while a < g and feed[r][m - g + a] == said[a]:
                         a += 1
-                    self.stats.extra["draft_tokens"] = self.stats.extra.get("draft_tokens", 0) + g
-                    self.stats.extra["draft_accepted"] = (
-                        self.stats.extra.get("draft_accepted", 0) + a
-                    )
+                    kept += a
                     if a < g:
                         slots.reject(j, first_slot + m - g + a)
                     for tok in said[: a + 1]:
@@ -916,11 +908,13 @@ class HFBackend(Backend):
                     if texts[r] is not None:
                         continue
                     keep.append(j)
-                    seqs[r] += said[: a + 1]
                     start[r] += m - g + a
                     room = limits[r] - len(generated[r]) - 1
-                    draft = lookup_draft(seqs[r], min(most, room))
+                    draft = lookup_draft(ids[r] + generated[r], min(most, room))
                     feed[r], guesses[r] = [said[a], *draft], len(draft)
+                extra = self.stats.extra
+                extra["draft_tokens"] = extra.get("draft_tokens", 0) + fed
+                extra["draft_accepted"] = extra.get("draft_accepted", 0) + kept
                 if len(keep) < len(active) and keep:
                     idx = torch.tensor(keep)
                     cache.batch_select_indices(idx.to(dev))

@@ -102,16 +102,19 @@ class SlotPositions:
         """Keep only these rows (a LongTensor of row indices)."""
         self.pos = self.pos[rows]
 
-    def masks(self, query_pos: Any, kinds: Sequence[str], window: int, dtype: Any) -> Any:
-        """Additive 4D masks (batch x 1 x queries x slots) for the slots already appended
-        plus this forward's, one per attention kind (a dict where there are several)."""
+    def masks(
+        self, query_pos: Any, kinds: Sequence[str], window: int, dtype: Any, device: Any = None
+    ) -> Any:
+        """Additive 4D masks (batch x 1 x queries x slots, on ``device``) for the slots
+        already appended plus this forward's, one per attention kind (a dict where there are
+        several)."""
         keys = self.pos[:, None, :]
         q = query_pos[:, :, None]
         seen = (keys >= 0) & (keys <= q)
         out = {}
         for kind in kinds:
             vis = seen & (keys > q - window) if kind == "sliding_attention" else seen
-            out[kind] = additive_mask(vis[:, None], dtype)
+            out[kind] = additive_mask(vis[:, None], dtype).to(device)
         return out if len(out) > 1 else next(iter(out.values()))
 
 
