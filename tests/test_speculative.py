@@ -91,6 +91,24 @@ class TestOnTheEmbeddedModel:
         assert 0 < kept < tried
         assert [backend.generate_until([r])[0] for r in reqs] == drafted  # batch-independent
 
+    @pytest.mark.parametrize("draft_tokens", [0, 4])
+    def test_prompts_fed_in_row_groups_give_the_same_text(self, backend, monkeypatch, draft_tokens):
+        """A batch's prompts fed a row at a time (caches joined after) give the text of one
+        forward of all rows, in both decoding paths, and each group is a counted forward."""
+        import ld_agents.llm.hf as hf
+
+        reqs = self._requests()
+        backend.draft_tokens = draft_tokens
+        whole = backend.generate_until(reqs)
+        monkeypatch.setattr(hf, "PREFILL_TOKENS", 1)
+        p0 = backend.stats.forward_passes
+        assert backend.generate_until(reqs) == whole
+        monkeypatch.setattr(hf, "PREFILL_TOKENS", 10**6)
+        p1 = backend.stats.forward_passes
+        backend.generate_until(reqs)
+        assert (p1 - p0) - (backend.stats.forward_passes - p1) == len(reqs) - 1
+        backend.draft_tokens = 4
+
     def test_fewer_forwards_than_tokens(self, backend):
         """A repetitive answer takes fewer forwards than it has tokens."""
         req = GenerationRequest("Count: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", max_new_tokens=24)

@@ -133,6 +133,19 @@ def cache_from(config: Any, state: PrefixState | None, n: int, batch: int, recor
     return cache
 
 
+def concat_rows(caches: Sequence[Any]) -> Any:
+    """The first of some DynamicCaches of the same layout and length, holding all of their
+    rows in order (each layer's keys and values concatenated along the batch)."""
+    import torch
+
+    first = caches[0]
+    if len(caches) > 1:
+        for i, layer in enumerate(first.layers):
+            layer.keys = torch.cat([c.layers[i].keys for c in caches])
+            layer.values = torch.cat([c.layers[i].values for c in caches])
+    return first
+
+
 #: the attention kinds a custom 4D mask is built for
 MASKABLE_KINDS = ("full_attention", "sliding_attention")
 
@@ -169,4 +182,5 @@ __all__ = [
     "attention_kinds",
     "cache_from",
     "common_prefix",
+    "concat_rows",
 ]
