@@ -11,6 +11,10 @@ every policy answers the same boards.
   (``act_batch`` over ``--batch`` decisions); the actions that differ are listed.
 * ``--compare drafts``: ``kd`` and ``raw`` with dtype=auto, decoded token by token against
   prompt-lookup drafted decoding (``ld_agents.llm.speculative``), on one loaded model.
+* ``--compare attention``: ``kd`` and ``raw`` with dtype=auto, ``ld`` in its bf16, their
+  attention by torch's kernel against bf16 products (``attention=matmul``,
+  ``ld_agents.llm.cpu_attention``), on one loaded model; each difference is also played
+  alone in float32.
 * ``ld``: the policy's path (every stage of a batch of decisions in one
   ``choice_logprobs_batch`` call, a token tree on the pinned static part) against the
   naive way (one full forward per candidate, ``loglikelihood(method="naive")``) on the
@@ -156,6 +160,54 @@ def compare_drafts(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
     }
 
 
+def compare_attention(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
+    """``name`` (kd or raw with dtype=auto, ld with its bf16 default) with its attention by
+    torch's kernel and by bf16 products (``attention=matmul``, ``ld_agents.llm.cpu_attention``),
+    on one loaded model; each differing decision is also played alone in float32."""
+    import ld_agents
+    from ld_agents.llm.base import get_backend
+
+    if name == "ld":
+        policy = ld_agents.make("ld", "Pursuit-v0")
+    else:
+        policy = ld_agents.make(name, "Pursuit-v0", model=get_backend(_spec(name, "hf", "auto")))
+    backend = policy.backend
+    policy.act_batch(obs[:2])  # load and warm up
+    runs = {}
+    for mode in ("kernel", "matmul"):
+        backend.attention = mode
+        if hasattr(policy, "_scores"):
+            policy._scores.clear()  # LD: score every decision again
+        runs[mode] = play(policy, obs, batch)
+    (a, old_ms), (b, new_ms) = runs["kernel"], runs["matmul"]
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    differ = [{"decision": i, "kernel": a[i], "matmul": b[i]} for i in diff]
+    if diff:
+        if name == "ld":
+            exact = ld_agents.make("ld", "Pursuit-v0", dtype="float32")
+        else:
+            exact = ld_agents.make(
+                name, "Pursuit-v0", model=get_backend(_spec(name, "hf", "float32"))
+            )
+        for row in differ:
+            row["float32_alone"] = list(map(int, exact.act_batch([obs[row["decision"]]])[0]))
+    return {
+        "decisions": len(obs),
+        "equal": len(obs) - len(diff),
+        "differ": differ,
+        "explained": {
+            "differing": len(diff),
+            "kernel_equals_float32": sum(r["kernel"] == r["float32_alone"] for r in differ),
+            "matmul_equals_float32": sum(r["matmul"] == r["float32_alone"] for r in differ),
+        },
+        "paths": "attention by torch's kernel vs by bf16 products (attention=matmul), "
+        f"{str(backend.dtype).removeprefix('torch.')}",
+        "old_ms": old_ms,
+        "new_ms": new_ms,
+        "speedup": old_ms / new_ms,
+    }
+
+
 def _alone(policy: Any, obs: list[Any], rows: list[dict[str, Any]], k: int, tag: str) -> None:
     """Add to each of ``rows`` the actions of both decoding paths on its decision alone
     (batch 1: no padding), under ``alone_token_by_token<tag>`` and ``alone_drafted<tag>``."""
@@ -182,10 +234,27 @@ def _explain(rows: list[dict[str, Any]]) -> dict[str, int]:
     }
 
 
+def naive_stage_choices(policy: Any, obs: list[Any]) -> list[str]:
+    """The function an LD ``policy`` chooses at each stage of each observation, scored the
+    naive way: one full forward per candidate (``loglikelihood(method="naive")``)."""
+    from ld_agents.ld.prompts import label_choices
+
+    chosen: list[str] = []
+    for o in obs:
+        state = policy.state(o)
+        for stage in policy.base.stage_names:
+            cands = policy.stage_candidates(stage, state)
+            ctx = policy.prompt(stage, cands, state)
+            s = policy.backend.loglikelihood(
+                [(ctx, c) for c in label_choices(len(cands))], method="naive"
+            )
+            chosen.append(cands[max(range(len(s)), key=s.__getitem__)].name)
+    return chosen
+
+
 def compare_ld(obs: list[Any], naive_n: int, batch: int) -> dict[str, Any]:
     """The LD policy's path against naive scoring on the same decisions (stage choices)."""
     import ld_agents
-    from ld_agents.ld.prompts import label_choices
 
     policy = ld_agents.make("ld", "Pursuit-v0")
     policy.act_batch(obs[:2])
@@ -196,17 +265,8 @@ def compare_ld(obs: list[Any], naive_n: int, batch: int) -> dict[str, Any]:
         fast += [d.chosen for ds in policy.last_decisions for d in ds]
     fast_ms = 1000 * (time.perf_counter() - t0) / len(obs)
     stages = policy.base.stage_names
-    naive: list[str] = []
     t0 = time.perf_counter()
-    for o in obs[:naive_n]:
-        state = policy.state(o)
-        for stage in stages:
-            cands = policy.stage_candidates(stage, state)
-            ctx = policy.prompt(stage, cands, state)
-            s = policy.backend.loglikelihood(
-                [(ctx, c) for c in label_choices(len(cands))], method="naive"
-            )
-            naive.append(cands[max(range(len(s)), key=s.__getitem__)].name)
+    naive = naive_stage_choices(policy, obs[:naive_n])
     naive_ms = 1000 * (time.perf_counter() - t0) / max(1, naive_n)
     policy.close()
     k = len(naive)
@@ -243,8 +303,8 @@ def to_markdown(r: dict[str, Any]) -> str:
         "speed-up |",
         "|---|---|---|---|---|---|",
     ]
-    for name in ("kd", "raw"):
-        if name in r:
+    for name in ("kd", "raw", "ld"):
+        if name in r and (name != "ld" or "paths" in r[name]):
             x = r[name]
             paths = x.get("paths") or (
                 f"transformers float32 vs {x.get('engine', 'hf')} dtype=auto ({x['auto_dtype']})"
@@ -254,7 +314,7 @@ def to_markdown(r: dict[str, Any]) -> str:
                 f"| {name} | {paths} | {x['equal']}/{x['decisions']} | {old_ms:.0f} | "
                 f"{new_ms:.0f} | {x['speedup']:.2f}x |"
             )
-    if "ld" in r:
+    if "ld" in r and "naive_ms" in r["ld"]:
         x = r["ld"]
         lines.append(
             f"| ld | naive scoring vs the policy's token tree (stage choices of the first "
@@ -290,6 +350,16 @@ def to_markdown(r: dict[str, Any]) -> str:
                     f"{e['token_by_token_equals_float32']}, drafted {e['drafted_equals_float32']}."
                 )
             lines.append("")
+    for name in ("kd", "raw", "ld"):
+        e = r.get(name, {}).get("explained", {})
+        if "matmul_equals_float32" in e and e["differing"]:
+            lines += [
+                f"{name}: of its {e['differing']} differing decisions, played alone in float32 "
+                f"(where both paths are torch's kernel), the kernel's choice equals float32's on "
+                f"{e['kernel_equals_float32']} and the matmul path's on "
+                f"{e['matmul_equals_float32']}.",
+                "",
+            ]
     lines.append(
         "Differences between float32 and bfloat16 are rounding: greedy decoding takes another "
         "token where two were within bfloat16's precision. LD's differences (if any) are "
@@ -321,9 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--compare",
         default="dtypes",
-        choices=["dtypes", "drafts"],
+        choices=["dtypes", "drafts", "attention"],
         help="for kd and raw: float32 against dtype=auto (dtypes), or token-by-token "
-        "decoding against prompt-lookup drafts, both dtype=auto (drafts)",
+        "decoding against prompt-lookup drafts, both dtype=auto (drafts); for kd, raw and "
+        "ld: attention by torch's kernel against bf16 products (attention)",
     )
     p.add_argument("--out", default=str(OUT), help="output folder")
     args = p.parse_args(argv)
@@ -337,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         "batch": args.batch,
     }
     for name in args.policies.split(","):
-        if name in ("kd", "raw") and args.compare == "drafts":
+        if args.compare == "attention":
+            result[name] = compare_attention(name, obs, args.batch)
+        elif name in ("kd", "raw") and args.compare == "drafts":
             result[name] = compare_drafts(name, obs, args.batch)
         elif name in ("kd", "raw"):
             result[name] = compare_dtypes(name, obs, args.batch, args.engine)

@@ -16,7 +16,10 @@ decoding step, default 4; 0: none), ``prefix_cache_tokens`` (budget of the key-v
 cache, default 16384 tokens), ``bf16_matmul`` (``auto`` default: on a CPU without bfloat16
 instructions, bfloat16 linear layers multiply their widened inputs in float32 and round the
 result to bfloat16, the numbers a bfloat16 CPU gives, at float32 speed; ``float32`` always;
-``native`` never; see :mod:`ld_agents.llm.hardware`).
+``native`` never; see :mod:`ld_agents.llm.hardware`), ``attention`` (``auto`` default:
+``matmul``, bf16 products with the scores rounded to bf16, for a bfloat16 model on a CPU
+with bfloat16 instructions, else ``kernel``, torch's SDPA kernel; see
+:mod:`ld_agents.llm.cpu_attention`).
 
 **Prompts are plain completions.** The embedded model is the *base* Gemma-3-270M, not an
 instruction-tuned model, and its GGUF carries no chat template, so no template is applied:
@@ -75,6 +78,7 @@ from ld_agents.llm.base import (
     register_backend,
     register_spec_check,
 )
+from ld_agents.llm.cpu_attention import ATTENTION_MODES, attention_mode, attention_products
 from ld_agents.llm.float32_products import float32_matmuls
 from ld_agents.llm.hardware import (
     BF16_MATMUL_MODES,
@@ -139,6 +143,7 @@ _OPTIONS = (
     "prefix_cache_tokens",
     "bf16_matmul",
     "draft_tokens",
+    "attention",
 )
 _METHODS = ("cached", "naive", "keep", "batch")
 #: tokens a generation batch's first forward feeds at once: 20 KD prompts of ~400 new
@@ -172,6 +177,7 @@ class HFBackend(Backend):
         prefix_cache_tokens: int | str = 16384,
         bf16_matmul: str = "auto",
         draft_tokens: int | str = DEFAULT_DRAFT_TOKENS,
+        attention: str = "auto",
     ) -> None:
         super().__init__()
         offline()  # before transformers is imported
@@ -199,13 +205,17 @@ class HFBackend(Backend):
         #: worker's share of them)
         self.threads = configure_torch()
         self.bf16_matmul = bf16_matmul_mode(bf16_matmul, dtype, device)
+        #: how CPU attention multiplies (ld_agents.llm.cpu_attention): ``matmul`` (bf16
+        #: products, scores rounded to bf16) or ``kernel`` (torch's SDPA kernel)
+        self.attention = attention_mode(attention, dtype, device, self.bf16_matmul)
         #: the matmul path chosen for this CPU: native bf16 (AMX / AVX-512-BF16), float32
         #: products rounded to bf16 (CPUs without bf16), or plain float32
         logger.info(
-            "hf backend: dtype %s (%s), bf16 products %s, %s torch threads on %s",
+            "hf backend: dtype %s (%s), bf16 products %s, attention %s, %s torch threads on %s",
             dtype,
             self.dtype_reason,
             self.bf16_matmul,
+            self.attention,
             self.threads,
             describe_cpu(cpu_info()),
         )
@@ -314,8 +324,10 @@ class HFBackend(Backend):
 
     # ------------------------------------------------------------------ primitives
     def _forward(self, cache: Any, **inputs: Any) -> Any:
-        """The decoder on ``inputs``, reading and extending the key-value ``cache``."""
-        return self.body(**inputs, **{self._cache_arg: cache}, use_cache=True)
+        """The decoder on ``inputs``, reading and extending the key-value ``cache``, its
+        attention computed the backend's way (:attr:`attention`)."""
+        with attention_products(self.attention):
+            return self.body(**inputs, **{self._cache_arg: cache}, use_cache=True)
 
     def _logits(self, hidden: Any) -> Any:
         """The output layer on some final hidden states (soft-capped where the model is)."""
@@ -1104,6 +1116,7 @@ def check_hf_spec(target: str, options: dict[str, Any]) -> None:
     check_options(options, _OPTIONS, "hf")
     check_choice("dtype", options.get("dtype", "float32"), _DTYPES)
     check_choice("bf16_matmul", options.get("bf16_matmul", "auto"), BF16_MATMUL_MODES)
+    check_choice("attention", options.get("attention", "auto"), ATTENTION_MODES)
     for name in ("batch_size", "prefix_cache_tokens"):
         if name in options:
             _positive_int(name, options[name])

@@ -17,8 +17,10 @@ chain followed by its subtrees. Attention then splits exactly into segments:
   diagonal block;
 * a larger subtree's chain against all of that subtree's nodes;
 
-each by torch's CPU flash-attention kernel (which also returns each row's log-sum-exp),
-merged by the log-sum-exps: a softmax over a union of disjoint key sets. Every key a node
+each by torch's CPU flash-attention kernel (which also returns each row's log-sum-exp), or
+by bf16 products where the backend's forward asks for them and the segment has at least 16
+queries (:mod:`ld_agents.llm.cpu_attention`, which returns the log-sum-exp too), merged by
+the log-sum-exps: a softmax over a union of disjoint key sets. Every key a node
 sees lies in exactly one of its segments and the mask still applies inside each, so the
 result is the dense masked attention up to float rounding (float32 within 2e-6 on random
 trees, tested; in bf16 each segment's output is rounded before the merge, which puts the
@@ -28,8 +30,10 @@ as close as the dense path on the LD student's scores, see
 
 :func:`tree_attention_forward` is registered with transformers' attention interfaces as
 ``ld_tree``. It takes the split path only inside :func:`tree_plan` (set by the backend for
-one tree forward, whose query length it names) on CPU; every other call (generation,
-prefill, CUDA) goes to transformers' ``sdpa_attention_forward`` unchanged.
+one tree forward, whose query length it names) on CPU. Every other call (generation,
+prefill, CUDA) goes to transformers' ``sdpa_attention_forward`` unchanged, except on CPU
+inside the backend's ``matmul`` mode, where a call with a 4D mask and at least 16 queries
+goes to :func:`ld_agents.llm.cpu_attention.matmul_attention`.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ld_agents.llm.cpu_attention import matmul_attention, use_matmul
 
 #: the name registered with transformers' attention and mask interfaces
 NAME = "ld_tree"
@@ -169,18 +175,26 @@ def tree_attention_forward(
         and kwargs.get("position_bias") is None
         and not kwargs.get("output_attentions", False)
     )
-    if not split:
-        return sdpa_attention_forward(
-            module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs
-        )
-    return split_tree_attention(query, key, value, attention_mask, scaling, plan), None
+    if split:
+        return split_tree_attention(query, key, value, attention_mask, scaling, plan), None
+    plain = not dropout and not kwargs.get("output_attentions")
+    plain = plain and kwargs.get("softcap") is None and kwargs.get("position_bias") is None
+    if plain and use_matmul(query, attention_mask) and query.shape[1] % key.shape[1] == 0:
+        scale = 1.0 / math.sqrt(query.shape[-1]) if scaling is None else scaling
+        mask = attention_mask[..., : key.shape[2]]
+        out, _ = matmul_attention(query, key, value, mask, scale)
+        return out.transpose(1, 2).contiguous(), None
+    return sdpa_attention_forward(
+        module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs
+    )
 
 
 def split_tree_attention(
     query: Any, key: Any, value: Any, mask: Any, scaling: float | None, plan: TreePlan
 ) -> Any:
     """The dense masked attention of one tree forward, computed segment by segment by
-    torch's CPU flash-attention kernel and merged by log-sum-exp (module docstring).
+    torch's CPU flash-attention kernel (or bf16 products, in the backend's ``matmul`` mode)
+    and merged by log-sum-exp (module docstring).
     ``mask``: additive or boolean, (1, 1 or heads, nodes, keys)."""
     import torch
 
@@ -201,13 +215,13 @@ def split_tree_attention(
         k = key[:, :, None, prefix + k0 : prefix + k1].expand(1, kv_heads, rep, k1 - k0, dim)
         v = value[:, :, None, prefix + k0 : prefix + k1].expand(1, kv_heads, rep, k1 - k0, dim)
         m = mask[..., q0:q1, prefix + k0 : prefix + k1].contiguous()
-        o, s = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            query[:, :, q0:q1],
-            k.reshape(1, heads, k1 - k0, dim),
-            v.reshape(1, heads, k1 - k0, dim),
-            attn_mask=m,
-            scale=scale,
-        )
+        q, k, v = query[:, :, q0:q1], k.reshape(1, heads, -1, dim), v.reshape(1, heads, -1, dim)
+        if use_matmul(q, m):
+            o, s = matmul_attention(q, k, v, m, scale)
+        else:
+            o, s = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                q, k, v, attn_mask=m, scale=scale
+            )
         # rows that see no key here: the kernel's log-sum-exp is not -inf for them
         unseen = torch.isneginf(m).all(dim=-1)[0].expand(heads, q1 - q0)
         s = s[0].masked_fill(unseen, float("-inf"))
