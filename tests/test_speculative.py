@@ -154,6 +154,21 @@ class TestOnTheEmbeddedModel:
         assert backend.stats.extra.get("draft_tokens", 0) == tried
         assert passes < backend.stats.forward_passes <= passes + 6
 
+    def test_a_batch_too_big_for_guesses_decodes_token_by_token(self, backend):
+        """A batch that starts with too many rows for any guess (13 at the default step
+        budget) goes token by token, where the drafted path had no gain; a smaller one
+        is drafted."""
+        reqs = [
+            GenerationRequest(f"Count: {i}, {i + 1}, {i + 2},", max_new_tokens=6) for i in range(13)
+        ]
+        backend.draft_tokens = 4
+        passes, tried = backend.stats.forward_passes, backend.stats.extra.get("draft_tokens", 0)
+        backend.generate_until(reqs)
+        assert backend.stats.extra.get("draft_tokens", 0) == tried
+        assert backend.stats.forward_passes - passes == 6  # one per token
+        backend.generate_until(reqs[:12])
+        assert backend.stats.extra["draft_tokens"] > tried
+
     def test_long_contexts_decode_token_by_token(self, backend):
         """Past draft_context (two sliding windows), where a full cache would cost more
         than it saves, generation goes token by token."""

@@ -9,8 +9,11 @@ Each policy plays the same fixed ``Pursuit-v0`` boards (those of
 
 * ``ld``: the student's token trees on its pinned listing (the sweep default), and the
   naive way on the first ``--naive`` decisions (one full forward per candidate);
-* ``kd`` and ``raw``: drafted greedy decoding (the default) and token by token
-  (``draft_tokens=0``).
+* ``kd`` and ``raw`` with ``dtype=auto``, as the demo and sweeps run them: drafted greedy
+  decoding (the default) and token by token (``draft_tokens=0``). A batch of 13 rows or
+  more decodes token by token whatever ``draft_tokens`` says (since the committed record,
+  which measured the drafted path at batch 20 and led to that rule): compare the two at
+  ``--batch 4``.
 
 For each path it records milliseconds per decision (median and best of the rounds), and per
 decision the forwards, the tokens processed and the output-layer rows, as the backend
@@ -92,8 +95,13 @@ def time_paths(name: str, obs: list[Any], batch: int, rounds: int, naive: int) -
     """Every path of policy ``name`` on ``obs``, interleaved round by round on one model."""
     import ld_agents
     from benchmarks.studies.llm_speed import model_sizes
+    from benchmarks.studies.same_results import _spec
+    from ld_agents.llm.base import get_backend
 
-    policy = ld_agents.make(name, "Pursuit-v0")
+    if name == "ld":
+        policy = ld_agents.make("ld", "Pursuit-v0")  # the student's bf16
+    else:  # as the sweeps run them: dtype=auto
+        policy = ld_agents.make(name, "Pursuit-v0", model=get_backend(_spec(name, "hf", "auto")))
     backend = policy.backend
     policy.act_batch(obs[:2])  # warm-up: pinned listing, tokenizer, kernels
     sizes = model_sizes(backend)

@@ -819,14 +819,15 @@ class HFBackend(Backend):
         return state, shared if state is not None else 0
 
     def _generate_batch(self, ids: list[list[int]], reqs: list[GenerationRequest]) -> list[str]:
-        """Decode one batch: drafted greedy decoding where every request is greedy and the
-        model takes 4D masks (:mod:`ld_agents.llm.speculative`), else token by token."""
+        """Decode one batch: drafted greedy decoding where every request is greedy, the
+        model takes 4D masks and the batch is small enough for guesses to be fed
+        (:mod:`ld_agents.llm.speculative`), else token by token."""
         limits = [
             min(r.max_new_tokens, self.max_length - len(x)) for r, x in zip(reqs, ids, strict=True)
         ]
         longest = max(len(x) + n for x, n in zip(ids, limits, strict=True))
         drafted = (
-            self.draft_tokens > 0
+            guesses_per_row(len(ids), self.draft_tokens) > 0  # a big batch: no gain, see there
             and bool(self._layer_kinds)
             and self._drafts_ok is not False
             and longest <= draft_context(self._window)
