@@ -9,7 +9,9 @@ computes the same attention with two bf16 products per query chunk:
 * the scores ``q @ k.T`` (exact products, float32 sums, **rounded to bf16** as every bf16
   product is; transformers' ``eager`` attention does the same), then scaled and masked in
   float32;
-* a float32 softmax, its probabilities rounded to bf16 (as the kernel does), times ``v``.
+* a float32 softmax (``torch.softmax``: its exp is several times faster than
+  ``torch.exp`` on a CPU; on a batch of 4 KD prompts the prefill took 734-742 ms against
+  792-846 with ``exp``), its probabilities rounded to bf16 (as the kernel does), times ``v``.
 
 So it is the kernel's computation except for one bf16 rounding of the scores (relative
 error 2^-9). Queries go in chunks of at most :data:`SCORE_ELEMENTS` scores, which bounds
@@ -113,13 +115,17 @@ def matmul_attention(query: Any, key: Any, value: Any, mask: Any, scale: float) 
                     s.masked_fill_(~m, float("-inf"))
                 else:
                     s.add_(m.float())
-            top = s.amax(dim=-1, keepdim=True)
-            top = top.masked_fill_(torch.isneginf(top), 0.0)
-            p = s.sub_(top).exp_()
-            total = p.sum(dim=-1, keepdim=True)
-            lse[b, :, c0:c1] = (top + total.log()).view(heads, c1 - c0)
-            p = p.div_(total).nan_to_num_(0.0).to(query.dtype)
-            o = torch.matmul(p.view(kv, rep * (c1 - c0), n_keys), value[b])
+            s = s.view(kv, rep * (c1 - c0), n_keys)
+            # torch.softmax, not exp: its exp is several times faster on a CPU
+            p = torch.softmax(s, dim=-1)  # NaN in a row that sees no key
+            top = s.amax(dim=-1)
+            # log-sum-exp = max - log(largest probability), which is 1 / sum exp(s - max)
+            rows = top - p.amax(dim=-1).log()
+            lse[b, :, c0:c1] = rows.masked_fill_(torch.isneginf(top), float("-inf")).view(
+                heads, c1 - c0
+            )
+            p = p.nan_to_num_(0.0).to(query.dtype)
+            o = torch.matmul(p, value[b])
             out[b, :, c0:c1] = o.view(heads, c1 - c0, -1)
     return out, lse
 
