@@ -96,14 +96,35 @@ def test_a_row_that_sees_no_key_gives_zero_and_minus_infinity():
 
 
 def test_auto_takes_matmul_only_for_bf16_on_a_cpu_with_native_products():
-    assert attention_mode("auto", "bfloat16", "cpu", "native") == "matmul"
-    assert attention_mode("auto", "bfloat16", "cpu", "float32") == "kernel"  # AVX2 only
-    assert attention_mode("auto", "float32", "cpu", "native") == "kernel"
-    assert attention_mode("auto", "bfloat16", "cuda", "native") == "kernel"
-    assert attention_mode("kernel", "bfloat16", "cpu", "native") == "kernel"
-    assert attention_mode("matmul", "float32", "cpu", "native") == "matmul"
+    assert attention_mode("auto", "bfloat16", "cpu", "native", True) == "matmul"
+    assert attention_mode("auto", "bfloat16", "cpu", "float32", False) == "kernel"  # AVX2
+    assert attention_mode("auto", "bfloat16", "cpu", "native", False) == "kernel"  # forced
+    assert attention_mode("auto", "bfloat16", "cpu", "native", None) == "kernel"  # unknown
+    assert attention_mode("auto", "float32", "cpu", "native", True) == "kernel"
+    assert attention_mode("auto", "bfloat16", "cuda", "native", True) == "kernel"
+    assert attention_mode("kernel", "bfloat16", "cpu", "native", True) == "kernel"
+    assert attention_mode("matmul", "float32", "cpu", "native", None) == "matmul"
     with pytest.raises(InvalidArgument, match="attention must be one of auto, kernel, matmul"):
-        attention_mode("fast", "bfloat16", "cpu", "native")
+        attention_mode("fast", "bfloat16", "cpu", "native", True)
+
+
+def test_a_mask_that_broadcasts_over_queries_is_applied_to_every_chunk(monkeypatch):
+    import ld_agents.llm.cpu_attention as ca
+
+    query, key, value, _, _ = _case(1, 4, 2, 20, 9, 8, 1, "bool", 5)
+    seen = torch.rand(1, 4, 1, 9, generator=torch.Generator().manual_seed(1)) < 0.6
+    seen[..., 0] = True
+    whole = matmul_attention(query, key, value, seen.expand(1, 4, 20, 9), 0.3)
+    monkeypatch.setattr(ca, "SCORE_ELEMENTS", 4 * 9 * 7)  # 7 queries a chunk
+    assert torch.equal(matmul_attention(query, key, value, seen, 0.3)[0], whole[0])
+
+
+def test_causal_mask_ends_at_each_querys_own_key():
+    from ld_agents.llm.cpu_attention import causal_mask
+
+    m = causal_mask(2, 5)[0, 0]
+    assert m.tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
+    assert torch.equal(causal_mask(4, 4)[0, 0], torch.ones(4, 4, dtype=torch.bool).tril())
 
 
 def test_matmul_is_used_only_inside_its_mode_and_for_wide_bf16_calls():

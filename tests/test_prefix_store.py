@@ -29,3 +29,30 @@ def test_longest_takes_the_longest_match_and_breaks_ties_by_key():
     picks = {store.longest((1, 2, 3, 6))[0].ids for _ in range(4)}
     assert picks == {(1, 2, 3, 9)}
     assert store.longest((8, 8)) == (None, 0)
+
+
+def test_caches_join_along_the_batch_and_refuse_other_layers():
+    """concat_rows puts each cache's rows after the first's; layers of other kinds (whose
+    state may be more than keys and values) are refused."""
+    import pytest
+    import torch
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class IndexedLayer(DynamicLayer):
+        """Stands for a layer with more per-row state."""
+
+    from ld_agents.llm.prefix_cache import concat_rows
+
+    a, b = DynamicCache(), DynamicCache()
+    a.update(torch.zeros(1, 1, 3, 2), torch.zeros(1, 1, 3, 2), 0)
+    b.update(torch.ones(2, 1, 3, 2), torch.ones(2, 1, 3, 2), 0)
+    joined = concat_rows([a, b])
+    assert joined is a
+    assert joined.layers[0].keys[:, 0, 0, 0].tolist() == [0.0, 1.0, 1.0]
+    assert joined.layers[0].values.shape == (3, 1, 3, 2)
+    c, d = DynamicCache(), DynamicCache()
+    c.layers.append(IndexedLayer())
+    d.layers.append(IndexedLayer())
+    with pytest.raises(TypeError, match="IndexedLayer"):
+        concat_rows([c, d])

@@ -133,6 +133,7 @@ def time_paths(name: str, obs: list[Any], batch: int, rounds: int, naive: int) -
         )
     out["dtype"] = str(backend.dtype).removeprefix("torch.")
     out["bf16_matmul"] = getattr(backend, "bf16_matmul", None)
+    out["attention"] = getattr(backend, "attention", None)
     backend.close()
     return out
 
@@ -190,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     check_count("--naive", args.naive, minimum=0)
     names = args.policies.split(",")
     bad = [n for n in names if n not in POLICIES]
-    if bad:
-        raise InvalidArgument(f"--policies: unknown {bad}; expected some of {list(POLICIES)}")
+    if bad or len(set(names)) < len(names):
+        raise InvalidArgument(
+            f"--policies: unknown or repeated {bad or names}; expected some of {list(POLICIES)}"
+        )
     out = output_path(args.out)
     obs = observations(args.decisions)
     result: dict[str, Any] = {

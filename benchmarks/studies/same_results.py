@@ -165,20 +165,23 @@ def compare_attention(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
     torch's kernel and by bf16 products (``attention=matmul``, ``ld_agents.llm.cpu_attention``),
     on one loaded model; each differing decision is also played alone in float32."""
     import ld_agents
-    from ld_agents.llm.base import get_backend
+    from ld_agents.ld.policy import LDConfig, ld_backend_spec
+    from ld_agents.llm.base import get_backend, make_backend
+    from ld_envs.errors import InvalidArgument
 
-    if name == "ld":
-        policy = ld_agents.make("ld", "Pursuit-v0")
-    else:
-        policy = ld_agents.make(name, "Pursuit-v0", model=get_backend(_spec(name, "hf", "auto")))
-    backend = policy.backend
-    policy.act_batch(obs[:2])  # load and warm up
+    spec = ld_backend_spec("pursuit", LDConfig()) if name == "ld" else _spec(name, "hf", "auto")
     runs = {}
-    for mode in ("kernel", "matmul"):
-        backend.attention = mode
-        if hasattr(policy, "_scores"):
-            policy._scores.clear()  # LD: score every decision again
+    for mode in ("kernel", "matmul"):  # one model per mode: nothing cached is shared
+        backend = make_backend(f"{spec}&attention={mode}")
+        if backend.attention != mode or str(backend.dtype) != "torch.bfloat16":
+            raise InvalidArgument(
+                f"--compare attention needs a bf16 model on a CPU with bf16 instructions; "
+                f"got {backend.dtype} with attention {backend.attention}"
+            )
+        policy = ld_agents.make(name, "Pursuit-v0", model=backend)
+        policy.act_batch(obs[:2])  # warm up
         runs[mode] = play(policy, obs, batch)
+        backend.close()
     (a, old_ms), (b, new_ms) = runs["kernel"], runs["matmul"]
     diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
     differ = [{"decision": i, "kernel": a[i], "matmul": b[i]} for i in diff]

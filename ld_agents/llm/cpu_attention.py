@@ -45,9 +45,13 @@ MIN_QUERIES = 16
 _MODE: contextvars.ContextVar[str] = contextvars.ContextVar("ld_attention", default="kernel")
 
 
-def attention_mode(requested: str, dtype: str, device: str, bf16_matmul: str) -> str:
+def attention_mode(
+    requested: str, dtype: str, device: str, bf16_matmul: str, bf16_native: bool | None
+) -> str:
     """``kernel`` or ``matmul`` for an ``attention`` option value: ``auto`` is ``matmul``
-    for a bf16 model on a CPU whose bf16 products are native, else ``kernel``."""
+    for a bf16 model on a CPU known to have bf16 instructions (``bf16_native``, from
+    ``hardware.cpu_info``) whose products are torch's own (``bf16_matmul``), else
+    ``kernel``."""
     if requested not in ATTENTION_MODES:
         raise InvalidArgument(
             f"attention must be one of {', '.join(ATTENTION_MODES)}, got {requested!r}"
@@ -55,6 +59,7 @@ def attention_mode(requested: str, dtype: str, device: str, bf16_matmul: str) ->
     if requested != "auto":
         return requested
     native = dtype == "bfloat16" and device == "cpu" and bf16_matmul == "native"
+    native = native and bf16_native is True
     return "matmul" if native else "kernel"
 
 
@@ -68,15 +73,29 @@ def attention_products(mode: str) -> Iterator[None]:
         _MODE.reset(token)
 
 
+def matmul_mode() -> bool:
+    """Whether the forward running now asked for :func:`matmul_attention`."""
+    return _MODE.get() == "matmul"
+
+
+def causal_mask(queries: int, keys: int) -> Any:
+    """A boolean (1, 1, queries, keys) mask: query i sees keys up to ``keys - queries + i``
+    (the last ``queries`` keys are the queries' own)."""
+    import torch
+
+    return torch.ones(queries, keys, dtype=torch.bool).tril(keys - queries)[None, None]
+
+
 def use_matmul(query: Any, mask: Any, queries: int | None = None) -> bool:
     """Whether an attention call of this shape, inside the current mode, goes by
-    :func:`matmul_attention`: ``matmul`` mode, a bf16 CPU query, a 4D mask (without one,
-    the kernel's causal flag applies) and at least :data:`MIN_QUERIES` queries."""
+    :func:`matmul_attention`: ``matmul`` mode, a bf16 CPU query, a 4D mask (the caller
+    writes out a causal one that transformers left out) and at least :data:`MIN_QUERIES`
+    queries."""
     import torch
 
     n = query.shape[2] if queries is None else queries
     return (
-        _MODE.get() == "matmul"
+        matmul_mode()
         and query.device.type == "cpu"
         and query.dtype == torch.bfloat16
         and mask is not None
@@ -91,7 +110,9 @@ def matmul_attention(query: Any, key: Any, value: Any, mask: Any, scale: float) 
     ``query`` (batch, heads, q, dim); ``key``, ``value`` (batch, kv heads, keys, dim) with
     kv heads dividing heads; ``mask`` additive or boolean, (batch or 1, 1 or heads, q,
     keys), or None. Returns (output (batch, heads, q, dim) in the query's dtype, log-sum-exp
-    (batch, heads, q) in float32; ``-inf`` and a zero output for a row that sees no key)."""
+    (batch, heads, q) in float32). A row that no key is visible to gets ``-inf`` and a zero
+    output under a boolean or ``-inf`` mask; under an additive ``finfo.min`` mask it gets
+    what the kernel gives, a log-sum-exp near ``finfo.min`` and the average of the values."""
     import torch
 
     batch, heads, q, dim = query.shape
@@ -104,6 +125,8 @@ def matmul_attention(query: Any, key: Any, value: Any, mask: Any, scale: float) 
         qb = query[b].view(kv, rep, q, dim)
         kt = key[b].transpose(-1, -2)
         mb = None if mask is None else mask[b if mask.shape[0] > 1 else 0]
+        if mb is not None:
+            mb = mb.expand(mb.shape[0], q, n_keys)  # a mask may broadcast over queries
         for c0 in range(0, q, step):
             c1 = min(q, c0 + step)
             s = torch.matmul(qb[:, :, c0:c1].reshape(kv, rep * (c1 - c0), dim), kt)
@@ -134,6 +157,8 @@ __all__ = [
     "ATTENTION_MODES",
     "attention_mode",
     "attention_products",
+    "causal_mask",
     "matmul_attention",
+    "matmul_mode",
     "use_matmul",
 ]

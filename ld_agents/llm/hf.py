@@ -207,7 +207,9 @@ class HFBackend(Backend):
         self.bf16_matmul = bf16_matmul_mode(bf16_matmul, dtype, device)
         #: how CPU attention multiplies (ld_agents.llm.cpu_attention): ``matmul`` (bf16
         #: products, scores rounded to bf16) or ``kernel`` (torch's SDPA kernel)
-        self.attention = attention_mode(attention, dtype, device, self.bf16_matmul)
+        self.attention = attention_mode(
+            attention, dtype, device, self.bf16_matmul, cpu_info()["bf16_native"]
+        )
         #: the matmul path chosen for this CPU: native bf16 (AMX / AVX-512-BF16), float32
         #: products rounded to bf16 (CPUs without bf16), or plain float32
         logger.info(
@@ -278,6 +280,9 @@ class HFBackend(Backend):
         #: token trees' attention split into prefix and per-subtree parts
         #: (``ld_agents.llm.tree_attention``; CPU models on SDPA attention)
         self.tree_split = use_tree_attention(self.model)
+        if self.attention == "matmul" and not self.tree_split:
+            logger.info("attention: the model does not run SDPA on CPU; torch's kernel")
+            self.attention = "kernel"
         #: token-tree nodes per forward (a batch's trees are split at this size)
         self.tree_nodes = 1024
         self._layer_kinds, self._window = attention_kinds(self.config)
@@ -820,14 +825,16 @@ class HFBackend(Backend):
 
     def _generate_batch(self, ids: list[list[int]], reqs: list[GenerationRequest]) -> list[str]:
         """Decode one batch: drafted greedy decoding where every request is greedy, the
-        model takes 4D masks and the batch is small enough for guesses to be fed
+        model takes 4D masks and (on a CPU) the batch is small enough for guesses to be fed
         (:mod:`ld_agents.llm.speculative`), else token by token."""
         limits = [
             min(r.max_new_tokens, self.max_length - len(x)) for r, x in zip(reqs, ids, strict=True)
         ]
         longest = max(len(x) + n for x, n in zip(ids, limits, strict=True))
+        # on a CPU a batch too big for any guess gains nothing from drafts (speculative.py)
+        rows = len(ids) if self.device.type == "cpu" else 1
         drafted = (
-            guesses_per_row(len(ids), self.draft_tokens) > 0  # a big batch: no gain, see there
+            guesses_per_row(rows, self.draft_tokens) > 0
             and bool(self._layer_kinds)
             and self._drafts_ok is not False
             and longest <= draft_context(self._window)
@@ -846,15 +853,19 @@ class HFBackend(Backend):
         return self._generate_padded(ids, reqs, limits)
 
     def _forward_rows(self, make_cache: Any, inputs: dict[str, Any]) -> tuple[Any, Any]:
-        """A batch's first forward (its prompts' rest) in groups of rows of at most
+        """A batch's first forward (its prompts' rest) on a CPU in groups of rows of at most
         ``PREFILL_TOKENS`` tokens, each on its own ``make_cache(rows)``; the caches joined
         along the batch, and the last hidden states of all rows. Each row is computed as in
-        one forward; a whole batch of long prompts in one forward is slower on a CPU: its
-        activations spill the caches and are allocated and freed page by page."""
+        one forward (up to the rounding of other shapes in bf16); a whole batch of long
+        prompts in one forward is slower on a CPU: its activations spill the caches and
+        are allocated and freed page by page. Elsewhere, and for caches with other layers
+        than plain and sliding ones, one forward."""
         import torch
 
         rows, width = inputs["input_ids"].shape
-        step = max(1, PREFILL_TOKENS // width)
+        # CPU only (measured there), and only caches whose rows are their keys and values
+        grouped = self.device.type == "cpu" and self._kv_ok
+        step = max(1, PREFILL_TOKENS // width) if grouped else rows
         caches, hidden = [], []
         for s in range(0, rows, step):
             cache = make_cache(min(step, rows - s))

@@ -135,11 +135,18 @@ def cache_from(config: Any, state: PrefixState | None, n: int, batch: int, recor
 
 def concat_rows(caches: Sequence[Any]) -> Any:
     """The first of some DynamicCaches of the same layout and length, holding all of their
-    rows in order (each layer's keys and values concatenated along the batch)."""
+    rows in order (each layer's keys and values concatenated along the batch). Only plain
+    and sliding-window layers: their other state (lengths, window) is the same for every
+    row; other layers (shared, recurrent, indexed) are refused."""
     import torch
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
     first = caches[0]
     if len(caches) > 1:
+        kinds = {type(layer) for c in caches for layer in c.layers}
+        other = kinds - {DynamicLayer, DynamicSlidingWindowLayer}
+        if other:
+            raise TypeError(f"cannot join cache layers of kind {sorted(k.__name__ for k in other)}")
         for i, layer in enumerate(first.layers):
             layer.keys = torch.cat([c.layers[i].keys for c in caches])
             layer.values = torch.cat([c.layers[i].values for c in caches])

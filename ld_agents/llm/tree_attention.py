@@ -32,8 +32,9 @@ as close as the dense path on the LD student's scores, see
 ``ld_tree``. It takes the split path only inside :func:`tree_plan` (set by the backend for
 one tree forward, whose query length it names) on CPU. Every other call (generation,
 prefill, CUDA) goes to transformers' ``sdpa_attention_forward`` unchanged, except on CPU
-inside the backend's ``matmul`` mode, where a call with a 4D mask and at least 16 queries
-goes to :func:`ld_agents.llm.cpu_attention.matmul_attention`.
+inside the backend's ``matmul`` mode, where a call with at least 16 queries goes to
+:func:`ld_agents.llm.cpu_attention.matmul_attention` (with its 4D mask, or the causal mask
+that transformers leaves out where nothing else is masked).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ld_agents.llm.cpu_attention import matmul_attention, use_matmul
+from ld_agents.llm.cpu_attention import causal_mask, matmul_attention, matmul_mode, use_matmul
 
 #: the name registered with transformers' attention and mask interfaces
 NAME = "ld_tree"
@@ -179,10 +180,14 @@ def tree_attention_forward(
         return split_tree_attention(query, key, value, attention_mask, scaling, plan), None
     plain = not dropout and not kwargs.get("output_attentions")
     plain = plain and kwargs.get("softcap") is None and kwargs.get("position_bias") is None
-    if plain and use_matmul(query, attention_mask) and query.shape[1] % key.shape[1] == 0:
+    mask = attention_mask
+    if mask is None and matmul_mode() and query.shape[2] > 1 and getattr(module, "is_causal", True):
+        # transformers leaves the mask out where it is plain causal; the kernel's flag
+        # would apply it, so the products need it written out
+        mask = causal_mask(query.shape[2], key.shape[2])
+    if plain and use_matmul(query, mask) and query.shape[1] % key.shape[1] == 0:
         scale = 1.0 / math.sqrt(query.shape[-1]) if scaling is None else scaling
-        mask = attention_mask[..., : key.shape[2]]
-        out, _ = matmul_attention(query, key, value, mask, scale)
+        out, _ = matmul_attention(query, key, value, mask[..., : key.shape[2]], scale)
         return out.transpose(1, 2).contiguous(), None
     return sdpa_attention_forward(
         module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs
