@@ -86,21 +86,20 @@ def causal_mask(queries: int, keys: int) -> Any:
     return torch.ones(queries, keys, dtype=torch.bool).tril(keys - queries)[None, None]
 
 
-def use_matmul(query: Any, mask: Any, queries: int | None = None) -> bool:
+def use_matmul(query: Any, mask: Any) -> bool:
     """Whether an attention call of this shape, inside the current mode, goes by
     :func:`matmul_attention`: ``matmul`` mode, a bf16 CPU query, a 4D mask (the caller
     writes out a causal one that transformers left out) and at least :data:`MIN_QUERIES`
     queries."""
     import torch
 
-    n = query.shape[2] if queries is None else queries
     return (
         matmul_mode()
         and query.device.type == "cpu"
         and query.dtype == torch.bfloat16
         and mask is not None
         and mask.dim() == 4
-        and n >= MIN_QUERIES
+        and query.shape[2] >= MIN_QUERIES
     )
 
 

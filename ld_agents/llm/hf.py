@@ -1010,7 +1010,7 @@ class HFBackend(Backend):
                 lambda b: self._cache_from(state, n, b, record=False), first
             )
             self._count(0, sum(len(s) for s in suffixes), 0.0)
-            last_pos = pos[:, -1].to(dev)
+            last_pos = pos[:, -1]
             hidden = hidden[:, -1]
             while active:
                 logits = self._logits(hidden)

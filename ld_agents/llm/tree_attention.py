@@ -161,31 +161,33 @@ def tree_attention_forward(
     ``value`` (batch, kv heads, keys, dim)); returns (batch, q, heads, dim) and no weights."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    # plain scaled attention with grouped-query heads: what the split and the products compute
+    plain = (
+        not dropout
+        and kwargs.get("softcap") is None
+        and kwargs.get("position_bias") is None
+        and not kwargs.get("output_attentions", False)
+        and query.shape[1] % key.shape[1] == 0
+    )
     plan = _PLAN.get()
     split = (
-        plan is not None
+        plain
+        and plan is not None
         and query.shape[0] == 1
         and query.shape[2] == plan.nodes
         and query.device.type == "cpu"
         and value.shape[-1] == query.shape[-1]  # not for value heads of another size
-        and query.shape[1] % key.shape[1] == 0
         and attention_mask is not None
         and attention_mask.dim() == 4
-        and not dropout
-        and kwargs.get("softcap") is None
-        and kwargs.get("position_bias") is None
-        and not kwargs.get("output_attentions", False)
     )
     if split:
         return split_tree_attention(query, key, value, attention_mask, scaling, plan), None
-    plain = not dropout and not kwargs.get("output_attentions")
-    plain = plain and kwargs.get("softcap") is None and kwargs.get("position_bias") is None
     mask = attention_mask
     if mask is None and matmul_mode() and query.shape[2] > 1 and getattr(module, "is_causal", True):
         # transformers leaves the mask out where it is plain causal; the kernel's flag
         # would apply it, so the products need it written out
         mask = causal_mask(query.shape[2], key.shape[2])
-    if plain and use_matmul(query, mask) and query.shape[1] % key.shape[1] == 0:
+    if plain and use_matmul(query, mask):
         scale = 1.0 / math.sqrt(query.shape[-1]) if scaling is None else scaling
         out, _ = matmul_attention(query, key, value, mask[..., : key.shape[2]], scale)
         return out.transpose(1, 2).contiguous(), None
@@ -217,13 +219,15 @@ def split_tree_attention(
             k0 = -prefix  # the first segment also attends every key before the tree
         if q1 <= q0 or k1 <= k0:
             continue
-        k = key[:, :, None, prefix + k0 : prefix + k1].expand(1, kv_heads, rep, k1 - k0, dim)
-        v = value[:, :, None, prefix + k0 : prefix + k1].expand(1, kv_heads, rep, k1 - k0, dim)
+        k = key[:, :, prefix + k0 : prefix + k1]
+        v = value[:, :, prefix + k0 : prefix + k1]
         m = mask[..., q0:q1, prefix + k0 : prefix + k1].contiguous()
-        q, k, v = query[:, :, q0:q1], k.reshape(1, heads, -1, dim), v.reshape(1, heads, -1, dim)
-        if use_matmul(q, m):
+        q = query[:, :, q0:q1]
+        if use_matmul(q, m):  # takes the kv heads as they are
             o, s = matmul_attention(q, k, v, m, scale)
-        else:
+        else:  # the kernel wants a kv head per query head
+            k = k[:, :, None].expand(1, kv_heads, rep, k1 - k0, dim).reshape(1, heads, -1, dim)
+            v = v[:, :, None].expand(1, kv_heads, rep, k1 - k0, dim).reshape(1, heads, -1, dim)
             o, s = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
                 q, k, v, attn_mask=m, scale=scale
             )
