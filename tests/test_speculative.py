@@ -22,6 +22,21 @@ def test_lookup_takes_the_latest_match_of_the_longest_ngram():
     assert lookup_draft([7], 3) == []
 
 
+def test_lookup_tries_the_answer_then_earlier_answers_then_the_prompt():
+    prompt = [1, 2, 3, 4, 2, 3, 5]  # (2, 3) is followed by 4, then by 5 in the prompt
+    history = [[2, 3, 8, 9], [2, 3, 6]]  # the most recent first
+    assert lookup_draft([*prompt, 2, 3], 2, answer_start=7) == [5, 2]  # no history: prompt
+    assert lookup_draft([*prompt, 2, 3], 2, answer_start=7, history=history) == [8, 9]
+    assert lookup_draft([*prompt, 2, 3], 2, answer_start=7, history=history[1:]) == [6]
+    # the answer so far comes first (its own (2, 3) was followed by 7)
+    assert lookup_draft([*prompt, 2, 3, 7, 2, 3], 2, answer_start=7, history=history) == [7, 2]
+    # a longer n-gram anywhere beats a shorter one: (3, 5) occurs only in the prompt
+    assert lookup_draft([*prompt, 3, 5], 1, answer_start=7, history=[[5, 0]]) == [3]
+    # without answer_start the whole sequence is prompt: history first, then the sequence
+    assert lookup_draft([*prompt, 2, 3], 2, history=history) == [8, 9]
+    assert lookup_draft([*prompt, 2, 3], 2, history=[[7, 7]]) == [5, 2]
+
+
 def test_guesses_shrink_as_the_batch_grows():
     assert guesses_per_row(1, 4, step_tokens=24) == 4
     assert guesses_per_row(4, 4, step_tokens=24) == 4
@@ -117,6 +132,32 @@ class TestOnTheEmbeddedModel:
         backend.generate_until([req])
         passes = backend.stats.forward_passes - p0
         assert passes < backend.stats.tokens_generated - t0
+
+    def test_earlier_answers_are_drafts(self, backend):
+        """An answer the backend gave before is a draft source: asked again, the same
+        greedy text comes in fewer forwards than without the history; the history keeps
+        the latest ``answer_history`` answers."""
+        req = GenerationRequest("The weather today is", ("\n",), max_new_tokens=16)
+        backend.draft_tokens = 4
+
+        def forwards() -> tuple[str, int]:
+            p0 = backend.stats.forward_passes
+            text = backend.generate_until([req])[0]
+            return text, backend.stats.forward_passes - p0
+
+        backend.answer_history = 0
+        forwards()  # the prompt is cached from here on
+        first = forwards()
+        assert not backend._answers
+        backend.answer_history = 16
+        forwards()
+        text, passes = forwards()
+        assert text == first[0] and passes < first[1]
+        backend.answer_history = 2
+        for k in range(3):
+            backend.generate_until([GenerationRequest(f"Count: {k},", max_new_tokens=3)])
+        assert len(backend._answers) == 2
+        backend.answer_history = 16
 
     def test_sampling_decodes_token_by_token(self, backend):
         """Sampled requests keep their seeded stream: no drafts are fed."""

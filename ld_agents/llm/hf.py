@@ -12,7 +12,7 @@ on a CPU with bfloat16 instructions or a CUDA device with it, float32 elsewhere,
 :func:`ld_agents.llm.hardware.auto_dtype`), ``device`` (``auto`` default: CUDA when
 available, else CPU), ``adapter`` (a peft LoRA folder, merged into the weights on load),
 ``batch_size`` (rows per forward, default 32), ``draft_tokens`` (guesses fed per greedy
-decoding step, default 4; 0: none), ``prefix_cache_tokens`` (budget of the key-value prefix
+decoding step, default 12; 0: none), ``prefix_cache_tokens`` (budget of the key-value prefix
 cache, default 16384 tokens), ``bf16_matmul`` (``auto`` default: on a CPU without bfloat16
 instructions, bfloat16 linear layers multiply their widened inputs in float32 and round the
 result to bfloat16, the numbers a bfloat16 CPU gives, at float32 speed; ``float32`` always;
@@ -49,10 +49,11 @@ right-padded batch) exist as references for tests and ``benchmarks/studies/llm_s
 Generation (``generate_until``) is greedy (or sampled, per request), batched (``batch_size``
 rows after the rows' shared token prefix, which comes from the prefix cache), stops at any
 stop string (excluded from the result), at EOS, or after ``max_new_tokens``. Batches of
-greedy requests are decoded with prompt-lookup drafts (``draft_tokens``, default 4, see
-:mod:`ld_agents.llm.speculative`): the greedy text in fewer forwards, and (in exact
-arithmetic) independent of the batch. A batch with a sampled request, ``draft_tokens=0``,
-a model that refuses custom 4D masks, or a prompt + answer past
+greedy requests are decoded with prompt-lookup drafts (``draft_tokens``, default 12, see
+:mod:`ld_agents.llm.speculative`; the guesses are also looked up in the backend's latest
+answers, ``answer_history``, default 16): the greedy text in fewer forwards, and (in exact
+arithmetic) independent of the batch and of the answers before it. A batch with a sampled
+request, ``draft_tokens=0``, a model that refuses custom 4D masks, or a prompt + answer past
 :func:`~ld_agents.llm.speculative.draft_context` decodes token by token with rows
 left-padded; there, past the model's sliding window (512 tokens for Gemma-3), padding shifts
 which tokens a sliding layer sees, so batched output can differ slightly from unbatched.
@@ -60,6 +61,7 @@ which tokens a sliding layer sees, so batched output can differ slightly from un
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import inspect
 import logging
@@ -105,6 +107,7 @@ from ld_agents.llm.prefix_cache import (
     concat_rows,
 )
 from ld_agents.llm.speculative import (
+    ANSWER_HISTORY,
     DEFAULT_DRAFT_TOKENS,
     SlotPositions,
     draft_context,
@@ -191,6 +194,9 @@ class HFBackend(Backend):
         #: prompt-lookup guesses fed per row and greedy decoding step (0: one token a step)
         self.draft_tokens = _count_int("draft_tokens", draft_tokens)
         self._drafts_ok: bool | None = None  # None until drafted decoding first ran
+        #: earlier greedy answers kept as a draft source (0: the row's own text only)
+        self.answer_history = ANSWER_HISTORY
+        self._answers: collections.deque[tuple[int, ...]] = collections.deque()
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -958,11 +964,17 @@ class HFBackend(Backend):
                         if texts[r] is not None:
                             break
                     if texts[r] is not None:
+                        self._remember(generated[r])
                         continue
                     keep.append(j)
                     start[r] += m - g + a
                     room = limits[r] - len(generated[r]) - 1
-                    draft = lookup_draft(ids[r] + generated[r], min(most, room))
+                    draft = lookup_draft(
+                        ids[r] + generated[r],
+                        min(most, room),
+                        answer_start=len(ids[r]),
+                        history=self._answers,
+                    )
                     feed[r], guesses[r] = [said[a], *draft], len(draft)
                 extra = self.stats.extra
                 extra["draft_tokens"] = extra.get("draft_tokens", 0) + fed
@@ -975,6 +987,13 @@ class HFBackend(Backend):
         self._drafts_ok = True
         self.stats.seconds += time.perf_counter() - t0
         return [t or "" for t in texts]
+
+    def _remember(self, answer: list[int]) -> None:
+        """Keep a finished greedy answer as a draft source (the latest
+        ``answer_history``, most recent first)."""
+        self._answers.appendleft(tuple(answer))
+        while len(self._answers) > self.answer_history:
+            self._answers.pop()
 
     def _generate_padded(
         self, ids: list[list[int]], reqs: list[GenerationRequest], limits: list[int]
