@@ -157,7 +157,10 @@ class TestOnTheEmbeddedModel:
         for k in range(3):
             backend.generate_until([GenerationRequest(f"Count: {k},", max_new_tokens=3)])
         assert len(backend._answers) == 2
-        backend.answer_history = 16
+        backend.draft_tokens = 0  # token by token: greedy answers are kept too
+        text = backend.generate_until([GenerationRequest("Count: 9,", max_new_tokens=3)])[0]
+        assert backend.tokenizer.decode(backend._answers[0]) == text
+        backend.answer_history, backend.draft_tokens = 16, 4
 
     def test_sampling_decodes_token_by_token(self, backend):
         """Sampled requests keep their seeded stream: no drafts are fed."""
@@ -231,12 +234,14 @@ class TestOnTheEmbeddedModel:
         assert backend.stats.extra["draft_tokens"] > tried
 
 
+@pytest.mark.parametrize("option", ["draft_tokens", "answer_history"])
 @pytest.mark.parametrize("value", ["-1", "two", "1.5"])
-def test_bad_draft_tokens_are_refused_before_loading(value):
+def test_bad_draft_options_are_refused_before_loading(option, value):
     from ld_agents.llm.base import check_spec
 
-    with pytest.raises(InvalidArgument, match="draft_tokens must be a whole number >= 0"):
-        check_spec(f"hf:embedded?draft_tokens={value}")
+    with pytest.raises(InvalidArgument, match=f"{option} must be a whole number >= 0"):
+        check_spec(f"hf:embedded?{option}={value}")
+    check_spec(f"hf:embedded?{option}=0")
 
 
 def test_same_results_table_reports_the_drafted_comparison():

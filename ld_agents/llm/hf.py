@@ -12,7 +12,8 @@ on a CPU with bfloat16 instructions or a CUDA device with it, float32 elsewhere,
 :func:`ld_agents.llm.hardware.auto_dtype`), ``device`` (``auto`` default: CUDA when
 available, else CPU), ``adapter`` (a peft LoRA folder, merged into the weights on load),
 ``batch_size`` (rows per forward, default 32), ``draft_tokens`` (guesses fed per greedy
-decoding step, default 12; 0: none), ``prefix_cache_tokens`` (budget of the key-value prefix
+decoding step, default 12; 0: none), ``answer_history`` (earlier greedy answers kept as
+a draft source, default 16; 0: none), ``prefix_cache_tokens`` (budget of the key-value prefix
 cache, default 16384 tokens), ``bf16_matmul`` (``auto`` default: on a CPU without bfloat16
 instructions, bfloat16 linear layers multiply their widened inputs in float32 and round the
 result to bfloat16, the numbers a bfloat16 CPU gives, at float32 speed; ``float32`` always;
@@ -146,6 +147,7 @@ _OPTIONS = (
     "prefix_cache_tokens",
     "bf16_matmul",
     "draft_tokens",
+    "answer_history",
     "attention",
 )
 _METHODS = ("cached", "naive", "keep", "batch")
@@ -180,6 +182,7 @@ class HFBackend(Backend):
         prefix_cache_tokens: int | str = 16384,
         bf16_matmul: str = "auto",
         draft_tokens: int | str = DEFAULT_DRAFT_TOKENS,
+        answer_history: int | str = ANSWER_HISTORY,
         attention: str = "auto",
     ) -> None:
         super().__init__()
@@ -195,7 +198,7 @@ class HFBackend(Backend):
         self.draft_tokens = _count_int("draft_tokens", draft_tokens)
         self._drafts_ok: bool | None = None  # None until drafted decoding first ran
         #: earlier greedy answers kept as a draft source (0: the row's own text only)
-        self.answer_history = ANSWER_HISTORY
+        self.answer_history = _count_int("answer_history", answer_history)
         self._answers: collections.deque[tuple[int, ...]] = collections.deque()
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -992,7 +995,7 @@ class HFBackend(Backend):
         """Keep a finished greedy answer as a draft source (the latest
         ``answer_history``, most recent first)."""
         self._answers.appendleft(tuple(answer))
-        while len(self._answers) > self.answer_history:
+        while len(self._answers) > max(0, self.answer_history):
             self._answers.pop()
 
     def _generate_padded(
@@ -1044,6 +1047,8 @@ class HFBackend(Backend):
                     texts[row] = self._take(generated[row], int(nxt[j]), reqs[row], limits[row])
                     if texts[row] is None:
                         keep.append(j)
+                    elif samplers[row] is None:  # a greedy answer: a draft source later
+                        self._remember(generated[row])
                 if not keep:
                     break
                 if len(keep) < len(active):
@@ -1151,8 +1156,9 @@ def check_hf_spec(target: str, options: dict[str, Any]) -> None:
     for name in ("batch_size", "prefix_cache_tokens"):
         if name in options:
             _positive_int(name, options[name])
-    if "draft_tokens" in options:
-        _count_int("draft_tokens", options["draft_tokens"])
+    for name in ("draft_tokens", "answer_history"):
+        if name in options:
+            _count_int(name, options[name])
     device = str(options.get("device", "auto"))
     if device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", device):
         raise InvalidArgument(f"option device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
