@@ -32,6 +32,12 @@ def test_lookup_tries_the_answer_then_earlier_answers_then_the_prompt():
     assert lookup_draft([*prompt, 2, 3, 7, 2, 3], 2, answer_start=7, history=history) == [7, 2]
     # a longer n-gram anywhere beats a shorter one: (3, 5) occurs only in the prompt
     assert lookup_draft([*prompt, 3, 5], 1, answer_start=7, history=[[5, 0]]) == [3]
+    # answer_start 0: all answer; past the end: all prompt
+    assert lookup_draft([*prompt, 2, 3], 2, answer_start=0, history=history) == [5, 2]
+    assert lookup_draft([*prompt, 2, 3], 2, answer_start=99, history=history) == [8, 9]
+    # an n-gram across the prompt's end is found in the prompt's place, and being longer it
+    # beats the history's: (3, 5, 2) starts at index 5 of 1 2 3 4 2 [3 5 | 2] 3 5 2
+    assert lookup_draft([*prompt, 2, 3, 5, 2], 2, answer_start=7, history=[[5, 2, 0]]) == [3, 5]
     # without answer_start the whole sequence is prompt: history first, then the sequence
     assert lookup_draft([*prompt, 2, 3], 2, history=history) == [8, 9]
     assert lookup_draft([*prompt, 2, 3], 2, history=[[7, 7]]) == [5, 2]
@@ -98,6 +104,7 @@ class TestOnTheEmbeddedModel:
         backend.draft_tokens = 0
         plain = [backend.generate_until([r])[0] for r in reqs]
         backend.draft_tokens = 4
+        backend.forget_answers()  # guesses from the rows' own text only
         before = dict(backend.stats.extra)
         drafted = backend.generate_until(reqs)
         kept = backend.stats.extra["draft_accepted"] - before.get("draft_accepted", 0)
@@ -133,34 +140,36 @@ class TestOnTheEmbeddedModel:
         passes = backend.stats.forward_passes - p0
         assert passes < backend.stats.tokens_generated - t0
 
-    def test_earlier_answers_are_drafts(self, backend):
+    def test_earlier_answers_are_drafts(self, backend, monkeypatch):
         """An answer the backend gave before is a draft source: asked again, the same
         greedy text comes in fewer forwards than without the history; the history keeps
-        the latest ``answer_history`` answers."""
+        the latest ``answer_history`` answers, from both decoding paths, and
+        ``clear_prefix_cache`` forgets them."""
         req = GenerationRequest("The weather today is", ("\n",), max_new_tokens=16)
-        backend.draft_tokens = 4
+        monkeypatch.setattr(backend, "draft_tokens", 4)
 
         def forwards() -> tuple[str, int]:
             p0 = backend.stats.forward_passes
             text = backend.generate_until([req])[0]
             return text, backend.stats.forward_passes - p0
 
-        backend.answer_history = 0
+        monkeypatch.setattr(backend, "answer_history", 0)
         forwards()  # the prompt is cached from here on
         first = forwards()
         assert not backend._answers
-        backend.answer_history = 16
+        monkeypatch.setattr(backend, "answer_history", 16)
         forwards()
         text, passes = forwards()
         assert text == first[0] and passes < first[1]
-        backend.answer_history = 2
+        monkeypatch.setattr(backend, "answer_history", 2)
         for k in range(3):
             backend.generate_until([GenerationRequest(f"Count: {k},", max_new_tokens=3)])
         assert len(backend._answers) == 2
-        backend.draft_tokens = 0  # token by token: greedy answers are kept too
+        monkeypatch.setattr(backend, "draft_tokens", 0)  # token by token: kept too
         text = backend.generate_until([GenerationRequest("Count: 9,", max_new_tokens=3)])[0]
         assert backend.tokenizer.decode(backend._answers[0]) == text
-        backend.answer_history, backend.draft_tokens = 16, 4
+        backend.clear_prefix_cache()
+        assert not backend._answers
 
     def test_sampling_decodes_token_by_token(self, backend):
         """Sampled requests keep their seeded stream: no drafts are fed."""

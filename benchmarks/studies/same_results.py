@@ -213,10 +213,12 @@ def compare_attention(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
 
 def _alone(policy: Any, obs: list[Any], rows: list[dict[str, Any]], k: int, tag: str) -> None:
     """Add to each of ``rows`` the actions of both decoding paths on its decision alone
-    (batch 1: no padding), under ``alone_token_by_token<tag>`` and ``alone_drafted<tag>``."""
+    (batch 1: no padding, no earlier answers as drafts), under ``alone_token_by_token<tag>``
+    and ``alone_drafted<tag>``."""
     for label, tokens in (("token_by_token", 0), ("drafted", k)):
         policy.backend.draft_tokens = tokens
         for row, o in zip(rows, obs, strict=True):
+            policy.backend.forget_answers()  # no drafts from the other path's answer
             row[f"alone_{label}{tag}"] = list(map(int, policy.act_batch([o])[0]))
 
 

@@ -12,7 +12,7 @@ on a CPU with bfloat16 instructions or a CUDA device with it, float32 elsewhere,
 :func:`ld_agents.llm.hardware.auto_dtype`), ``device`` (``auto`` default: CUDA when
 available, else CPU), ``adapter`` (a peft LoRA folder, merged into the weights on load),
 ``batch_size`` (rows per forward, default 32), ``draft_tokens`` (guesses fed per greedy
-decoding step, default 12; 0: none), ``answer_history`` (earlier greedy answers kept as
+decoding step, default 8; 0: none), ``answer_history`` (earlier greedy answers kept as
 a draft source, default 16; 0: none), ``prefix_cache_tokens`` (budget of the key-value prefix
 cache, default 16384 tokens), ``bf16_matmul`` (``auto`` default: on a CPU without bfloat16
 instructions, bfloat16 linear layers multiply their widened inputs in float32 and round the
@@ -50,7 +50,7 @@ right-padded batch) exist as references for tests and ``benchmarks/studies/llm_s
 Generation (``generate_until``) is greedy (or sampled, per request), batched (``batch_size``
 rows after the rows' shared token prefix, which comes from the prefix cache), stops at any
 stop string (excluded from the result), at EOS, or after ``max_new_tokens``. Batches of
-greedy requests are decoded with prompt-lookup drafts (``draft_tokens``, default 12, see
+greedy requests are decoded with prompt-lookup drafts (``draft_tokens``, default 8, see
 :mod:`ld_agents.llm.speculative`; the guesses are also looked up in the backend's latest
 answers, ``answer_history``, default 16): the greedy text in fewer forwards, and (in exact
 arithmetic) independent of the batch and of the answers before it. A batch with a sampled
@@ -463,8 +463,15 @@ class HFBackend(Backend):
         return self._prefill(ids, pin=True).n_tokens
 
     def clear_prefix_cache(self, pinned: bool = True) -> None:
-        """Drop cached prefix states (the pinned ones too unless ``pinned=False``)."""
+        """Drop cached prefix states (the pinned ones too unless ``pinned=False``) and the
+        earlier answers kept as draft sources (:meth:`forget_answers`)."""
         self._store.clear(pinned=pinned)
+        self.forget_answers()
+
+    def forget_answers(self) -> None:
+        """Drop the earlier greedy answers kept as draft sources (``answer_history``): the
+        next drafts come from each row's own text, as for a fresh backend."""
+        self._answers.clear()
 
     # ------------------------------------------------------------------ scoring
     def loglikelihood(
@@ -851,6 +858,7 @@ class HFBackend(Backend):
         )
         if drafted:
             stats = dict(vars(self.stats), extra=dict(self.stats.extra))
+            answers = list(self._answers)
             try:
                 return self._generate_drafted(ids, reqs, limits)
             except Exception as exc:  # a model that refuses a custom 4D mask
@@ -859,6 +867,7 @@ class HFBackend(Backend):
                 logger.warning("drafted decoding unavailable (%s); token by token", exc)
                 self._drafts_ok = False
                 vars(self.stats).update(stats)  # the failed try counts nothing
+                self._answers = collections.deque(answers)  # and keeps nothing
         return self._generate_padded(ids, reqs, limits)
 
     def _forward_rows(self, make_cache: Any, inputs: dict[str, Any]) -> tuple[Any, Any]:

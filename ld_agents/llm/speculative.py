@@ -7,8 +7,8 @@ occurrence of its last 1-3 tokens (prompt lookup), looked up in the row's answer
 then in the backend's latest answers (:data:`ANSWER_HISTORY`, which know the answer's
 format: ``"); B: ("`` after a coordinate), then in the row's prompt (an answer that repeats
 the board's coordinates repeats its prompt). The earlier answers cut the forwards of a KD
-pursuit answer (about 30 tokens) from 15.0 to 12.1 at batch 1 with 4 guesses, and 12
-guesses cut them to 8.6 (:data:`DEFAULT_DRAFT_TOKENS`). The model's argmax at each
+pursuit answer (about 30 tokens) from 15.5 to 12.3 at batch 1 with 4 guesses, and 8
+guesses cut them to 10.6 (:data:`DEFAULT_DRAFT_TOKENS`). The model's argmax at each
 fed position says how many guesses were right; those are kept, plus the model's own next
 token. The output is the greedy output: a guess is kept only where it *is* the argmax.
 
@@ -30,9 +30,10 @@ from typing import Any
 from ld_agents.llm.prefix_cache import PrefixState, additive_mask
 
 #: draft tokens per row and step by default (``hf:...?draft_tokens=K``; 0: plain greedy);
-#: at batch 1 on a 2-core CPU a step of 13 tokens costs little more than one of 5, and KD
-#: took 492 ms per pursuit decision with 12 guesses, 525 with 8 and 594 with 4 (same run)
-DEFAULT_DRAFT_TOKENS = 12
+#: at batch 1 on a 2-core CPU KD took 587 ms per pursuit decision with 8 guesses, 661 with
+#: 4 and 626 with 12 (a step of 13 tokens costs more than one of 9; same run, each setting
+#: with its own earlier answers; raw 586, 668, 650)
+DEFAULT_DRAFT_TOKENS = 8
 #: the longest n-gram looked up
 MAX_NGRAM = 3
 #: earlier answers a backend keeps as a draft source (most recent first)
@@ -81,11 +82,12 @@ def lookup_draft(
     if k < 1:
         return []
     seq = list(seq)
+    earlier = [list(h) for h in history]
     cut = len(seq) if answer_start is None else answer_start
     for n in range(min(max_ngram, len(seq) - 1), 0, -1):
         tail = seq[-n:]
         places = [(seq, max(cut, 0), len(seq) - n - 1)]  # the answer before its tail
-        places += [(list(h), 0, len(h) - n - 1) for h in history]
+        places += [(h, 0, len(h) - n - 1) for h in earlier]
         places.append((seq, 0, min(cut, len(seq) - n) - 1))  # the prompt
         for text, lo, hi in places:
             for i in range(hi, lo - 1, -1):
