@@ -199,3 +199,100 @@ def test_auto_dtype_takes_bf16_only_where_the_cpu_has_it(monkeypatch, native, dt
     got, why = hardware.auto_dtype("cpu")
     assert got == dtype
     assert ("with bfloat16" in why) == (native is True)
+
+
+@pytest.mark.parametrize(
+    ("flags", "dtype", "device", "bf16_matmul", "want"),
+    [
+        (("avx2", "fma"), "float32", "cpu", "native", "transposed"),
+        (("avx2", "fma"), "bfloat16", "cpu", "float32", "transposed"),
+        (("avx2", "fma"), "bfloat16", "cpu", "native", "linear"),  # bf16 products
+        (("avx2", "fma"), "float32", "cuda", "native", "linear"),
+        (("avx2", "avx512f", "avx512_bf16"), "float32", "cpu", "native", "linear"),
+        ((), "float32", "cpu", "native", "linear"),  # flags unknown
+    ],
+)
+def test_head_auto_is_transposed_only_where_measured(flags, dtype, device, bf16_matmul, want):
+    """head=auto: the transposed product for float32 head products on an AVX2 CPU without
+    AVX-512 (where it was measured faster), linear elsewhere; explicit values are kept."""
+    from ld_agents.llm.float32_products import head_product_mode
+
+    assert head_product_mode("auto", dtype, device, bf16_matmul, flags) == want
+    for asked in ("linear", "transposed"):
+        assert head_product_mode(asked, dtype, device, bf16_matmul, flags) == asked
+    with pytest.raises(InvalidArgument, match="head must be one of auto, linear, transposed"):
+        head_product_mode("fast", dtype, device, bf16_matmul, flags)
+
+
+@pytest.mark.parametrize("shape", [(1, 64), (3, 64), (2, 3, 64)])
+def test_transposed_logits_are_the_linear_product(shape):
+    """(W @ rows.T).T: F.linear's values up to float32 rounding, its shape, contiguous, in
+    the hidden states' dtype; a wrong orientation or a lost row would fail."""
+    import torch
+
+    from ld_agents.llm.float32_products import transposed_logits
+
+    torch.manual_seed(1)
+    weight = torch.randn(1000, 64)
+    hidden = torch.randn(*shape)
+    want = torch.nn.functional.linear(hidden, weight)
+    got = transposed_logits(hidden, weight)
+    assert got.shape == want.shape and got.is_contiguous()
+    assert torch.allclose(got, want, atol=1e-4, rtol=1e-5)
+    half = transposed_logits(hidden.to(torch.bfloat16), weight)
+    assert half.dtype == torch.bfloat16
+    exact = torch.nn.functional.linear(hidden.to(torch.bfloat16).float(), weight)
+    assert torch.allclose(half.float(), exact, rtol=2**-7, atol=1e-3)
+
+
+def test_head_weight_is_the_float32_weight_of_a_plain_head():
+    """The float32 weight (its bf16_matmul copy for a bf16 layer), or None where the
+    transposed product does not apply (a bias, a bf16 product, another module)."""
+    import torch
+
+    from ld_agents.llm.float32_products import float32_matmuls, head_weight
+
+    plain = torch.nn.Linear(8, 16, bias=False)
+    assert head_weight(plain) is plain.weight
+    assert head_weight(torch.nn.Linear(8, 16)) is None
+    assert head_weight(torch.nn.Embedding(16, 8)) is None
+    half = torch.nn.Sequential(torch.nn.Linear(8, 16, bias=False)).to(torch.bfloat16)
+    assert head_weight(half[0]) is None
+    float32_matmuls(half)
+    assert head_weight(half[0]) is half[0].weight32
+    assert half[0].weight32.dtype == torch.float32
+
+
+def test_a_bad_head_option_is_refused_before_loading(monkeypatch):
+    """``hf:...?head=`` takes auto, linear or transposed; another value fails with the
+    choices named, before any model is loaded."""
+    from ld_agents.llm import hf, make_backend
+
+    monkeypatch.setattr(hf, "HFBackend", None)  # loading would fail differently
+    with pytest.raises(InvalidArgument, match="head must be one of auto, linear, transposed"):
+        make_backend("hf:embedded?head=fast")
+
+
+@pytest.mark.llm
+def test_hf_backend_transposed_head_keeps_answers_and_scores():
+    """The real model with ``head=transposed`` and ``head=linear``: the same greedy text
+    (drafted and token by token), log-likelihoods within float32 rounding, and the backend
+    says which product it uses."""
+    from ld_agents.llm import make_backend
+    from ld_agents.llm.base import GenerationRequest
+
+    prompts = ["The capital of France is", "A: (1, 2); B: (3, 4); C:", "def add(a, b):\n"]
+    requests = [GenerationRequest(p, until=("\n\n",), max_new_tokens=16) for p in prompts]
+    scored = [(prompts[0], " Paris"), (prompts[0], " a city"), (prompts[1], " (5, 6)")]
+    out = {}
+    for head in ("linear", "transposed"):
+        backend = make_backend(f"hf:embedded?device=cpu&dtype=float32&head={head}")
+        assert backend.head_product == head
+        drafted = backend.generate_until(requests)
+        backend.draft_tokens = 0
+        out[head] = drafted, backend.generate_until(requests), backend.loglikelihood(scored)
+        backend.close()
+    assert out["linear"][0] == out["transposed"][0] == out["transposed"][1]
+    assert out["linear"][1] == out["transposed"][1]
+    for a, b in zip(out["linear"][2], out["transposed"][2], strict=True):
+        assert abs(a - b) < 1e-4

@@ -1,14 +1,30 @@
-"""bfloat16 linear layers that multiply in float32: the HF backend's ``bf16_matmul=float32``.
+"""float32 products on a CPU: the HF backend's ``bf16_matmul=float32`` and ``head`` options.
 
 :func:`float32_matmuls` swaps a model's bfloat16 ``torch.nn.Linear`` layers for ones that
 compute ``bf16(x.float() @ W.float().T)``: the numbers a CPU with bfloat16 instructions
 gives, at float32 speed on a CPU without them (see :mod:`ld_agents.llm.hardware`).
+
+:func:`transposed_logits` computes the output layer (262k x 640 for Gemma-3) on a few rows
+as ``(W @ rows.T).T`` instead of ``rows @ W.T``: the same float32 product (up to the order
+of its sums) through another BLAS call. On a 2-core AMD EPYC with AVX2 only (torch 2.13.0,
+float32, the embedded model's head) ``F.linear`` took 104-146 ms on 2-4 rows, 163 on 8, 180
+on 24 and 281 on 48; this way 33-49, 56-67, 99-116 and 153-172 (``runs``-style timings in
+``benchmarks/studies/same_results.py --compare head``). On one row both read the whole
+weight once (50-57 ms); a second, zero row lets the faster call run (38-41 ms). It is the
+``head=auto`` choice where that was measured (float32 products on a CPU with AVX2 and without
+AVX-512, :func:`head_product_mode`); elsewhere ``F.linear`` stays until measured.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
+
+from ld_envs.errors import InvalidArgument
+
+#: values of the HF backend's ``head`` option (how the output layer multiplies)
+HEAD_PRODUCTS = ("auto", "linear", "transposed")
 
 
 def float32_matmuls(model: Any) -> int:
@@ -54,4 +70,55 @@ def _linear_class() -> type:
     )
 
 
-__all__ = ["float32_matmuls"]
+def head_product_mode(
+    requested: str, dtype: str, device: str, bf16_matmul: str, flags: Sequence[str]
+) -> str:
+    """``linear`` or ``transposed`` (:func:`transposed_logits`) for a ``head`` option value.
+
+    ``auto`` is ``transposed`` where it was measured faster: a CPU ``device`` whose head
+    multiplies in float32 (``dtype`` float32, or ``bf16_matmul`` float32) and whose
+    ``flags`` (``hardware.cpu_info()["flags"]``) have ``avx2`` but not ``avx512f``;
+    ``linear`` elsewhere (GPUs, bfloat16 products, other CPUs: not measured there).
+    """
+    if requested not in HEAD_PRODUCTS:
+        raise InvalidArgument(f"head must be one of {', '.join(HEAD_PRODUCTS)}, got {requested!r}")
+    if requested != "auto":
+        return requested
+    float32 = dtype == "float32" or (dtype == "bfloat16" and bf16_matmul == "float32")
+    avx2_only = "avx2" in flags and "avx512f" not in flags
+    return "transposed" if device == "cpu" and float32 and avx2_only else "linear"
+
+
+def head_weight(head: Any) -> Any:
+    """The float32 weight a bias-free linear output layer multiplies by (its
+    ``bf16_matmul`` copy, or its own float32 weight), or ``None`` for any other layer."""
+    import torch
+
+    if not isinstance(head, torch.nn.Linear) or head.bias is not None:
+        return None
+    weight = getattr(head, "weight32", head.weight)
+    return weight if weight.dtype == torch.float32 else None
+
+
+def transposed_logits(hidden: Any, weight: Any) -> Any:
+    """``hidden @ weight.T`` ([..., d] x [V, d] -> [..., V], in ``hidden``'s dtype) computed
+    in float32 as ``(weight @ rows.T).T`` (a zero row added to a single row), contiguous."""
+    import torch
+
+    rows = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
+    single = rows.shape[0] == 1
+    if single:
+        rows = torch.cat([rows, torch.zeros_like(rows)])
+    out = (weight @ rows.T).T
+    if single:
+        out = out[:1]
+    return out.contiguous().reshape(*hidden.shape[:-1], weight.shape[0]).to(hidden.dtype)
+
+
+__all__ = [
+    "HEAD_PRODUCTS",
+    "float32_matmuls",
+    "head_product_mode",
+    "head_weight",
+    "transposed_logits",
+]
