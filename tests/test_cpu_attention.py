@@ -193,4 +193,27 @@ def test_same_results_table_reports_the_attention_comparison():
     )
     assert "| ld | attention by torch's kernel vs by bf16 products" in md
     assert "| 3/4 | 150 | 120 | 1.25x |" in md
-    assert "the kernel's choice equals float32's on 0 and the matmul path's on 1" in md
+    assert "the kernel path's choice equals float32's on 0 and the matmul path's on 1" in md
+
+
+def test_same_results_table_reports_the_head_comparison():
+    """A ``--compare head`` record names its paths and counts with its own modes."""
+    from benchmarks.studies.same_results import to_markdown
+
+    kd = {
+        "decisions": 5,
+        "equal": 4,
+        "differ": [{"decision": 2, "linear": [1], "transposed": [3], "float32_alone": [1]}],
+        "modes": ["linear", "transposed"],
+        "explained": {"differing": 1, "linear_equals_float32": 1, "transposed_equals_float32": 0},
+        "paths": "output layer by F.linear vs as (W @ rows.T).T (head=transposed), float32",
+        "old_ms": 1900.0,
+        "new_ms": 1500.0,
+        "speedup": 1.2667,
+    }
+    md = to_markdown(
+        {"command": "c", "commit": "x", "machine": "m", "decisions": 5, "batch": 4, "kd": kd}
+    )
+    assert "| kd | output layer by F.linear vs as (W @ rows.T).T" in md
+    assert "| 4/5 | 1900 | 1500 | 1.27x |" in md
+    assert "the linear path's choice equals float32's on 1 and the transposed path's on 0" in md

@@ -15,6 +15,9 @@ every policy answers the same boards.
   attention by torch's kernel against bf16 products (``attention=matmul``,
   ``ld_agents.llm.cpu_attention``), on one loaded model; each difference is also played
   alone in float32.
+* ``--compare head``: the same three, their output layer by ``F.linear`` against
+  ``(W @ rows.T).T`` (``head=transposed``, ``ld_agents.llm.float32_products``), one model
+  each; each difference is also played alone in float32.
 * ``ld``: the policy's path (every stage of a batch of decisions in one
   ``choice_logprobs_batch`` call, a token tree on the pinned static part) against the
   naive way (one full forward per candidate, ``loglikelihood(method="naive")``) on the
@@ -163,28 +166,71 @@ def compare_drafts(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
 def compare_attention(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
     """``name`` (kd or raw with dtype=auto, ld with its bf16 default) with its attention by
     torch's kernel and by bf16 products (``attention=matmul``, ``ld_agents.llm.cpu_attention``),
-    on one loaded model; each differing decision is also played alone in float32."""
-    import ld_agents
-    from ld_agents.ld.policy import LDConfig, ld_backend_spec
-    from ld_agents.llm.base import get_backend, make_backend
+    on one model per path; each differing decision is also played alone in float32."""
     from ld_envs.errors import InvalidArgument
 
-    spec = ld_backend_spec("pursuit", LDConfig()) if name == "ld" else _spec(name, "hf", "auto")
-    runs = {}
-    for mode in ("kernel", "matmul"):  # one model per mode: nothing cached is shared
-        backend = make_backend(f"{spec}&attention={mode}")
+    def check(backend: Any, mode: str) -> None:
         if backend.attention != mode or str(backend.dtype) != "torch.bfloat16":
             raise InvalidArgument(
                 f"--compare attention needs a bf16 model on a CPU with bf16 instructions; "
                 f"got {backend.dtype} with attention {backend.attention}"
             )
+
+    return _compare_option(
+        name,
+        obs,
+        batch,
+        "attention",
+        ("kernel", "matmul"),
+        check,
+        "attention by torch's kernel vs by bf16 products (attention=matmul)",
+    )
+
+
+def compare_head(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
+    """``name`` (kd or raw with dtype=auto, ld with its bf16 default) with its output layer
+    multiplied by ``F.linear`` and as ``(W @ rows.T).T`` (``head=transposed``,
+    ``ld_agents.llm.float32_products``), on one model per path; each differing decision is
+    also played alone in float32."""
+    return _compare_option(
+        name,
+        obs,
+        batch,
+        "head",
+        ("linear", "transposed"),
+        lambda backend, mode: None,
+        "output layer by F.linear vs as (W @ rows.T).T (head=transposed)",
+    )
+
+
+def _compare_option(
+    name: str,
+    obs: list[Any],
+    batch: int,
+    option: str,
+    modes: tuple[str, str],
+    check: Any,
+    paths: str,
+) -> dict[str, Any]:
+    """``name`` played with backend ``option`` at each of ``modes`` (old, new), a fresh
+    model each (nothing cached is shared; ``check(backend, mode)`` refuses a backend that
+    did not take it): agreement and speed; differing decisions replayed alone in float32."""
+    import ld_agents
+    from ld_agents.ld.policy import LDConfig, ld_backend_spec
+    from ld_agents.llm.base import get_backend, make_backend
+
+    spec = ld_backend_spec("pursuit", LDConfig()) if name == "ld" else _spec(name, "hf", "auto")
+    runs = {}
+    for mode in modes:
+        backend = make_backend(f"{spec}&{option}={mode}")
+        check(backend, mode)
         policy = ld_agents.make(name, "Pursuit-v0", model=backend)
         policy.act_batch(obs[:2])  # warm up
         runs[mode] = play(policy, obs, batch)
         backend.close()
-    (a, old_ms), (b, new_ms) = runs["kernel"], runs["matmul"]
+    (a, old_ms), (b, new_ms) = runs[modes[0]], runs[modes[1]]
     diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
-    differ = [{"decision": i, "kernel": a[i], "matmul": b[i]} for i in diff]
+    differ = [{"decision": i, modes[0]: a[i], modes[1]: b[i]} for i in diff]
     if diff:
         if name == "ld":
             exact = ld_agents.make("ld", "Pursuit-v0", dtype="float32")
@@ -194,17 +240,16 @@ def compare_attention(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
             )
         for row in differ:
             row["float32_alone"] = list(map(int, exact.act_batch([obs[row["decision"]]])[0]))
+    explained = {"differing": len(diff)}
+    for mode in modes:
+        explained[f"{mode}_equals_float32"] = sum(r[mode] == r["float32_alone"] for r in differ)
     return {
         "decisions": len(obs),
         "equal": len(obs) - len(diff),
         "differ": differ,
-        "explained": {
-            "differing": len(diff),
-            "kernel_equals_float32": sum(r["kernel"] == r["float32_alone"] for r in differ),
-            "matmul_equals_float32": sum(r["matmul"] == r["float32_alone"] for r in differ),
-        },
-        "paths": "attention by torch's kernel vs by bf16 products (attention=matmul), "
-        f"{str(backend.dtype).removeprefix('torch.')}",
+        "modes": list(modes),
+        "explained": explained,
+        "paths": f"{paths}, {str(backend.dtype).removeprefix('torch.')}",
         "old_ms": old_ms,
         "new_ms": new_ms,
         "speedup": old_ms / new_ms,
@@ -357,12 +402,12 @@ def to_markdown(r: dict[str, Any]) -> str:
             lines.append("")
     for name in ("kd", "raw", "ld"):
         e = r.get(name, {}).get("explained", {})
-        if "matmul_equals_float32" in e and e["differing"]:
+        old, new = r.get(name, {}).get("modes", ("kernel", "matmul"))
+        if f"{new}_equals_float32" in e and e["differing"]:
             lines += [
-                f"{name}: of its {e['differing']} differing decisions, played alone in float32 "
-                f"(where both paths are torch's kernel), the kernel's choice equals float32's on "
-                f"{e['kernel_equals_float32']} and the matmul path's on "
-                f"{e['matmul_equals_float32']}.",
+                f"{name}: of its {e['differing']} differing decisions, played alone in float32, "
+                f"the {old} path's choice equals float32's on {e[f'{old}_equals_float32']} and "
+                f"the {new} path's on {e[f'{new}_equals_float32']}.",
                 "",
             ]
     lines.append(
@@ -396,10 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--compare",
         default="dtypes",
-        choices=["dtypes", "drafts", "attention"],
+        choices=["dtypes", "drafts", "attention", "head"],
         help="for kd and raw: float32 against dtype=auto (dtypes), or token-by-token "
         "decoding against prompt-lookup drafts, both dtype=auto (drafts); for kd, raw and "
-        "ld: attention by torch's kernel against bf16 products (attention)",
+        "ld: attention by torch's kernel against bf16 products (attention), or the output "
+        "layer by F.linear against (W @ rows.T).T (head)",
     )
     p.add_argument("--out", default=str(OUT), help="output folder")
     args = p.parse_args(argv)
@@ -415,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.policies.split(","):
         if args.compare == "attention":
             result[name] = compare_attention(name, obs, args.batch)
+        elif args.compare == "head":
+            result[name] = compare_head(name, obs, args.batch)
         elif name in ("kd", "raw") and args.compare == "drafts":
             result[name] = compare_drafts(name, obs, args.batch)
         elif name in ("kd", "raw"):
