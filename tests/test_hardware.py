@@ -72,6 +72,10 @@ def test_describe_machine_names_cores_and_cpu(monkeypatch):
     monkeypatch.setattr(hardware, "cpu_info", lambda: NO_BF16)
     monkeypatch.setattr(hardware.os, "cpu_count", lambda: 2)
     assert hardware.describe_machine() == "2-core CPU (AMD EPYC, no bf16 instructions)"
+    avx2 = {**NO_BF16, "flags": ["avx2", "fma"]}
+    monkeypatch.setattr(hardware, "cpu_info", lambda: avx2)
+    want = "2-core CPU (AMD EPYC, no bf16 instructions; flags avx2 fma)"
+    assert hardware.describe_machine() == want
 
 
 def test_warning_only_for_bf16_on_a_cpu_without_it(monkeypatch):

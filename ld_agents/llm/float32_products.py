@@ -7,12 +7,13 @@ gives, at float32 speed on a CPU without them (see :mod:`ld_agents.llm.hardware`
 :func:`transposed_logits` computes the output layer (262k x 640 for Gemma-3) on a few rows
 as ``(W @ rows.T).T`` instead of ``rows @ W.T``: the same float32 product (up to the order
 of its sums) through another BLAS call. On a 2-core AMD EPYC with AVX2 only (torch 2.13.0,
-float32, the embedded model's head) ``F.linear`` took 104-146 ms on 2-4 rows, 163 on 8, 180
-on 24 and 281 on 48; this way 33-49, 56-67, 99-116 and 153-172 (``runs``-style timings in
-``benchmarks/studies/same_results.py --compare head``). On one row both read the whole
-weight once (50-57 ms); a second, zero row lets the faster call run (38-41 ms). It is the
+float32, the embedded model's head alone, 2 threads) ``F.linear`` took 104-146 ms on 2-4
+rows, 163 on 8, 180 on 24 and 281 on 48; this way 33-49, 56-67, 99-116 and 153-172. On one
+row both read the whole weight once (50-57 ms); a second, zero row lets the faster call run
+(38-41 ms). End to end, ``python -m benchmarks.studies.same_results --compare head`` plays
+the same decisions both ways (``benchmarks/results/same_results/head_avx2``). It is the
 ``head=auto`` choice where that was measured (float32 products on a CPU with AVX2 and without
-AVX-512, :func:`head_product_mode`); elsewhere ``F.linear`` stays until measured.
+AVX-512, :func:`head_product_mode`); elsewhere ``F.linear`` stays until measured there.
 """
 
 from __future__ import annotations

@@ -88,8 +88,12 @@ def describe_cpu(info: dict[str, Any]) -> str:
 
 
 def describe_machine() -> str:
-    """``"2-core CPU (AMD EPYC, no bf16 instructions)"``: this machine, for result files."""
-    return f"{os.cpu_count()}-core CPU ({describe_cpu(cpu_info())})"
+    """``"2-core CPU (AMD EPYC, no bf16 instructions; flags avx2 fma)"``: this machine, for
+    result files (the flags: those of :data:`SPEED_FLAGS` it has)."""
+    info = cpu_info()
+    flags = info.get("flags")
+    tail = f"; flags {' '.join(flags)}" if flags else ""
+    return f"{os.cpu_count()}-core CPU ({describe_cpu(info)}{tail})"
 
 
 #: values of the HF backend's ``bf16_matmul`` option
