@@ -222,8 +222,12 @@ def test_head_auto_is_transposed_only_where_measured(flags, dtype, device, bf16_
     from ld_agents.llm.float32_products import head_product_mode
 
     assert head_product_mode("auto", dtype, device, bf16_matmul, flags) == want
-    for asked in ("linear", "transposed"):
-        assert head_product_mode(asked, dtype, device, bf16_matmul, flags) == asked
+    assert head_product_mode("linear", dtype, device, bf16_matmul, flags) == "linear"
+    if dtype == "float32" or bf16_matmul == "float32":
+        assert head_product_mode("transposed", dtype, device, bf16_matmul, flags) == "transposed"
+    else:  # bf16 products: the transposed head has no float32 weight to multiply by
+        with pytest.raises(InvalidArgument, match="head=transposed multiplies in float32"):
+            head_product_mode("transposed", dtype, device, bf16_matmul, flags)
     with pytest.raises(InvalidArgument, match="head must be one of auto, linear, transposed"):
         head_product_mode("fast", dtype, device, bf16_matmul, flags)
 

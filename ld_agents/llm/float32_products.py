@@ -80,12 +80,19 @@ def head_product_mode(
     multiplies in float32 (``dtype`` float32, or ``bf16_matmul`` float32) and whose
     ``flags`` (``hardware.cpu_info()["flags"]``) have ``avx2`` but not ``avx512f``;
     ``linear`` elsewhere (GPUs, bfloat16 products, other CPUs: not measured there).
+    ``transposed`` asked for without float32 products is refused.
     """
     if requested not in HEAD_PRODUCTS:
         raise InvalidArgument(f"head must be one of {', '.join(HEAD_PRODUCTS)}, got {requested!r}")
+    float32 = dtype == "float32" or (dtype == "bfloat16" and bf16_matmul == "float32")
+    if requested == "transposed" and not float32:
+        raise InvalidArgument(
+            "head=transposed multiplies in float32: it needs dtype=float32, or dtype=bfloat16 "
+            f"with float32 products (bf16_matmul=float32); got dtype={dtype} with "
+            f"{bf16_matmul} products"
+        )
     if requested != "auto":
         return requested
-    float32 = dtype == "float32" or (dtype == "bfloat16" and bf16_matmul == "float32")
     avx2_only = "avx2" in flags and "avx512f" not in flags
     return "transposed" if device == "cpu" and float32 and avx2_only else "linear"
 
