@@ -203,6 +203,31 @@ def compare_head(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
     )
 
 
+def compare_products(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
+    """``name`` (kd or raw with dtype=auto, ld with its bf16 default) with torch's own bf16
+    products and with float32 products rounded to bf16 (``bf16_matmul=native`` and
+    ``float32``, ``ld_agents.llm.product_speed``; attention follows its ``auto`` rule), on
+    one model per path; each differing decision is also played alone in float32."""
+    from ld_envs.errors import InvalidArgument
+
+    def check(backend: Any, mode: str) -> None:
+        if backend.bf16_matmul != mode or str(backend.dtype) != "torch.bfloat16":
+            raise InvalidArgument(
+                f"--compare products needs a bf16 model; got {backend.dtype} with "
+                f"bf16 products {backend.bf16_matmul}"
+            )
+
+    return _compare_option(
+        name,
+        obs,
+        batch,
+        "bf16_matmul",
+        ("native", "float32"),
+        check,
+        "torch's bf16 products vs float32 products rounded to bf16 (bf16_matmul=float32)",
+    )
+
+
 def _compare_option(
     name: str,
     obs: list[Any],
@@ -441,11 +466,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--compare",
         default="dtypes",
-        choices=["dtypes", "drafts", "attention", "head"],
+        choices=["dtypes", "drafts", "attention", "head", "products"],
         help="for kd and raw: float32 against dtype=auto (dtypes), or token-by-token "
         "decoding against prompt-lookup drafts, both dtype=auto (drafts); for kd, raw and "
         "ld: attention by torch's kernel against bf16 products (attention), or the output "
-        "layer by F.linear against (W @ rows.T).T (head)",
+        "layer by F.linear against (W @ rows.T).T (head), or torch's bf16 products against "
+        "float32 products rounded to bf16 (products)",
     )
     p.add_argument("--out", default=str(OUT), help="output folder")
     args = p.parse_args(argv)
@@ -463,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
             result[name] = compare_attention(name, obs, args.batch)
         elif args.compare == "head":
             result[name] = compare_head(name, obs, args.batch)
+        elif args.compare == "products":
+            result[name] = compare_products(name, obs, args.batch)
         elif name in ("kd", "raw") and args.compare == "drafts":
             result[name] = compare_drafts(name, obs, args.batch)
         elif name in ("kd", "raw"):

@@ -55,7 +55,7 @@ def cache_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _file_lock(name: str) -> Iterator[None]:
+def file_lock(name: str) -> Iterator[None]:
     """Exclusive inter-process lock on ``cache_dir()/locks/<name>.lock`` (blocking)."""
     lock_dir = cache_dir() / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +91,7 @@ def embedded_gguf_path() -> Path:
     target = cache_dir() / "gguf" / EMBEDDED_GGUF_NAME
     if target.is_file():  # only ever renamed into place after the package's sha256 check
         return target
-    with _file_lock("embedded-gguf"):
+    with file_lock("embedded-gguf"):
         if target.is_file():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ def dequantized_dir(gguf_file: str | Path, sha256: str | None = None) -> Path:
     out = cache_dir() / "models" / f"{gguf.stem}-{digest[:16]}"
     if (out / BUILD_MARKER).is_file():
         return out
-    with _file_lock(out.name):
+    with file_lock(out.name):
         if (out / BUILD_MARKER).is_file():
             return out
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -226,5 +226,6 @@ __all__ = [
     "dequantized_dir",
     "embedded_gguf_path",
     "embedded_model_dir",
+    "file_lock",
     "file_sha256",
 ]

@@ -110,7 +110,9 @@ def bf16_matmul_mode(requested: str, dtype: str, device: str) -> str:
     result rounded to bfloat16) or ``"native"`` (torch's own bfloat16 product).
 
     ``requested="auto"`` gives ``"float32"`` for bfloat16 on a CPU known to lack bfloat16
-    instructions and ``"native"`` everywhere else (GPUs, bfloat16 CPUs, other dtypes).
+    instructions; on any other CPU it measures which is faster (bfloat16 instructions are
+    not always the fast path: ``ld_agents.llm.product_speed``, cached per machine);
+    elsewhere (GPUs, other dtypes) it gives ``"native"``.
     """
     if requested not in BF16_MATMUL_MODES:
         raise InvalidArgument(
@@ -118,9 +120,15 @@ def bf16_matmul_mode(requested: str, dtype: str, device: str) -> str:
         )
     if dtype != "bfloat16":
         return "native"
-    if requested == "auto":
-        return "float32" if _emulated_bf16(dtype, device) else "native"
-    return requested
+    if requested != "auto":
+        return requested
+    if device != "cpu":
+        return "native"
+    if _emulated_bf16(dtype, device):
+        return "float32"
+    from ld_agents.llm.product_speed import measured_bf16_products
+
+    return measured_bf16_products()["choice"]
 
 
 def auto_dtype(device: str) -> tuple[str, str]:
