@@ -2,7 +2,9 @@
 
 Why it matters: the KD and LD students (and the sweeps' raw rows) run in bfloat16. On a
 CPU with bfloat16 instructions (x86 ``avx512_bf16`` or ``amx_bf16``, Arm ``bf16``) that is
-about 2x faster than float32; on one without them torch emulates bfloat16 and can be far
+usually 2-4x faster than float32 (not always: an Intel Xeon with ``avx512_bf16`` and no AMX
+exposed was slower in bfloat16, so there the choice is measured, see
+:mod:`ld_agents.llm.product_speed`); on one without them torch emulates bfloat16 and can be far
 slower than float32. Measured on a 2-core AMD EPYC with AVX2 only (torch 2.13.0 CPU,
 1024x1024 ``torch.mm``): 0.9 GFLOP/s in bfloat16 against 139 GFLOP/s in float32; the KD
 pursuit student took 6.3 s per decision in bfloat16 there and 2.1 s in float32, against
