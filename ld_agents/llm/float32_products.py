@@ -13,7 +13,8 @@ row both read the whole weight once (50-57 ms); a second, zero row lets the fast
 (38-41 ms). End to end, ``python -m benchmarks.studies.same_results --compare head`` plays
 the same decisions both ways (``benchmarks/results/same_results/head_avx2``). It is the
 ``head=auto`` choice where that was measured (float32 products on a CPU with AVX2 and without
-AVX-512, :func:`head_product_mode`); elsewhere ``F.linear`` stays until measured there.
+AVX-512, :func:`head_product_mode`); elsewhere ``F.linear`` stays until measured there (on
+an Intel Xeon with AVX-512-BF16 and float32 products it was measured and did not help).
 """
 
 from __future__ import annotations
