@@ -376,3 +376,23 @@ def test_time_products_paths_compute_the_same_layer():
     out = layer(x).float()
     assert torch.allclose(out, exact.bfloat16().float())
     assert (F.linear(x, w).float() - exact).abs().max() <= 2**-7 * exact.abs().max()
+
+
+def test_time_products_stops_early_when_native_is_far_slower(monkeypatch):
+    """A clock under which each native call costs 100 units and each float32 call 1: the
+    measurement stops after one repeat of the first rows (as for emulated bf16) and still
+    reports the two paths' times per call."""
+    import torch.nn.functional as F
+
+    clock = [0.0]
+    real_linear = F.linear
+
+    def linear(x, w, b=None):
+        clock[0] += 1.0 if x.dtype.is_floating_point and x.element_size() == 4 else 100.0
+        return real_linear(x, w, b)
+
+    monkeypatch.setattr(F, "linear", linear)
+    out = product_speed.time_products(timer=lambda: clock[0])
+    assert out == {"native_s": 100.0, "float32_s": 1.0}
+    assert clock[0] == product_speed.CALLS * 101.0  # one repeat, one row count
+    assert product_speed.faster_products(**out) == "float32"
