@@ -167,23 +167,15 @@ def compare_attention(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
     """``name`` (kd or raw with dtype=auto, ld with its bf16 default) with its attention by
     torch's kernel and by bf16 products (``attention=matmul``, ``ld_agents.llm.cpu_attention``),
     on one model per path; each differing decision is also played alone in float32."""
-    from ld_envs.errors import InvalidArgument
-
-    def check(backend: Any, mode: str) -> None:
-        if backend.attention != mode or str(backend.dtype) != "torch.bfloat16":
-            raise InvalidArgument(
-                f"--compare attention needs a bf16 model on a CPU with bf16 instructions; "
-                f"got {backend.dtype} with attention {backend.attention}"
-            )
-
     return _compare_option(
         name,
         obs,
         batch,
         "attention",
         ("kernel", "matmul"),
-        check,
         "attention by torch's kernel vs by bf16 products (attention=matmul)",
+        taken="attention",
+        needs="a bf16 model on a CPU with bf16 instructions",
     )
 
 
@@ -198,8 +190,8 @@ def compare_head(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
         batch,
         "head",
         ("linear", "transposed"),
-        lambda backend, mode: None,
         "output layer by F.linear vs as (W @ rows.T).T (head=transposed)",
+        taken="head_product",
     )
 
 
@@ -208,23 +200,15 @@ def compare_products(name: str, obs: list[Any], batch: int) -> dict[str, Any]:
     products and with float32 products rounded to bf16 (``bf16_matmul=native`` and
     ``float32``, ``ld_agents.llm.product_speed``; attention follows its ``auto`` rule), on
     one model per path; each differing decision is also played alone in float32."""
-    from ld_envs.errors import InvalidArgument
-
-    def check(backend: Any, mode: str) -> None:
-        if backend.bf16_matmul != mode or str(backend.dtype) != "torch.bfloat16":
-            raise InvalidArgument(
-                f"--compare products needs a bf16 model; got {backend.dtype} with "
-                f"bf16 products {backend.bf16_matmul}"
-            )
-
     return _compare_option(
         name,
         obs,
         batch,
         "bf16_matmul",
         ("native", "float32"),
-        check,
         "torch's bf16 products vs float32 products rounded to bf16 (bf16_matmul=float32)",
+        taken="bf16_matmul",
+        needs="a bf16 model",
     )
 
 
@@ -234,21 +218,29 @@ def _compare_option(
     batch: int,
     option: str,
     modes: tuple[str, str],
-    check: Any,
     paths: str,
+    taken: str,
+    needs: str | None = None,
 ) -> dict[str, Any]:
     """``name`` played with backend ``option`` at each of ``modes`` (old, new), a fresh
-    model each (nothing cached is shared; ``check(backend, mode)`` refuses a backend that
-    did not take it): agreement and speed; differing decisions replayed alone in float32."""
+    model each (nothing cached is shared): agreement and speed; differing decisions
+    replayed alone in float32. A backend whose attribute ``taken`` is not the mode asked
+    for, or (where the comparison ``needs`` a bf16 model) that is not bf16, is refused."""
     import ld_agents
     from ld_agents.ld.policy import LDConfig, ld_backend_spec
     from ld_agents.llm.base import get_backend, make_backend
+    from ld_envs.errors import InvalidArgument
 
     spec = ld_backend_spec("pursuit", LDConfig()) if name == "ld" else _spec(name, "hf", "auto")
     runs = {}
     for mode in modes:
         backend = make_backend(f"{spec}&{option}={mode}")
-        check(backend, mode)
+        got = getattr(backend, taken)
+        if got != mode or (needs and str(backend.dtype) != "torch.bfloat16"):
+            raise InvalidArgument(
+                f"comparing {option}={mode} needs {needs or 'a backend that takes it'}; "
+                f"got {backend.dtype} with {option} {got}"
+            )
         policy = ld_agents.make(name, "Pursuit-v0", model=backend)
         policy.act_batch(obs[:2])  # warm up
         runs[mode] = play(policy, obs, batch)

@@ -57,18 +57,21 @@ def faster_products(native_s: float, float32_s: float) -> str:
 def time_products(timer: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Seconds per call, summed over :data:`ROWS`, of a bfloat16 linear layer done natively
     and as ``bf16(x.float() @ W.float().T)`` (the float32 path of
-    ``ld_agents.llm.float32_products``): ``{"native_s": ..., "float32_s": ...}`` (those of
+    ``ld_agents.llm.float32_products``, installed by its ``float32_matmuls``):
+    ``{"native_s": ..., "float32_s": ...}`` (those of
     the first rows alone when native is more than :data:`CLEAR_RATIO` times slower)."""
     import torch
-    import torch.nn.functional as F
+
+    from ld_agents.llm.float32_products import float32_matmuls
 
     gen = torch.Generator().manual_seed(0)
-    w = torch.randn(WEIGHT, generator=gen).bfloat16()
-    w32 = w.float()
-    paths = {
-        "native_s": lambda x: F.linear(x, w),
-        "float32_s": lambda x: F.linear(x.float(), w32).to(x.dtype),
-    }
+    weight = torch.randn(WEIGHT, generator=gen).bfloat16()
+    paths = {}
+    for key in ("native_s", "float32_s"):
+        layer = torch.nn.Linear(WEIGHT[1], WEIGHT[0], bias=False, dtype=torch.bfloat16)
+        layer.weight.data.copy_(weight)
+        paths[key] = layer.requires_grad_(False)
+    float32_matmuls(paths["float32_s"])  # the layer the backend would run
     total = dict.fromkeys(paths, 0.0)
     for rows in ROWS:
         x = torch.randn(rows, WEIGHT[1], generator=gen).bfloat16()
