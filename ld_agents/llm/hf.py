@@ -15,10 +15,12 @@ available, else CPU), ``adapter`` (a peft LoRA folder, merged into the weights o
 decoding step, default 8; 0: none), ``answer_history`` (earlier greedy answers kept as
 a draft source, default 16; 0: none), ``prefix_cache_tokens`` (budget of the key-value prefix
 cache, default 16384 tokens), ``bf16_matmul`` (``auto`` default: on a CPU without bfloat16
-instructions, bfloat16 linear layers multiply their widened inputs in float32 and round the
-result to bfloat16, the numbers a bfloat16 CPU gives, at float32 speed; ``float32`` always;
-``native`` never; see :mod:`ld_agents.llm.hardware`), ``attention`` (``auto`` default:
-``matmul``, bf16 products with the scores rounded to bf16, for a bfloat16 model on a CPU
+instructions, and on one whose bfloat16 products measure more than 1.1x slower than float32
+ones (:mod:`ld_agents.llm.product_speed`, measured once per machine), bfloat16 linear layers
+multiply their widened inputs in float32 and round the result to bfloat16, the numbers a
+bfloat16 CPU gives, at float32 speed; ``float32`` always; ``native`` never; see
+:mod:`ld_agents.llm.hardware`), ``attention`` (``auto`` default: ``matmul``, bf16 products
+with the scores rounded to bf16, for a bfloat16 model with native bf16 products on a CPU
 with bfloat16 instructions, else ``kernel``, torch's SDPA kernel; see
 :mod:`ld_agents.llm.cpu_attention`), ``head`` (``auto`` default: ``transposed``, the output
 layer as ``(W @ rows.T).T``, for float32 products on a CPU with AVX2 and without AVX-512,
@@ -36,7 +38,9 @@ those of ``tokenize(context + continuation)`` beyond the longest common prefix w
 ``tokenize(context)``. Its default ``method="cached"`` is exact and takes these shortcuts:
 
 * requests sharing a context are grouped: the context runs once, and its continuations run
-  as one batch on its key-value cache (repeated along the batch);
+  on its key-value cache as one token tree (each shared continuation prefix computed once,
+  ``ld_agents.llm.tree_attention``), or as one batch with the cache repeated along it where
+  the tree's scores are found to differ on this machine;
 * the final layer (262k rows for Gemma) is applied only at the positions whose next token is
   scored, once per distinct token prefix (13 cells "(3, 8)", "(3, 9)"... share "(3, ");
 * contexts' key-value states go into an LRU **prefix cache** keyed by token ids: a later
