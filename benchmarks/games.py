@@ -227,14 +227,15 @@ def opponent_spec(env_id: str, env_kwargs: Mapping[str, Any]) -> tuple[str | Non
 
 # ---------------------------------------------------------------------------- checks first
 
-#: ``gym.make``'s own keywords, taken beside the env's
-_MAKE_KEYWORDS = frozenset(
-    {"max_episode_steps", "autoreset", "apply_api_compatibility", "disable_env_checker"}
-)
+#: ``gym.make``'s own keywords (wrappers around the env), refused as env kwargs: a sweep
+#: plays the env as registered, and ``max_episode_steps`` would end episodes without an
+#: outcome (neither a success nor a failure in the tables)
+_MAKE_KEYWORDS = frozenset({"max_episode_steps", "disable_env_checker"})
 
 
 def env_keywords(env_id: str) -> frozenset[str] | None:
-    """The keywords ``gym.make(env_id, ...)`` takes (``None``: any, a ``**kwargs`` env)."""
+    """The env's own keywords, as ``gym.make(env_id, ...)`` passes them to its constructor
+    (``None``: any, a ``**kwargs`` env)."""
     import gymnasium as gym
     from gymnasium.envs.registration import load_env_creator
 
@@ -247,13 +248,20 @@ def env_keywords(env_id: str) -> frozenset[str] | None:
     params = inspect.signature(creator).parameters.values()  # type: ignore[arg-type]
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
-    return frozenset(p.name for p in params) | _MAKE_KEYWORDS
+    return frozenset(p.name for p in params)
 
 
 def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
     """Refuse env kwargs the env does not take (naming the closest), or that its own checks
     refuse: the env is built once, with a built-in other side in place of a policy."""
     hooks = game_hooks(env_id)
+    wrapper = sorted(_MAKE_KEYWORDS & set(env_kwargs))
+    if wrapper:
+        raise InvalidArgument(
+            f"env kwargs go to the {env_id} constructor; {', '.join(map(repr, wrapper))} is "
+            "a gym.make wrapper keyword, refused in a sweep (a truncated episode has no "
+            "outcome to count); set the env's own limit instead (Pursuit: max_steps)"
+        )
     hooks.check_env_kwargs(env_id, dict(env_kwargs))
     known = env_keywords(env_id)
     if known is not None:

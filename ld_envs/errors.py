@@ -86,6 +86,10 @@ def unknown_keyword(
     )
 
 
+#: the message of a step (or an action mask) asked for before the first reset
+NOT_STARTED = "call reset() before the first step() (the env has no state yet)"
+
+
 # ---------------------------------------------------------------------------- observations
 
 #: keys every observation of a game holds, to tell the games apart in messages

@@ -21,6 +21,7 @@ from gymnasium import spaces
 
 from ld_envs import pursuit_rules
 from ld_envs.errors import (
+    NOT_STARTED,
     InvalidAction,
     InvalidArgument,
     InvalidObservation,
@@ -62,6 +63,13 @@ DEFAULT_SIZE = 21
 START_TRIES = 100_000
 #: Draws of the area and the rules drawn per episode when they leave no legal start.
 START_REDRAWS = 100
+#: draws of rules with parameters drawn per episode until one keeps capture possible
+RULE_DRAWS = 200
+#: such rules are checked at construction on this many draws, and refused when fewer than
+#: this fraction of them keep capture possible (a reset draws up to RULE_DRAWS times: at 5%
+#: that fails once in ~30,000 resets)
+RULE_CHECK_DRAWS = 100
+MIN_KEPT_FRACTION = 0.05
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's Figure 5 start: blue (3,8), (14,19), (17,2); orange (20,18).
@@ -615,7 +623,11 @@ class PursuitEnv(gym.Env):
     is drawn per episode from the seed, to fit the ones given. A forbidden target counts
     one violation, like the restricted area; ``env.unwrapped.rules_text()`` words the rules.
     Rules that leave no capture or no legal start possible are refused at ``gym.make``
-    (``InvalidRule``).
+    (``InvalidRule``); so are rules with parameters drawn per episode when fewer than 5 of
+    100 draws keep capture possible (most resets would fail). With the area drawn per
+    episode too, an area beside which no draw of the rules keeps capture possible is drawn
+    again. ``step()`` and ``action_masks()`` before the first ``reset()`` raise
+    ``InvalidAction``.
 
     ## References
     Chen et al., "Logic Distillation: Learning from Code Function by Function for
@@ -706,6 +718,7 @@ class PursuitEnv(gym.Env):
         self.violations = 0
         self.evader_violations = 0
         self.outcome: str | None = None
+        self._reset_done = False  # step() before the first reset() is refused
         self.last_action: list[Cell | None] | None = None
         self.history: list[tuple[list[Cell], Cell]] = []
         self._renderer: Any = None
@@ -824,11 +837,26 @@ class PursuitEnv(gym.Env):
 
     def _fixed_rules(self) -> list[pursuit_rules.Rule] | None:
         """The rules when none is drawn per episode (checked now); ``None`` when drawn."""
+        if not self._rule_specs:
+            return []  # nothing to check (the base game always has starts and captures)
         if any(pursuit_rules.draws_per_episode(spec) for spec in self._rule_specs):
-            # checked now with a throwaway draw, so a bad spec fails before any episode
+            # checked now with throwaway draws, so a bad spec, or rules whose draws seldom
+            # keep capture possible (reset() would fail on many seeds), fail before any episode
             rng = np.random.default_rng(0)
-            for spec in self._rule_specs:
-                pursuit_rules.make_rule(spec, self.size, rng)
+            kept = sum(
+                not pursuit_rules.capture_pockets(
+                    [pursuit_rules.make_rule(spec, self.size, rng) for spec in self._rule_specs],
+                    self.size,
+                )
+                for _ in range(RULE_CHECK_DRAWS)
+            )
+            if kept < MIN_KEPT_FRACTION * RULE_CHECK_DRAWS:
+                raise pursuit_rules.InvalidRule(
+                    f"rules {self._rule_specs!r}: only {kept} of {RULE_CHECK_DRAWS} draws of "
+                    f"their random parameters keep capture possible (the evader could not be "
+                    f"caught somewhere), so most episodes could not start; give some "
+                    f"parameters, or drop a rule"
+                )
             return None
         rules = [pursuit_rules.make_rule(spec, self.size) for spec in self._rule_specs]
         # capture is checked on the rules together (the game plays them together): one rule
@@ -876,12 +904,13 @@ class PursuitEnv(gym.Env):
             f"the rules forbid every cell of the {self.size}x{self.size} board to {', '.join(full)}"
         )
 
-    def _draw_rules(self) -> list[pursuit_rules.Rule]:
-        """This episode's rules, parameters given as ``"random"`` drawn from the seed."""
+    def _draw_rules(self, tries: int = 0) -> list[pursuit_rules.Rule]:
+        """This episode's rules, parameters given as ``"random"`` drawn from the seed (up to
+        ``tries``, default ``RULE_DRAWS``, draws until one keeps capture possible)."""
         if not self._draws_rules:
             return self.rules
         area = pursuit_rules.rect_cells(self.area) if self.area is not None else set()
-        for _ in range(200):
+        for _ in range(tries or RULE_DRAWS):
             rules = [
                 pursuit_rules.make_rule(spec, self.size, self.np_random)
                 for spec in self._rule_specs
@@ -889,6 +918,22 @@ class PursuitEnv(gym.Env):
             if not pursuit_rules.capture_pockets(rules, self.size, area):
                 return rules
         raise InvalidStart(f"no placement of the rules {self._rule_specs} keeps capture possible")
+
+    def _draw_rules_and_area(self, redraw_area: bool) -> list[pursuit_rules.Rule]:
+        """This episode's rules; where no draw of them keeps capture possible beside this
+        episode's restricted area and the area is drawn per episode, the area is drawn
+        again (up to ``START_REDRAWS`` times)."""
+        if not redraw_area:
+            return self._draw_rules()
+        for k in range(START_REDRAWS):
+            try:  # the first area as without redraws (a seed keeps its episode); then fewer
+                return self._draw_rules(RULE_DRAWS if k == 0 else RULE_DRAWS // 10)
+            except InvalidStart:
+                self.area = draw_area(self.np_random, self.size)
+        raise InvalidStart(
+            f"no placement of the rules {self._rule_specs} keeps capture possible beside the "
+            f"restricted area, as drawn {START_REDRAWS} times"
+        )
 
     def _build_tables(self) -> None:
         static = pursuit_rules.static_forbidden(self.rules, self.size) if self.rules else None
@@ -990,6 +1035,8 @@ class PursuitEnv(gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """The current action mask flattened to (42,), as sb3-contrib's MaskablePPO reads it."""
+        if not self._reset_done:
+            raise InvalidAction(NOT_STARTED)
         return self._pursuer_mask().reshape(-1)
 
     def encode_targets(self, cells: Sequence[Cell | None]) -> np.ndarray:
@@ -1037,7 +1084,9 @@ class PursuitEnv(gym.Env):
                 avoid = [*options["pursuers"], options["evader"]] if given else []
                 area = draw_area(self.np_random, self.size, [tuple(c) for c in avoid])
         self.area = area
-        self.rules = self._draw_rules()
+        redraw_area = self.has_area and self._fixed_area is None and area is not None
+        redraw_area = redraw_area and options.get("restricted") is None
+        self.rules = self._draw_rules_and_area(redraw_area and not given)
         self._build_tables()
 
         if given:
@@ -1054,8 +1103,6 @@ class PursuitEnv(gym.Env):
             if problem is not None:
                 raise InvalidStart(f"start {self.pursuers} vs {self.evader_cell}: {problem}")
         else:
-            redraw_area = self.has_area and self._fixed_area is None and area is not None
-            redraw_area = redraw_area and options.get("restricted") is None
             self.pursuers, self.evader_cell = self._draw_start(redraw_area)
 
         if hasattr(self.evader, "reset"):
@@ -1064,6 +1111,7 @@ class PursuitEnv(gym.Env):
         self.violations = 0
         self.evader_violations = 0
         self.outcome = None
+        self._reset_done = True
         self.last_action = None
         self.history = [(list(self.pursuers), self.evader_cell)]
         mask = self._pursuer_mask()
@@ -1114,6 +1162,8 @@ class PursuitEnv(gym.Env):
         """
         if self.outcome is not None:
             raise InvalidAction("the episode has ended; call reset() before step()")
+        if not self._reset_done:
+            raise InvalidAction(NOT_STARTED)
         values = self._parse_action(action)
         targets = decode_action(self.pursuers, values)
         self.last_action = targets

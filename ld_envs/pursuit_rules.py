@@ -19,7 +19,10 @@ The schema (what ``gym.make("Pursuit-v0", rules=[...])`` and ``--rule JSON`` tak
   possible and fits the parameters given (a wall's gap inside its given span, a guard's
   two pursuers distinct); one that no value can fit is refused, naming it;
 * ``pieces``: who is bound: ``"all"`` (every piece, the evader included), ``"pursuers"``,
-  one pursuer ``"A"``/``"B"``/``"C"``, or a list of those names; each kind has a default;
+  one pursuer ``"A"``/``"B"``/``"C"``, or a list of those names; each kind has a default.
+  Pieces that leave a rule nothing to forbid are refused (``slow`` must bind its slowed
+  pursuer, ``guard`` the pursuer it keeps out, ``diagonal`` a pursuer; with that pursuer
+  drawn per episode, every pursuer it may be drawn as);
 * ``text``: the rule as an LLM reads it.
 
 Semantics common to every kind: the forbidden cells of a step are computed from the board
@@ -35,6 +38,7 @@ row or column, forbidden to another).
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -632,6 +636,23 @@ _CHECKS: dict[str, Callable[[Mapping[str, Any], int], str | None]] = {
     "distance": _check_distance,
     "guard": _check_guard,
 }
+#: kinds that bind only some pieces: ``check(params, pieces)`` says why ``pieces`` would
+#: leave the rule with nothing to forbid (it would read as a rule and never act)
+_PIECE_CHECKS: dict[str, Callable[[Mapping[str, Any], tuple[str, ...]], str | None]] = {
+    "slow": lambda p, pieces: (
+        None if p["pursuer"] in pieces else f"must include the slowed pursuer {p['pursuer']}"
+    ),
+    "guard": lambda p, pieces: (
+        None
+        if p["other"] in pieces
+        else f"must include pursuer {p['other']}, the one kept out of the line"
+    ),
+    "diagonal": lambda p, pieces: (
+        None
+        if set(pieces) & set(PURSUERS)
+        else "must include a pursuer (the evader never stops diagonally next to itself)"
+    ),
+}
 #: kinds whose parameters depend on each other: ``draw(rng, size, given)`` draws the ones
 #: not in ``given`` (the values the spec gives, each checked already) to fit those given
 _DRAWS: dict[str, Callable[[np.random.Generator, int, Mapping[str, Any]], dict[str, Any]]] = {
@@ -762,6 +783,11 @@ def make_rule(
         raise InvalidRule(
             f"kind: missing from rule {dict(spec)!r}; known kinds: {', '.join(KINDS)}"
         )
+    if not isinstance(spec["kind"], str):
+        raise InvalidRule(
+            f"kind: must be a kind name (one of {', '.join(KINDS)}), got "
+            f"{type(spec['kind']).__name__} {spec['kind']!r}"
+        )
     if spec["kind"] not in KINDS:
         raise unknown_name("rule kind", spec["kind"], list(KINDS))
     kind = KINDS[spec["kind"]]
@@ -777,6 +803,8 @@ def make_rule(
         for p in kind.params
     }
     given = {k: v for k, v in values.items() if not _is_random(v)}
+    pieces = _pieces(spec.get("pieces", kind.pieces))
+    _check_bound_pieces(kind.name, values, pieces)
     for p in kind.params:  # the given values first: the drawn ones are drawn to fit them
         if p.name in given:
             bad = p.check(given[p.name], size)
@@ -810,7 +838,6 @@ def make_rule(
         bad = check(params, size)
         if bad:
             raise InvalidRule(bad + f" (rule kind {kind.name!r})")
-    pieces = _pieces(spec.get("pieces", kind.pieces))
     text = spec.get("text")
     if text is not None and (not isinstance(text, str) or not text.strip()):
         raise InvalidRule(f"text: must be a non-empty string, got {text!r}")
@@ -821,6 +848,23 @@ def make_rule(
         text if text is not None else _sentence(kind.wording(params), pieces),
         custom_text=text is not None,
     )
+
+
+def _check_bound_pieces(kind: str, values: Mapping[str, Any], pieces: tuple[str, ...]) -> None:
+    """Refuse ``pieces`` that leave a rule of ``kind`` nothing to forbid, for the given
+    parameter ``values`` and for every pursuer a ``"random"`` one may be drawn as."""
+    check = _PIECE_CHECKS.get(kind)
+    if check is None:
+        return
+    free = [k for k in ("pursuer", "other") if k in values and _is_random(values[k])]
+    for combo in itertools.product(PURSUERS, repeat=len(free)):
+        trial = {**values, **dict(zip(free, combo, strict=True))}
+        if trial.get("pursuer") is not None and trial.get("pursuer") == trial.get("other"):
+            continue  # never drawn
+        bad = check(trial, pieces)
+        if bad:
+            hint = f"; give {' and '.join(free)}, or bind every pursuer" if free else ""
+            raise InvalidRule(f"pieces: {bad}{hint} (rule kind {kind!r}), got {list(pieces)}")
 
 
 def _is_random(value: Any) -> bool:
@@ -838,8 +882,10 @@ def draws_per_episode(spec: Any) -> bool:
         return False
     if isinstance(spec, str):
         spec = {"kind": spec}
-    if not isinstance(spec, Mapping) or spec.get("kind") not in KINDS:
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("kind"), str):
         return False  # make_rule names what is wrong
+    if spec["kind"] not in KINDS:
+        return False
     kind = KINDS[spec["kind"]]
     return any(_is_random(spec.get(p.name, RANDOM if p.default is None else p.default))
                for p in kind.params)  # fmt: skip

@@ -21,7 +21,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ld_envs.errors import InvalidAction, InvalidArgument, guard_observation, unknown_name
+from ld_envs.errors import (
+    NOT_STARTED,
+    InvalidAction,
+    InvalidArgument,
+    guard_observation,
+    unknown_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -474,6 +480,7 @@ class TwentyOneEnv(gym.Env):
         self._hard = [0, 0]
         self._ace = [False, False]
         self._deck: list[int] = []  # next card at the end
+        self._reset_done = False  # step() before the first reset() is refused
         self.outcome: str | None = None
         self.opponent_invalid = 0
         self._renderer: Any = None
@@ -551,6 +558,8 @@ class TwentyOneEnv(gym.Env):
     def action_masks(self) -> np.ndarray:
         """int8 (2,): which actions are legal (stand and hit always are while the game runs),
         as sb3-contrib's MaskablePPO reads it."""
+        if not self._reset_done:
+            raise InvalidAction(NOT_STARTED)
         return np.ones(2, dtype=np.int8)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -584,6 +593,7 @@ class TwentyOneEnv(gym.Env):
         self._ace = [False, False]
         self.stood = [False, False]
         self.outcome = None
+        self._reset_done = True
         self.opponent_invalid = 0
         for player in (AGENT, OPPONENT, AGENT, OPPONENT):
             self._deal(player)
@@ -598,6 +608,8 @@ class TwentyOneEnv(gym.Env):
             raise InvalidAction(f"a TwentyOne action is 0 (stand) or 1 (hit), got {action!r}")
         if self.outcome is not None:
             raise InvalidAction("the episode has ended; call reset() before step()")
+        if not self._reset_done:
+            raise InvalidAction(NOT_STARTED)
         stood = self.stood
         reward = 0.0
         if action == HIT and self._deck:

@@ -90,3 +90,20 @@ def test_sb3_check_env_warns_only_about_the_contract_shapes(env_id):
         text = str(w.message)
         assert "unconventional shape" in text, text
         assert text.split("observation ")[1].split(" has")[0] in CONTRACT_SHAPES, text
+
+
+def test_sb3_check_env_with_rules_adds_only_the_forbidden_grid_image_advice():
+    """With extra rules, the only further advice is about ``"forbidden"`` read as an image
+    (dtype, bounds, resolution: docs/ecosystem.md); SB3 does not take it for one."""
+    from stable_baselines3.common.env_checker import check_env
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    env = gym.make("Pursuit-v0", rules=["wall"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped)
+    image = [str(w.message) for w in caught if "unconventional shape" not in str(w.message)]
+    assert len(image) == 3
+    assert all("image" in text for text in image)
+    assert sum("forbidden" in text for text in image) == 2  # the third names no observation
+    assert not is_image_space(env.observation_space["forbidden"])

@@ -318,3 +318,74 @@ def test_the_env_docs_name_the_rules_argument_and_the_forbidden_key():
     observations = doc.split("## Observation Space")[1].split("##")[0]
     assert "``rules``" in arguments and 'rules=[{"kind"' in arguments
     assert '``"forbidden"``' in observations and "(4, size, size)" in observations
+
+
+@pytest.mark.parametrize(
+    ("rule", "phrase"),
+    [
+        ({"kind": "slow", "pursuer": "A", "speed": 0, "pieces": "C"}, "the slowed pursuer A"),
+        ({"kind": "slow", "pursuer": "A", "pieces": "evader"}, "the slowed pursuer A"),
+        ({"kind": "guard", "pursuer": "A", "other": "B", "pieces": "A"}, "pursuer B, the one"),
+        ({"kind": "diagonal", "pieces": "evader"}, "must include a pursuer"),
+        # a pursuer left to be drawn could be one the pieces leave out
+        ({"kind": "slow", "pieces": ["B", "C"]}, "give pursuer, or bind every pursuer"),
+        ({"kind": "guard", "pieces": ["A", "B"]}, "give pursuer and other"),
+        ({"kind": ["block"]}, "kind: must be a kind name"),
+    ],
+)
+def test_rules_that_would_bind_no_piece_they_act_on_are_refused(rule, phrase):
+    """A rule whose ``pieces`` leave it nothing to forbid would be read by an agent as a
+    rule and never enforced: refused at make, naming the field."""
+    with pytest.raises(pr.InvalidRule, match=phrase):
+        gym.make("Pursuit-v0", rules=[rule])
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"kind": "slow", "pursuer": "B", "pieces": ["B"]},
+        {"kind": "guard", "other": "C", "pieces": "C"},
+        {"kind": "diagonal", "pieces": ["A", "evader"]},
+    ],
+)
+def test_rules_binding_the_piece_they_act_on_are_enforced(rule):
+    """The same kinds bound to the piece they act on: from one start, over a few seeds (the
+    parameters left out are drawn), the rule refuses moves the base game allows."""
+    start = {"pursuers": [(5, 5), (1, 1), (1, 3)], "evader": (6, 6)}
+    env = gym.make("Pursuit-v0", rules=[rule])
+    plain, _ = gym.make("Pursuit-v0").reset(seed=0, options=start)
+    refused = 0
+    for seed in range(5):
+        obs, _ = env.reset(seed=seed, options=start)
+        assert not np.any(obs["action_mask"] > plain["action_mask"])
+        refused += int((plain["action_mask"] - obs["action_mask"]).sum())
+    assert refused > 0
+
+
+def test_rules_whose_draws_seldom_allow_capture_are_refused_at_make():
+    """Drawn parameters that seldom keep capture possible would fail most resets: refused
+    at make with the fraction found."""
+    with pytest.raises(pr.InvalidRule, match=r"only \d+ of 100 draws"):
+        gym.make("Pursuit-v0", rules=["blocks", "parity"])
+
+
+def test_a_drawn_area_is_drawn_again_when_no_rule_draw_fits_it():
+    """With the area and the rules both drawn per episode, an area beside which no draw of
+    the rules keeps capture possible is drawn again, so every seed starts."""
+    env = gym.make("PursuitRestricted-v0", rules=["band", "parity"])
+    for seed in range(12):
+        obs, _ = env.reset(seed=seed)
+        assert env.unwrapped.rules and "restricted" in obs
+
+
+@pytest.mark.parametrize("env_id", ["Pursuit-v0", "TwentyOne-v0"])
+def test_step_and_mask_before_the_first_reset_are_refused(env_id):
+    from ld_envs.errors import InvalidAction
+
+    env = gym.make(env_id).unwrapped
+    with pytest.raises(InvalidAction, match="call reset"):
+        env.step(env.action_space.sample())
+    with pytest.raises(InvalidAction, match="call reset"):
+        env.action_masks()
+    env.reset(seed=0)
+    assert env.action_masks().any()

@@ -13,8 +13,9 @@ module is imported only to build the parser (keep heavy imports inside ``run``);
 that cannot be imported (an optional extra missing) is listed as unavailable instead of
 breaking the other subcommands.
 
-Errors on bad input (every :class:`ld_envs.errors.LdGymError`) print one message to
-stderr and exit 1, without a traceback; ``--debug`` shows the traceback (``--debug`` and
+Errors on bad input (every :class:`ld_envs.errors.LdGymError`) and file-system errors
+(``OSError``: an ``--out`` that cannot be made, a file that cannot be read) print one
+message to stderr and exit 1, without a traceback; ``--debug`` shows the traceback (``--debug`` and
 ``-v`` go before or after the subcommand). Ctrl-C exits 130. Help texts are module
 docstrings shown with their Sphinx markup stripped (:func:`terminal_text`).
 """
@@ -200,6 +201,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"ld-gym {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # a path that cannot be made, read or written (--out, an input)
+        if args.debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        reason = f"{exc.strerror or exc}{where}"
+        print(f"ld-gym {args.command}: error: {reason} (--debug: traceback)", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(

@@ -56,13 +56,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmarks.train_rl import build_config, train_run
+    from benchmarks.train_rl import PRESETS, build_config, train_run
     from ld_agents.rl.train import RLConfig
+    from ld_envs.errors import InvalidArgument
 
     if args.help_config:
         for name, text in RLConfig.help().items():
             sys.stdout.write(f"{name:18s} {text}\n")
         return 0
+    if args.game is None:
+        raise InvalidArgument(
+            f"--game is required to train (one of {', '.join(sorted(PRESETS))}); "
+            "--help-config lists the config fields"
+        )
 
     config = build_config(
         args.game,

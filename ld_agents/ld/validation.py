@@ -394,6 +394,13 @@ def validate_file(
     path = Path(path)
     if not path.is_file():
         raise InvalidArgument(f"no file at {path}")
+    if path.suffix != ".py":
+        given = [k for k, v in (("stage", stage), ("properties", properties)) if v is not None]
+        if given:
+            raise InvalidArgument(
+                f"{' and '.join(given)} apply to one function's .py source; {path} is a JSON "
+                "base or extension, whose functions carry their own stage and properties"
+            )
 
     def context() -> FunctionBase:
         return load_function_base(base) if base is not None else shipped_base(game)
@@ -414,6 +421,11 @@ def validate_file(
             return report
         data = read_base_file(path)
         got = data.get("game") if isinstance(data, dict) else None
+        if got is None:
+            raise SchemaError(
+                f"{path} names no game: a function base or extension is a JSON object with "
+                f'"game" ({game!r} here) and its functions'
+            )
         if got != game:
             raise SchemaError(f"{path} is for game {got!r}, not {game!r}")
         if data.get("kind", "base") == "extension":
