@@ -431,12 +431,19 @@ def _evader_choice(actions: Mapping[str, Any]) -> int:
 
 
 def _pursuer_choice(actions: dict[str, Any], agent: str) -> Any:
-    """One pursuer's entry of the joint action: ``NO_CHOICE`` when it gave none."""
+    """One pursuer's entry of the joint action: ``NO_CHOICE`` when it gave none; a value
+    outside its ``Discrete(14)`` is refused naming the agent."""
     value = actions.get(agent)
     if value is None:
         return NO_CHOICE
     if isinstance(value, np.ndarray) and value.size == 1:
-        return value.reshape(-1)[0]
+        value = value.reshape(-1)[0]
+    if not (is_int(value) and 0 <= value <= NO_CHOICE):
+        raise InvalidAction(
+            f"{agent}'s action is an int in [0, {NO_CHOICE}] (Discrete({NO_CHOICE + 1}): an "
+            f"index into its obs['action_mask'], {NO_CHOICE} = no readable choice; no bools or "
+            f"floats), got {value!r}"
+        )
     return value
 
 

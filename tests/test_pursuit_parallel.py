@@ -286,16 +286,17 @@ def test_bad_reset_options_raise_what_pursuit_env_raises(kwargs: dict, options: 
     )
 
 
-@pytest.mark.parametrize("bad", [14, -1, 2.5, "a"])
+@pytest.mark.parametrize("bad", [14, -1, 2.5, "a", True])
 def test_bad_pursuer_action_raises_what_pursuit_env_raises(bad: object) -> None:
-    """An entry outside Discrete(14) fails with PursuitEnv's InvalidAction and message."""
+    """An entry outside Discrete(14) fails with PursuitEnv's error type, in the agent's own
+    terms (its name and its space, not the joint action), and nothing is applied."""
     env = pp.parallel_env()
     env.reset(seed=0)
     single = pursuit.PursuitEnv()
     single.reset(seed=0)
     error = _error(lambda: env.step({"pursuer_A": bad, "pursuer_B": 0, "pursuer_C": 0}))
-    assert error == _error(lambda: single.step([bad, 0, 0]))
-    assert error[0] is InvalidAction
+    assert error[0] is _error(lambda: single.step([bad, 0, 0]))[0] is InvalidAction
+    assert error[1].startswith("pursuer_A's action is an int in [0, 13]")
     assert env.steps == 0 and env.agents  # nothing was applied
 
 
