@@ -227,15 +227,15 @@ def opponent_spec(env_id: str, env_kwargs: Mapping[str, Any]) -> tuple[str | Non
 
 # ---------------------------------------------------------------------------- checks first
 
-#: ``gym.make``'s own keywords (wrappers around the env), refused as env kwargs: a sweep
-#: plays the env as registered, and ``max_episode_steps`` would end episodes without an
-#: outcome (neither a success nor a failure in the tables)
-_MAKE_KEYWORDS = frozenset({"max_episode_steps", "disable_env_checker"})
+#: ``gym.make``'s own keywords refused as env kwargs: ``max_episode_steps`` would end
+#: episodes without an outcome (neither a success nor a failure in the tables);
+#: ``disable_env_checker`` is taken (it changes no episode)
+_MAKE_KEYWORDS = frozenset({"max_episode_steps"})
 
 
 def env_keywords(env_id: str) -> frozenset[str] | None:
-    """The env's own keywords, as ``gym.make(env_id, ...)`` passes them to its constructor
-    (``None``: any, a ``**kwargs`` env)."""
+    """The env's own keywords, as ``gym.make(env_id, ...)`` passes them to its constructor,
+    and ``disable_env_checker`` (``None``: any, a ``**kwargs`` env)."""
     import gymnasium as gym
     from gymnasium.envs.registration import load_env_creator
 
@@ -248,7 +248,7 @@ def env_keywords(env_id: str) -> frozenset[str] | None:
     params = inspect.signature(creator).parameters.values()  # type: ignore[arg-type]
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
-    return frozenset(p.name for p in params)
+    return frozenset(p.name for p in params) | {"disable_env_checker"}
 
 
 def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
@@ -259,7 +259,7 @@ def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
     if wrapper:
         raise InvalidArgument(
             f"env kwargs go to the {env_id} constructor; {', '.join(map(repr, wrapper))} is "
-            "a gym.make wrapper keyword, refused in a sweep (a truncated episode has no "
+            "gym.make's TimeLimit keyword, refused in a sweep (a truncated episode has no "
             "outcome to count); set the env's own limit instead (Pursuit: max_steps)"
         )
     hooks.check_env_kwargs(env_id, dict(env_kwargs))

@@ -86,8 +86,8 @@ def unknown_keyword(
     )
 
 
-#: the message of a step (or an action mask) asked for before the first reset
-NOT_STARTED = "call reset() before the first step() (the env has no state yet)"
+#: the message of a step or an action mask asked for before a reset has finished
+NOT_STARTED = "call reset() first: the env has no state yet (or its last reset failed)"
 
 
 # ---------------------------------------------------------------------------- observations

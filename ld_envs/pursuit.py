@@ -65,11 +65,11 @@ START_TRIES = 100_000
 START_REDRAWS = 100
 #: draws of rules with parameters drawn per episode until one keeps capture possible
 RULE_DRAWS = 200
-#: such rules are checked at construction on this many draws, and refused when fewer than
-#: this fraction of them keep capture possible (a reset draws up to RULE_DRAWS times: at 5%
-#: that fails once in ~30,000 resets)
-RULE_CHECK_DRAWS = 100
-MIN_KEPT_FRACTION = 0.05
+#: such rules are checked at construction: drawn until this many draws keep capture
+#: possible (at most RULE_DRAWS draws; fewer kept: a warning, one or none: refused)
+RULE_CHECK_KEPT = 10
+#: the rule draws for each restricted area drawn again after the first
+RULE_DRAWS_PER_AREA = RULE_DRAWS // 10
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's Figure 5 start: blue (3,8), (14,19), (17,2); orange (20,18).
@@ -784,7 +784,7 @@ class PursuitEnv(gym.Env):
                 break
             if redraw_area:
                 self.area = draw_area(self.np_random, self.size)
-            self.rules = self._draw_rules()
+            self.rules = self._draw_rules_and_area(redraw_area)
             self._build_tables()
         reason = no_start_reason(self.rules, self.size, self.area) or "no start was found"
         specs = [{k: v for k, v in r.to_dict().items() if k != "text"} for r in self.rules]
@@ -840,23 +840,7 @@ class PursuitEnv(gym.Env):
         if not self._rule_specs:
             return []  # nothing to check (the base game always has starts and captures)
         if any(pursuit_rules.draws_per_episode(spec) for spec in self._rule_specs):
-            # checked now with throwaway draws, so a bad spec, or rules whose draws seldom
-            # keep capture possible (reset() would fail on many seeds), fail before any episode
-            rng = np.random.default_rng(0)
-            kept = sum(
-                not pursuit_rules.capture_pockets(
-                    [pursuit_rules.make_rule(spec, self.size, rng) for spec in self._rule_specs],
-                    self.size,
-                )
-                for _ in range(RULE_CHECK_DRAWS)
-            )
-            if kept < MIN_KEPT_FRACTION * RULE_CHECK_DRAWS:
-                raise pursuit_rules.InvalidRule(
-                    f"rules {self._rule_specs!r}: only {kept} of {RULE_CHECK_DRAWS} draws of "
-                    f"their random parameters keep capture possible (the evader could not be "
-                    f"caught somewhere), so most episodes could not start; give some "
-                    f"parameters, or drop a rule"
-                )
+            self._check_draws()
             return None
         rules = [pursuit_rules.make_rule(spec, self.size) for spec in self._rule_specs]
         # capture is checked on the rules together (the game plays them together): one rule
@@ -894,6 +878,44 @@ class PursuitEnv(gym.Env):
             )
         return rules
 
+    def _check_draws(self) -> None:
+        """Draw the rules (seed 0) until ``RULE_CHECK_KEPT`` draws keep capture possible, at
+        most ``RULE_DRAWS`` times: refuse them (``InvalidRule``) when at most one did (a
+        reset, which draws up to ``RULE_DRAWS`` times, would fail on a third of seeds or
+        more), warn when fewer than ``RULE_CHECK_KEPT`` did, with the share of resets
+        expected to fail."""
+        rng = np.random.default_rng(0)
+        kept = tried = 0
+        error: pursuit_rules.InvalidRule | None = None
+        while tried < RULE_DRAWS and kept < RULE_CHECK_KEPT:
+            tried += 1
+            try:  # a draw that cannot be made counts as one that is not kept
+                rules = [pursuit_rules.make_rule(s, self.size, rng) for s in self._rule_specs]
+            except pursuit_rules.InvalidRule as exc:
+                error = error or exc
+                continue
+            kept += not pursuit_rules.capture_pockets(rules, self.size)
+        if kept == 0 and error is not None:
+            raise error
+        if kept >= RULE_CHECK_KEPT:
+            return
+        failing = (1 - kept / tried) ** RULE_DRAWS
+        found = (
+            f"rules {self._rule_specs!r}: {kept} of {tried} draws of their random parameters "
+            f"keep capture possible (the others leave a cell where the evader cannot be caught)"
+        )
+        if kept <= 1:
+            raise pursuit_rules.InvalidRule(
+                f"{found}, so about {failing:.0%} of resets would find none; give some "
+                "parameters, or drop a rule"
+            )
+        logger.warning(
+            "%s: about %.1f%% of resets may find none and raise InvalidStart; giving some "
+            "parameters avoids it",
+            found,
+            100 * failing,
+        )
+
     def _no_free_cells(self, rules: Sequence[pursuit_rules.Rule]) -> str | None:
         """Why no start fits the rules on any board (a piece with no free cell), or None."""
         forbidden = pursuit_rules.static_forbidden(rules, self.size)
@@ -904,32 +926,37 @@ class PursuitEnv(gym.Env):
             f"the rules forbid every cell of the {self.size}x{self.size} board to {', '.join(full)}"
         )
 
-    def _draw_rules(self, tries: int = 0) -> list[pursuit_rules.Rule]:
+    def _draw_rules(self, tries: int = RULE_DRAWS) -> list[pursuit_rules.Rule]:
         """This episode's rules, parameters given as ``"random"`` drawn from the seed (up to
-        ``tries``, default ``RULE_DRAWS``, draws until one keeps capture possible)."""
+        ``tries`` draws until one can be made and keeps capture possible)."""
         if not self._draws_rules:
             return self.rules
         area = pursuit_rules.rect_cells(self.area) if self.area is not None else set()
-        for _ in range(tries or RULE_DRAWS):
-            rules = [
-                pursuit_rules.make_rule(spec, self.size, self.np_random)
-                for spec in self._rule_specs
-            ]
+        for _ in range(tries):
+            try:  # a draw that cannot be made (blocks that do not fit) is drawn again
+                rules = [
+                    pursuit_rules.make_rule(spec, self.size, self.np_random)
+                    for spec in self._rule_specs
+                ]
+            except pursuit_rules.InvalidRule:
+                continue
             if not pursuit_rules.capture_pockets(rules, self.size, area):
                 return rules
         raise InvalidStart(f"no placement of the rules {self._rule_specs} keeps capture possible")
 
-    def _draw_rules_and_area(self, redraw_area: bool) -> list[pursuit_rules.Rule]:
+    def _draw_rules_and_area(
+        self, redraw_area: bool, avoid: Sequence[Cell] = ()
+    ) -> list[pursuit_rules.Rule]:
         """This episode's rules; where no draw of them keeps capture possible beside this
-        episode's restricted area and the area is drawn per episode, the area is drawn
-        again (up to ``START_REDRAWS`` times)."""
+        episode's restricted area and the area is drawn per episode (``redraw_area``), the
+        area is drawn again, clear of ``avoid`` (up to ``START_REDRAWS`` times)."""
         if not redraw_area:
             return self._draw_rules()
         for k in range(START_REDRAWS):
             try:  # the first area as without redraws (a seed keeps its episode); then fewer
-                return self._draw_rules(RULE_DRAWS if k == 0 else RULE_DRAWS // 10)
+                return self._draw_rules(RULE_DRAWS if k == 0 else RULE_DRAWS_PER_AREA)
             except InvalidStart:
-                self.area = draw_area(self.np_random, self.size)
+                self.area = draw_area(self.np_random, self.size, avoid)
         raise InvalidStart(
             f"no placement of the rules {self._rule_specs} keeps capture possible beside the "
             f"restricted area, as drawn {START_REDRAWS} times"
@@ -1047,6 +1074,7 @@ class PursuitEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
+        self._reset_done = False  # until this reset has finished
         if options is not None and not isinstance(options, Mapping):
             raise InvalidArgument(
                 f"reset options must be a dict such as {{'preset': 'figure5'}} or "
@@ -1086,7 +1114,8 @@ class PursuitEnv(gym.Env):
         self.area = area
         redraw_area = self.has_area and self._fixed_area is None and area is not None
         redraw_area = redraw_area and options.get("restricted") is None
-        self.rules = self._draw_rules_and_area(redraw_area and not given)
+        avoid = [tuple(c) for c in (*options["pursuers"], options["evader"])] if given else []
+        self.rules = self._draw_rules_and_area(redraw_area, avoid)
         self._build_tables()
 
         if given:

@@ -38,7 +38,6 @@ row or column, forbidden to another).
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -636,22 +635,12 @@ _CHECKS: dict[str, Callable[[Mapping[str, Any], int], str | None]] = {
     "distance": _check_distance,
     "guard": _check_guard,
 }
-#: kinds that bind only some pieces: ``check(params, pieces)`` says why ``pieces`` would
-#: leave the rule with nothing to forbid (it would read as a rule and never act)
-_PIECE_CHECKS: dict[str, Callable[[Mapping[str, Any], tuple[str, ...]], str | None]] = {
-    "slow": lambda p, pieces: (
-        None if p["pursuer"] in pieces else f"must include the slowed pursuer {p['pursuer']}"
-    ),
-    "guard": lambda p, pieces: (
-        None
-        if p["other"] in pieces
-        else f"must include pursuer {p['other']}, the one kept out of the line"
-    ),
-    "diagonal": lambda p, pieces: (
-        None
-        if set(pieces) & set(PURSUERS)
-        else "must include a pursuer (the evader never stops diagonally next to itself)"
-    ),
+#: kinds that act on some pieces only: the parameter naming the pursuer they act on
+#: (``None``: any pursuer), and what ``pieces`` must then include
+_ACTS_ON: dict[str, tuple[str | None, str]] = {
+    "slow": ("pursuer", "the slowed pursuer"),
+    "guard": ("other", "the pursuer kept out of the line"),
+    "diagonal": (None, "a pursuer (the evader never stops diagonally next to itself)"),
 }
 #: kinds whose parameters depend on each other: ``draw(rng, size, given)`` draws the ones
 #: not in ``given`` (the values the spec gives, each checked already) to fit those given
@@ -803,13 +792,13 @@ def make_rule(
         for p in kind.params
     }
     given = {k: v for k, v in values.items() if not _is_random(v)}
-    pieces = _pieces(spec.get("pieces", kind.pieces))
-    _check_bound_pieces(kind.name, values, pieces)
     for p in kind.params:  # the given values first: the drawn ones are drawn to fit them
         if p.name in given:
             bad = p.check(given[p.name], size)
             if bad:
                 raise InvalidRule(f"{p.name}: {bad} (rule kind {kind.name!r}: {p.help})")
+    pieces = _pieces(spec.get("pieces", kind.pieces))
+    _check_bound_pieces(kind.name, values, pieces)
     if len(given) < len(values) and kind.name in _DRAWS:
         if rng is None:
             raise InvalidRule(f"rule {kind.name!r} has parameters drawn per episode; pass a seed")
@@ -851,20 +840,26 @@ def make_rule(
 
 
 def _check_bound_pieces(kind: str, values: Mapping[str, Any], pieces: tuple[str, ...]) -> None:
-    """Refuse ``pieces`` that leave a rule of ``kind`` nothing to forbid, for the given
-    parameter ``values`` and for every pursuer a ``"random"`` one may be drawn as."""
-    check = _PIECE_CHECKS.get(kind)
-    if check is None:
+    """Refuse ``pieces`` that leave a rule of ``kind`` nothing to forbid (it would read as a
+    rule and never act): they must bind the pursuer it acts on, or, where that pursuer is
+    drawn per episode, every pursuer it may be drawn as."""
+    if kind not in _ACTS_ON:
         return
-    free = [k for k in ("pursuer", "other") if k in values and _is_random(values[k])]
-    for combo in itertools.product(PURSUERS, repeat=len(free)):
-        trial = {**values, **dict(zip(free, combo, strict=True))}
-        if trial.get("pursuer") is not None and trial.get("pursuer") == trial.get("other"):
-            continue  # never drawn
-        bad = check(trial, pieces)
-        if bad:
-            hint = f"; give {' and '.join(free)}, or bind every pursuer" if free else ""
-            raise InvalidRule(f"pieces: {bad}{hint} (rule kind {kind!r}), got {list(pieces)}")
+    param, what = _ACTS_ON[kind]
+    bound = set(pieces) & set(PURSUERS)
+    got = f"(rule kind {kind!r}), got {list(pieces)}"
+    if param is None:
+        if not bound:
+            raise InvalidRule(f"pieces: must include {what} {got}")
+        return
+    value = values[param]
+    if not _is_random(value) and value not in pieces:
+        raise InvalidRule(f"pieces: must include {what}, {value} {got}")
+    if _is_random(value) and bound != set(PURSUERS):
+        raise InvalidRule(
+            f"pieces: {param} is drawn per episode and may be any pursuer, so pieces must "
+            f"bind every pursuer; give {param}, or bind every pursuer {got}"
+        )
 
 
 def _is_random(value: Any) -> bool:

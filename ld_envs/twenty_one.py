@@ -572,6 +572,7 @@ class TwentyOneEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
+        self._reset_done = False  # until this reset has finished
         if options is not None and not isinstance(options, Mapping):
             raise InvalidArgument(
                 f"reset options must be a dict such as {{'deck': [card ids]}}, got "

@@ -58,7 +58,7 @@ def test_unknown_command_names_the_known_ones(capsys):
         (
             ["bench", "Pursuit-v0", "--policies", "scripted", "--episodes", "2",
              "--env-kwargs", '{"max_episode_steps": 3}'],
-            "'max_episode_steps' is a gym.make wrapper keyword",
+            "'max_episode_steps' is gym.make's TimeLimit keyword",
         ),
         (["train-rl", "--timesteps", "10"], "--game is required to train"),
         (
@@ -97,7 +97,6 @@ def test_the_cli_reference_page_lists_every_flag():
         return out
 
     want, have = sections(fresh), sections(page)
-    assert len(want) >= len(COMMANDS.names()) + 1
     missing = {t: sorted(f - have.get(t, set())) for t, f in want.items() if f - have.get(t, set())}
     assert not missing, f"missing from docs/cli.md (python -m benchmarks.cli.reference): {missing}"
 
@@ -107,7 +106,7 @@ def test_validate_refuses_options_its_file_ignores_and_a_base_without_a_game(cap
     "game" is named as such (not "for game None")."""
     argv = ["validate", "assets/function_bases/pursuit.json", "--game", "pursuit"]
     assert main([*argv, "--properties", '[{"name": "nope"}]']) == 1
-    assert "properties apply to one function's .py source" in capsys.readouterr().err
+    assert "properties applies to one function's .py source only" in capsys.readouterr().err
     bare = tmp_path / "bare.json"
     bare.write_text('{"functions": []}')
     assert main(["validate", str(bare), "--game", "pursuit"]) == 1

@@ -398,8 +398,9 @@ def validate_file(
         given = [k for k, v in (("stage", stage), ("properties", properties)) if v is not None]
         if given:
             raise InvalidArgument(
-                f"{' and '.join(given)} apply to one function's .py source; {path} is a JSON "
-                "base or extension, whose functions carry their own stage and properties"
+                f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to one "
+                f"function's .py source only; {path} is not a .py file (a base or extension "
+                "JSON's functions carry their own stage and properties)"
             )
 
     def context() -> FunctionBase:
