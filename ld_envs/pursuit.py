@@ -623,8 +623,9 @@ class PursuitEnv(gym.Env):
     is drawn per episode from the seed, to fit the ones given. A forbidden target counts
     one violation, like the restricted area; ``env.unwrapped.rules_text()`` words the rules.
     Rules that leave no capture or no legal start possible are refused at ``gym.make``
-    (``InvalidRule``); so are rules with parameters drawn per episode when fewer than 5 of
-    100 draws keep capture possible (most resets would fail). With the area drawn per
+    (``InvalidRule``); so are rules with parameters drawn per episode when at most one of
+    200 draws keeps capture possible (a third of resets or more would find none), and a
+    warning gives the share of resets that may fail when fewer than 10 do. With the area drawn per
     episode too, an area beside which no draw of the rules keeps capture possible is drawn
     again. ``step()`` and ``action_masks()`` before the first ``reset()`` raise
     ``InvalidAction``.
