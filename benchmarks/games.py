@@ -231,6 +231,7 @@ def opponent_spec(env_id: str, env_kwargs: Mapping[str, Any]) -> tuple[str | Non
 #: episodes without an outcome (neither a success nor a failure in the tables);
 #: ``disable_env_checker`` is taken (it changes no episode)
 _MAKE_KEYWORDS = frozenset({"max_episode_steps"})
+_TAKEN_MAKE_KEYWORDS = frozenset({"disable_env_checker"})
 
 
 def env_keywords(env_id: str) -> frozenset[str] | None:
@@ -248,7 +249,7 @@ def env_keywords(env_id: str) -> frozenset[str] | None:
     params = inspect.signature(creator).parameters.values()  # type: ignore[arg-type]
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
-    return frozenset(p.name for p in params) | {"disable_env_checker"}
+    return frozenset(p.name for p in params) | _TAKEN_MAKE_KEYWORDS
 
 
 def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:

@@ -12,7 +12,7 @@ Cells are ``(x, y)`` tuples with ``0 <= x, y < size``; a restricted area is
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -891,11 +891,9 @@ class PursuitEnv(gym.Env):
         while tried < RULE_DRAWS and kept < RULE_CHECK_KEPT:
             tried += 1
             try:  # a draw that cannot be made counts as one that is not kept
-                rules = [pursuit_rules.make_rule(s, self.size, rng) for s in self._rule_specs]
+                kept += self._one_draw(rng) is not None
             except pursuit_rules.InvalidRule as exc:
                 error = error or exc
-                continue
-            kept += not pursuit_rules.capture_pockets(rules, self.size)
         if kept == 0 and error is not None:
             raise error
         if kept >= RULE_CHECK_KEPT:
@@ -935,15 +933,21 @@ class PursuitEnv(gym.Env):
         area = pursuit_rules.rect_cells(self.area) if self.area is not None else set()
         for _ in range(tries):
             try:  # a draw that cannot be made (blocks that do not fit) is drawn again
-                rules = [
-                    pursuit_rules.make_rule(spec, self.size, self.np_random)
-                    for spec in self._rule_specs
-                ]
+                rules = self._one_draw(self.np_random, area)
             except pursuit_rules.InvalidRule:
                 continue
-            if not pursuit_rules.capture_pockets(rules, self.size, area):
+            if rules is not None:
                 return rules
         raise InvalidStart(f"no placement of the rules {self._rule_specs} keeps capture possible")
+
+    def _one_draw(
+        self, rng: np.random.Generator, area: Iterable[Cell] = ()
+    ) -> list[pursuit_rules.Rule] | None:
+        """One draw of the rule specs' random parameters from ``rng``: the rules, or ``None``
+        when they leave capture impossible beside ``area`` (``InvalidRule``: the draw
+        cannot be made)."""
+        rules = [pursuit_rules.make_rule(spec, self.size, rng) for spec in self._rule_specs]
+        return None if pursuit_rules.capture_pockets(rules, self.size, area) else rules
 
     def _draw_rules_and_area(
         self, redraw_area: bool, avoid: Sequence[Cell] = ()
@@ -1098,6 +1102,8 @@ class PursuitEnv(gym.Env):
         if ("pursuers" in options) != ("evader" in options):
             raise InvalidStart("reset options must give both 'pursuers' and 'evader', or neither")
         given = options.get("pursuers") is not None
+        # a given start: an area drawn per episode keeps clear of it
+        avoid = [tuple(c) for c in (*options["pursuers"], options["evader"])] if given else []
 
         area: Area | None = None
         if options.get("restricted") is not None:
@@ -1110,12 +1116,10 @@ class PursuitEnv(gym.Env):
         elif self.has_area:
             area = self._fixed_area
             if area is None:  # drawn per episode, clear of a given start
-                avoid = [*options["pursuers"], options["evader"]] if given else []
-                area = draw_area(self.np_random, self.size, [tuple(c) for c in avoid])
+                area = draw_area(self.np_random, self.size, avoid)
         self.area = area
         redraw_area = self.has_area and self._fixed_area is None and area is not None
         redraw_area = redraw_area and options.get("restricted") is None
-        avoid = [tuple(c) for c in (*options["pursuers"], options["evader"])] if given else []
         self.rules = self._draw_rules_and_area(redraw_area, avoid)
         self._build_tables()
 

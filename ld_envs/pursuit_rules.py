@@ -877,11 +877,10 @@ def draws_per_episode(spec: Any) -> bool:
         return False
     if isinstance(spec, str):
         spec = {"kind": spec}
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("kind"), str):
+    kind_name = spec.get("kind") if isinstance(spec, Mapping) else None
+    if not isinstance(kind_name, str) or kind_name not in KINDS:
         return False  # make_rule names what is wrong
-    if spec["kind"] not in KINDS:
-        return False
-    kind = KINDS[spec["kind"]]
+    kind = KINDS[kind_name]
     return any(_is_random(spec.get(p.name, RANDOM if p.default is None else p.default))
                for p in kind.params)  # fmt: skip
 
