@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -84,6 +87,27 @@ REFUSED = {
     "top-level loop": ("while True:\n    pass\ndef f():\n    return 1\n", 1, "top level"),
     "unknown name": ("def f():\n    return breakpoint()\n", 2, "breakpoint"),
     "module attribute": ("import math\ndef f():\n    return math.__loader__\n", 3, "__loader__"),
+    "patch a module": ("import math\nmath.ceil = None\ndef f():\n    return 1\n", 2, "'ceil'"),
+    "patch a class": (
+        "from collections import Counter\ndef f():\n    Counter.most_common = len\n",
+        3,
+        "'most_common'",
+    ),
+    "delete an attribute": ("import math\ndef f():\n    del math.pi\n", 3, "'pi'"),
+    "return in finally": (
+        "def f():\n    try:\n        return 1\n    finally:\n        return 2\n",
+        5,
+        "'return' in a 'finally'",
+    ),
+    "continue in finally": (
+        "def f():\n    while True:\n        try:\n            pass\n"
+        "        finally:\n            continue\n",
+        6,
+        "'continue' in a 'finally'",
+    ),
+    "dunder alias": ("from math import pi as __builtins__\ndef f():\n    return 1\n", 1, "'_'"),
+    "builtin alias": ("from math import pi as len\ndef f():\n    return 1\n", 1, "'len'"),
+    "nested too deeply": ("def f():\n    return " + "-" * 5000 + "1\n", 0, "nested too deeply"),
 }
 
 
@@ -106,6 +130,15 @@ def test_static_check_accepts_plain_pure_code():
     )
     assert check_source(source, required=["f"]) == []
     assert set(ALLOWED_MODULES) >= {"math", "itertools", "functools"}
+
+
+def test_static_check_allows_what_leaves_no_finally_block():
+    """A loop's own break inside a finally block, and a function it defines, may jump."""
+    source = (
+        "def f(xs):\n    try:\n        return 1\n    finally:\n        for x in xs:\n"
+        "            break\n        g = lambda: 2\n"
+    )
+    assert check_source(source, required=["f"]) == []
 
 
 def test_static_check_requires_the_named_function():
@@ -256,6 +289,92 @@ def test_network_is_unreachable_when_a_namespace_is_available(worker):
     assert res.ok and res.value.startswith("blocked"), res
 
 
+def test_a_dying_worker_is_a_crash_with_its_status_not_a_timeout(worker):
+    """A worker that exits mid-call is reported as a crash at once, with its exit status."""
+    assert load_unchecked(worker, "quit7", _escape("quit7", "g['_exit'](7)")).ok
+    res = worker.call("quit7", [None])
+    assert res.kind == "crash" and "exit status 7" in res.message, res
+    assert res.seconds < worker.limits.wall_seconds
+    assert still_usable(worker)
+
+
+def test_an_exception_whose_message_cannot_be_made_is_still_an_exception(worker):
+    """str() of the exception fails in the worker (an int of 5,001 digits): the call is an
+    'exception' naming its type, and the worker is not restarted."""
+    assert worker.load("huge", "def huge():\n    raise ValueError(10 ** 5000)\n").ok
+    starts = worker.starts
+    res = worker.call("huge", [])
+    assert res.kind == "exception" and "ValueError" in res.message, res
+    assert worker.starts == starts
+
+
+def test_set_orders_are_the_same_in_every_worker():
+    """Workers share a fixed hash seed, so a function returning a set's order gives one
+    answer in all of them (it is validated in one worker and played in another)."""
+    source = "def order():\n    return list({'size', 'pursuers', 'evader', 'restricted', 'a'})\n"
+    answers = []
+    for _ in range(3):
+        with SandboxWorker() as w:
+            assert w.load("order", source).ok
+            answers.append(w.call("order", []).value)
+    assert answers[0] == answers[1] == answers[2], answers
+
+
+def test_a_function_whose_reload_fails_is_dropped_and_says_why():
+    """After a restart, a function whose reload spends its CPU budget (which kills the
+    fresh worker) is dropped; the others are reloaded and a call to it answers 'load'."""
+    w = SandboxWorker(Limits(wall_seconds=4.0, cpu_seconds=1.0))
+    try:
+        assert w.load("good", GOOD).ok
+        assert w.load("later", "def later(x):\n    return x\n").ok
+        assert w.load("spin", "def spin():\n    while True:\n        pass\n").ok
+        # as if its top level cost more in the next process (it did, by hash order)
+        w._loaded["later"] = _Loaded(
+            "later",
+            "import itertools\nX = [i for i in itertools.count()]\ndef later(x):\n    return x\n",
+        )
+        assert w.call("spin", []).kind in ("cpu", "timeout")
+        res = w.call("later", [1])
+        assert res.kind == "load" and "reload" in res.message, res
+        assert still_usable(w)
+        assert "later" not in w.loaded()
+    finally:
+        w.close()
+
+
+ORPHAN = """
+import sys, threading, time
+from ld_agents.ld.sandbox import SandboxWorker, Limits, _Loaded
+w = SandboxWorker(Limits(wall_seconds=600.0, cpu_seconds=1.0))
+w.start()
+src = ("def stubborn():\\n    while True:\\n        try:\\n            while True:\\n"
+       "                pass\\n        finally:\\n            continue\\n")
+w._request({"op": "load", "key": "stubborn", "name": "stubborn", "source": src, "cpu": 1})
+w._loaded["stubborn"] = _Loaded("stubborn", src)
+threading.Thread(target=w.call, args=("stubborn", []), daemon=True).start()
+print(w.enforcement["pid"], flush=True)
+time.sleep(2.5)
+import os
+os._exit(0)
+"""
+
+
+def test_a_worker_whose_parent_dies_mid_call_exits():
+    """A call that swallows its CPU limit (the static check refuses this; bypassed here)
+    keeps running when the parent dies; the orphaned worker exits at its next SIGXCPU."""
+    proc = subprocess.run(
+        [sys.executable, "-c", ORPHAN], capture_output=True, text=True, timeout=120
+    )
+    pid = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.2)
+    gone = not os.path.exists(f"/proc/{pid}")
+    if not gone:
+        os.kill(pid, 9)
+    assert gone, "the orphaned worker was still running 30 s after its parent died"
+
+
 def test_enforcement_report_lists_the_limits(worker):
     """The worker reports the rlimits it set and its network/user isolation."""
     limits = worker.enforcement["limits"]
@@ -302,12 +421,32 @@ def test_close_is_idempotent_and_worker_restarts_on_use():
 
 
 @pytest.mark.parametrize(
-    "field,value", [("wall_seconds", 0), ("memory_bytes", 1024), ("max_open_files", 1)]
+    "field,value",
+    [
+        ("wall_seconds", 0),
+        ("wall_seconds", float("nan")),
+        ("cpu_seconds", float("inf")),
+        ("cpu_seconds", "2"),
+        ("memory_bytes", 1024),
+        ("memory_bytes", 2**70),
+        ("max_open_files", 1),
+        ("max_output_bytes", 4),
+        ("recursion_limit", 4),
+        ("lifetime_cpu_seconds", 0),
+        ("lifetime_cpu_seconds", True),
+    ],
 )
 def test_limits_validate_their_fields(field, value):
-    """Out-of-range limits fail naming the field."""
+    """Out-of-range limits (that would leave the worker unable to start or run) fail
+    naming the field."""
     with pytest.raises(InvalidArgument, match=field):
         Limits(**{field: value})
+
+
+def test_limits_refuse_a_lifetime_below_one_call():
+    """A lifetime CPU cap below one call's budget is refused, naming both."""
+    with pytest.raises(InvalidArgument, match=r"lifetime_cpu_seconds.*cpu_seconds"):
+        Limits(cpu_seconds=3.0, lifetime_cpu_seconds=2)
 
 
 def test_call_result_str_is_readable():

@@ -1,8 +1,10 @@
 """The sandbox worker process: runs checked function code under OS limits.
 
-Started by :mod:`ld_agents.ld.sandbox` as ``python -I -S _sandbox_worker.py LIMITS_JSON``
-(isolated mode, no ``site``: only the standard library is importable). It must not
-import ld_gym: it is a standalone script that trusts nothing it reads from stdin.
+Started by :mod:`ld_agents.ld.sandbox` as ``python -s -S -B -P _sandbox_worker.py
+LIMITS_JSON`` (no ``site``: only the standard library is importable; an environment the
+parent sets whole, with a fixed ``PYTHONHASHSEED``). It must not import ld_gym: it is a
+standalone script that trusts nothing it reads from stdin. It keeps its own references to
+what generated code can reach too, and exits at its next CPU-limit signal once orphaned.
 
 Start-up, in this order, before any untrusted code is read:
 
@@ -98,7 +100,15 @@ class CpuLimitExceeded(BaseException):
     """Raised in the worker by SIGXCPU when a call spends its CPU budget."""
 
 
+#: the worker's own references to what generated code can also reach (its modules are
+#: shared, so the worker never looks these up through them while running)
+_ceil = math.ceil
+_PARENT = os.getppid()
+
+
 def _on_sigxcpu(signum, frame):
+    if os.getppid() != _PARENT:  # orphaned (the parent died mid-call): stop spinning
+        os._exit(3)
     raise CpuLimitExceeded("CPU-time limit reached")
 
 
@@ -168,7 +178,7 @@ class Worker:
     def _cpu_budget(self, seconds):
         used = resource.getrusage(resource.RUSAGE_SELF)
         spent = used.ru_utime + used.ru_stime
-        soft = math.ceil(spent + max(seconds, 0.001))
+        soft = _ceil(spent + max(seconds, 0.001))
         _, hard = resource.getrlimit(resource.RLIMIT_CPU)
         resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard), hard))
 
@@ -177,7 +187,8 @@ class Worker:
         resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
 
     def load(self, msg):
-        namespace = {"__builtins__": self.builtins, "__name__": "ld_function"}
+        # each function gets its own copy of the builtins table
+        namespace = {"__builtins__": dict(self.builtins), "__name__": "ld_function"}
         code = compile(msg["source"], "<function " + msg["name"] + ">", "exec")
         self._cpu_budget(float(msg.get("cpu", 1.0)))
         try:
@@ -247,18 +258,27 @@ class Worker:
 _DEFAULT_TEXT = {"memory": "out of memory (RLIMIT_AS)"}
 
 
+def _text(exc):
+    """``str(exc)`` cut to 500 characters, or a note where it cannot be made (an int of
+    too many digits, a value nested too deeply, a ``__str__`` that raises)."""
+    try:
+        return str(exc)[:500]
+    except BaseException:  # any failure here is the exception's own
+        return "(its message cannot be shown)"
+
+
 def _error(kind, exc, restart=False):
-    tb = traceback.extract_tb(exc.__traceback__)
-    frames = [f for f in tb if f.filename.startswith("<function")]
-    where = (" (line " + str(frames[-1].lineno) + ")") if frames else ""
+    try:
+        tb = traceback.extract_tb(exc.__traceback__)
+        frames = [f for f in tb if f.filename.startswith("<function")]
+        where = (" (line " + str(frames[-1].lineno) + ")") if frames else ""
+    except BaseException:  # a traceback too deep to walk
+        where = ""
     return {
         "ok": False,
         "kind": kind,
         "restart": restart,
-        "message": type(exc).__name__
-        + ": "
-        + (str(exc)[:500] or _DEFAULT_TEXT.get(kind, ""))
-        + where,
+        "message": type(exc).__name__ + ": " + (_text(exc) or _DEFAULT_TEXT.get(kind, "")) + where,
     }
 
 

@@ -9,11 +9,15 @@ model) never runs unchecked:
    attribute starting with ``_`` (so no dunder escapes such as
    ``().__class__.__bases__[0].__subclasses__()``), no ``open``/``exec``/``eval``/
    ``compile``/``getattr``/``globals``/``type``..., no ``str.format`` (its fields can reach
-   attributes), no classes, ``global``, ``with``, decorators or ``async``. Each violation is
-   reported with its line.
+   attributes), no classes, ``global``, ``with``, decorators or ``async``, no assignment to
+   attributes (``math.ceil = ...`` would change what every other function in the worker
+   sees), no ``return``/``break``/``continue`` leaving a ``finally`` block (it would swallow
+   the CPU limit). Each violation is reported with its line; a source nested too deeply
+   to parse is refused as well.
 2. :class:`SandboxWorker` runs code that passed in a separate process
-   (``python -I -S ld_agents/ld/_sandbox_worker.py``: isolated mode, standard library only,
-   cwd a fresh temp dir, empty environment) under OS limits, with restricted builtins
+   (``python -s -S -B -P ld_agents/ld/_sandbox_worker.py``: standard library only, cwd a
+   fresh temp dir, an environment of ``PATH``, ``LC_ALL`` and a fixed ``PYTHONHASHSEED``,
+   so that set orders are the same in every worker) under OS limits, with restricted builtins
    (the whitelist above and an ``__import__`` that serves only the pure modules). The
    worker is long-lived: functions are loaded once and each call is one JSON message round
    trip. A call that runs over its wall-clock or CPU budget, exhausts memory or kills the
@@ -57,6 +61,13 @@ from ld_envs.errors import InvalidArgument
 logger = logging.getLogger(__name__)
 
 WORKER_SCRIPT = Path(__file__).with_name("_sandbox_worker.py")
+#: the worker's interpreter flags: no user site, no ``site``, no bytecode written, and
+#: (Python 3.11+) no script folder on ``sys.path``; the isolated mode's ``-E`` is left out
+#: so that the worker reads ``PYTHONHASHSEED`` from :data:`WORKER_ENV`, its whole environment
+WORKER_FLAGS = ("-s", "-S", "-B", *(("-P",) if sys.version_info >= (3, 11) else ()))
+#: the worker's whole environment: a fixed hash seed, so that a function's set and dict
+#: orders are the same in every worker (validated in one, played in another)
+WORKER_ENV = {"PATH": "/nonexistent", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0"}
 
 #: Modules generated code may import: ``None`` = any public name, else the allowed names.
 ALLOWED_MODULES: dict[str, frozenset[str] | None] = {
@@ -323,9 +334,15 @@ def check_source(source: str, required: Iterable[str] = ()) -> list[Violation]:
     if len(source) > MAX_SOURCE_CHARS:
         return [Violation(0, f"source is {len(source)} characters, over {MAX_SOURCE_CHARS}")]
     try:
-        tree = ast.parse(source)
+        return _check_parsed(ast.parse(source), required)
     except SyntaxError as exc:
         return [Violation(exc.lineno or 0, f"syntax error: {exc.msg}")]
+    except (RecursionError, MemoryError, ValueError) as exc:  # nesting too deep to parse
+        return [Violation(0, f"source is nested too deeply to check ({type(exc).__name__})")]
+
+
+def _check_parsed(tree: ast.Module, required: Iterable[str]) -> list[Violation]:
+    """The violations of a parsed source (see :func:`check_source`)."""
     found: list[Violation] = []
 
     def bad(node: ast.AST, message: str) -> None:
@@ -352,7 +369,13 @@ def check_source(source: str, required: Iterable[str] = ()) -> list[Violation]:
         elif isinstance(node, ast.Name):
             _check_name(node, bound, bad)
         elif isinstance(node, ast.Attribute):
-            if node.attr.startswith("_"):
+            if not isinstance(node.ctx, ast.Load):
+                bad(
+                    node,
+                    f"assigning or deleting the attribute {node.attr!r} is not allowed (it "
+                    "would change modules or classes that other functions share)",
+                )
+            elif node.attr.startswith("_"):
                 bad(node, f"attribute {node.attr!r} starts with '_' (dunder/private access)")
             elif node.attr in ("format", "format_map"):
                 bad(node, f"str.{node.attr} is not allowed (its fields can read attributes)")
@@ -368,6 +391,15 @@ def check_source(source: str, required: Iterable[str] = ()) -> list[Violation]:
             )
         elif isinstance(node, ast.FormattedValue) and node.format_spec is not None:
             bad(node, "f-string format specs are not allowed")
+        elif isinstance(node, ast.Try):
+            for jump in _jumps_out(node.finalbody):
+                bad(
+                    jump,
+                    f"'{type(jump).__name__.lower()}' in a 'finally' block is not allowed (it "
+                    "would swallow the CPU limit)",
+                )
+        elif isinstance(node, ast.alias) and node.asname is not None:
+            _check_alias(node, bad)
     defined = {s.name for s in tree.body if isinstance(s, ast.FunctionDef)}
     for name in required:
         if name not in defined:
@@ -384,6 +416,36 @@ def _check_name(node: ast.Name, bound: set[str], bad: Any) -> None:
     elif isinstance(node.ctx, ast.Load) and name not in bound and name not in SAFE_BUILTINS:
         bad(node, f"name {name!r} is neither defined in the source nor an allowed builtin")
     elif isinstance(node.ctx, ast.Store) and name in SAFE_BUILTINS:
+        bad(node, f"rebinding the builtin {name!r} is not allowed")
+
+
+def _jumps_out(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The ``return``, ``break`` and ``continue`` statements that leave ``body`` (a
+    ``finally`` block): not those of a loop inside it, nor any in a function it defines."""
+    found: list[ast.stmt] = []
+    todo: list[tuple[ast.AST, bool]] = [(node, False) for node in body]
+    while todo:
+        node, in_loop = todo.pop()
+        if isinstance(node, ast.Return) or (
+            isinstance(node, (ast.Break, ast.Continue)) and not in_loop
+        ):
+            found.append(node)
+        elif isinstance(node, (ast.For, ast.While)):  # its break/continue stay inside
+            todo.extend((child, True) for child in node.body)
+            todo.extend((child, in_loop) for child in node.orelse)
+        elif not isinstance(node, (ast.FunctionDef, ast.Lambda)):
+            todo.extend((child, in_loop) for child in ast.iter_child_nodes(node))
+    return found
+
+
+def _check_alias(node: ast.alias, bad: Any) -> None:
+    """An import's ``as`` name follows the rules of other names it binds."""
+    name = node.asname or ""
+    if name.startswith("_"):
+        bad(node, f"name {name!r} starts with '_'")
+    elif name in FORBIDDEN_NAMES:
+        bad(node, f"{name!r} is not allowed: it {FORBIDDEN_NAMES[name]}")
+    elif name in SAFE_BUILTINS:
         bad(node, f"rebinding the builtin {name!r} is not allowed")
 
 
@@ -433,6 +495,20 @@ def _check_import(node: ast.Import | ast.ImportFrom, bad: Any) -> None:
 # --------------------------------------------------------------------------- worker
 
 
+#: the integer limits' ranges, and why the lower bounds are where they are
+_INT_LIMITS: dict[str, tuple[int, int, str]] = {
+    "memory_bytes": (64 * 2**20, 2**48, " (the interpreter needs 64 MiB)"),
+    "max_output_bytes": (1024, 2**30, " (error replies need room)"),
+    "max_open_files": (4, 2**16, " (the worker's own pipes)"),
+    "recursion_limit": (50, 10**5, " (the worker's own JSON decoding)"),
+    "lifetime_cpu_seconds": (1, 10**7, ""),
+}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Limits:
     """Limits of one sandbox worker and of each call into it."""
@@ -456,16 +532,22 @@ class Limits:
 
     def __post_init__(self) -> None:
         for name in ("wall_seconds", "cpu_seconds", "start_seconds"):
-            if not getattr(self, name) > 0:
-                raise InvalidArgument(f"Limits.{name} must be > 0, got {getattr(self, name)!r}")
-        if self.memory_bytes < 64 * 2**20:
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 < value < 10**6:
+                raise InvalidArgument(
+                    f"Limits.{name} must be a number of seconds in (0, 1e6), got {value!r}"
+                )
+        for name, (low, high, why) in _INT_LIMITS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise InvalidArgument(
+                    f"Limits.{name} must be a whole number in [{low}, {high}]{why}, got {value!r}"
+                )
+        if self.lifetime_cpu_seconds < self.cpu_seconds:
             raise InvalidArgument(
-                f"Limits.memory_bytes must be >= 64 MiB (the interpreter needs it), "
-                f"got {self.memory_bytes}"
+                f"Limits.lifetime_cpu_seconds ({self.lifetime_cpu_seconds}) must be at least "
+                f"cpu_seconds ({self.cpu_seconds})"
             )
-        for name in ("max_output_bytes", "max_open_files", "recursion_limit"):
-            if getattr(self, name) < 4:
-                raise InvalidArgument(f"Limits.{name} must be >= 4, got {getattr(self, name)!r}")
 
     def worker_config(self) -> dict[str, Any]:
         return {
@@ -521,6 +603,8 @@ def _json_default(obj: Any) -> Any:
 
 
 _ENFORCEMENT_LOGGED = False
+#: what :meth:`SandboxWorker._read` returns when the worker closed its output (it died)
+_EOF: dict[str, Any] = {"ok": False, "kind": "crash", "message": "end of output"}
 
 
 @dataclass
@@ -553,29 +637,48 @@ class SandboxWorker:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._buf = b""
         self._loaded: dict[str, _Loaded] = {}
+        #: functions dropped because their reload after a restart failed: key -> why
+        self._dropped: dict[str, str] = {}
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- process
 
     def _start(self) -> None:
+        """Start the process and load its functions again. A function whose reload fails
+        is dropped (:meth:`call` then says why); one whose reload kills the process is
+        dropped and the process started again without it."""
+        while True:
+            self._spawn()
+            if self._reload():
+                return
+
+    def _reload(self) -> bool:
+        """Load every kept function into a fresh process; False when one killed it."""
+        for key, item in list(self._loaded.items()):
+            msg = {"op": "load", "key": key, "name": item.name, "source": item.source}
+            reply = self._request({**msg, "cpu": self.limits.cpu_seconds}, start=False)
+            if reply.ok:
+                continue
+            logger.warning("reloading %s after a restart failed (%s); it is dropped", key, reply)
+            del self._loaded[key]
+            self._dropped[key] = f"its reload after a worker restart failed: {reply}"
+            if self._proc is None:
+                return False
+        return True
+
+    def _spawn(self) -> None:
         self._kill()
         self._tmp = tempfile.TemporaryDirectory(prefix="ld-sandbox-")
         os.chmod(self._tmp.name, 0o755)
-        cmd = [
-            sys.executable,
-            "-I",
-            "-S",
-            "-B",
-            str(WORKER_SCRIPT),
-            json.dumps(self.limits.worker_config()),
-        ]
+        cmd = [sys.executable, *WORKER_FLAGS, str(WORKER_SCRIPT)]
+        cmd.append(json.dumps(self.limits.worker_config()))
         self._proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             cwd=self._tmp.name,
-            env={"PATH": "/nonexistent", "LC_ALL": "C.UTF-8"},
+            env=WORKER_ENV,
             close_fds=True,
         )
         self._buf = b""
@@ -591,18 +694,6 @@ class SandboxWorker:
             logger.info("sandbox worker enforcement: %s", self.enforcement)
         else:
             logger.debug("sandbox worker (re)started: pid %s", self.enforcement.get("pid"))
-        for key, item in self._loaded.items():
-            reply = self._request(
-                {
-                    "op": "load",
-                    "key": key,
-                    "name": item.name,
-                    "source": item.source,
-                    "cpu": self.limits.cpu_seconds,
-                }
-            )
-            if not reply.ok:
-                logger.warning("reloading %s after a restart failed: %s", key, reply)
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -634,15 +725,20 @@ class SandboxWorker:
                 return None
             chunk = os.read(fd, 1 << 16)
             if not chunk:
-                return None
+                return _EOF
             self._buf += chunk
             if len(self._buf) > self.limits.max_output_bytes + 4096:
                 return {"ok": False, "kind": "output", "message": "reply over the size limit"}
         line, self._buf = self._buf.split(b"\n", 1)
         return json.loads(line)
 
-    def _request(self, msg: dict[str, Any]) -> CallResult:
+    def _request(self, msg: dict[str, Any], start: bool = True) -> CallResult:
+        """Send one message and read its reply; (re)start the process first unless
+        ``start`` is False (then a dead process answers ``crash``)."""
         if self._proc is None or self._proc.poll() is not None:
+            if not start:
+                self._kill()
+                return CallResult(False, kind="crash", message="the worker is not running")
             self._start()
         assert self._proc is not None and self._proc.stdin is not None
         t0 = time.perf_counter()
@@ -654,7 +750,10 @@ class SandboxWorker:
             return CallResult(False, kind="crash", message="the worker had died; restarted")
         reply = self._read(self.limits.wall_seconds)
         seconds = time.perf_counter() - t0
-        if reply is None:
+        if reply is None or reply is _EOF:
+            if reply is _EOF:  # the worker closed its output: wait for its exit status
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(timeout=2)
             alive = self._proc.poll() is None
             code = self._proc.returncode
             self._kill()
@@ -713,6 +812,7 @@ class SandboxWorker:
                     "cpu": self.limits.cpu_seconds,
                 }
             )
+            self._dropped.pop(key, None)
             if reply.ok:
                 self._loaded[key] = _Loaded(name, source)
             else:
@@ -721,20 +821,34 @@ class SandboxWorker:
 
     def call(self, key: str, args: Sequence[Any]) -> CallResult:
         """Call a loaded function with JSON-able ``args``; never raises for its faults."""
+        missing = self._missing(key)
+        if missing is not None:
+            return missing
+        try:
+            payload = _jsonable(list(args))
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"sandbox call arguments must be JSON data: {exc}") from exc
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()  # a restart may drop the function (its reload failed)
+                missing = self._missing(key)
+                if missing is not None:
+                    return missing
+            return self._request(
+                {"op": "call", "key": key, "args": payload, "cpu": self.limits.cpu_seconds}
+            )
+
+    def _missing(self, key: str) -> CallResult | None:
+        """The answer to a call of a function that is not loaded (or was dropped)."""
+        if key in self._dropped:
+            return CallResult(False, kind="load", message=f"{key!r}: {self._dropped[key]}")
         if key not in self._loaded:
             return CallResult(
                 False,
                 kind="not_loaded",
                 message=(f"no function {key!r} is loaded; loaded: {sorted(self._loaded)}"),
             )
-        try:
-            payload = _jsonable(list(args))
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgument(f"sandbox call arguments must be JSON data: {exc}") from exc
-        with self._lock:
-            return self._request(
-                {"op": "call", "key": key, "args": payload, "cpu": self.limits.cpu_seconds}
-            )
+        return None
 
     def loaded(self) -> list[str]:
         """Keys of the functions loaded in this worker."""
@@ -744,6 +858,7 @@ class SandboxWorker:
         """Forget a function (it is not reloaded after a restart)."""
         with self._lock:
             self._loaded.pop(key, None)
+            self._dropped.pop(key, None)
 
     def close(self) -> None:
         """Stop the process; safe to call twice."""
