@@ -17,6 +17,7 @@ from benchmarks.cli.main import main as cli_main
 from ld_agents.ld import rule_writer as rw
 from ld_agents.ld.emergency import (
     UnrelatedRule,
+    check_function_name,
     cut_completion,
     relate_rule,
     save_result,
@@ -60,6 +61,28 @@ def test_without_semantics_only_the_generic_checks_run(worker):
     assert generic.ok and generic.checks == list(rw.GENERIC_CHECKS)
     adds = "def f(state, prev):\n    return [cells + [[0, 0]] for cells in prev]\n"
     assert "not in its input" in rw.check_rule_function(adds, "f", worker, semantics=False).failure
+
+
+@pytest.mark.parametrize("cast", ["c[0] * 1.0, c[1] * 1.0", "c[0], c[1] == c[1]"])
+def test_cells_of_another_type_fail_even_when_equal(cast, worker):
+    """[3.0, 14.0] equals [3, 14] but is no cell: the stage's own type check refuses it
+    (a function passing with it would write an extension its base cannot load)."""
+    source = (
+        "def f(state, prev):\n"
+        f"    return [[[{cast}] for c in cells if c[0] != state['pursuers'][0][0]] "
+        "for i, cells in enumerate(prev)]\n"
+    )
+    verdict = rw.check_rule_function(source, "f", worker, semantics=False)
+    assert not verdict.ok and "not an [x, y] cell" in verdict.failure, verdict
+
+
+@pytest.mark.parametrize("name", ["_drop_cells", "\uff44rop_cells", "\ufb01lter_cells", "class", 3])
+def test_a_function_name_that_could_never_load_is_refused_first(name):
+    """Names the sandbox refuses ('_...') or Python renames (fullwidth letters and
+    ligatures are NFKC-normalised in source) are refused before any model runs."""
+    with pytest.raises(InvalidArgument, match="NFKC"):
+        check_function_name(name)
+    assert check_function_name("drop_zellen_\u00fc") == "drop_zellen_\u00fc"
 
 
 def test_relate_rule_places_specs_kinds_and_texts_and_refuses_the_unrelated():

@@ -152,6 +152,8 @@ SCHEMA_CASES = {
     "provenance type": (["provenance", "stand_in"], "yes", "provenance.stand_in"),
     "schema version": (["schema_version"], 99, "schema_version"),
     "name not identifier": (["functions", 0, "name"], "moves-2", "functions[0].name"),
+    "name not NFKC": (["functions", 0, "name"], "\uff4b\uff45\uff45\uff50", "functions[0].name"),
+    "name a ligature": (["functions", 0, "name"], "\ufb01lter_cells", "functions[0].name"),
 }
 
 
@@ -168,6 +170,47 @@ def test_duplicate_function_names_are_refused(pursuit):
     """add_function refuses a name already in the base."""
     with pytest.raises(SchemaError, match="already in the base"):
         pursuit.add_function(pursuit.function("approach_evader"))
+
+
+def test_a_refused_extension_adds_nothing(pursuit):
+    """An extension whose second function clashes with the base is refused whole: its
+    first function is not left behind in the base."""
+    first = _entry(pursuit, "stay_in_place", name="stay_put_v2")
+    first["source"] = first["source"].replace("def stay_in_place", "def stay_put_v2")
+    clash = pursuit.function("approach_evader").to_dict()
+    ext = read_base_file(bases_dir() / "pursuit_restricted_emergency.json")
+    ext["functions"] = [first, clash]
+    before = [f.name for f in pursuit.functions]
+    with pytest.raises(SchemaError, match=r"approach_evader.*nothing was added"):
+        pursuit.extend(ext)
+    assert [f.name for f in pursuit.functions] == before
+
+
+@pytest.mark.parametrize(
+    "suffix,content,words",
+    [
+        (".json", b'{"game": "pursuit", "rules": "caf\xe9"}', "not UTF-8"),
+        (
+            ".json",
+            b'{"game": "pursuit", "functions": ' + b"[" * 100000 + b"]" * 100000 + b"}",
+            "nested",
+        ),
+        (".py", b"# stage: filter\n# caf\xe9\ndef f(state, prev):\n    return prev\n", "not UTF-8"),
+    ],
+)
+def test_unreadable_base_files_are_schema_errors(tmp_path, suffix, content, words):
+    """A file in another encoding, or JSON too deep to read, is a SchemaError naming the
+    file (the CLI prints it in one line), not a UnicodeDecodeError or RecursionError."""
+    from ld_agents.ld.base import load_function_base, load_source_entry
+
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(SchemaError, match=words) as err:
+        if suffix == ".json":
+            load_function_base(path)
+        else:
+            load_source_entry(path, shipped_base("pursuit"))
+    assert str(path) in str(err.value)
 
 
 def test_extension_for_another_game_is_refused():
@@ -220,6 +263,22 @@ def test_property_violation_is_rejected_with_input_and_output(pursuit, worker):
     fails = [f for f in rep.failures if f.check == "property"]
     assert fails and "cells_within_distance" in fails[0].message and "missing" in fails[0].message
     assert fails[0].input["state"]["pursuers"] and fails[0].got is not None
+
+
+def test_a_huge_distance_parameter_is_checked_at_the_board_cost(pursuit, worker):
+    """A base file's ``distance`` may be any int; the trusted property check scans only the
+    board (10**9 used to spin its (2d+1)^2 loop outside the sandbox for ever)."""
+    data = _entry(
+        pursuit,
+        "moves_within_two",
+        source=pursuit.function("moves_within_two").source.replace("moves_within_two", "m9"),
+        name="m9",
+        examples=[],
+        properties=[{"name": "cells_within_distance", "distance": 10**9}],
+    )
+    rep = _validate(pursuit, data, worker)
+    fails = [f for f in rep.failures if f.check == "property"]
+    assert fails and "cells within 1000000000" in fails[0].message
 
 
 def test_failing_usage_example_is_rejected_with_expected_and_got(pursuit, worker):

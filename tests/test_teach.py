@@ -157,6 +157,31 @@ def test_extract_json_is_lenient() -> None:
     ]
 
 
+def test_extract_json_survives_nesting_too_deep_to_parse() -> None:
+    """A teacher stuck repeating "[" gives nothing parsable, not a RecursionError."""
+    assert extract_json("[" * 3000 + "]") is None
+    assert extract_json('Here: {"functions": ' + "[" * 2000 + "}") is None
+
+
+def test_teach_rejects_entries_whose_fields_are_not_strings(tmp_path: Path) -> None:
+    """A name or stage that is a list is a schema rejection in the report (it was a
+    TypeError that lost the run); a list right_when falls back to 'never' with a note."""
+    from ld_agents.ld.teach import teach
+
+    src = "def keep_all(state, prev):\n    return prev\n"
+    items = [
+        {"name": ["keep_all"], "stage": "filter", "source": src},
+        {"name": "keep_all", "stage": ["filter"], "source": src},
+        {"name": "keep_all", "stage": "filter", "source": src, "right_when": ["always"]},
+    ]
+    answer = json.dumps({"functions": items})
+    rep = teach("pursuit", "given", out=tmp_path / "t.json", answer=answer, n_states=2)
+    reasons = [r["reasons"][0] for r in rep.rejected]
+    assert reasons == ["fields ['name'] are not strings", "fields ['stage'] are not strings"]
+    assert [k["name"] for k in rep.kept] == ["keep_all"]
+    assert any("right_when" in note and "'never'" in note for note in rep.notes)
+
+
 def test_teacher_prompt_twentyone() -> None:
     text = teacher_prompt("twentyone")
     assert "bust" in text and "decide" in text and '"functions"' in text

@@ -220,6 +220,9 @@ class FunctionBase:
             for i, f in enumerate(r.get("functions", list, empty=False))
         ]
         check_unique([f.name for f in entries], "functions")
+        clash = [e.name for e in entries if e.name in self._functions]
+        if clash:  # checked before any is added: a refused extension leaves the base as it was
+            raise SchemaError(f"function(s) {clash} are already in the base; nothing was added")
         added = []
         for e in entries:
             if e.provenance is None:
@@ -446,9 +449,21 @@ def read_base_file(path: str | Path) -> Any:
     if not path.is_file():
         raise InvalidArgument(f"no function-base file at {path}")
     try:
-        return json.loads(path.read_text())
+        return json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise SchemaError(f"{path} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise SchemaError(f"{path} is JSON nested too deeply to read") from None
+
+
+def _read_text(path: Path) -> str:
+    """A file's text as UTF-8 (function bases and sources are UTF-8), or a SchemaError."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SchemaError(
+            f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8"
+        ) from None
 
 
 def load_function_base(path: str | Path, extensions: Sequence[str | Path] = ()) -> FunctionBase:
@@ -492,7 +507,7 @@ def load_source_entry(
     import ast
 
     path = Path(path)
-    source = path.read_text()
+    source = _read_text(path)
     header: dict[str, str] = {}
     for line in source.splitlines():
         text = line.strip()
@@ -501,8 +516,8 @@ def load_source_entry(
                 header[key] = text.split(":", 1)[1].strip()
     try:
         defs = [n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
-    except SyntaxError:
-        defs = [path.stem]
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        defs = [path.stem]  # the static check reports what is wrong with it
     if not defs:
         raise SchemaError(f"{path} defines no top-level function")
     stage = stage or header.get("stage")

@@ -34,6 +34,7 @@ from typing import Any
 
 from ld_agents.files import assets_dir, write_json_atomic, write_text_atomic
 from ld_agents.ld import rule_writer as rw
+from ld_agents.ld.schema import FUNCTION_NAME_RULE, is_function_name
 from ld_envs import pursuit as pu
 from ld_envs import pursuit_rules
 from ld_envs.errors import InvalidArgument
@@ -293,12 +294,10 @@ PREV_DOC = "per pursuer A, B, C, a list of [x, y] candidate cells"
 
 
 def check_function_name(name: str) -> str:
-    """``name`` when it can name the written function (a Python identifier, not a keyword)."""
-    import keyword
-
-    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+    """``name`` when it can name the written function (the function-base schema's rule)."""
+    if not is_function_name(name):
         raise InvalidArgument(
-            f"function name must be a Python identifier such as 'drop_band_cells', got {name!r}"
+            f"function name must be {FUNCTION_NAME_RULE}, such as 'drop_band_cells', got {name!r}"
         )
     return name
 

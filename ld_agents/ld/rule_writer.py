@@ -30,6 +30,7 @@ import numpy as np
 
 from ld_agents.base import check_count
 from ld_agents.ld import writer_grammar as grammar
+from ld_agents.ld.games.pursuit import check_cell_lists
 from ld_envs import pursuit as pu
 from ld_envs.pursuit_rules import PURSUERS, Board, Rule, make_rule
 
@@ -465,7 +466,7 @@ def check_rule_function(
             result = worker.call(key, [state, prev])
             if not result.ok:
                 return RuleCheck(False, ran, f"{result.kind}: {result.message}")
-            bad = _generic_problem(result.value, prev)
+            bad = _generic_problem(result.value, prev, state)
             if bad is None and semantics:
                 # a pursuer's own cell is free either way: staying is always legal
                 got = _without_own_cells(result.value, state)
@@ -487,9 +488,12 @@ def _without_own_cells(lists: Sequence[Any], state: Mapping[str, Any]) -> list[A
     ]
 
 
-def _generic_problem(value: Any, prev: Sequence[Any]) -> str | None:
+def _generic_problem(value: Any, prev: Sequence[Any], state: Mapping[str, Any]) -> str | None:
     if not isinstance(value, list) or len(value) != 3:
         return f"returned {str(value)[:80]}, not three cell lists"
+    wrong = check_cell_lists(value, state)  # the stage's own type: [3.0, 14.0] is no cell
+    if wrong is not None:
+        return wrong
     for i, (got, given) in enumerate(zip(value, prev, strict=True)):
         if not isinstance(got, list):
             return f"list {i} is {type(got).__name__}, not a list of cells"

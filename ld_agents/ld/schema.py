@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import json
 import keyword
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -233,11 +234,26 @@ def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
+#: what :func:`is_function_name` asks for, in words (for error messages)
+FUNCTION_NAME_RULE = "a Python identifier not starting with '_', in Unicode NFKC form"
+
+
+def is_function_name(value: object) -> bool:
+    """Whether ``value`` can name a generated function: an identifier, not a keyword, not
+    starting with ``_`` (the sandbox refuses those), and NFKC-normal (Python normalises
+    identifiers, so ``ｋｅｅｐ`` in a source defines ``keep`` and could never be found)."""
+    return (
+        isinstance(value, str)
+        and value.isidentifier()
+        and not keyword.iskeyword(value)
+        and not value.startswith("_")
+        and unicodedata.normalize("NFKC", value) == value
+    )
+
+
 def _identifier(value: str, where: str) -> str:
-    if not value.isidentifier() or keyword.iskeyword(value) or value.startswith("_"):
-        raise SchemaError(
-            f"{where} must be a Python identifier not starting with '_', got {value!r}"
-        )
+    if not is_function_name(value):
+        raise SchemaError(f"{where} must be {FUNCTION_NAME_RULE}, got {value!r}")
     return value
 
 

@@ -166,12 +166,12 @@ def _first(text: str, char: str) -> int:
 def _loads(piece: str) -> Any:
     try:
         return json.loads(piece)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: "[[[[..." too deep
         pass
     fixed = re.sub(r",\s*([}\]])", r"\1", piece)
     try:
         return json.loads(fixed)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         pass
     try:
         return ast.literal_eval(fixed)
@@ -295,7 +295,7 @@ def _fill_defaults(data: dict[str, Any], base: Any, notes: list[str]) -> dict[st
     filled = [k for k, v in defaults.items() if k not in d or d[k] in (None, "", [])]
     for k in filled:
         d[k] = defaults[k]
-    if d.get("right_when") not in base.spec.predicates:
+    if not isinstance(d.get("right_when"), str) or d["right_when"] not in base.spec.predicates:
         notes.append(f"{name}: right_when {d['right_when']!r} is not a predicate; set to 'never'")
         d["right_when"] = "never"
     if d.get("role") not in ("core", "alternative", "distractor", "emergency"):
@@ -401,6 +401,12 @@ def teach(
             if missing:
                 report.rejected.append(
                     {**label, "check": "schema", "reasons": [f"missing fields {missing}"]}
+                )
+                continue
+            not_text = [k for k in _REQUIRED if not isinstance(item[k], str)]
+            if not_text:
+                report.rejected.append(
+                    {**label, "check": "schema", "reasons": [f"fields {not_text} are not strings"]}
                 )
                 continue
             if item["stage"] not in shipped.stage_names:

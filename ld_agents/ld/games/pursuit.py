@@ -107,16 +107,21 @@ def pursuit_state_from_obs(obs: Mapping[str, Any], size: int = pu.DEFAULT_SIZE) 
 
 
 def _within(cell: Sequence[int], d: int, size: int) -> list[list[int]]:
+    """The on-board cells within Manhattan distance ``d`` of ``cell``, in (x, y) order; only
+    the board is scanned, so a huge ``d`` (a base file's parameter) costs no more than the
+    board."""
     x, y = cell
     return [
-        [x + dx, y + dy]
-        for dx in range(-d, d + 1)
-        for dy in range(-d, d + 1)
-        if abs(dx) + abs(dy) <= d and pu.on_board((x + dx, y + dy), size)
+        [cx, cy]
+        for cx in range(max(0, x - d), min(size - 1, x + d) + 1)
+        for cy in range(max(0, y - d), min(size - 1, y + d) + 1)
+        if abs(cx - x) + abs(cy - y) <= d
     ]
 
 
-def _check_cell_lists(value: Any, state: State) -> str | None:
+def check_cell_lists(value: Any, state: State) -> str | None:
+    """Why ``value`` is not three lists of distinct ``[x, y]`` integer cells on the board
+    (one per pursuer), or None."""
     if not isinstance(value, list) or len(value) != 3:
         return "expected a list of 3 lists of [x, y] cells (pursuers A, B, C)"
     size = state["size"]
@@ -293,7 +298,7 @@ PURSUIT = GameSpec(
         "cell_lists": ValueType(
             "cell_lists",
             "per pursuer A, B, C, a list of [x, y] cells on the board, no repeats",
-            _check_cell_lists,
+            check_cell_lists,
             _sample_cell_lists,
         ),
         "targets": ValueType(
