@@ -12,7 +12,7 @@ Cells are ``(x, y)`` tuples with ``0 <= x, y < size``; a restricted area is
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -58,6 +58,8 @@ MAX_STEPS = 100
 MAX_VIOLATIONS = 7
 AREA_SIDE = 5
 DEFAULT_SIZE = 21
+#: the largest board (the rules' per-cell tables and a frame grow with its square)
+MAX_SIZE = 1000
 #: With extra rules, starts refused by the rules before one is drawn among the legal
 #: cells directly (a seed keeps the start it had with any rule set that needs fewer).
 START_TRIES = 100_000
@@ -612,8 +614,11 @@ class PursuitEnv(gym.Env):
     the evader then stays where it is; the episode goes on).
 
     ## Arguments
-    ``gym.make("Pursuit-v0", render_mode=None, evader="greedy", size=21)``; ``evader`` is
-    ``"greedy"``, ``"random"`` or any object with ``act(obs)`` (an LLM policy included);
+    ``gym.make("Pursuit-v0", render_mode=None, evader="greedy", size=21)``; ``size`` is an
+    int in [8, 1000] (frames of boards wider than 73 cells draw smaller cells); ``evader`` is
+    ``"greedy"``, ``"random"`` or any object with ``act(obs)`` (an LLM policy included),
+    used as given: envs made with one object share it and its random generator, so give
+    ``gym.make_vec(..., vectorization_mode="sync")`` a name, not an object;
     ``restricted``: ``None`` (no area), ``"random"`` (drawn per episode; the default of
     ``PursuitRestricted-v0``) or a corner ``(x0, y0)``. ``max_steps`` (100) and
     ``max_violations`` (7) follow the paper. ``rules``: extra rules, a list of rule specs
@@ -623,11 +628,14 @@ class PursuitEnv(gym.Env):
     is drawn per episode from the seed, to fit the ones given. A forbidden target counts
     one violation, like the restricted area; ``env.unwrapped.rules_text()`` words the rules.
     Rules that leave no capture or no legal start possible are refused at ``gym.make``
-    (``InvalidRule``); so are rules with parameters drawn per episode when at most one of
-    200 draws keeps capture possible (a third of resets or more would find none), and a
-    warning gives the share of resets that may fail when fewer than 10 do. With the area drawn per
-    episode too, an area beside which no draw of the rules keeps capture possible is drawn
-    again. ``step()`` and ``action_masks()`` before the first ``reset()`` raise
+    (``InvalidRule``; with the area drawn per episode: beside every area); so are rules with
+    parameters drawn per episode when at most one of 200 draws keeps capture possible and
+    leaves a legal start (a third of resets or more would find none), and a warning gives
+    the share of resets that may fail when fewer than 10 do. Capture is tested on the rules
+    that do not move with the state; those that do (``slow``, ``diagonal``...) are played as
+    given, so three pursuers slowed to speed 0 make a legal game that is never won. With
+    the area drawn per episode too, an area beside which no draw of the rules keeps capture
+    possible is drawn again. ``step()`` and ``action_masks()`` before the first ``reset()`` raise
     ``InvalidAction``.
 
     ## References
@@ -653,10 +661,10 @@ class PursuitEnv(gym.Env):
         max_violations: int = MAX_VIOLATIONS,
         rules: Any = None,
     ) -> None:
-        if not isinstance(size, (int, np.integer)) or size < 8:
+        if not is_int(size) or not 8 <= size <= MAX_SIZE:
             raise InvalidArgument(
-                f"size must be an int >= 8 (three pursuers and a 5x5 area off the edge "
-                f"need room; the paper's Figure 5 start needs 21), got {size!r}"
+                f"size must be an int in [8, {MAX_SIZE}] (three pursuers and a 5x5 area off "
+                f"the edge need room; the paper's Figure 5 start needs 21), got {size!r}"
             )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise InvalidArgument(
@@ -805,6 +813,11 @@ class PursuitEnv(gym.Env):
             if evader not in EVADERS:
                 raise unknown_name("evader", evader, list(EVADERS))
             return EVADERS[evader](size=self.size)
+        if isinstance(evader, type):  # its act() would be unbound: a TypeError at reset
+            raise InvalidArgument(
+                f"evader must be a policy object, not the class {evader.__name__}; pass an "
+                f"instance, e.g. {evader.__name__}(...), or a name ('greedy', 'random')"
+            )
         if not callable(getattr(evader, "act", None)):
             raise InvalidArgument(
                 f"evader must be 'greedy', 'random' or an object with act(obs), "
@@ -867,9 +880,9 @@ class PursuitEnv(gym.Env):
                 f"may enter){culprits}; drop or move one of them"
             )
         # a start must exist, or reset() could never draw one (with an area drawn per
-        # episode, reset() checks each area; none can free a cell the rules forbid)
+        # episode: beside some area, which reset() then finds by drawing again)
         if self.has_area and self._fixed_area is None:
-            reason = self._no_free_cells(rules)
+            reason = self._no_free_cells(rules) or self._no_area_fits(rules)
         else:
             reason = no_start_reason(rules, self.size, self._fixed_area)
         if reason is not None:
@@ -886,22 +899,25 @@ class PursuitEnv(gym.Env):
         more), warn when fewer than ``RULE_CHECK_KEPT`` did, with the share of resets
         expected to fail."""
         rng = np.random.default_rng(0)
-        kept = tried = 0
+        kept = tried = unmade = 0
         error: pursuit_rules.InvalidRule | None = None
         while tried < RULE_DRAWS and kept < RULE_CHECK_KEPT:
             tried += 1
             try:  # a draw that cannot be made counts as one that is not kept
-                kept += self._one_draw(rng) is not None
+                kept += self._one_draw(rng, self._fixed_area) is not None
             except pursuit_rules.InvalidRule as exc:
-                error = error or exc
-        if kept == 0 and error is not None:
+                error, unmade = error or exc, unmade + 1
+        if unmade == tried and error is not None:  # no draw could be made: say why
             raise error
         if kept >= RULE_CHECK_KEPT:
             return
         failing = (1 - kept / tried) ** RULE_DRAWS
         found = (
             f"rules {self._rule_specs!r}: {kept} of {tried} draws of their random parameters "
-            f"keep capture possible (the others leave a cell where the evader cannot be caught)"
+            f"keep capture possible and leave a legal start (the others leave a cell where "
+            f"the evader cannot be caught, or no start"
+            + (f"; {unmade} could not be made: {error}" if unmade else "")
+            + ")"
         )
         if kept <= 1:
             raise pursuit_rules.InvalidRule(
@@ -914,6 +930,19 @@ class PursuitEnv(gym.Env):
             found,
             100 * failing,
         )
+
+    def _no_area_fits(self, rules: Sequence[pursuit_rules.Rule]) -> str | None:
+        """Why no restricted area leaves a legal start under ``rules`` (the first area's
+        reason), or None at the first area that does (about 9 ms an area on 21x21)."""
+        lo, hi = 1, self.size - AREA_SIDE - 1
+        first = None
+        for x0 in range(lo, hi + 1):
+            for y0 in range(lo, hi + 1):
+                reason = no_start_reason(rules, self.size, area_from_corner((x0, y0)))
+                if reason is None:
+                    return None
+                first = first or reason
+        return f"beside every restricted area the board allows, e.g. {first}"
 
     def _no_free_cells(self, rules: Sequence[pursuit_rules.Rule]) -> str | None:
         """Why no start fits the rules on any board (a piece with no free cell), or None."""
@@ -930,10 +959,9 @@ class PursuitEnv(gym.Env):
         ``tries`` draws until one can be made and keeps capture possible)."""
         if not self._draws_rules:
             return self.rules
-        area = pursuit_rules.rect_cells(self.area) if self.area is not None else set()
         for _ in range(tries):
             try:  # a draw that cannot be made (blocks that do not fit) is drawn again
-                rules = self._one_draw(self.np_random, area)
+                rules = self._one_draw(self.np_random, self.area)
             except pursuit_rules.InvalidRule:
                 continue
             if rules is not None:
@@ -941,13 +969,17 @@ class PursuitEnv(gym.Env):
         raise InvalidStart(f"no placement of the rules {self._rule_specs} keeps capture possible")
 
     def _one_draw(
-        self, rng: np.random.Generator, area: Iterable[Cell] = ()
+        self, rng: np.random.Generator, area: Area | None = None
     ) -> list[pursuit_rules.Rule] | None:
         """One draw of the rule specs' random parameters from ``rng``: the rules, or ``None``
-        when they leave capture impossible beside ``area`` (``InvalidRule``: the draw
-        cannot be made)."""
+        when beside ``area`` they leave capture impossible or no legal start (a draw that
+        forbids every cell leaves no pocket, yet no game); ``InvalidRule``: the draw cannot
+        be made."""
         rules = [pursuit_rules.make_rule(spec, self.size, rng) for spec in self._rule_specs]
-        return None if pursuit_rules.capture_pockets(rules, self.size, area) else rules
+        cells = pursuit_rules.rect_cells(area) if area is not None else ()
+        if pursuit_rules.capture_pockets(rules, self.size, cells):
+            return None
+        return None if no_start_reason(rules, self.size, area) else rules
 
     def _draw_rules_and_area(
         self, redraw_area: bool, avoid: Sequence[Cell] = ()
@@ -1154,7 +1186,9 @@ class PursuitEnv(gym.Env):
         return self._obs(mask), self._info(mask)
 
     def _parse_action(self, action: Any) -> list[int]:
-        try:
+        try:  # a dict or set would be read as its keys, in no order of A, B, C
+            if isinstance(action, (Mapping, set, frozenset)):
+                raise TypeError
             values = action.tolist() if isinstance(action, np.ndarray) else list(action)
         except TypeError:
             values = None

@@ -15,7 +15,11 @@ from ld_envs.pursuit import PURSUER_NAMES, in_area
 if TYPE_CHECKING:
     from ld_envs.pursuit import Cell, PursuitEnv
 
+#: a cell's side in pixels on boards up to MAX_BOARD_PX // CELL_PX cells wide (73)
 CELL_PX = 28
+#: the board's largest side in pixels: on larger boards cells shrink (to MIN_CELL_PX)
+MAX_BOARD_PX = 2048
+MIN_CELL_PX = 2
 HEADER_PX = 36
 BACKGROUND = (250, 250, 246)
 GRID = (214, 214, 208)
@@ -28,10 +32,17 @@ TEXT = (30, 30, 30)
 LABEL = (255, 255, 255)
 
 
+def cell_px(size: int) -> int:
+    """A cell's side in pixels on a ``size`` board: ``CELL_PX``, smaller on boards wider
+    than ``MAX_BOARD_PX`` (a 1000-cell board at 28 px would need a 3 GB frame)."""
+    return max(MIN_CELL_PX, min(CELL_PX, MAX_BOARD_PX // size))
+
+
 def cell_center(cell: Cell, size: int) -> tuple[int, int]:
     """Pixel (column, row) of the centre of board cell ``(x, y)`` in an ``rgb_array`` frame."""
     x, y = cell
-    return x * CELL_PX + CELL_PX // 2, HEADER_PX + (size - 1 - y) * CELL_PX + CELL_PX // 2
+    px = cell_px(size)
+    return x * px + px // 2, HEADER_PX + (size - 1 - y) * px + px // 2
 
 
 def rule_cells(env: PursuitEnv) -> tuple[set[Cell], set[Cell]]:
@@ -83,7 +94,8 @@ class PursuitRenderer:
         self.pygame = pygame
         self.size = size
         self.mode = mode
-        self.shape = (size * CELL_PX, HEADER_PX + size * CELL_PX)
+        self.px = cell_px(size)
+        self.shape = (size * self.px, HEADER_PX + size * self.px)
         self.surface = pygame.Surface(self.shape)
         self.font = pygame.font.Font(None, 22)
         self.label_font = pygame.font.Font(None, 20)
@@ -91,32 +103,31 @@ class PursuitRenderer:
         self.clock: Any = None
 
     def draw(self, env: PursuitEnv) -> np.ndarray | None:
-        pg, s, n = self.pygame, self.surface, self.size
+        pg, s, n, px = self.pygame, self.surface, self.size, self.px
         s.fill(BACKGROUND)
         for k in range(n + 1):
-            pg.draw.line(s, GRID, (k * CELL_PX, HEADER_PX), (k * CELL_PX, HEADER_PX + n * CELL_PX))
-            pg.draw.line(
-                s, GRID, (0, HEADER_PX + k * CELL_PX), (n * CELL_PX, HEADER_PX + k * CELL_PX)
-            )
+            pg.draw.line(s, GRID, (k * px, HEADER_PX), (k * px, HEADER_PX + n * px))
+            pg.draw.line(s, GRID, (0, HEADER_PX + k * px), (n * px, HEADER_PX + k * px))
         every, some = rule_cells(env)
         for cells, colour in ((some, RULE_SOME), (every, RULE_EVERY)):
             for x, y in cells:
-                top = HEADER_PX + (n - 1 - y) * CELL_PX
-                pg.draw.rect(s, colour, (x * CELL_PX + 1, top + 1, CELL_PX - 1, CELL_PX - 1))
+                top = HEADER_PX + (n - 1 - y) * px
+                pg.draw.rect(s, colour, (x * px + 1, top + 1, px - 1, px - 1))
         if env.area is not None:
             x0, y0, x1, y1 = env.area
-            left, top = x0 * CELL_PX, HEADER_PX + (n - 1 - y1) * CELL_PX
-            rect = (left, top, (x1 - x0 + 1) * CELL_PX, (y1 - y0 + 1) * CELL_PX)
+            left, top = x0 * px, HEADER_PX + (n - 1 - y1) * px
+            rect = (left, top, (x1 - x0 + 1) * px, (y1 - y0 + 1) * px)
             pg.draw.rect(s, AREA, rect)
-        radius = CELL_PX // 2 - 3
+        radius = max(1, px // 2 - 3 * px // CELL_PX)
         pg.draw.circle(s, EVADER, cell_center(env.evader_cell, n), radius)
         for name, cell in zip(PURSUER_NAMES, env.pursuers, strict=True):
             centre = cell_center(cell, n)
             # a pursuer on the evader's cell is drawn smaller so both stay visible
-            r = radius - 4 if cell == env.evader_cell else radius
+            r = max(1, radius - 4 * px // CELL_PX) if cell == env.evader_cell else radius
             pg.draw.circle(s, PURSUER, centre, r)
-            text = self.label_font.render(name, True, LABEL)
-            s.blit(text, text.get_rect(center=centre))
+            if px == CELL_PX:  # no room for a label on smaller cells
+                text = self.label_font.render(name, True, LABEL)
+                s.blit(text, text.get_rect(center=centre))
         header = f"step {env.steps}   violations {env.violations}"
         if env.outcome:
             header += f"   {env.outcome}"

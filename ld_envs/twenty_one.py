@@ -344,6 +344,11 @@ def make_opponent(opponent: str | Any) -> Any:
         if opponent not in OPPONENTS:
             raise unknown_name("opponent", opponent, list(OPPONENTS))
         return OPPONENTS[opponent]()
+    if isinstance(opponent, type):  # its act() would be unbound: a TypeError at reset
+        raise InvalidArgument(
+            f"opponent must be a policy object, not the class {opponent.__name__}; pass an "
+            f"instance, e.g. {opponent.__name__}(), or a name ('dealer', 'random')"
+        )
     if not callable(getattr(opponent, "act", None)):
         raise InvalidArgument(
             f"opponent must be 'dealer', 'random' or an object with act(obs), "
@@ -438,7 +443,9 @@ class TwentyOneEnv(gym.Env):
     ## Arguments
     ``gym.make("TwentyOne-v0", opponent="dealer", open_cards=False, render_mode=None)``;
     ``opponent`` is ``"dealer"`` (hit below 17, the default), ``"random"`` (hit with
-    probability 0.5) or any object with ``act(obs)``; ``open_cards=True`` shows every
+    probability 0.5) or any object with ``act(obs)``, used as given (envs made with one
+    object share its random generator: give ``make_vec(..., vectorization_mode="sync")`` a
+    name); ``open_cards=True`` shows every
     card to both players. ``render_mode``: ``"rgb_array"`` (frame with both hands, the
     face-down card drawn face down until the end), ``"human"`` (pygame window) or
     ``"ansi"`` (text).

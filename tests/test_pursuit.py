@@ -428,13 +428,30 @@ def test_encode_targets_round_trip_and_unexpressible_targets():
     assert encode_targets(pursuers, [(9, 9), None, (15, 15)]).tolist()[:2] == [NO_CHOICE] * 2
 
 
-@pytest.mark.parametrize("bad", [[0, 1], [0, 1, 14], [0.5, 1, 2], "abc", np.zeros((3, 1)), None])
+@pytest.mark.parametrize(
+    "bad",
+    [[0, 1], [0, 1, 14], [0.5, 1, 2], "abc", np.zeros((3, 1)), None, {5: 0, 6: 0, 7: 0}, {1, 2, 3}],
+)
 def test_action_of_wrong_shape_or_range_is_refused(bad):
     """Actions must be 3 ints in [0, 13]."""
     env = PursuitEnv()
     env.reset(seed=0)
     with pytest.raises(InvalidAction, match="3 ints"):
         env.step(bad)
+
+
+def test_a_policy_class_or_a_board_too_large_is_refused_at_make():
+    """A class where a policy object is wanted (its act() would be unbound at reset), and a
+    board past MAX_SIZE (its tables would not fit in memory), fail at make, saying why."""
+    from ld_envs.pursuit import MAX_SIZE, GreedyEvader
+    from ld_envs.twenty_one import DealerPlayer
+
+    with pytest.raises(InvalidArgument, match="not the class GreedyEvader"):
+        gym.make("Pursuit-v0", evader=GreedyEvader)
+    with pytest.raises(InvalidArgument, match="not the class DealerPlayer"):
+        gym.make("TwentyOne-v0", opponent=DealerPlayer)
+    with pytest.raises(InvalidArgument, match=f"size must be an int in \\[8, {MAX_SIZE}\\]"):
+        gym.make("Pursuit-v0", size=MAX_SIZE + 1)
 
 
 def test_steps_lower_bound():

@@ -30,6 +30,20 @@ def test_pieces_and_area_are_drawn_at_their_cells():
     assert pixel(frame, cell_center((0, 0), size)) != AREA
 
 
+def test_a_wide_board_draws_smaller_cells_within_the_frame_limit():
+    """Past 73 cells the cells shrink, so a 1000-cell board is a frame of about 2,000 px a
+    side (at 28 px it would be 3 GB and pygame crashed), with the pieces still at their
+    cells."""
+    from ld_envs.pursuit_render import MAX_BOARD_PX, cell_px
+
+    assert cell_px(21) == 28 and cell_px(73) == 28 and cell_px(74) < 28
+    env = gym.make("Pursuit-v0", render_mode="rgb_array", size=1000)
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape[1] <= MAX_BOARD_PX and frame.shape[0] <= MAX_BOARD_PX + 36
+    assert pixel(frame, cell_center(env.unwrapped.evader_cell, 1000)) == EVADER
+
+
 def test_y_grows_upwards_like_the_paper_figure():
     """A cell with larger y is drawn higher (smaller row) in the frame."""
     size = 21

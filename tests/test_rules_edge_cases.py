@@ -382,6 +382,38 @@ def test_rules_whose_draws_seldom_allow_capture_are_refused_or_warned_at_make(ca
     assert not pr.capture_pockets(env.unwrapped.rules, 21)
 
 
+def test_a_draw_that_leaves_no_legal_start_is_not_kept():
+    """A draw forbidding every cell to some piece has no pocket, yet no game: it is not
+    counted as kept at make (all ten kinds on an 8x8 board are refused, not warned about
+    and then left to hang at reset), and reset draws again past such draws."""
+    kinds = ["block", "blocks", "wall", "band", "edge", "distance", "parity", "slow"]
+    with pytest.raises(pr.InvalidRule, match=r"0 of 200 draws .* leave a legal start"):
+        gym.make("Pursuit-v0", size=8, rules=[*kinds, "diagonal", "guard"])
+    env = gym.make("Pursuit-v0", size=8, rules=["block", "edge", "distance"])
+    for seed in range(6):
+        env.reset(seed=seed)
+        u = env.unwrapped
+        assert pu.no_start_reason(u.rules, 8) is None
+        assert u._start_problem() is None
+
+
+def test_rules_that_leave_no_start_beside_any_area_are_refused_at_make():
+    """With the area drawn per episode, fixed rules that leave no legal start beside every
+    area the board allows are refused at make (they failed at every reset)."""
+    with pytest.raises(pr.InvalidRule, match="beside every restricted area"):
+        gym.make("PursuitRestricted-v0", size=8, rules=[{"kind": "edge", "width": 1}])
+    env = gym.make("PursuitRestricted-v0", rules=[{"kind": "edge", "width": 1}])
+    env.reset(seed=0)
+    assert env.unwrapped._start_problem() is None
+
+
+def test_draws_that_cannot_be_made_are_not_blamed_when_others_can():
+    """When some draws can be made but none keeps capture possible, the refusal says so
+    (and counts the ones that could not be made), not only the first draw's error."""
+    with pytest.raises(pr.InvalidRule, match=r"0 of 200 draws .* could not be made: rects"):
+        gym.make("Pursuit-v0", size=8, rules=["blocks", "parity"])
+
+
 def test_a_drawn_area_is_drawn_again_when_no_rule_draw_fits_it():
     """With the area and the rules both drawn per episode, an area beside which no draw of
     the rules keeps capture possible is drawn again, so every seed starts."""
