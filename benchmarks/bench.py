@@ -41,6 +41,36 @@ def takes(name: str, env_id: str, key: str) -> bool:
     return known is not None and key in known
 
 
+def content_pin(name: str, env_id: str, kwargs: Mapping[str, Any]) -> dict[str, str]:
+    """The fingerprint of the file a policy loads, as the keyword that pins it: ``rl``'s
+    model (``model_sha256``), ``kd``'s and ``ld``'s adapter (``adapter_sha256``). Recorded
+    in the sweep's manifest, it stops a resume after the file changed (retrained, or
+    replaced with ``--ship --overwrite``) from mixing two models' episodes. Nothing where
+    the keyword is given, the policy takes none, or the file is missing (the policy then
+    says so)."""
+    from ld_agents.base import game_of
+
+    key = {"rl": "model_sha256", "kd": "adapter_sha256", "ld": "adapter_sha256"}.get(name)
+    if key is None or key in kwargs or not takes(name, env_id, key):
+        return {}
+    if name == "rl":
+        from ld_agents.rl.policy import default_model_path, model_sha256
+
+        path = Path(kwargs.get("path") or default_model_path(game_of(env_id)))
+        return {key: model_sha256(path)} if path.is_file() else {}
+    from ld_agents.kd import default_adapter as kd_adapter
+    from ld_agents.ld.policy import default_adapter as ld_adapter
+    from ld_agents.lora import adapter_sha256
+
+    given = kwargs.get("adapter", "default")
+    if given in (None, "", "none"):  # no adapter loaded: nothing to pin
+        return {}
+    if given == "default":
+        given = kd_adapter(env_id) if name == "kd" else ld_adapter(game_of(env_id))
+    folder = Path(str(given))
+    return {key: adapter_sha256(folder)} if (folder / "adapter_config.json").is_file() else {}
+
+
 def bench_spec(
     env_id: str,
     policies: Sequence[str],
@@ -84,6 +114,7 @@ def bench_spec(
         kwargs = dict(policy_kwargs or {})
         if model and takes(name, env_id, "model"):
             kwargs.setdefault("model", model)
+        kwargs.update(content_pin(name, env_id, kwargs))
         specs.append(PolicySpec(name, kwargs))
     if chunk_size is None:
         old = read_manifest(out) if out.is_dir() and manifest_problem(out) is None else None

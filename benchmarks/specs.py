@@ -48,9 +48,14 @@ class PolicySpec:
         object.__setattr__(self, "kwargs", json_roundtrip(dict(self.kwargs), "policy kwargs"))
         if not self.label:
             object.__setattr__(self, "label", self.name)
-        if not isinstance(self.label, str) or any(c in self.label for c in "\n\r,"):
+        if (
+            not isinstance(self.label, str)
+            or any(c in self.label for c in "\n\r,/\\\0")
+            or self.label in (".", "..")
+        ):
             raise InvalidArgument(
-                f"PolicySpec.label must be a string without commas, got {self.label!r}"
+                f"PolicySpec.label must be a string without commas, slashes or line breaks "
+                f"(it names files in the sweep's folder), got {self.label!r}"
             )
 
     def to_json(self) -> dict[str, Any]:

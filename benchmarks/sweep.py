@@ -104,6 +104,8 @@ from ld_envs.errors import InvalidArgument, LdGymError, unknown_name
 logger = logging.getLogger(__name__)
 
 DEFAULT_EPISODES = 200
+#: the most episodes per policy in one sweep (the chunks are planned up front)
+MAX_EPISODES = 10_000_000
 DEFAULT_CHUNK_SIZE = 20
 MANIFEST_VERSION = 1
 #: the folder, inside a sweep's, of the step journals of unfinished batched chunks
@@ -136,14 +138,20 @@ class SweepSpec:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 raise InvalidArgument(f"{name} must be an integer, got {value!r}")
-        if self.episodes < 1:
+        if not 1 <= self.episodes <= MAX_EPISODES:
             raise InvalidArgument(
-                f"episodes must be >= 1 (the paper uses 200), got {self.episodes}"
+                f"episodes must be >= 1 and at most {MAX_EPISODES:,} (the paper uses 200), "
+                f"got {self.episodes}"
             )
         if self.seed < 0:
             raise InvalidArgument(f"seed must be >= 0, got {self.seed}")
         if self.chunk_size < 1:
             raise InvalidArgument(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if isinstance(self.policies, (str, bytes)) or not isinstance(self.policies, Sequence):
+            raise InvalidArgument(
+                f"policies must be a list of PolicySpec or names (e.g. ['scripted']), got "
+                f"{self.policies!r}"
+            )
         policies = tuple(
             p if isinstance(p, PolicySpec) else PolicySpec(str(p)) for p in self.policies
         )
@@ -227,6 +235,11 @@ class RunOptions:
             not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1
         ):
             raise InvalidArgument(f"threads must be an integer >= 1 or None, got {self.threads!r}")
+        if self.progress is not None and not isinstance(self.progress, bool):
+            raise InvalidArgument(
+                f"progress must be True, False or None (the terminal decides), got "
+                f"{self.progress!r}"
+            )
 
     @classmethod
     def from_command(
@@ -357,11 +370,17 @@ def _reconcile_manifest(
     manifest = None if problem is not None else read_manifest(folder)
     wanted = spec.identity()
     if manifest is None:
-        if (folder / EPISODES_FILE).exists() and (folder / EPISODES_FILE).stat().st_size:
-            raise SweepMismatch(
-                f"{folder} holds {EPISODES_FILE} but no sweep record ({MANIFEST_FILE}), so "
-                f"its episodes cannot be matched to this sweep; use another --out folder"
-            )
+        episodes = folder / EPISODES_FILE
+        if episodes.exists() and episodes.stat().st_size:
+            record = f"no sweep record ({MANIFEST_FILE}" + (f": {problem})" if problem else ")")
+            if not overwrite:
+                raise SweepMismatch(
+                    f"{folder} holds {EPISODES_FILE} but {record}, so its episodes cannot be "
+                    f"matched to this sweep; use another --out folder, or pass --overwrite to "
+                    f"replace them with this sweep's"
+                )
+            logger.warning("--overwrite: %s replaced (%s)", episodes, record)
+            episodes.unlink()
         manifest = {
             "version": MANIFEST_VERSION,
             **wanted,
@@ -527,6 +546,13 @@ def run_sweep(
     (never another sweep's). ``KeyboardInterrupt`` stops it cleanly: every finished episode
     is on disk; run it again to resume.
     """
+    if not isinstance(spec, SweepSpec):
+        raise InvalidArgument(f"spec must be a SweepSpec, got {type(spec).__name__}")
+    if options is not None and not isinstance(options, RunOptions):
+        raise InvalidArgument(
+            f"options must be a RunOptions (e.g. RunOptions(executor='serial')), got "
+            f"{type(options).__name__}"
+        )
     options = options or RunOptions()
     folder = output_path(out_dir)
     if folder.exists() and not folder.is_dir():

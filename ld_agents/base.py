@@ -245,6 +245,17 @@ class ActPolicy(Policy):
             return list(batch(observations))
         return [self.inner.act(o) for o in observations]
 
+    @property
+    def batch_episodes(self) -> bool:
+        """Whether sweeps step many episodes together through it: as the wrapped object
+        says (its ``batch_episodes``), else when it has an ``act_batch`` of its own. An
+        object with ``act`` alone plays one episode at a time, reset per episode, so its
+        episodes do not depend on the sweep's chunks."""
+        flag = getattr(self.inner, "batch_episodes", None)
+        if isinstance(flag, bool):
+            return flag
+        return callable(getattr(self.inner, "act_batch", None))
+
 
 def _load_builtin_policies() -> None:
     """Import the modules whose ``@register`` decorators fill the registry (once)."""

@@ -159,6 +159,26 @@ def test_a_plain_act_object_plays_in_a_sweep(tmp_path) -> None:
     assert result.ran == 3 and {r["steps"] for r in result.records} == {100}
 
 
+class _BatchingStayPut(_StayPut):
+    def act_batch(self, observations: list) -> list:
+        return [self.act(o) for o in observations]
+
+
+@ld_agents.register("test_batching_stay_put", "pursuit")
+def _batching_stay_put(env_id: str, seed: int | None = None) -> _BatchingStayPut:
+    return _BatchingStayPut()
+
+
+def test_a_plain_act_object_plays_one_episode_at_a_time() -> None:
+    """The wrapper of an act-only object does not make it a batching policy (it would be
+    reset per chunk, not per episode, and its episodes would depend on the chunk size);
+    an object with its own act_batch batches."""
+    from benchmarks.rollout import wants_batching
+
+    assert not wants_batching(ld_agents.make("test_stay_put", "Pursuit-v0"))
+    assert wants_batching(ld_agents.make("test_batching_stay_put", "Pursuit-v0"))
+
+
 def test_a_factory_returning_no_policy_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="returned NoneType, not a policy"):
         ld_agents.make("test_returns_none", "Pursuit-v0")

@@ -248,6 +248,41 @@ def test_twentyone_policy_plays(tiny_twentyone: Path) -> None:
     assert abs(sum(summarize(records)[k] for k in ("win", "loss", "draw")) - 1) < 1e-9
 
 
+@pytest.mark.parametrize("option", ["deterministic", "mask_area"])
+def test_boolean_options_refuse_strings(option: str) -> None:
+    """ "false" is not False (bool("false") is True): refused, naming the option."""
+    with pytest.raises(InvalidArgument, match=f"{option} must be True or False"):
+        ld_agents.make("rl", "Pursuit-v0", **{option: "false"})
+
+
+def test_a_resumed_bench_never_mixes_two_models(tmp_path: Path, tiny_twentyone: Path) -> None:
+    """bench pins the RL model's content in the sweep's manifest: after the file changes
+    (retrained, or replaced by --ship --overwrite), resuming the folder is refused rather
+    than mixing the two models' episodes."""
+    import shutil
+
+    from benchmarks.bench import bench_spec
+    from benchmarks.sweep import RunOptions, SweepMismatch, run_sweep
+    from ld_agents.lora.adapters import RunMismatch
+    from ld_agents.rl.policy import model_sha256
+
+    model = tmp_path / "m.zip"
+    shutil.copy(tiny_twentyone, model)
+    out = tmp_path / "sweep"
+    kwargs = {"path": str(model)}
+    spec = bench_spec("TwentyOne-v0", ["rl"], out, episodes=4, policy_kwargs=kwargs)
+    assert spec.policies[0].kwargs["model_sha256"] == model_sha256(model)
+    run_sweep(spec, out, RunOptions(progress=False))
+    shutil.copy(default_model_path("twentyone"), model)  # another model, same path
+    again = bench_spec("TwentyOne-v0", ["rl"], out, episodes=4, policy_kwargs=kwargs)
+    with pytest.raises(SweepMismatch, match="model_sha256"):
+        run_sweep(again, out, RunOptions(progress=False))
+    with pytest.raises(RunMismatch, match="content fingerprint"):
+        ld_agents.make(
+            "rl", "TwentyOne-v0", path=model, model_sha256=spec.policies[0].kwargs["model_sha256"]
+        )
+
+
 def test_missing_model_fails_with_the_fix(tmp_path: Path) -> None:
     """A missing model path names the training command."""
     with pytest.raises(InvalidArgument, match=r"ld-gym train-rl --game"):

@@ -984,3 +984,41 @@ def test_drop_policy_removes_one_row_so_it_can_be_played_again_with_new_settings
     after = load_records(tmp_path / EPISODES_FILE)[0]
     assert {record_key(r): r for r in after if r["policy"] == "scripted"} == before
     assert [p["kwargs"] for p in load_sweep(tmp_path).manifest["policies"]] == [{}, {"seed": 3}]
+
+
+@pytest.mark.parametrize(
+    "build,words",
+    [
+        (lambda: PolicySpec("scripted", label="../../evil"), "slashes"),
+        (lambda: SweepSpec("Pursuit-v0", "scripted", 2, 0), "list of PolicySpec"),
+        (lambda: SweepSpec("Pursuit-v0", ["scripted"], 10**20, 0), "at most 10,000,000"),
+        (lambda: RunOptions(progress="no"), "progress must be"),
+    ],
+)
+def test_sweep_settings_of_the_wrong_kind_are_refused_naming_them(build, words):
+    """A label that would name files outside the folder, a policy list given as one string
+    (read as its letters), an episode count no sweep could plan and a progress flag that is
+    not a bool are refused at once."""
+    with pytest.raises(InvalidArgument, match=words):
+        build()
+
+
+def test_run_sweep_refuses_options_of_the_wrong_type_before_writing(tmp_path):
+    """A dict where RunOptions is wanted is refused, and nothing is written."""
+    spec = SweepSpec("Pursuit-v0", [PolicySpec("scripted")], 2, 0)
+    with pytest.raises(InvalidArgument, match="options must be a RunOptions"):
+        run_sweep(spec, tmp_path / "s", {"executor": "serial"})  # type: ignore[arg-type]
+    assert not (tmp_path / "s").exists()
+
+
+def test_overwrite_replaces_episodes_that_no_sweep_record_explains(tmp_path):
+    """Episodes in a folder without a sweep record are refused with the advice to pass
+    --overwrite, and --overwrite then replaces them (it used to refuse again)."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "episodes.jsonl").write_text('{"policy": "x", "episode": 0}\n')
+    spec = SweepSpec("Pursuit-v0", [PolicySpec("scripted")], 2, 0)
+    with pytest.raises(SweepMismatch, match="pass --overwrite"):
+        run_sweep(spec, folder, RunOptions(progress=False))
+    result = run_sweep(spec, folder, RunOptions(progress=False), overwrite=True)
+    assert [r["policy"] for r in result.records] == ["scripted", "scripted"]

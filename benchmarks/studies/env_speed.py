@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    for flag in ("steps", "repeats"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     rows = run(args.steps, args.repeats)
     print(f"{'case':<36} {'steps/s':>10} {'x Blackjack':>12}")
     for row in rows:

@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restricted", action="store_true", help="PursuitRestricted rules")
     parser.add_argument("--out", help="Markdown file (a JSON beside it)")
     args = parser.parse_args(argv)
+    if args.episodes < 1 or args.seed < 0:
+        parser.error(f"--episodes must be >= 1 and --seed >= 0, got {args.episodes}, {args.seed}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     env_id = "PursuitRestricted-v0" if args.restricted else "Pursuit-v0"

@@ -250,6 +250,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baselines", action="store_true", help="also time every baseline")
     parser.add_argument("--json", default=None, help="write the figures to this file")
     args = parser.parse_args(argv)
+    for flag in ("episodes", "repeats"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    from ld_agents.base import known_policies
+    from ld_envs.errors import LdGymError
+
+    try:
+        known = known_policies(args.env)
+    except LdGymError as exc:  # an unknown --env
+        parser.error(str(exc))
+    if args.policy not in known:
+        parser.error(f"--policy {args.policy!r} is not a policy of {args.env}")
 
     load_start = os.getloadavg()
     result = measure_overhead(args.env, args.policy, args.episodes, args.repeats)

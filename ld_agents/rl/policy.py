@@ -11,6 +11,7 @@ The features and wrappers stay importable from here, as before the package was s
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ld_agents.base import Policy, register
+from ld_agents.lora.adapters import RunMismatch
 from ld_agents.rl.features import (
     FEATURES,
     N_PURSUIT_FEATURES,
@@ -65,6 +67,26 @@ def default_model_path(game: str) -> Path:
     return models_dir() / DEFAULT_MODELS[game]
 
 
+def model_sha256(path: str | Path) -> str:
+    """The content fingerprint (sha256) of a saved model file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_model_pin(path: Path, pin: str | None) -> None:
+    """Refuse a model file whose content differs from ``pin`` (``None``: no pin): a sweep
+    that pinned it would otherwise mix two models' episodes when it resumes."""
+    if pin is not None and (got := model_sha256(path)) != pin:
+        raise RunMismatch(
+            f"RL model {path} has content fingerprint {got}, but {pin} was asked for (the "
+            "model was retrained or replaced since the run that pinned it): rerun into "
+            "another output folder, or restore the pinned model"
+        )
+
+
 class RLPolicy(Policy):
     """A saved ``MaskablePPO`` model behind ``act(obs)``.
 
@@ -79,7 +101,9 @@ class RLPolicy(Policy):
     ``size`` must be the board the model was trained on unless the model's config says
     otherwise (read from the JSON beside the zip when there is one); so does
     ``mask_area`` (``False`` for a model trained with :class:`AreaBlindMask`: the area's
-    cells are then left in its mask, as in its training).
+    cells are then left in its mask, as in its training). ``model_sha256`` pins the model
+    file's content (:func:`model_sha256`): another file is refused (``ld-gym bench`` pins
+    it, so a resumed sweep never mixes two models' episodes).
     """
 
     def __init__(
@@ -93,8 +117,12 @@ class RLPolicy(Policy):
         model: Any = None,
         mask_area: bool | None = None,
         rule_mask: str = "env",
+        model_sha256: str | None = None,
     ) -> None:
         super().__init__(seed)
+        for name, value in (("deterministic", deterministic), ("mask_area", mask_area)):
+            if not isinstance(value, (bool, np.bool_)) and value is not None:
+                raise InvalidArgument(f"{name} must be True or False, got {value!r}")
         if rule_mask not in ("env", "base"):
             raise InvalidArgument(f"rule_mask must be 'env' or 'base', got {rule_mask!r}")
         #: "env": the env's mask (new rules included: the rule is given for free);
@@ -116,6 +144,7 @@ class RLPolicy(Policy):
                     f"no RL model at {self.path}; train one with `ld-gym train-rl --game "
                     f"{game}` or pass path= to a MaskablePPO .zip"
                 )
+            check_model_pin(self.path, model_sha256)
             model = MaskablePPO.load(str(self.path), device=device)
             self.config = load_model_config(self.path)
         else:
@@ -234,6 +263,7 @@ def _rl_pursuit(
     side: str = "pursuers",
     mask_area: bool | None = None,
     rule_mask: str = "env",
+    model_sha256: str | None = None,
 ) -> RLPolicy:
     if side != "pursuers":
         raise InvalidArgument("the rl policy plays the pursuers; for the evader use 'greedy'")
@@ -245,6 +275,7 @@ def _rl_pursuit(
         seed=seed,
         mask_area=mask_area,
         rule_mask=rule_mask,
+        model_sha256=model_sha256,
     )
 
 
@@ -254,8 +285,11 @@ def _rl_twentyone(
     path: str | Path | None = None,
     deterministic: bool = True,
     seed: int | None = None,
+    model_sha256: str | None = None,
 ) -> RLPolicy:
-    return RLPolicy("twentyone", path, deterministic=deterministic, seed=seed)
+    return RLPolicy(
+        "twentyone", path, deterministic=deterministic, seed=seed, model_sha256=model_sha256
+    )
 
 
 __all__ = [
@@ -272,9 +306,11 @@ __all__ = [
     "RLPolicy",
     "action_masks_of",
     "area_blind",
+    "check_model_pin",
     "default_model_path",
     "game_of_env",
     "load_model_config",
+    "model_sha256",
     "models_dir",
     "pursuit_features",
     "twentyone_features",
