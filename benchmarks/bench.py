@@ -105,7 +105,7 @@ def bench_spec(
         extra = dict(env_kwargs.get(hooks.opponent_kwargs_key) or {})
         extra.setdefault("model", other_model)
         env_kwargs[hooks.opponent_kwargs_key] = extra
-    elif opponent_model and other in (None, *hooks.builtin_opponents):
+    elif opponent_model:  # the other side takes no model: it would be dropped unseen
         raise InvalidArgument(
             f"--evader-model needs --evader naming an LLM policy, not {other or 'the default'}"
         )

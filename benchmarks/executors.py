@@ -13,9 +13,11 @@ chunk), so that W workers never run W times the cores' threads.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -115,11 +117,38 @@ def _execute_processes(
         pool.shutdown(wait=clean, cancel_futures=True)
 
 
-def _run_chunk_with_threads(task: ChunkTask, threads: int | None) -> list[dict[str, Any]]:
-    """A Ray task: set the worker's torch threads (Ray reuses workers), then play."""
+def _run_chunk_with_threads(
+    task: ChunkTask,
+    threads: int | None,
+    modules: Sequence[str] = (),
+    paths: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """A Ray task: set the worker's torch threads (Ray reuses workers), import the modules
+    that registered the sweep's own policies (from the driver's import ``paths``), then
+    play. Ray workers run none of the driver's code, so its registrations are not there."""
     if threads is not None:
         use_threads(threads, environ=True)
+    for path in paths:
+        if path not in sys.path:
+            sys.path.append(path)
+    for module in modules:
+        importlib.import_module(module)
     return run_chunk(task)
+
+
+def user_policy_modules(tasks: Sequence[ChunkTask]) -> list[str]:
+    """The modules outside ld-gym that registered the tasks' policies (a user's
+    ``my_policies``), for workers that import nothing of the driver's; a policy registered
+    in a script run as ``__main__`` cannot be imported there and is left out."""
+    from ld_agents.base import factory
+
+    own = ("ld_agents", "ld_envs", "benchmarks", "__main__")
+    found: list[str] = []
+    for task in tasks:
+        module = getattr(factory(task.policy.name, task.env_id), "__module__", None) or ""
+        if module and module.split(".")[0] not in own and module not in found:
+            found.append(module)
+    return found
 
 
 def _execute_ray(
@@ -147,7 +176,8 @@ def _execute_ray(
             )
         started = True
     remote = ray.remote(num_cpus=1, max_retries=0)(_run_chunk_with_threads)
-    refs = [remote.remote(t, threads) for t in tasks]
+    modules, paths = user_policy_modules(tasks), [p for p in sys.path if p]
+    refs = [remote.remote(t, threads, modules, paths) for t in tasks]
     clean = False
     try:
         pending = list(refs)

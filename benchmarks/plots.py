@@ -497,8 +497,11 @@ def plot_sweep(
             seed=manifest["seed"],
             render=gif,
         )
+        # each file is recorded as made as soon as it is written, so that a rerun after an
+        # interruption (the GIF takes longest) may make it again
         written.append(plot_trajectories(trace, out / f"trajectory_{tag}_{label}.png"))
+        mark_made(written[-1:])
         if gif:
             written.append(save_gif(trace.frames, out / f"episode_{tag}_{label}.gif"))
-        mark_made(written[-2 if gif else -1 :])
+            mark_made(written[-1:])
     return written

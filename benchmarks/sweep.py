@@ -227,6 +227,11 @@ class RunOptions:
             raise unknown_name("executor", self.executor, list(EXECUTORS))
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
             raise InvalidArgument(f"workers must be an integer >= 1, got {self.workers!r}")
+        if self.executor == "serial" and self.workers > 1:
+            raise InvalidArgument(
+                f"the serial executor runs one worker, not {self.workers}; use the process or "
+                f"ray executor for parallel workers"
+            )
         if not isinstance(self.sync_every, int) or self.sync_every < 1:
             raise InvalidArgument(f"sync_every must be an integer >= 1, got {self.sync_every!r}")
         if not isinstance(self.sync_after, (int, float)) or not self.sync_after > 0:

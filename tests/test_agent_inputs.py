@@ -214,3 +214,16 @@ def test_llm_and_cheap_policy_arguments_refused_before_loading(
     # each would load the model first if the check came after (seconds): it comes first
     with pytest.raises(InvalidArgument, match=message):
         ld_agents.make(name, env_id, **kwargs)
+
+
+def test_ray_workers_are_told_which_modules_registered_the_policies() -> None:
+    """A policy registered by a module of the user's (this test module) is named for Ray
+    workers to import, which run none of the driver's code; ld-gym's own are not."""
+    from benchmarks.executors import user_policy_modules
+    from benchmarks.specs import ChunkTask, PolicySpec
+
+    def task(name: str) -> ChunkTask:
+        return ChunkTask("Pursuit-v0", {}, PolicySpec(name), 0, 0, (0,), (0,), "c")
+
+    assert user_policy_modules([task("test_stay_put"), task("scripted")]) == [__name__]
+    assert user_policy_modules([task("scripted"), task("random")]) == []

@@ -189,3 +189,24 @@ def test_entropy_plot_of_the_selection_study(tmp_path):
     path = plot_entropies(result, tmp_path / "e.png")
     img = iio.imread(path)
     assert img.shape[1] > 1.5 * img.shape[0]  # two panels side by side
+
+
+def test_an_interrupted_plot_resumes(sweep_folder, tmp_path, monkeypatch):
+    """Stopped while its GIF is drawn, the same plot command runs again: the trajectory
+    written before the stop was recorded as its own at once (a rerun refused it)."""
+    out = tmp_path / "figs"
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(plots, "save_gif", stop)
+        with pytest.raises(KeyboardInterrupt):
+            plots.plot_sweep(sweep_folder, out=out, policies=["scripted"], gif=True)
+    assert (out / "trajectory_figure5_scripted.png").is_file()
+    written = plots.plot_sweep(sweep_folder, out=out, policies=["scripted"], gif=True)
+    assert sorted(p.name for p in written) == [
+        "bars.png",
+        "episode_figure5_scripted.gif",
+        "trajectory_figure5_scripted.png",
+    ]

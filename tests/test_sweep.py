@@ -831,6 +831,11 @@ def test_cli_bench_prints_the_table_and_saves_it(tmp_path, capsys):
         (["--policies", "scripted", "--evader", "fox"], "unknown evader 'fox'"),
         (["--policies", "scripted", "--paired", "scripted,ghost"], "policy label 'ghost'"),
         (["--policies", "scripted", "--paper-family", "GPT"], "unknown paper model family"),
+        (
+            ["--policies", "scripted", "--evader", "random", "--evader-model", "hf:embedded"],
+            "--evader-model needs --evader naming an LLM policy, not random",
+        ),
+        (["--policies", "scripted", "--executor", "serial", "--workers", "2"], "one worker"),
     ],
 )
 def test_cli_bad_input_exits_1_with_a_message_and_no_traceback(tmp_path, capsys, argv, text):
@@ -993,6 +998,7 @@ def test_drop_policy_removes_one_row_so_it_can_be_played_again_with_new_settings
         (lambda: SweepSpec("Pursuit-v0", "scripted", 2, 0), "list of PolicySpec"),
         (lambda: SweepSpec("Pursuit-v0", ["scripted"], 10**20, 0), "at most 10,000,000"),
         (lambda: RunOptions(progress="no"), "progress must be"),
+        (lambda: RunOptions(executor="serial", workers=2), "serial executor runs one worker"),
     ],
 )
 def test_sweep_settings_of_the_wrong_kind_are_refused_naming_them(build, words):
