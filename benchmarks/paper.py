@@ -61,13 +61,14 @@ class PaperColumn:
 def paper_column(
     env_id: str, family: str = DEFAULT_FAMILY, path: Path | str = PAPER_FILE
 ) -> PaperColumn | None:
-    """The paper's rows of ``env_id``'s table for a model family (``None`` if it has none)."""
+    """The paper's rows of ``env_id``'s table for a model family (``None`` if it has none,
+    or for the family ``none``: no paper column)."""
     doc = _paper_doc(str(path))
-    if doc is None:
+    if doc is None or family.lower() == "none":
         return None
     families = doc["families"]
     if family not in families:
-        raise unknown_name("paper model family", family, list(families))
+        raise unknown_name("paper model family", family, [*families, "none"])
     table = doc["tables"].get(env_id)
     if table is None:
         return None

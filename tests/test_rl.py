@@ -197,6 +197,15 @@ def test_short_training_beats_random_on_a_small_board(tmp_path: Path) -> None:
     assert trained["mean_reward"] > random["mean_reward"] + 0.1, (trained, random)
     for name in ("model.json", "progress.csv", "model_curve.png"):
         assert (tmp_path / name).is_file(), name
+    json.loads((tmp_path / "model.json").read_text(), parse_constant=pytest.fail)  # strict
+
+
+def test_run_records_hold_no_bare_nan() -> None:
+    """An evaluation without successes has no mean steps: recorded as null, not NaN."""
+    from ld_agents.rl.train import _finite
+
+    row = {"mean_steps_success": float("nan"), "rows": [1.5, float("inf")], "ok": 2}
+    assert _finite(row) == {"mean_steps_success": None, "rows": [1.5, None], "ok": 2}
 
 
 def test_subproc_vec_env_reads_masks_from_the_env(tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ importable from here, as before the package was split.
 from __future__ import annotations
 
 import csv
-import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -255,7 +255,7 @@ def _train(config: RLConfig, out: Path, model_name: str, plot: bool) -> TrainRes
     model.save(str(model_path))
     vec.close()
 
-    from ld_agents.files import git_commit
+    from ld_agents.files import git_commit, write_json_atomic
 
     meta = {
         "config": config.to_json(),
@@ -274,7 +274,7 @@ def _train(config: RLConfig, out: Path, model_name: str, plot: bool) -> TrainRes
         },
     }
     config_path = out / f"{model_name}.json"
-    config_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_json_atomic(config_path, _finite(meta))  # no bare NaN: strict JSON readers refuse it
     curve_path: Path | None = out / f"{model_name}_curve.png" if plot else None
     if curve_path is not None:
         try:
@@ -300,6 +300,18 @@ def _train(config: RLConfig, out: Path, model_name: str, plot: bool) -> TrainRes
         evals=callback.rows,
         reached_at=callback.reached_at,
     )
+
+
+def _finite(value: Any) -> Any:
+    """A copy of JSON data with NaN and infinities as ``None`` (e.g. the mean steps of
+    successes when an evaluation had none)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 __all__ = [
