@@ -63,6 +63,8 @@ def content_pin(name: str, env_id: str, kwargs: Mapping[str, Any]) -> dict[str, 
     from ld_agents.lora import adapter_sha256
 
     given = kwargs.get("adapter", "default")
+    if name == "kd" and given is None:  # kd's None is its shipped adapter
+        given = "default"
     if given in (None, "", "none"):  # no adapter loaded: nothing to pin
         return {}
     if given == "default":
@@ -109,15 +111,19 @@ def bench_spec(
         raise InvalidArgument(
             f"--evader-model needs --evader naming an LLM policy, not {other or 'the default'}"
         )
+    old = read_manifest(out) if out.is_dir() and manifest_problem(out) is None else None
+    recorded = {p["label"]: p.get("kwargs") or {} for p in (old or {}).get("policies", [])}
     specs = []
     for name in policies:
         kwargs = dict(policy_kwargs or {})
         if model and takes(name, env_id, "model"):
             kwargs.setdefault("model", model)
-        kwargs.update(content_pin(name, env_id, kwargs))
+        pin = content_pin(name, env_id, kwargs)
+        if name in recorded and not set(pin) & set(recorded[name]):
+            pin = {}  # a row recorded before bench pinned files resumes as it was recorded
+        kwargs.update(pin)
         specs.append(PolicySpec(name, kwargs))
     if chunk_size is None:
-        old = read_manifest(out) if out.is_dir() and manifest_problem(out) is None else None
         chunk_size = int(old.get("chunk_size", DEFAULT_CHUNK_SIZE)) if old else DEFAULT_CHUNK_SIZE
     return SweepSpec(
         env_id=env_id,

@@ -176,7 +176,7 @@ def _execute_ray(
             )
         started = True
     remote = ray.remote(num_cpus=1, max_retries=0)(_run_chunk_with_threads)
-    modules, paths = user_policy_modules(tasks), [p for p in sys.path if p]
+    modules, paths = user_policy_modules(tasks), [p or os.getcwd() for p in sys.path]
     refs = [remote.remote(t, threads, modules, paths) for t in tasks]
     clean = False
     try:

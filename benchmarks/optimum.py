@@ -220,8 +220,9 @@ def exact_column(
 #: than the exact21 record walked gets its own exact figures
 SOLVED_POLICIES = ("scripted", "dealer", "random")
 #: kwargs that do not change an exact figure (the seed) or are matched elsewhere (the
-#: adapter, by its fingerprint: ``pins``)
-_NEUTRAL_KWARGS = frozenset({"seed", "adapter", "adapter_sha256"})
+#: adapter, by its fingerprint: ``pins``); the rl model's fingerprint, which ``ld-gym
+#: bench`` pins, is read as the model the row names, as an unpinned row's is
+_NEUTRAL_KWARGS = frozenset({"seed", "adapter", "adapter_sha256", "model_sha256"})
 
 
 def policy_setting(

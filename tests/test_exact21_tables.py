@@ -157,3 +157,12 @@ def test_adapter_pins_read_an_unpinned_row_as_the_adapter_it_names_now() -> None
     other = default_adapter("pursuit")
     assert adapter_pins(manifest({"adapter": str(other)}))["ld"] == adapter_sha256(other)
     assert adapter_pins(manifest({"adapter": "no/such/dir"}))["ld"].startswith("missing")
+
+
+def test_a_pinned_rl_row_keeps_its_exact_figures():
+    """bench pins the rl model file (model_sha256); the exact walk's record, made with the
+    default kwargs, still matches the row (the pin is read like the model it names)."""
+    from benchmarks.optimum import policy_setting
+
+    pinned = policy_setting("rl", {"model_sha256": "ab" * 32}, {})
+    assert pinned == policy_setting("rl", {}, {})

@@ -292,6 +292,22 @@ def test_a_resumed_bench_never_mixes_two_models(tmp_path: Path, tiny_twentyone: 
         )
 
 
+def test_a_bench_folder_recorded_without_pins_still_resumes(tmp_path: Path) -> None:
+    """A row recorded before bench pinned files (no model_sha256) resumes as recorded,
+    not refused as another sweep."""
+    from benchmarks.bench import bench_spec
+    from benchmarks.sweep import PolicySpec, RunOptions, SweepSpec, check_resume, run_sweep
+
+    out = tmp_path / "old"
+    old = SweepSpec("TwentyOne-v0", [PolicySpec("rl")], 4, 0)
+    run_sweep(old, out, RunOptions(progress=False))
+    again = bench_spec("TwentyOne-v0", ["rl"], out, episodes=4)
+    assert "model_sha256" not in again.policies[0].kwargs
+    check_resume(again, out)
+    fresh = bench_spec("TwentyOne-v0", ["rl"], tmp_path / "new", episodes=4)
+    assert "model_sha256" in fresh.policies[0].kwargs
+
+
 def test_missing_model_fails_with_the_fix(tmp_path: Path) -> None:
     """A missing model path names the training command."""
     with pytest.raises(InvalidArgument, match=r"ld-gym train-rl --game"):

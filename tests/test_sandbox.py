@@ -289,6 +289,32 @@ def test_network_is_unreachable_when_a_namespace_is_available(worker):
     assert res.ok and res.value.startswith("blocked"), res
 
 
+SWALLOWS_BY_RAISING = """
+def stubborn():
+    while True:
+        try:
+            try:
+                while True:
+                    pass
+            finally:
+                raise ValueError()
+        except ValueError:
+            pass
+"""
+
+
+def test_a_cpu_limit_swallowed_by_a_raising_finally_still_stops_the_call(worker):
+    """A finally block that raises replaces the CPU-limit exception, which an outer except
+    then catches (the static check cannot see this): the next signal stops the worker,
+    and the call answers 'cpu' well before the wall clock."""
+    assert check_source(SWALLOWS_BY_RAISING, ["stubborn"]) == []
+    assert worker.load("stubborn", SWALLOWS_BY_RAISING).ok
+    res = worker.call("stubborn", [])
+    assert res.kind == "cpu", res
+    assert res.seconds < worker.limits.wall_seconds
+    assert still_usable(worker)
+
+
 def test_a_dying_worker_is_a_crash_with_its_status_not_a_timeout(worker):
     """A worker that exits mid-call is reported as a crash at once, with its exit status."""
     assert load_unchecked(worker, "quit7", _escape("quit7", "g['_exit'](7)")).ok

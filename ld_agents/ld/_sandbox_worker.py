@@ -24,6 +24,14 @@ Protocol: one JSON object per line both ways. Requests ``{"op": "load", "key", "
 ``{"ok": true, "value": ...}`` or ``{"ok": false, "kind": ..., "message": ...}``.
 """
 
+# ruff: noqa: E402 (the import path is cut before the other imports)
+import os
+import sys
+
+# Python 3.10 has no -P: drop the script's own folder from the import path before
+# anything else is imported, so that only the standard library is importable
+sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != os.path.dirname(__file__)]
+
 # Modules untrusted code may import, and (for partial modules) the names it may take.
 import bisect
 import collections
@@ -34,10 +42,8 @@ import heapq
 import itertools
 import json
 import math
-import os
 import resource
 import signal
-import sys
 import traceback
 
 PURE_MODULES = {
@@ -106,9 +112,18 @@ _ceil = math.ceil
 _PARENT = os.getppid()
 
 
+#: the exit status of a worker whose call swallowed its CPU limit (read as "cpu")
+CPU_EXIT = 75
+#: SIGXCPU signals since the current call's budget was set
+_signals = [0]
+
+
 def _on_sigxcpu(signum, frame):
     if os.getppid() != _PARENT:  # orphaned (the parent died mid-call): stop spinning
         os._exit(3)
+    _signals[0] += 1
+    if _signals[0] > 1:  # the first one was swallowed (a finally that raised): stop here
+        os._exit(CPU_EXIT)
     raise CpuLimitExceeded("CPU-time limit reached")
 
 
@@ -180,6 +195,7 @@ class Worker:
         spent = used.ru_utime + used.ru_stime
         soft = _ceil(spent + max(seconds, 0.001))
         _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        _signals[0] = 0
         resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard), hard))
 
     def _release_cpu(self):

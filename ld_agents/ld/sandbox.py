@@ -25,8 +25,9 @@ model) never runs unchecked:
    functions reloaded); the caller goes on.
 
 What is enforced at the OS level (see :attr:`SandboxWorker.enforcement` for what took
-effect on this machine): ``RLIMIT_AS`` (memory), ``RLIMIT_CPU`` (per call, via SIGXCPU, and
-a lifetime cap), ``RLIMIT_FSIZE=0`` (no file growth), ``RLIMIT_NOFILE`` (a handful of
+effect on this machine): ``RLIMIT_AS`` (memory), ``RLIMIT_CPU`` (per call, via SIGXCPU: a
+second signal in one call, the first caught by the code, ends the worker; and a lifetime
+cap), ``RLIMIT_FSIZE=0`` (no file growth), ``RLIMIT_NOFILE`` (a handful of
 descriptors), ``RLIMIT_NPROC=0`` (no fork; binds only for a non-root user, so a root parent's
 worker drops to ``nobody``), a private network namespace when ``unshare`` is permitted,
 plus a wall-clock kill from the parent. Not enforced: no seccomp filter (system calls are
@@ -65,6 +66,8 @@ WORKER_SCRIPT = Path(__file__).with_name("_sandbox_worker.py")
 #: (Python 3.11+) no script folder on ``sys.path``; the isolated mode's ``-E`` is left out
 #: so that the worker reads ``PYTHONHASHSEED`` from :data:`WORKER_ENV`, its whole environment
 WORKER_FLAGS = ("-s", "-S", "-B", *(("-P",) if sys.version_info >= (3, 11) else ()))
+#: the worker's exit status when a call swallowed its CPU limit (its ``CPU_EXIT``)
+WORKER_CPU_EXIT = 75
 #: the worker's whole environment: a fixed hash seed, so that a function's set and dict
 #: orders are the same in every worker (validated in one, played in another)
 WORKER_ENV = {"PATH": "/nonexistent", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0"}
@@ -603,6 +606,8 @@ def _json_default(obj: Any) -> Any:
 
 
 _ENFORCEMENT_LOGGED = False
+#: reloads after a restart that may time out or crash before the function is dropped
+RELOAD_TRIES = 2
 #: what :meth:`SandboxWorker._read` returns when the worker closed its output (it died)
 _EOF: dict[str, Any] = {"ok": False, "kind": "crash", "message": "end of output"}
 
@@ -639,6 +644,7 @@ class SandboxWorker:
         self._loaded: dict[str, _Loaded] = {}
         #: functions dropped because their reload after a restart failed: key -> why
         self._dropped: dict[str, str] = {}
+        self._reload_failures: dict[str, int] = {}
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- process
@@ -658,10 +664,15 @@ class SandboxWorker:
             msg = {"op": "load", "key": key, "name": item.name, "source": item.source}
             reply = self._request({**msg, "cpu": self.limits.cpu_seconds}, start=False)
             if reply.ok:
+                self._reload_failures.pop(key, None)
                 continue
-            logger.warning("reloading %s after a restart failed (%s); it is dropped", key, reply)
-            del self._loaded[key]
-            self._dropped[key] = f"its reload after a worker restart failed: {reply}"
+            failures = self._reload_failures[key] = self._reload_failures.get(key, 0) + 1
+            # a timeout or crash may be the machine's load: one more try before dropping
+            if reply.kind not in ("timeout", "crash") or failures >= RELOAD_TRIES:
+                logger.warning("reloading %s after a restart failed (%s); dropped", key, reply)
+                del self._loaded[key]
+                self._reload_failures.pop(key, None)
+                self._dropped[key] = f"its reload after a worker restart failed: {reply}"
             if self._proc is None:
                 return False
         return True
@@ -766,6 +777,14 @@ class SandboxWorker:
                         f"no answer within {self.limits.wall_seconds:g} s wall-clock; the worker "
                         "was killed and will restart"
                     ),
+                )
+            if code == WORKER_CPU_EXIT:  # a second CPU-limit signal: the first was swallowed
+                return CallResult(
+                    False,
+                    kind="cpu",
+                    seconds=seconds,
+                    message="CPU-time limit reached (and caught by the code): the worker was "
+                    "stopped and will restart",
                 )
             return CallResult(
                 False,
