@@ -295,6 +295,36 @@ def test_scoring_rejected_by_server_is_a_clear_error(
         _backend(server.url).loglikelihood([("a", " b")])
 
 
+def _generated_not_echoed(path: str, body: dict[str, Any], headers: dict[str, str]) -> Reply:
+    """A server that ignores echo and max_tokens=0: one generated token, not the prompt."""
+    lp = {"tokens": [" x"], "token_logprobs": [-1.0], "text_offset": [0]}
+    return 200, {"choices": [{"text": " x", "logprobs": lp}]}, {}
+
+
+@pytest.mark.parametrize(
+    "logprobs",
+    [
+        [],
+        {"tokens": ["a", " b"], "token_logprobs": ["x", "y"], "text_offset": [0, 1]},
+        {"tokens": ["a", " b"], "token_logprobs": [None, -1.0], "text_offset": [None, 1]},
+        {"tokens": ["a", " b"], "token_logprobs": [None, float("nan")], "text_offset": [0, 1]},
+        {"tokens": ["a", " b"], "token_logprobs": [None, 5.0], "text_offset": [0, 1]},
+    ],
+)
+def test_scoring_refuses_log_probs_that_are_not_the_prompts(
+    serve: Callable[[Handler], _Server], logprobs: Any
+) -> None:
+    """A server that generated instead of echoing, or answered malformed log-probs
+    (strings, null offsets, NaN, positive), is a BackendError, never a number."""
+
+    def malformed(path: str, body: dict[str, Any], headers: dict[str, str]) -> Reply:
+        return 200, {"choices": [{"text": "a b", "logprobs": logprobs}]}, {}
+
+    for handler in (_generated_not_echoed, malformed):
+        with pytest.raises(BackendError):
+            _backend(serve(handler).url).loglikelihood([("a", " b")])
+
+
 def test_straddling_token_counts_for_continuation() -> None:
     """A token across the context/continuation boundary is counted with the continuation."""
     tokens, lps, offs = ["<bos>", "ab", "cd"], [None, -1.0, -2.0], [0, 5, 7]
@@ -367,7 +397,10 @@ def test_spec_options_and_extra_query(serve: Callable[[Handler], _Server]) -> No
     assert server.calls[0][0] == "/v1/completions?api-version=7"
 
 
-@pytest.mark.parametrize("query", ["api=stream", "concurrency=0", "timeout=abc", "retries=-1"])
+@pytest.mark.parametrize(
+    "query",
+    ["api=stream", "concurrency=0", "timeout=abc", "retries=-1", "timeout=nan", "backoff=inf"],
+)
 def test_bad_options_are_clear_errors(query: str) -> None:
     """Out-of-range options fail with InvalidArgument naming the option."""
     with pytest.raises(InvalidArgument, match=query.split("=")[0]):

@@ -212,3 +212,21 @@ def test_cli_writes_under_runs_by_default(tmp_path: Path, monkeypatch: Any) -> N
         "cells_in_reach"
     )
     assert (out / "pursuit.report.json").is_file() and (out / "pursuit.report.md").is_file()
+
+
+@pytest.mark.parametrize("report", ["same", "report.md"])
+def test_cli_refuses_a_report_path_that_would_replace_the_base(
+    tmp_path: Path, capsys: Any, report: str
+) -> None:
+    """--report equal to --out (or ending in .md, where the Markdown copy goes) would
+    overwrite the kept functions or the JSON report: refused before the teacher is asked."""
+    from benchmarks.cli.main import main
+
+    out = tmp_path / "base.json"
+    answer = tmp_path / "answer.txt"
+    answer.write_text("no functions")
+    path = out if report == "same" else tmp_path / report
+    argv = ["teach", "--game", "pursuit", "--model", "given", "--answer-file", str(answer)]
+    rc = main([*argv, "--out", str(out), "--report", str(path)])
+    assert rc == 1 and "would write" in capsys.readouterr().err
+    assert not out.exists()

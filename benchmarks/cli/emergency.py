@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.cli.arguments import positive, seed
+from benchmarks.cli.arguments import out_path, positive, seed
 
 HELP = "the small model writes the function for a new rule; validate it; add it to the base"
 
@@ -54,10 +54,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=positive, default=160, help="longest completion")
     parser.add_argument("--name", default=None, help="file stem and function name")
     parser.add_argument(
-        "--out", default=None, help="extension file (default: runs/emergency/NAME.json)"
+        "--out",
+        type=out_path,
+        default=None,
+        help="extension file (default: runs/emergency/NAME.json)",
     )
     parser.add_argument(
-        "--report-dir", default="runs/emergency/reports", help="folder of NAME.json + NAME.md"
+        "--report-dir",
+        type=out_path,
+        default="runs/emergency/reports",
+        help="folder of NAME.json + NAME.md",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.cli.arguments import positive, seed, seeds
+from benchmarks.cli.arguments import out_path, positive, seed, seeds
 
 HELP = "new rules at test time: the small model writes each rule's function, then play"
 
@@ -22,7 +22,9 @@ HELP = "new rules at test time: the small model writes each rule's function, the
 def configure(parser: argparse.ArgumentParser) -> None:
     from benchmarks.emergency_suite import POLICIES
 
-    parser.add_argument("--out", default="runs/emergency_suite", help="output folder")
+    parser.add_argument(
+        "--out", type=out_path, default="runs/emergency_suite", help="output folder"
+    )
     parser.add_argument(
         "--episodes", type=positive, default=50, help="episodes per rule and policy"
     )

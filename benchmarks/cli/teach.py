@@ -56,6 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ld_agents.files import check_output_file, mark_made
     from ld_agents.ld.teach import DEFAULT_OUT_DIR, run_teach, teacher_prompt
+    from ld_envs.errors import InvalidArgument
 
     if args.print_prompt:
         print(teacher_prompt(args.game))
@@ -63,7 +64,15 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or DEFAULT_OUT_DIR / f"{args.game}.json"
     out = check_output_file(out, overwrite=args.overwrite, replaceable=False)
     json_report = args.report or out.with_suffix(".report.json")
+    written = {out.resolve()}
     for path in (json_report, json_report.with_suffix(".md")):
+        if path.resolve() in written:  # one file would replace the other
+            raise InvalidArgument(
+                f"--report {json_report} would write {path} twice (the base, the JSON report "
+                "and its Markdown copy beside it need three files); give --report a path "
+                "ending in .json that differs from --out"
+            )
+        written.add(path.resolve())
         check_output_file(path, overwrite=args.overwrite, option="--report")
     report, path = run_teach(
         args.game,

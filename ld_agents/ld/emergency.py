@@ -356,12 +356,14 @@ def write_rule_function(
     if not isinstance(temperature, (int, float)) or not 0 <= temperature < float("inf"):
         raise InvalidArgument(f"temperature must be a number >= 0, got {temperature!r}")
     check_seed(seed)
-    target = relate_rule(text, rule)
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidArgument(f"the rule text must be a non-empty string, got {text!r}")
     name = name or function_name(text)
     check_function_name(name)
     spec = writer_backend_spec(model, adapter) if backend is None else getattr(backend, "spec", "")
     if backend is None:
         check_spec(spec)
+    target = relate_rule(text, rule)  # may load the retrieval encoder: after the cheap checks
     result = EmergencyResult(
         text=" ".join(text.split()),
         stage=target.stage,

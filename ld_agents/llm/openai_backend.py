@@ -25,6 +25,7 @@ says so. The API key is sent only as a header; it never appears in logs, errors 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import threading
@@ -68,6 +69,8 @@ def _as_float(name: str, value: object, low: float) -> float:
         out = float(str(value))
     except ValueError:
         raise InvalidArgument(f"option {name}={value!r} is not a number") from None
+    if not math.isfinite(out):
+        raise InvalidArgument(f"option {name} must be a finite number, got {value!r}")
     if out < low:
         raise InvalidArgument(f"option {name} must be >= {low}, got {out}")
     return out
@@ -306,10 +309,15 @@ class OpenAIBackend(Backend):
                         f"{exc.detail}; name the model in the spec (?model=NAME)"
                     ) from None
                 data = listing.get("data") if isinstance(listing, dict) else None
-                if not data:
+                if not (
+                    isinstance(data, list)
+                    and data
+                    and isinstance(data[0], dict)
+                    and data[0].get("id")
+                ):
                     raise BackendError(
-                        f"{_redact_url(self._url('models'))} lists no model; "
-                        "name one in the spec (?model=NAME)"
+                        f"{_redact_url(self._url('models'))} lists no model (no "
+                        f"data[0].id in {str(listing)[:120]}); name one in the spec (?model=NAME)"
                     )
                 self._model = str(data[0]["id"])
                 logger.info("openai backend: using model %r", self._model)
@@ -357,8 +365,13 @@ class OpenAIBackend(Backend):
         if self.api == "chat":
             payload["messages"] = [{"role": "user", "content": req.context}]
             data = self._post("chat/completions", payload, "generation")
-            text = _first_choice(data, self._url("chat/completions")).get("message") or {}
-            text = text.get("content") or ""
+            message = _first_choice(data, self._url("chat/completions")).get("message") or {}
+            if not isinstance(message, dict):
+                raise BackendError(
+                    f"{_redact_url(self._url('chat/completions'))} answered a message that is "
+                    f"not an object: {str(message)[:120]}"
+                )
+            text = message.get("content") or ""
         else:
             payload["prompt"] = req.context
             data = self._post("completions", payload, "generation")
@@ -390,33 +403,54 @@ class OpenAIBackend(Backend):
         data = self._post("completions", payload, "scoring")
         url = _redact_url(self._url("completions"))
         choice = _first_choice(data, url)
-        lp = choice.get("logprobs") or {}
-        tokens, values, offsets = (lp.get(k) for k in ("tokens", "token_logprobs", "text_offset"))
-        if not tokens or values is None or offsets is None or len(values) != len(tokens):
-            raise BackendError(
-                f"POST {url} returned no prompt log-probs for echo=true, logprobs=1: this server "
-                "cannot score continuations. Use an hf: or vllm: backend for selection by "
-                "scoring, or a server that supports echo with logprobs (vLLM's does)"
-            )
-        # a server that generated anyway: drop tokens past the echoed prompt's text
-        text = str(choice.get("text") or "")
-        extra = len(text) - len(prompt) if text.startswith(prompt) else 0
-        ends = [o + len(t) for o, t in zip(offsets, tokens, strict=True)]
-        keep = len(tokens)
-        if extra > 0:
-            limit = ends[-1] - extra
-            keep = sum(1 for e in ends if e <= limit)
-        total, count = continuation_logprob(
-            tokens[:keep], values[:keep], offsets[:keep], len(continuation)
-        )
-        if count == 0:
-            raise BackendError(f"POST {url}: no token of the continuation found in the echo")
+        try:
+            total = _echo_score(choice, prompt, continuation, url)
+        except (TypeError, ValueError, AttributeError) as exc:  # a malformed logprobs object
+            raise BackendError(f"POST {url} returned malformed log-probs: {exc}") from None
         self._count(data.get("usage"))
         return total
 
     def close(self) -> None:
         """Close the HTTP connections (safe to call twice)."""
         self._client.close()
+
+
+def _echo_score(choice: dict[str, Any], prompt: str, continuation: str, url: str) -> float:
+    """The continuation's summed log-prob from a choice's echoed prompt log-probs, checked:
+    the echo must be the prompt (its tokens' text ends with the continuation; a server that
+    ignored ``echo`` and generated instead fails here) and each log-prob a number <= 0."""
+    lp = choice.get("logprobs") or {}
+    tokens, values, offsets = (lp.get(k) for k in ("tokens", "token_logprobs", "text_offset"))
+    if not tokens or values is None or offsets is None or len(values) != len(tokens):
+        raise BackendError(
+            f"POST {url} returned no prompt log-probs for echo=true, logprobs=1: this server "
+            "cannot score continuations. Use an hf: or vllm: backend for selection by "
+            "scoring, or a server that supports echo with logprobs (vLLM's does)"
+        )
+    tokens, offsets = [str(t) for t in tokens], [int(o) for o in offsets]
+    # a server that generated anyway: drop tokens past the echoed prompt's text
+    text = str(choice.get("text") or "")
+    extra = len(text) - len(prompt) if text.startswith(prompt) else 0
+    ends = [o + len(t) for o, t in zip(offsets, tokens, strict=True)]
+    keep = len(tokens)
+    if extra > 0:
+        limit = ends[-1] - extra
+        keep = sum(1 for e in ends if e <= limit)
+    if not "".join(tokens[:keep]).endswith(continuation):
+        raise BackendError(
+            f"POST {url}: the log-probs are not those of the prompt (its tokens do not end with "
+            f"the continuation {continuation[:40]!r}): the server did not echo the prompt, so "
+            "it cannot score"
+        )
+    for v in values[:keep]:
+        if v is not None and not (math.isfinite(float(v)) and float(v) <= 1e-6):
+            raise BackendError(f"POST {url} returned a log-prob that is not a number <= 0: {v!r}")
+    total, count = continuation_logprob(
+        tokens[:keep], values[:keep], offsets[:keep], len(continuation)
+    )
+    if count == 0:
+        raise BackendError(f"POST {url}: no token of the continuation found in the echo")
+    return total
 
 
 def _parse_retry_after(value: str | None) -> float | None:

@@ -105,6 +105,8 @@ def _number(name: str, value: object, kind: type[int] | type[float], low: float)
         out = kind(str(value))
     except ValueError:
         raise InvalidArgument(f"option {name}={value!r} is not a {kind.__name__}") from None
+    if out != out or out in (float("inf"), float("-inf")):
+        raise InvalidArgument(f"option {name} must be a finite number, got {value!r}")
     if out < low:
         raise InvalidArgument(f"option {name} must be >= {low}, got {out}")
     return out
