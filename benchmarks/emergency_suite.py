@@ -139,6 +139,32 @@ def select(rules: Sequence[SuiteRule], only: Sequence[str] | None) -> list[Suite
 # --------------------------------------------------------------------------- writing
 
 
+def _check_written(
+    entry: dict[str, Any],
+    rule: SuiteRule,
+    spec: str,
+    samples: int,
+    seeds: Sequence[int],
+    path: Path,
+) -> None:
+    """Refuse to resume a rule that ``path`` records as written with another model, sample
+    count, seeds or rule text (the suite's table would mix two runs)."""
+    recorded = {
+        "model": entry.get("model"),
+        "samples": entry.get("samples_per_set"),
+        "seeds": [s.get("seed") for s in entry.get("sets", [])],
+        "text": entry.get("text"),
+    }
+    wanted = {"model": spec, "samples": samples, "seeds": list(seeds), "text": rule.text}
+    diff = [k for k in wanted if recorded[k] != wanted[k]]
+    if diff:
+        what = "; ".join(f"{k}: recorded {recorded[k]!r}, asked {wanted[k]!r}" for k in diff)
+        raise InvalidArgument(
+            f"{path} records rule {rule.label!r} written with other settings ({what}); use "
+            "another --out folder, or the recorded settings to resume"
+        )
+
+
 def write_functions(
     rules: Sequence[SuiteRule],
     out: Path,
@@ -155,10 +181,14 @@ def write_functions(
 
     path = out / "writing.json"
     done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    spec = writer_backend_spec(model, adapter)
+    for rule in rules:  # a rule written with other settings is never taken as this run's
+        if rule.label in done:
+            _check_written(done[rule.label], rule, spec, samples, seeds, path)
     todo = [r for r in rules if r.label not in done]
     if not todo:
         return done
-    backend = get_backend(writer_backend_spec(model, adapter))
+    backend = get_backend(spec)
     with SandboxWorker() as worker:
         for rule in todo:
             sets = []

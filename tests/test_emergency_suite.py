@@ -89,3 +89,21 @@ def test_a_run_of_some_rules_keeps_the_others_in_the_report(tmp_path):
     text = path.read_text()
     for rule in suite_rules():
         assert f"| {rule.label} | {rule.split} | 4 | 1 |" in text
+
+
+def test_writing_recorded_with_other_settings_is_not_resumed(tmp_path):
+    """A rule that writing.json records as written by another model, with other samples
+    or seeds, is refused before any model is built (the suite would mix two runs); the
+    same settings resume without writing again."""
+    from benchmarks.emergency_suite import write_functions
+
+    rule = suite_rules()[0]
+    spec = "openai:http://127.0.0.1:9/v1?model=a"
+    entry = {"model": spec, "samples_per_set": 2, "text": rule.text, "sets": [{"seed": 7}]}
+    (tmp_path / "writing.json").write_text(json.dumps({rule.label: entry}))
+    same = write_functions([rule], tmp_path, 2, [7], spec, None)
+    assert same == {rule.label: entry}
+    other = spec.replace("model=a", "model=b")
+    for args in ((2, [7], other), (4, [7], spec), (2, [0, 1000], spec)):
+        with pytest.raises(InvalidArgument, match="other settings"):
+            write_functions([rule], tmp_path, *args, None)
