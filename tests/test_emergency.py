@@ -223,3 +223,16 @@ def test_a_written_function_records_the_writer_adapter_fingerprint(tmp_path):
     )
     assert _spec_adapter_sha256("hf:embedded") is None
     assert _spec_adapter_sha256("openai:http://host/v1?model=m") is None
+
+
+def test_a_rule_file_that_is_not_json_is_one_clear_error(tmp_path):
+    """--rule FILE.json with bad JSON, or a missing file, names the file (it was a
+    JSONDecodeError traceback, or read as an unknown rule kind)."""
+    from ld_agents.ld.emergency import read_rule_arg
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{bad")
+    with pytest.raises(InvalidArgument, match="is not a JSON rule spec"):
+        read_rule_arg(str(bad))
+    with pytest.raises(InvalidArgument, match="no JSON file"):
+        read_rule_arg(str(tmp_path / "missing.json"))

@@ -411,3 +411,16 @@ def test_url_without_scheme_is_a_clear_error() -> None:
     """A target that is not an http(s) URL fails with an example of a good spec."""
     with pytest.raises(InvalidArgument, match="http://"):
         make_backend("openai:localhost:8000?model=m")
+
+
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [({"until": ", 8"}, "tuple of stop strings"), ({"max_new_tokens": 1.5}, "must be an int")],
+)
+def test_generation_requests_refuse_a_stop_string_or_a_fractional_length(
+    kwargs: dict[str, Any], words: str
+) -> None:
+    """until=", 8" would stop at each character (every backend returned ''), and 1.5
+    tokens is no length: both refused when the request is made."""
+    with pytest.raises(InvalidArgument, match=words):
+        GenerationRequest("x", **kwargs)

@@ -14,6 +14,7 @@ import pytest
 from benchmarks.cli.main import main as cli_main
 from ld_agents.ld.base import load_function_base
 from ld_agents.ld.teach import extract_json, function_dicts, teacher_prompt
+from ld_envs.errors import InvalidArgument
 
 GOOD = {
     "name": "cells_in_reach",
@@ -230,3 +231,13 @@ def test_cli_refuses_a_report_path_that_would_replace_the_base(
     rc = main([*argv, "--out", str(out), "--report", str(path)])
     assert rc == 1 and "would write" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_binary_answer_file_is_one_clear_error(tmp_path: Path) -> None:
+    """An answer file that is not UTF-8 text is an InvalidArgument naming it."""
+    from ld_agents.ld.teach import run_teach
+
+    answer = tmp_path / "answer.bin"
+    answer.write_bytes(b"\x00\xff\xfe")
+    with pytest.raises(InvalidArgument, match="not UTF-8"):
+        run_teach("pursuit", "given", out=tmp_path / "b.json", answer_file=answer)

@@ -481,8 +481,13 @@ def read_rule_arg(value: str | None) -> Any:
     if value == rw.AREA_KIND:
         return value
     path = Path(value)
-    if value.endswith(".json") and path.is_file():
-        return json.loads(path.read_text())
+    if value.endswith(".json"):
+        if not path.is_file():
+            raise InvalidArgument(f"--rule: no JSON file at {value}")
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise InvalidArgument(f"--rule: {value} is not a JSON rule spec: {exc}") from None
     return pursuit_rules.parse_rules(value)[0] if value.strip().startswith("{") else value
 
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ld_envs.errors import InvalidArgument
+
 logger = logging.getLogger(__name__)
 
 #: the start of the answer given to local (completion) models
@@ -505,7 +507,14 @@ def run_teach(
     ``.report.json``) and its Markdown beside it. ``answer_file``: a saved teacher answer
     to process instead of asking. Returns the report and its path."""
     out = Path(out) if out is not None else DEFAULT_OUT_DIR / f"{game}.json"
-    answer = Path(answer_file).read_text() if answer_file else None
+    answer = None
+    if answer_file:
+        try:
+            answer = Path(answer_file).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidArgument(
+                f"answer file {answer_file} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
     result = teach(
         game,
         model,

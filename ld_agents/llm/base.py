@@ -21,6 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from urllib.parse import parse_qsl
 
 from ld_agents.registry import Registry
@@ -43,6 +44,13 @@ class GenerationRequest:
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.until, str) or not all(isinstance(u, str) for u in self.until):
+            raise InvalidArgument(
+                f"until must be a tuple of stop strings, e.g. ('\\n',), got {self.until!r} "
+                "(a string would stop at each of its characters)"
+            )
+        if not isinstance(self.max_new_tokens, Integral) or isinstance(self.max_new_tokens, bool):
+            raise InvalidArgument(f"max_new_tokens must be an int, got {self.max_new_tokens!r}")
         if self.max_new_tokens < 1:
             raise InvalidArgument(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if not isinstance(self.temperature, (int, float)) or not 0 <= self.temperature <= 10:
