@@ -54,10 +54,11 @@ def content_pin(name: str, env_id: str, kwargs: Mapping[str, Any]) -> dict[str, 
     if key is None or key in kwargs or not takes(name, env_id, key):
         return {}
     if name == "rl":
-        from ld_agents.rl.policy import default_model_path, model_sha256
+        from ld_agents.llm.embedded import file_sha256
+        from ld_agents.rl.policy import default_model_path
 
         path = Path(kwargs.get("path") or default_model_path(game_of(env_id)))
-        return {key: model_sha256(path)} if path.is_file() else {}
+        return {key: file_sha256(path)} if path.is_file() else {}
     from ld_agents.kd import default_adapter as kd_adapter
     from ld_agents.ld.policy import default_adapter as ld_adapter
     from ld_agents.lora import adapter_sha256

@@ -139,10 +139,6 @@ def select(rules: Sequence[SuiteRule], only: Sequence[str] | None) -> list[Suite
 # --------------------------------------------------------------------------- writing
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
 def _check_written(
     entry: dict[str, Any],
     rule: SuiteRule,
@@ -153,21 +149,15 @@ def _check_written(
 ) -> None:
     """Refuse to resume a rule that ``path`` records as written with another model, sample
     count, seeds or rule text (the suite's table would mix two runs)."""
-    recorded = {
+    seeds_recorded = [s.get("seed") for s in entry.get("sets", [])]
+    recorded = {  # None: the record lacks it (a hand-made or partial record): not compared
         "model": entry.get("model"),
         "samples": entry.get("samples_per_set"),
-        "seeds": [s.get("seed") for s in entry.get("sets", [])],
+        "seeds": seeds_recorded if seeds_recorded and None not in seeds_recorded else None,
         "text": entry.get("text"),
     }
     wanted = {"model": spec, "samples": samples, "seeds": list(seeds), "text": rule.text}
-    # a field the record lacks (a hand-made or partial record) is not compared
-    diff = [
-        k
-        for k in wanted
-        if recorded[k] not in (None, [])
-        and None not in _as_list(recorded[k])
-        and recorded[k] != wanted[k]
-    ]
+    diff = [k for k in wanted if recorded[k] is not None and recorded[k] != wanted[k]]
     if diff:
         what = "; ".join(f"{k}: recorded {recorded[k]!r}, asked {wanted[k]!r}" for k in diff)
         raise InvalidArgument(

@@ -327,10 +327,15 @@ def draw_start_in(
 
 
 def no_start_reason(
-    rules: Sequence[pursuit_rules.Rule], size: int, area: Area | None = None
+    rules: Sequence[pursuit_rules.Rule],
+    size: int,
+    area: Area | None = None,
+    pockets: Collection[Cell] | None = None,
 ) -> str | None:
     """Why no start can lead to a capture under the static ``rules`` (and ``area``), or
-    ``None`` when some start can; the free cells of each piece are named."""
+    ``None`` when some start can; the free cells of each piece are named. ``pockets``:
+    the rules' :func:`~ld_envs.pursuit_rules.capture_pockets` beside ``area``, when the
+    caller has them already."""
     area_cells = pursuit_rules.rect_cells(area) if area is not None else set()
     forbidden = pursuit_rules.static_forbidden(rules, size)
     free = {
@@ -344,7 +349,7 @@ def no_start_reason(
             f"the rules forbid every cell of the {size}x{size} board{where} to "
             f"{', '.join(none_free)} (cells free per piece: {counts})"
         )
-    regions = pursuit_rules.start_regions(rules, size, MOVES, area_cells)
+    regions = pursuit_rules.start_regions(rules, size, MOVES, area_cells, pockets)
     if not regions:
         return (
             f"every region the evader may start in{where} holds a cell where it could never "
@@ -806,7 +811,8 @@ class PursuitEnv(gym.Env):
 
     def _start_regions(self) -> list[pursuit_rules.StartRegion]:
         area = pursuit_rules.rect_cells(self.area) if self.area is not None else ()
-        return pursuit_rules.start_regions(self.rules, self.size, MOVES, area)
+        pockets = self._static_rules()[1]  # kept for this episode's rules and area
+        return pursuit_rules.start_regions(self.rules, self.size, MOVES, area, pockets)
 
     def _make_evader(self, evader: str | Any) -> Any:
         if isinstance(evader, str):
@@ -979,7 +985,7 @@ class PursuitEnv(gym.Env):
         cells = pursuit_rules.rect_cells(area) if area is not None else ()
         if pursuit_rules.capture_pockets(rules, self.size, cells):
             return None
-        return None if no_start_reason(rules, self.size, area) else rules
+        return None if no_start_reason(rules, self.size, area, pockets=()) else rules
 
     def _draw_rules_and_area(
         self, redraw_area: bool, avoid: Sequence[Cell] = ()

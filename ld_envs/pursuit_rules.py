@@ -1046,14 +1046,16 @@ def start_regions(
     size: int,
     pursuer_moves: Sequence[Cell],
     area_cells: Iterable[Cell] = (),
+    pockets: Collection[Cell] | None = None,
 ) -> list[StartRegion]:
     """Every region the evader may start in under the static rules, with the cells each
     pursuer may start on for it (see :class:`StartRegion`); empty when the rules leave the
     evader no region where it can be caught. Pursuer moves must be symmetric (a move and
-    its reverse), as the game's are."""
+    its reverse), as the game's are. ``pockets``: :func:`capture_pockets` of the same rules
+    and area, when the caller has them already (computed here otherwise)."""
     area = set(area_cells)
     sets = static_forbidden(rules, size)
-    pockets = set(capture_pockets(rules, size, area))
+    pockets = set(capture_pockets(rules, size, area) if pockets is None else pockets)
     evader_blocked = set(sets["evader"]) | area
     comps = [_components(size, pursuer_moves, set(sets[name]) | area) for name in PURSUERS]
     seen: set[Cell] = set()

@@ -272,15 +272,15 @@ def test_a_resumed_bench_never_mixes_two_models(tmp_path: Path, tiny_twentyone: 
 
     from benchmarks.bench import bench_spec
     from benchmarks.sweep import RunOptions, SweepMismatch, run_sweep
+    from ld_agents.llm.embedded import file_sha256
     from ld_agents.lora.adapters import RunMismatch
-    from ld_agents.rl.policy import model_sha256
 
     model = tmp_path / "m.zip"
     shutil.copy(tiny_twentyone, model)
     out = tmp_path / "sweep"
     kwargs = {"path": str(model)}
     spec = bench_spec("TwentyOne-v0", ["rl"], out, episodes=4, policy_kwargs=kwargs)
-    assert spec.policies[0].kwargs["model_sha256"] == model_sha256(model)
+    assert spec.policies[0].kwargs["model_sha256"] == file_sha256(model)
     run_sweep(spec, out, RunOptions(progress=False))
     shutil.copy(default_model_path("twentyone"), model)  # another model, same path
     again = bench_spec("TwentyOne-v0", ["rl"], out, episodes=4, policy_kwargs=kwargs)

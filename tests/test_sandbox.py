@@ -16,6 +16,7 @@ import pytest
 from ld_agents.ld.sandbox import (
     ALLOWED_MODULES,
     SAFE_BUILTINS,
+    WORKER_CPU_EXIT,
     WORKER_SCRIPT,
     CallResult,
     Limits,
@@ -526,7 +527,8 @@ def whitelist_differences(
 
 
 def test_worker_whitelists_agree_with_the_static_check():
-    """The worker's copies of the builtins and modules whitelists equal sandbox.py's."""
+    """The worker's copies of the builtins and modules whitelists, and of the exit status
+    of a swallowed CPU limit, equal sandbox.py's."""
     w = _worker_module()
     problems = whitelist_differences("builtins", SAFE_BUILTINS, w.SAFE_BUILTIN_NAMES)
     problems += whitelist_differences("modules", ALLOWED_MODULES, w.PURE_MODULES)
@@ -537,6 +539,8 @@ def test_worker_whitelists_agree_with_the_static_check():
     ]
     if len(set(w.SAFE_BUILTIN_NAMES)) != len(w.SAFE_BUILTIN_NAMES):
         problems.append("builtins: the worker lists a name twice")
+    if w.CPU_EXIT != WORKER_CPU_EXIT:  # the status the parent reads as "cpu"
+        problems.append(f"exit status: the worker's CPU_EXIT {w.CPU_EXIT} != {WORKER_CPU_EXIT}")
     assert not problems, "the sandbox's two whitelists differ:\n" + "\n".join(problems)
 
 

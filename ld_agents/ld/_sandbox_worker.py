@@ -24,13 +24,15 @@ Protocol: one JSON object per line both ways. Requests ``{"op": "load", "key", "
 ``{"ok": true, "value": ...}`` or ``{"ok": false, "kind": ..., "message": ...}``.
 """
 
-# ruff: noqa: E402 (the import path is cut before the other imports)
 import os
 import sys
 
 # Python 3.10 has no -P: drop the script's own folder from the import path before
-# anything else is imported, so that only the standard library is importable
-sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != os.path.dirname(__file__)]
+# anything else is imported, so that only the standard library is importable (only when
+# run as the worker: a test that imports this file keeps its own path)
+if __name__ == "__main__":
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != _HERE]
 
 # Modules untrusted code may import, and (for partial modules) the names it may take.
 import bisect

@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -105,7 +106,7 @@ def _number(name: str, value: object, kind: type[int] | type[float], low: float)
         out = kind(str(value))
     except ValueError:
         raise InvalidArgument(f"option {name}={value!r} is not a {kind.__name__}") from None
-    if out != out or out in (float("inf"), float("-inf")):
+    if not math.isfinite(out):
         raise InvalidArgument(f"option {name} must be a finite number, got {value!r}")
     if out < low:
         raise InvalidArgument(f"option {name} must be >= {low}, got {out}")

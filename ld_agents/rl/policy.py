@@ -11,7 +11,6 @@ The features and wrappers stay importable from here, as before the package was s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ld_agents.base import Policy, register
+from ld_agents.llm.embedded import file_sha256
 from ld_agents.lora.adapters import RunMismatch
 from ld_agents.rl.features import (
     FEATURES,
@@ -67,19 +67,10 @@ def default_model_path(game: str) -> Path:
     return models_dir() / DEFAULT_MODELS[game]
 
 
-def model_sha256(path: str | Path) -> str:
-    """The content fingerprint (sha256) of a saved model file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_model_pin(path: Path, pin: str | None) -> None:
     """Refuse a model file whose content differs from ``pin`` (``None``: no pin): a sweep
     that pinned it would otherwise mix two models' episodes when it resumes."""
-    if pin is not None and (got := model_sha256(path)) != pin:
+    if pin is not None and (got := file_sha256(path)) != pin:
         raise RunMismatch(
             f"RL model {path} has content fingerprint {got}, but {pin} was asked for (the "
             "model was retrained or replaced since the run that pinned it): rerun into "
@@ -102,7 +93,7 @@ class RLPolicy(Policy):
     otherwise (read from the JSON beside the zip when there is one); so does
     ``mask_area`` (``False`` for a model trained with :class:`AreaBlindMask`: the area's
     cells are then left in its mask, as in its training). ``model_sha256`` pins the model
-    file's content (:func:`model_sha256`): another file is refused (``ld-gym bench`` pins
+    file's content (its sha256): another file is refused (``ld-gym bench`` pins
     it, so a resumed sweep never mixes two models' episodes).
     """
 
@@ -310,7 +301,6 @@ __all__ = [
     "default_model_path",
     "game_of_env",
     "load_model_config",
-    "model_sha256",
     "models_dir",
     "pursuit_features",
     "twentyone_features",
